@@ -1,0 +1,185 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import SwitchboardCore
+import Synchronization
+
+/// HTTP in and out: consumers bind methods and paths on the node's HTTP listener
+/// (Hummingbird); producers call HTTP services with AsyncHTTPClient.
+public struct HTTPAdapter: Adapter {
+    /// Node-wide HTTP settings (the node config's `http:` section).
+    public struct Configuration: Sendable {
+        /// Address the listener binds.
+        public var host: String
+        /// Port the listener binds; 0 picks a free one.
+        public var port: Int
+        /// Largest request body accepted, unless a route sets `maxBodySize`.
+        public var maxBodySize: Int
+        /// Close client connections idle this long.
+        public var idleTimeout: Duration?
+        /// Pooled keep-alive connections per backend host.
+        public var maxConnectionsPerHost: Int
+        /// Default connect timeout for producers.
+        public var connectTimeout: Duration
+
+        public init(
+            host: String = "127.0.0.1",
+            port: Int = 8080,
+            maxBodySize: Int = 10 * 1024 * 1024,
+            idleTimeout: Duration? = .seconds(60),
+            maxConnectionsPerHost: Int = 64,
+            connectTimeout: Duration = .seconds(5)
+        ) {
+            self.host = host
+            self.port = port
+            self.maxBodySize = maxBodySize
+            self.idleTimeout = idleTimeout
+            self.maxConnectionsPerHost = maxConnectionsPerHost
+            self.connectTimeout = connectTimeout
+        }
+    }
+
+    public static let spec = EndpointSpec(
+        schemes: ["http", "https"],
+        summary: "HTTP in (routes bind a method and path on the node's listener) and out (pooled keep-alive requests).",
+        consumerSyntax: "http:/PATH[?method=POST] (PATH may hold {captures}, exposed as headers)",
+        producerSyntax: "http[s]://HOST[:PORT]/PATH[?QUERY] (query parameters that are not options are sent on)",
+        options: [
+            OptionSpec("method", .choice(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
+                       doc: "Consumer: the method bound (default: any). Producer: the method used (default: the message's http.method, else POST with a body and GET without)."),
+            OptionSpec("maxBodySize", .size, roles: [.consumer],
+                       doc: "Largest request body accepted; larger ones get 413 (default: the node's http.max-body-size, 10MiB)."),
+            OptionSpec("connectTimeout", .duration, roles: [.producer],
+                       doc: "Time allowed to open a connection (default: the node's http.connect-timeout, 5s)."),
+            OptionSpec("timeout", .duration, default: "30s", roles: [.producer],
+                       doc: "Time allowed for the whole request and reply."),
+            OptionSpec("failOnServerError", .bool, default: "true", roles: [.producer],
+                       doc: "Treat a 5xx reply as a failure of the step (4xx replies always pass through)."),
+            OptionSpec("maxResponseSize", .size, default: "64MiB", roles: [.producer],
+                       doc: "Largest reply body accepted."),
+        ],
+        producerKeepsUnknownQuery: true
+    )
+
+    public let configuration: Configuration
+    let listener: HTTPListener
+    let clients: ClientPool
+
+    public init(configuration: Configuration = Configuration(), logger: Logger = Logger(label: "switchboard.http")) {
+        self.configuration = configuration
+        self.listener = HTTPListener(configuration: configuration, logger: logger)
+        self.clients = ClientPool(configuration: configuration)
+    }
+
+    /// The port the listener bound, once it is accepting connections.
+    public var boundPort: Int {
+        get async { await listener.boundPort.value }
+    }
+
+    public func makeConsumer(_ endpoint: Endpoint) throws -> any Consumer {
+        let binding = HTTPListener.Binding(
+            method: endpoint.options.string("method"),
+            path: try PathTemplate(endpoint.path),
+            maxBodySize: endpoint.options.size("maxBodySize") ?? configuration.maxBodySize
+        )
+        guard !endpoint.hasAuthority else {
+            throw EndpointError("an HTTP consumer is a path on the node's listener, as in http:/orders; the listen address is set in the node config (http.listen)")
+        }
+        listener.register(binding)
+        return HTTPConsumer(binding: binding)
+    }
+
+    public func makeProducer(_ endpoint: Endpoint) throws -> any Producer {
+        guard endpoint.hasAuthority, let host = endpoint.host else {
+            throw EndpointError("an HTTP producer needs a host, as in http://127.0.0.1:9000/orders")
+        }
+        var url = "\(endpoint.scheme)://\(host.contains(":") ? "[\(host)]" : host)"
+        if let port = endpoint.port { url += ":\(port)" }
+        url += endpoint.path.isEmpty ? "/" : endpoint.path
+        if !endpoint.query.isEmpty {
+            url += "?" + endpoint.query.map { "\(queryEscaped($0.name))=\(queryEscaped($0.value))" }.joined(separator: "&")
+        }
+        var authorization: String?
+        if let user = endpoint.user {
+            let credentials = "\(user):\(endpoint.password ?? "")"
+            authorization = "Basic " + Data(credentials.utf8).base64EncodedString()
+        }
+        let connectTimeout = endpoint.options.duration("connectTimeout") ?? configuration.connectTimeout
+        return HTTPProducer(
+            url: url,
+            display: endpoint.description,
+            method: endpoint.options.string("method").map { HTTPMethod(rawValue: $0) },
+            timeout: TimeAmount(endpoint.options.duration("timeout") ?? .seconds(30)),
+            failOnServerError: endpoint.options.bool("failOnServerError") ?? true,
+            maxResponseSize: endpoint.options.size("maxResponseSize") ?? 64 * 1024 * 1024,
+            authorization: authorization,
+            client: clients.client(connectTimeout: connectTimeout)
+        )
+    }
+
+    /// Two consumers conflict when they bind the same method (or both any method) on paths
+    /// of the same shape (`/orders/{id}` and `/orders/{oid}` are the same shape).
+    public func consumerBinding(_ endpoint: Endpoint) -> String? {
+        guard let path = try? PathTemplate(endpoint.path) else { return nil }
+        return "\(endpoint.options.string("method") ?? "any method") \(path.shape)"
+    }
+
+    /// Runs the listener until graceful shutdown has drained the requests in flight.
+    public func run() async throws {
+        try await listener.run()
+    }
+
+    /// Closes the client connection pools.
+    public func shutdown() async {
+        await clients.shutdown()
+    }
+}
+
+/// The HTTP clients of an adapter, one per connect timeout (a client-wide setting), made at
+/// route load and shared by every producer with that timeout.
+final class ClientPool: Sendable {
+    private let configuration: HTTPAdapter.Configuration
+    private let clients = Mutex<[Duration: HTTPClient]>([:])
+
+    init(configuration: HTTPAdapter.Configuration) {
+        self.configuration = configuration
+    }
+
+    func client(connectTimeout: Duration) -> HTTPClient {
+        clients.withLock { clients in
+            if let client = clients[connectTimeout] { return client }
+            var settings = HTTPClient.Configuration()
+            settings.timeout = .init(connect: TimeAmount(connectTimeout))
+            settings.connectionPool = .init(
+                idleTimeout: TimeAmount(configuration.idleTimeout ?? .seconds(60)),
+                concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.maxConnectionsPerHost
+            )
+            // A failed connection fails the step at once; retrying is the route's decision.
+            settings.connectionPool.retryConnectionEstablishment = false
+            settings.redirectConfiguration = .disallow
+            settings.decompression = .disabled
+            let client = HTTPClient(eventLoopGroupProvider: .shared(MultiThreadedEventLoopGroup.singleton), configuration: settings)
+            clients[connectTimeout] = client
+            return client
+        }
+    }
+
+    func shutdown() async {
+        let all = clients.withLock { clients in
+            defer { clients = [:] }
+            return Array(clients.values)
+        }
+        for client in all {
+            try? await client.shutdown()
+        }
+    }
+}
+
+private func queryEscaped(_ text: String) -> String {
+    var allowed = CharacterSet.urlQueryAllowed
+    allowed.remove(charactersIn: "&=+")
+    return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+}

@@ -1,0 +1,71 @@
+import Synchronization
+
+/// A value that is set once and awaited by any number of tasks: the port a listener bound
+/// once it is up, for example.
+public final class AsyncValue<Value: Sendable>: Sendable {
+    private enum State {
+        case waiting([CheckedContinuation<Value, Never>])
+        case set(Value)
+    }
+
+    private let state = Mutex<State>(.waiting([]))
+
+    public init() {}
+
+    /// Sets the value and wakes every waiter. Later calls are ignored.
+    public func set(_ value: Value) {
+        let waiters: [CheckedContinuation<Value, Never>] = state.withLock { state in
+            guard case .waiting(let waiters) = state else { return [] }
+            state = .set(value)
+            return waiters
+        }
+        for waiter in waiters { waiter.resume(returning: value) }
+    }
+
+    /// The value, waiting until it is set.
+    public var value: Value {
+        get async {
+            await withCheckedContinuation { continuation in
+                let ready: Value? = state.withLock { state in
+                    switch state {
+                    case .set(let value):
+                        return value
+                    case .waiting(var waiters):
+                        waiters.append(continuation)
+                        state = .waiting(waiters)
+                        return nil
+                    }
+                }
+                if let ready { continuation.resume(returning: ready) }
+            }
+        }
+    }
+
+    /// The value if it is set, without waiting.
+    public var current: Value? {
+        state.withLock { state in
+            if case .set(let value) = state { return value }
+            return nil
+        }
+    }
+}
+
+/// `text` as a JSON string literal, quotes included.
+public func jsonQuoted(_ text: String) -> String {
+    var output = "\""
+    output.reserveCapacity(text.utf8.count + 2)
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": output += "\\\""
+        case "\\": output += "\\\\"
+        case "\n": output += "\\n"
+        case "\r": output += "\\r"
+        case "\t": output += "\\t"
+        case _ where scalar.value < 0x20:
+            let hex = String(scalar.value, radix: 16)
+            output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        default: output.unicodeScalars.append(scalar)
+        }
+    }
+    return output + "\""
+}

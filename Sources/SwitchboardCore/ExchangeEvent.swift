@@ -1,0 +1,74 @@
+/// Where a step sits: its route, its position, what it is and where it was written.
+public struct StepInfo: Sendable, Hashable {
+    /// The route the step belongs to.
+    public var routeID: String
+    /// Position in the route counting nested steps depth-first from 0; stable for a given file.
+    public var index: Int
+    /// Readable position: `2`, `2.when[1].0` for the first step of a choice's second branch.
+    public var path: String
+    /// The step kind as written: `to`, `choice`, `set-header`.
+    public var kind: String
+    /// The endpoint the step talks to, credentials and secrets removed.
+    public var endpoint: String?
+    /// Where the step is written.
+    public var location: SourceLocation?
+
+    public init(routeID: String, index: Int, path: String, kind: String, endpoint: String? = nil, location: SourceLocation? = nil) {
+        self.routeID = routeID
+        self.index = index
+        self.path = path
+        self.kind = kind
+        self.endpoint = endpoint
+        self.location = location
+    }
+}
+
+/// One transition of an exchange: it entered or left a route or a step.
+public struct ExchangeEvent: Sendable {
+    public enum Phase: String, Sendable {
+        case started
+        case completed
+        case failed
+    }
+
+    public var phase: Phase
+    public var messageID: MessageID
+    public var correlationID: String
+    public var parentID: MessageID?
+    public var routeID: String
+    /// The step, or nil for the route as a whole.
+    public var step: StepInfo?
+    /// Wall-clock time of the transition, microseconds since the Unix epoch.
+    public var timestampMicros: Int64
+    /// Time the step (or route) took; nil on `started`.
+    public var duration: Duration?
+    /// Why the step failed; nil unless `phase == .failed`.
+    public var error: String?
+    /// A note from the step: the branch a choice took, whether a filter matched, a reply status.
+    public var detail: String?
+    /// Body size in bytes when the event happened.
+    public var bodySize: Int
+
+    public init(
+        phase: Phase,
+        message: Message,
+        routeID: String,
+        step: StepInfo?,
+        timestampMicros: Int64 = wallClockMicroseconds(),
+        duration: Duration? = nil,
+        error: String? = nil,
+        detail: String? = nil
+    ) {
+        self.phase = phase
+        self.messageID = message.id
+        self.correlationID = message.correlationID
+        self.parentID = message.parentID
+        self.routeID = routeID
+        self.step = step
+        self.timestampMicros = timestampMicros
+        self.duration = duration
+        self.error = error
+        self.detail = detail
+        self.bodySize = message.body.readableBytes
+    }
+}

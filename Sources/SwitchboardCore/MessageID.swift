@@ -1,0 +1,123 @@
+import Synchronization
+
+/// A message identifier: a UUID version 7 (RFC 9562), so identifiers sort by creation time.
+///
+/// The first 48 bits hold the Unix time in milliseconds. Within one millisecond a 12-bit
+/// counter (in `rand_a`) keeps identifiers made by this process strictly increasing.
+public struct MessageID: Hashable, Comparable, Sendable {
+    /// The most significant 64 bits.
+    public let high: UInt64
+    /// The least significant 64 bits.
+    public let low: UInt64
+
+    public init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    /// Makes a new, time-ordered identifier.
+    public init() {
+        let (millis, counter) = MessageID.clock.next()
+        var random = SystemRandomNumberGenerator()
+        let version: UInt64 = 0x7
+        self.high = (millis << 16) | (version << 12) | UInt64(counter & 0x0FFF)
+        let variant: UInt64 = 0b10 << 62
+        self.low = variant | (random.next() & 0x3FFF_FFFF_FFFF_FFFF)
+    }
+
+    /// Parses the canonical 8-4-4-4-12 hexadecimal form (either case).
+    public init?(_ text: some StringProtocol) {
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        var nibbles = 0
+        for (offset, byte) in text.utf8.enumerated() {
+            if byte == UInt8(ascii: "-") {
+                guard offset == 8 || offset == 13 || offset == 18 || offset == 23 else { return nil }
+                continue
+            }
+            guard let value = hexValue(byte) else { return nil }
+            if nibbles < 16 {
+                high = (high << 4) | UInt64(value)
+            } else {
+                low = (low << 4) | UInt64(value)
+            }
+            nibbles += 1
+        }
+        guard nibbles == 32, text.utf8.count == 36 else { return nil }
+        self.init(high: high, low: low)
+    }
+
+    /// The Unix time in milliseconds at which the identifier was made.
+    public var unixMilliseconds: UInt64 { high >> 16 }
+
+    /// The UUID version (7 for identifiers made here).
+    public var version: Int { Int((high >> 12) & 0xF) }
+
+    public static func < (lhs: MessageID, rhs: MessageID) -> Bool {
+        (lhs.high, lhs.low) < (rhs.high, rhs.low)
+    }
+
+    private static let clock = MonotonicMillisecondCounter()
+}
+
+extension MessageID: CustomStringConvertible {
+    /// The canonical lowercase 8-4-4-4-12 form.
+    public var description: String {
+        String(unsafeUninitializedCapacity: 36) { buffer in
+            let digits: StaticString = "0123456789abcdef"
+            var index = 0
+            func put(_ value: UInt64, nibbles: Int, shift: Int) {
+                for nibble in 0..<nibbles {
+                    let digit = Int((value >> UInt64(shift - 4 * nibble - 4)) & 0xF)
+                    buffer[index] = digits.utf8Start[digit]
+                    index += 1
+                }
+            }
+            func dash() {
+                buffer[index] = UInt8(ascii: "-")
+                index += 1
+            }
+            put(high, nibbles: 8, shift: 64)
+            dash()
+            put(high, nibbles: 4, shift: 32)
+            dash()
+            put(high, nibbles: 4, shift: 16)
+            dash()
+            put(low, nibbles: 4, shift: 64)
+            dash()
+            put(low, nibbles: 12, shift: 48)
+            return index
+        }
+    }
+}
+
+private func hexValue(_ byte: UInt8) -> UInt8? {
+    switch byte {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+    default: nil
+    }
+}
+
+/// Hands out (millisecond, counter) pairs that never go backwards, even if the wall
+/// clock does or more than 4096 identifiers are made in one millisecond.
+private final class MonotonicMillisecondCounter: Sendable {
+    private let state = Mutex<(millis: UInt64, counter: UInt16)>((0, 0))
+
+    func next() -> (UInt64, UInt16) {
+        let now = UInt64(max(0, wallClockMilliseconds()))
+        return state.withLock { state in
+            if now > state.millis {
+                var random = SystemRandomNumberGenerator()
+                // Start low in the counter space so a burst has room to count up.
+                state = (now, UInt16(random.next() & 0x01FF))
+            } else if state.counter >= 0x0FFF {
+                state = (state.millis + 1, 0)
+            } else {
+                state.counter += 1
+            }
+            return (state.millis, state.counter)
+        }
+    }
+}

@@ -1,0 +1,112 @@
+/// A protocol plugin: it owns what its endpoints share (listeners, connection pools) and
+/// builds consumers and producers from endpoints already checked against its `spec`.
+///
+/// The core never names a concrete adapter; the node's adapter catalog lists them.
+public protocol Adapter: Sendable {
+    /// The endpoint URI schemes this adapter serves and their options.
+    static var spec: EndpointSpec { get }
+
+    /// Builds the consumer a route's `from` names.
+    ///
+    /// - Parameter endpoint: The endpoint, parsed and checked against ``spec``.
+    /// - Returns: A consumer that starts delivering once its `run(_:)` is called.
+    /// - Throws: An ``EndpointError`` when the endpoint cannot be served.
+    func makeConsumer(_ endpoint: Endpoint) throws -> any Consumer
+
+    /// Builds the producer a `to` (or `wire-tap`, `multicast`) step names.
+    func makeProducer(_ endpoint: Endpoint) throws -> any Producer
+
+    /// A key that two consumers of this adapter may not share, such as the method and path
+    /// an HTTP consumer binds. Routes with equal keys are refused at load.
+    func consumerBinding(_ endpoint: Endpoint) -> String?
+
+    /// Runs what the adapter shares between endpoints (a listener, say) until cancelled
+    /// or until graceful shutdown has drained it. Adapters with nothing to run return at once.
+    func run() async throws
+
+    /// Releases what the adapter holds (client connection pools). Called once, after every
+    /// route and background job has stopped.
+    func shutdown() async
+}
+
+extension Adapter {
+    public func consumerBinding(_ endpoint: Endpoint) -> String? { nil }
+    public func run() async throws {}
+    public func shutdown() async {}
+    public func makeConsumer(_ endpoint: Endpoint) throws -> any Consumer {
+        throw EndpointError("'\(endpoint.scheme):' cannot be used in 'from'")
+    }
+    public func makeProducer(_ endpoint: Endpoint) throws -> any Producer {
+        throw EndpointError("'\(endpoint.scheme):' cannot be used in 'to'")
+    }
+}
+
+/// What a consumer calls for each exchange it takes in: runs the route and returns the
+/// final exchange (the reply, for in-out exchanges). It throws when the route failed.
+public typealias Delivery = @Sendable (Exchange) async throws -> Exchange
+
+/// Listens or polls until cancelled, handing each exchange to the engine.
+public protocol Consumer: Sendable {
+    /// Delivers exchanges until the task is cancelled or graceful shutdown begins.
+    ///
+    /// A consumer acknowledges its source (answers the HTTP request, archives the file)
+    /// only after `deliver` returned.
+    func run(_ deliver: @escaping Delivery) async throws
+}
+
+/// Sends an exchange to an endpoint and returns the resulting exchange (the reply).
+public protocol Producer: Sendable {
+    func send(_ exchange: Exchange) async throws -> Exchange
+
+    /// A short note on a reply for the trace, such as `HTTP 200`; nil when there is nothing to say.
+    func describeReply(_ reply: Exchange) -> String?
+}
+
+extension Producer {
+    public func describeReply(_ reply: Exchange) -> String? { nil }
+}
+
+/// One step of a route: every routing step and every transformer.
+public protocol Processor: Sendable {
+    func process(_ exchange: Exchange) async throws -> StepResult
+}
+
+/// A condition on an exchange, for `choice`, `filter` and the like.
+public protocol Predicate: Sendable {
+    func matches(_ exchange: Exchange) throws -> Bool
+}
+
+/// Receives every exchange event: step start, end and failure. The audit trail and the SLA
+/// monitor are observers.
+public protocol ExchangeObserver: Sendable {
+    func record(_ event: ExchangeEvent) async
+}
+
+/// What a step hands back to the route engine.
+public struct StepResult: Sendable {
+    public enum Action: Sendable {
+        /// Go on with the next step.
+        case next
+        /// End the route here; the exchange as it is now is the route's result.
+        case stop
+    }
+
+    public var exchange: Exchange
+    public var action: Action
+    /// A short note for the trace: the branch a choice took and why, whether a filter matched.
+    public var detail: String?
+
+    public init(_ exchange: Exchange, action: Action = .next, detail: String? = nil) {
+        self.exchange = exchange
+        self.action = action
+        self.detail = detail
+    }
+
+    public static func next(_ exchange: Exchange, detail: String? = nil) -> StepResult {
+        StepResult(exchange, action: .next, detail: detail)
+    }
+
+    public static func stop(_ exchange: Exchange, detail: String? = nil) -> StepResult {
+        StepResult(exchange, action: .stop, detail: detail)
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import SwitchboardCore
+import SwitchboardHTTP
+import SwitchboardRouting
+import UnixSignals
+
+/// A running Switchboard node: adapters, routes and the admin API under one service group.
+///
+/// On SIGTERM or SIGINT the node stops accepting, lets in-flight exchanges finish (up to
+/// `shutdown-timeout`), lets background work drain, closes client pools, and returns.
+public final class SwitchboardNode: Sendable {
+    public let configuration: NodeConfiguration
+    public let catalog: AdapterCatalog
+    public let engine: RouteEngine
+    let admin: AdminServer
+    let logger: Logger
+
+    /// Loads routes and builds adapters; nothing listens until ``run(gracefulShutdownSignals:)``.
+    ///
+    /// - Throws: ``ConfigurationError`` with every problem in every route file.
+    public init(configuration: NodeConfiguration, observers: [any ExchangeObserver] = [], logger: Logger) async throws {
+        self.configuration = configuration
+        self.logger = logger
+        let catalog = AdapterRegistry.makeCatalog(configuration, logger: logger)
+        self.catalog = catalog
+        do {
+            engine = try RouteLoader(catalog: catalog, observers: observers, logger: logger).load(directory: configuration.routesDirectory)
+        } catch {
+            for adapter in catalog.adapters { await adapter.shutdown() }
+            throw error
+        }
+        admin = AdminServer(listen: configuration.adminListen, token: configuration.adminToken, engine: engine, logger: logger)
+    }
+
+    /// The port the HTTP listener bound, once it listens.
+    public var httpPort: Int {
+        get async {
+            guard let http = catalog.adapters.lazy.compactMap({ $0 as? HTTPAdapter }).first else { return configuration.httpListen.port }
+            return await http.boundPort
+        }
+    }
+
+    /// The port the admin API bound, once it listens.
+    public var adminPort: Int {
+        get async { await admin.boundPort.value }
+    }
+
+    /// Runs until a signal in `gracefulShutdownSignals` or cancellation.
+    public func run(gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint]) async throws {
+        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        if configuration.adminToken == nil, !configuration.adminListen.isLoopback {
+            throw ConfigurationError([Diagnostic(
+                at: SourceLocation(file: configuration.file ?? "switchboard.yaml", line: 1, column: 1),
+                "admin.listen is \(configuration.adminListen), which is not loopback, and no admin token is set; set admin.token or SWITCHBOARD_ADMIN_TOKEN"
+            )])
+        }
+        for warning in engine.warnings {
+            logger.warning("\(warning)")
+        }
+        logger.notice("starting", metadata: [
+            "routes": "\(engine.routes.count)",
+            "config": "\(configuration.file ?? "embedded defaults")",
+            "routes-folder": "\(configuration.routesDirectory)",
+        ])
+        // Services stop in reverse order: listeners drain their requests first, then the
+        // engine stops consumers and finishes background work, then the admin API goes.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: ClosureService(name: "admin") { [admin] in try await admin.run() }),
+            .init(service: engine),
+        ]
+        for adapter in catalog.adapters {
+            services.append(.init(
+                service: ClosureService(name: "\(type(of: adapter).spec.schemes[0]) adapter") { try await adapter.run() },
+                successTerminationBehavior: .ignore
+            ))
+        }
+        var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: gracefulShutdownSignals, logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownTimeout
+        let group = ServiceGroup(configuration: groupConfiguration)
+        do {
+            try await group.run()
+        } catch {
+            for adapter in catalog.adapters { await adapter.shutdown() }
+            throw error
+        }
+        for adapter in catalog.adapters { await adapter.shutdown() }
+        logger.notice("stopped")
+    }
+}
+
+/// A service made of a closure, for the node's own listeners.
+struct ClosureService: Service, CustomStringConvertible {
+    let name: String
+    let body: @Sendable () async throws -> Void
+
+    init(name: String, _ body: @escaping @Sendable () async throws -> Void) {
+        self.name = name
+        self.body = body
+    }
+
+    func run() async throws { try await body() }
+
+    var description: String { name }
+}

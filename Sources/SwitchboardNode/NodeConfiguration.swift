@@ -1,0 +1,210 @@
+import Foundation
+import Logging
+import SwitchboardCore
+import SwitchboardRouting
+
+/// A node's settings: `switchboard.yaml`, or the embedded defaults when there is none.
+///
+/// Relative folders resolve against the config file's folder (against the working
+/// directory for the defaults).
+public struct NodeConfiguration: Sendable {
+    public struct Listen: Sendable, Equatable, CustomStringConvertible {
+        public var host: String
+        public var port: Int
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+        /// Whether only this machine can connect.
+        public var isLoopback: Bool {
+            host == "127.0.0.1" || host == "::1" || host == "localhost" || host.hasPrefix("127.")
+        }
+
+        /// Parses `host:port`, `[v6]:port` or `:port` (loopback).
+        public init?(parsing text: String) {
+            var host: Substring
+            var port: Substring
+            if text.hasPrefix("[") {
+                guard let close = text.firstIndex(of: "]") else { return nil }
+                host = text[text.index(after: text.startIndex)..<close]
+                let rest = text[text.index(after: close)...]
+                guard rest.hasPrefix(":") else { return nil }
+                port = rest.dropFirst()
+            } else {
+                guard let colon = text.lastIndex(of: ":") else { return nil }
+                host = text[..<colon]
+                port = text[text.index(after: colon)...]
+            }
+            if host.isEmpty { host = "127.0.0.1" }
+            guard let number = Int(port), (0...65535).contains(number) else { return nil }
+            self.init(host: String(host), port: number)
+        }
+    }
+
+    /// Where the settings came from: the config file, or nil for the embedded defaults.
+    public var file: String?
+    public var httpListen = Listen(host: "127.0.0.1", port: 8080)
+    public var maxBodySize = 10 * 1024 * 1024
+    public var connectTimeout: Duration = .seconds(5)
+    public var maxConnectionsPerHost = 64
+    public var adminListen = Listen(host: "127.0.0.1", port: 8081)
+    /// Bearer token the admin API requires; from `admin.token` or `SWITCHBOARD_ADMIN_TOKEN`.
+    public var adminToken: String?
+    public var routesDirectory = "Routes"
+    public var mappingsDirectory = "Mappings"
+    public var dataDirectory = "var"
+    public var logLevel: Logger.Level = .info
+    /// How long in-flight exchanges may take to finish after SIGTERM before they are cancelled.
+    public var shutdownTimeout: Duration = .seconds(30)
+
+    /// The embedded defaults.
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
+        adminToken = environment["SWITCHBOARD_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// The keys a node config may have, with what they mean (for errors and docs).
+    public static let keys: [(key: String, doc: String)] = [
+        ("http.listen", "Address of the HTTP listener routes bind to (default 127.0.0.1:8080)."),
+        ("http.max-body-size", "Largest request body accepted (default 10MiB); routes may override with maxBodySize."),
+        ("http.connect-timeout", "Default connect timeout for HTTP producers (default 5s)."),
+        ("http.max-connections-per-host", "Pooled keep-alive connections per backend (default 64)."),
+        ("admin.listen", "Address of the admin API (default 127.0.0.1:8081)."),
+        ("admin.token", "Bearer token the admin API requires (or SWITCHBOARD_ADMIN_TOKEN)."),
+        ("routes", "Folder of route files (default Routes)."),
+        ("mappings", "Folder of stylesheets, schemas and layouts (default Mappings)."),
+        ("data", "Folder for the node's state: audit store, idempotency records (default var)."),
+        ("log.level", "trace, debug, info, notice, warning, error or critical (default info)."),
+        ("shutdown-timeout", "Time in-flight exchanges get to finish after SIGTERM (default 30s)."),
+    ]
+
+    /// Reads a config file.
+    ///
+    /// - Throws: ``ConfigurationError`` listing every problem with its line and column.
+    public static func load(file: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> NodeConfiguration {
+        var configuration = NodeConfiguration(environment: environment)
+        configuration.file = file
+        let base = (file as NSString).deletingLastPathComponent
+        func resolve(_ path: String) -> String {
+            if path.hasPrefix("/") || base.isEmpty { return path }
+            return (base as NSString).appendingPathComponent(path)
+        }
+        configuration.routesDirectory = resolve("Routes")
+        configuration.mappingsDirectory = resolve("Mappings")
+        configuration.dataDirectory = resolve("var")
+        guard let root = try ConfigNode.load(path: file, displayName: file), !root.isNull else { return configuration }
+        var log = DiagnosticLog()
+        guard let entries = root.mapping else {
+            log.error(root.location, "a node config is a mapping (http:, admin:, routes:, …), found \(root.kindDescription)")
+            try log.throwIfErrors()
+            return configuration
+        }
+        func scalar(_ node: ConfigNode, _ key: String) -> String? {
+            guard let value = node.scalar, !node.isNull else {
+                log.error(node.location, "'\(key)' expects a single value, found \(node.kindDescription)")
+                return nil
+            }
+            return value
+        }
+        func section(_ node: ConfigNode, _ name: String, _ handle: (String, ConfigNode, ConfigNode) -> Void) {
+            guard let pairs = node.mapping else {
+                log.error(node.location, "'\(name)' expects a mapping, found \(node.kindDescription)")
+                return
+            }
+            for pair in pairs { handle(pair.key, pair.keyNode, pair.value) }
+        }
+        func unknown(_ key: String, _ at: ConfigNode) {
+            let known = keys.map(\.key)
+            var message = "unknown node config key '\(key)'"
+            if let guess = closestMatch(to: key, in: known) {
+                message += "; did you mean '\(guess)'?"
+            } else {
+                message += "; expected one of: \(known.joined(separator: ", "))"
+            }
+            log.error(at.location, message)
+        }
+        func listen(_ node: ConfigNode, _ key: String) -> Listen? {
+            guard let text = scalar(node, key) else { return nil }
+            guard let listen = Listen(parsing: text) else {
+                log.error(node.contentLocation, "'\(key)' expects host:port such as 127.0.0.1:8080, found '\(text)'")
+                return nil
+            }
+            return listen
+        }
+        for entry in entries {
+            switch entry.key {
+            case "http":
+                section(entry.value, "http") { key, keyNode, value in
+                    switch key {
+                    case "listen":
+                        if let parsed = listen(value, "http.listen") { configuration.httpListen = parsed }
+                    case "max-body-size":
+                        guard let text = scalar(value, "http.max-body-size") else { return }
+                        if let size = parseSize(text) {
+                            configuration.maxBodySize = size
+                        } else {
+                            log.error(value.contentLocation, "'http.max-body-size' expects a size such as 10MiB, found '\(text)'")
+                        }
+                    case "connect-timeout":
+                        guard let text = scalar(value, "http.connect-timeout") else { return }
+                        if let duration = parseDuration(text) {
+                            configuration.connectTimeout = duration
+                        } else {
+                            log.error(value.contentLocation, "'http.connect-timeout' expects a duration such as 5s, found '\(text)'")
+                        }
+                    case "max-connections-per-host":
+                        guard let text = scalar(value, "http.max-connections-per-host") else { return }
+                        if let count = Int(text), count > 0 {
+                            configuration.maxConnectionsPerHost = count
+                        } else {
+                            log.error(value.contentLocation, "'http.max-connections-per-host' expects a positive integer, found '\(text)'")
+                        }
+                    default:
+                        unknown("http.\(key)", keyNode)
+                    }
+                }
+            case "admin":
+                section(entry.value, "admin") { key, keyNode, value in
+                    switch key {
+                    case "listen":
+                        if let parsed = listen(value, "admin.listen") { configuration.adminListen = parsed }
+                    case "token":
+                        if let token = scalar(value, "admin.token"), !token.isEmpty { configuration.adminToken = token }
+                    default:
+                        unknown("admin.\(key)", keyNode)
+                    }
+                }
+            case "routes":
+                if let path = scalar(entry.value, "routes") { configuration.routesDirectory = resolve(path) }
+            case "mappings":
+                if let path = scalar(entry.value, "mappings") { configuration.mappingsDirectory = resolve(path) }
+            case "data":
+                if let path = scalar(entry.value, "data") { configuration.dataDirectory = resolve(path) }
+            case "log":
+                section(entry.value, "log") { key, keyNode, value in
+                    guard key == "level" else { return unknown("log.\(key)", keyNode) }
+                    guard let text = scalar(value, "log.level") else { return }
+                    if let level = Logger.Level(rawValue: text) {
+                        configuration.logLevel = level
+                    } else {
+                        log.error(value.contentLocation, "'log.level' expects trace, debug, info, notice, warning, error or critical, found '\(text)'")
+                    }
+                }
+            case "shutdown-timeout":
+                guard let text = scalar(entry.value, "shutdown-timeout") else { continue }
+                if let duration = parseDuration(text) {
+                    configuration.shutdownTimeout = duration
+                } else {
+                    log.error(entry.value.contentLocation, "'shutdown-timeout' expects a duration such as 30s, found '\(text)'")
+                }
+            default:
+                unknown(entry.key, entry.keyNode)
+            }
+        }
+        try log.throwIfErrors()
+        return configuration
+    }
+}

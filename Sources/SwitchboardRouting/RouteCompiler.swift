@@ -1,0 +1,726 @@
+import Logging
+import Yams
+import SwitchboardCore
+import SwitchboardTransform
+
+/// Turns route files into compiled routes, collecting every problem with its location.
+///
+/// Everything a message will need is built here, once: endpoints and their producers,
+/// predicates, templates, XPath and JSONPath expressions, regular expressions.
+final class RouteCompiler {
+    private(set) var log = DiagnosticLog()
+    private var catalog: AdapterCatalog
+    private let observers: ObserverSet
+    private let logger: Logger
+    private let environment: [String: String]
+    private let directory = RouteDirectory()
+    private let background = BackgroundWork()
+
+    private var routeIDs: [String: SourceLocation] = [:]
+    private var bindings: [String: (routeID: String, location: SourceLocation)] = [:]
+    private var routeCalls: [(target: String, location: SourceLocation)] = []
+    private var directCalls: [(name: String, location: SourceLocation)] = []
+    private var compiled: [CompiledRoute] = []
+
+    init(catalog: AdapterCatalog, observers: ObserverSet, logger: Logger, environment: [String: String]) {
+        var catalog = catalog
+        catalog.add(DirectAdapter(directory: directory))
+        self.catalog = catalog
+        self.observers = observers
+        self.logger = logger
+        self.environment = environment
+    }
+
+    /// Scope of one route while its steps compile.
+    private final class RouteScope {
+        let routeID: String
+        let namespaces: XPathNamespaces
+        var nextIndex = 0
+
+        init(routeID: String, namespaces: XPathNamespaces) {
+            self.routeID = routeID
+            self.namespaces = namespaces
+        }
+    }
+
+    // MARK: Files and routes
+
+    /// Compiles the routes of one file.
+    func compileFile(_ root: ConfigNode?, file: String) {
+        guard let root, !root.isNull else {
+            log.warning(SourceLocation(file: file, line: 1, column: 1), "the file is empty; expected 'routes:' with a list of routes")
+            return
+        }
+        guard let entries = root.mapping else {
+            log.error(root.location, "expected a mapping with a 'routes:' list, found \(root.kindDescription)")
+            return
+        }
+        var sawRoutes = false
+        for entry in entries {
+            switch entry.key {
+            case "routes":
+                sawRoutes = true
+                guard let routes = entry.value.sequence else {
+                    if !entry.value.isNull {
+                        log.error(entry.value.location, "'routes' must be a list of routes ('- id: …'), found \(entry.value.kindDescription)")
+                    }
+                    continue
+                }
+                for route in routes {
+                    if let compiledRoute = compileRoute(route) { compiled.append(compiledRoute) }
+                }
+            default:
+                var message = "unknown top-level key '\(entry.key)'; a route file has 'routes:'"
+                if closestMatch(to: entry.key, in: ["routes"]) != nil { message += " (did you mean 'routes'?)" }
+                log.error(entry.keyNode.location, message)
+            }
+        }
+        if !sawRoutes {
+            log.error(root.location, "no 'routes:' list in the file")
+        }
+    }
+
+    private func compileRoute(_ node: ConfigNode) -> CompiledRoute? {
+        guard let entries = node.mapping else {
+            log.error(node.location, "expected a route (a mapping with 'id', 'from' and 'steps'), found \(node.kindDescription)")
+            return nil
+        }
+        let known = StepSpec.routeFields.map(\.name)
+        for entry in entries where !known.contains(entry.key) {
+            log.error(entry.keyNode.location, unknownKeyMessage(entry.key, what: "route key", known: known))
+        }
+        // Id.
+        var routeID: String?
+        if let idNode = node["id"] {
+            if let id = idNode.scalar, !id.isEmpty, isValidRouteID(id) {
+                if let first = routeIDs[id] {
+                    log.error(idNode.location, "duplicate route id '\(id)'; it is already used at \(first)")
+                } else {
+                    routeIDs[id] = idNode.location
+                    routeID = id
+                }
+            } else {
+                log.error(idNode.contentLocation, "route id must be letters, digits, '.', '_' or '-', found \(idNode.kindDescription)")
+            }
+        } else {
+            log.error(node.location, "route has no 'id'; expected a unique id such as 'id: orders'")
+        }
+        let displayID = routeID ?? "?"
+        // Namespaces.
+        var bindings: [(prefix: String, uri: String)] = []
+        if let namespaces = node["namespaces"] {
+            if let pairs = namespaces.mapping {
+                for pair in pairs {
+                    guard let uri = pair.value.scalar, !uri.isEmpty else {
+                        log.error(pair.value.location, "namespace '\(pair.key)' needs a URI")
+                        continue
+                    }
+                    bindings.append((pair.key, uri))
+                }
+            } else {
+                log.error(namespaces.location, "'namespaces' must map prefixes to URIs, as in { inv: \"urn:example:invoice\" }")
+            }
+        }
+        let scope = RouteScope(routeID: displayID, namespaces: XPathNamespaces(bindings))
+        // Source.
+        var source: (endpoint: Endpoint, adapter: any Adapter)?
+        if let from = node["from"] {
+            source = resolveEndpoint(from, role: .consumer, what: "from")
+        } else {
+            log.error(node.location, "route '\(displayID)' has no 'from'; expected a source endpoint such as 'from: http:/orders?method=POST'")
+        }
+        // Steps.
+        var pipeline: Pipeline?
+        if let steps = node["steps"] {
+            pipeline = compileSteps(steps, scope: scope, pathPrefix: "")
+        } else {
+            pipeline = Pipeline(steps: [], observers: observers)
+        }
+        guard let routeID, let source, let pipeline else { return nil }
+        var consumer: (any Consumer)?
+        do {
+            consumer = try source.adapter.makeConsumer(source.endpoint)
+        } catch {
+            log.error(node["from"]?.contentLocation ?? node.location, "\(error)")
+            return nil
+        }
+        if let binding = source.adapter.consumerBinding(source.endpoint) {
+            let location = node["from"]?.contentLocation ?? node.location
+            if let first = self.bindings[binding] {
+                log.error(location, "route '\(routeID)' listens on \(binding), which route '\(first.routeID)' already does (\(first.location))")
+            } else {
+                self.bindings[binding] = (routeID, location)
+            }
+        }
+        return CompiledRoute(
+            id: routeID,
+            source: source.endpoint,
+            location: node.location,
+            consumer: consumer,
+            pipeline: pipeline,
+            observers: observers
+        )
+    }
+
+    private func isValidRouteID(_ id: String) -> Bool {
+        id.unicodeScalars.allSatisfy { ($0.properties.isAlphabetic && $0.isASCII) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" || $0 == "." }
+    }
+
+    /// Checks cross-route references and builds the engine.
+    func finish() throws -> RouteEngine {
+        for call in routeCalls where routeIDs[call.target] == nil {
+            var message = "route '\(call.target)' does not exist"
+            if let guess = closestMatch(to: call.target, in: routeIDs.keys) { message += "; did you mean '\(guess)'?" }
+            log.error(call.location, message)
+        }
+        let directNames = Set(compiled.filter { $0.source.scheme == DirectAdapter.scheme }.map(\.source.path))
+        for call in directCalls where !directNames.contains(call.name) {
+            log.error(call.location, "no route has 'from: direct:\(call.name)'")
+        }
+        try log.throwIfErrors()
+        directory.install(compiled)
+        return RouteEngine(routes: compiled, warnings: log.diagnostics, background: background, logger: logger)
+    }
+
+    // MARK: Endpoints
+
+    /// Resolves a `from`/`to` value: a URI string, or a mapping with `uri` and options.
+    private func resolveEndpoint(_ node: ConfigNode, role: EndpointRole, what: String) -> (endpoint: Endpoint, adapter: any Adapter)? {
+        var uriNode = node
+        var options: [(name: String, value: String)] = []
+        var optionLocations: [String: SourceLocation] = [:]
+        if let entries = node.mapping {
+            guard let uri = node["uri"] else {
+                log.error(node.location, "'\(what)' needs 'uri' when written as a mapping")
+                return nil
+            }
+            uriNode = uri
+            for entry in entries where entry.key != "uri" {
+                guard let value = entry.value.scalar else {
+                    log.error(entry.value.location, "endpoint option '\(entry.key)' must be a single value, found \(entry.value.kindDescription)")
+                    continue
+                }
+                options.append((entry.key, value))
+                optionLocations[entry.key] = entry.keyNode.location
+            }
+        }
+        guard let text = uriNode.scalar, !text.isEmpty, !uriNode.isNull else {
+            log.error(uriNode.location, "'\(what)' needs an endpoint URI such as 'http://host:8080/path', found \(uriNode.kindDescription)")
+            return nil
+        }
+        do {
+            let resolved = try catalog.resolve(text, role: role, extraOptions: options)
+            return resolved
+        } catch let error as EndpointError {
+            var location = uriNode.contentLocation.advanced(by: error.offset ?? 0)
+            if error.offset == nil, let name = options.first(where: { error.message.contains("'\($0.name)'") })?.name, let optionLocation = optionLocations[name] {
+                location = optionLocation
+            }
+            log.error(location, error.message)
+        } catch {
+            log.error(uriNode.contentLocation, "\(error)")
+        }
+        return nil
+    }
+
+    // MARK: Steps
+
+    private func compileSteps(_ node: ConfigNode, scope: RouteScope, pathPrefix: String) -> Pipeline? {
+        if node.isNull { return Pipeline(steps: [], observers: observers) }
+        guard let items = node.sequence else {
+            log.error(node.location, "expected a list of steps ('- to: …'), found \(node.kindDescription)")
+            return nil
+        }
+        var steps: [CompiledStep] = []
+        var failed = false
+        for (position, item) in items.enumerated() {
+            if let step = compileStep(item, scope: scope, path: pathPrefix + String(position)) {
+                steps.append(step)
+            } else {
+                failed = true
+            }
+        }
+        return failed ? nil : Pipeline(steps: steps, observers: observers)
+    }
+
+    /// The parts of one step after the generic checks: its kind, its fields, and any
+    /// predicate keys or endpoint options written beside them.
+    private struct StepNode {
+        let spec: StepSpec
+        let keyNode: ConfigNode
+        var fields: [String: ConfigNode] = [:]
+        var predicate: [(key: String, keyNode: ConfigNode, value: ConfigNode)] = []
+        var options: ConfigNode?
+
+        var location: SourceLocation { keyNode.location }
+    }
+
+    private func compileStep(_ node: ConfigNode, scope: RouteScope, path: String) -> CompiledStep? {
+        guard let entries = node.mapping, !entries.isEmpty else {
+            log.error(node.location, "expected a step such as '- to: http://…', found \(node.kindDescription)")
+            return nil
+        }
+        guard entries.count == 1 else {
+            let keys = entries.map { "'\($0.key)'" }.joined(separator: ", ")
+            log.error(node.location, "a step is a mapping with one key, the step kind; found \(keys) (is a '-' missing, or is the indentation off?)")
+            return nil
+        }
+        let (kind, keyNode, value) = entries[0]
+        guard let spec = StepSpec.named(kind) else {
+            log.error(keyNode.location, unknownKeyMessage(kind, what: "step", known: StepSpec.all.map(\.name)))
+            return nil
+        }
+        var step = StepNode(spec: spec, keyNode: keyNode)
+        guard readFields(value, into: &step) else { return nil }
+        let index = scope.nextIndex
+        scope.nextIndex += 1
+        var info = StepInfo(routeID: scope.routeID, index: index, path: path, kind: kind, location: keyNode.location)
+        guard let processor = build(step, scope: scope, info: &info) else { return nil }
+        return CompiledStep(info: info, processor: processor)
+    }
+
+    /// Sorts a step's value into fields, predicate keys and endpoint options, and checks
+    /// the keys, the required fields and the simple value types.
+    private func readFields(_ value: ConfigNode, into step: inout StepNode) -> Bool {
+        let spec = step.spec
+        let errorsBefore = log.diagnostics.count
+        if let entries = value.mapping {
+            var options: [(Yams.Node, Yams.Node)] = []
+            for entry in entries {
+                if spec.field(entry.key) != nil {
+                    step.fields[entry.key] = entry.value
+                } else if spec.inlinePredicate, StepSpec.predicateKeys.contains(entry.key) {
+                    step.predicate.append(entry)
+                } else if spec.endpointOptions {
+                    options.append((entry.keyNode.node, entry.value.node))
+                } else {
+                    var known = spec.fields.map(\.name)
+                    if spec.inlinePredicate { known += StepSpec.predicateKeys }
+                    log.error(entry.keyNode.location, unknownKeyMessage(entry.key, what: "option for '\(spec.name)'", known: known))
+                }
+            }
+            if !options.isEmpty { step.options = value }
+        } else if value.sequence != nil {
+            guard let listField = spec.listField else {
+                log.error(value.location, "'\(spec.name)' takes \(shapeDescription(spec)), not a list")
+                return false
+            }
+            step.fields[listField] = value
+        } else if !value.isNull {
+            guard let scalarField = spec.scalarField else {
+                if spec.fields.isEmpty, ["true", "yes", "on"].contains(value.scalar ?? "") { return true }
+                log.error(value.location, "'\(spec.name)' takes \(shapeDescription(spec)), not a single value")
+                return false
+            }
+            step.fields[scalarField] = value
+        }
+        for field in spec.fields where field.required && step.fields[field.name] == nil {
+            log.error(step.location, "step '\(spec.name)' needs '\(field.name)': \(field.doc)")
+        }
+        if !spec.oneOf.isEmpty {
+            let given = spec.oneOf.filter { step.fields[$0] != nil }
+            if given.count != 1 {
+                log.error(step.location, "step '\(spec.name)' needs exactly one of \(spec.oneOf.map { "'\($0)'" }.joined(separator: ", "))\(given.count > 1 ? "; found \(given.joined(separator: ", "))" : "")")
+            }
+        }
+        if spec.inlinePredicate && step.predicate.isEmpty {
+            log.error(step.location, "step '\(spec.name)' needs a predicate, such as 'header: X-Type, equals: order'")
+        }
+        for (name, node) in step.fields {
+            guard let field = spec.field(name) else { continue }
+            checkType(of: node, as: field)
+        }
+        return log.diagnostics.count == errorsBefore
+    }
+
+    private func shapeDescription(_ spec: StepSpec) -> String {
+        if let scalar = spec.scalarField { return "a \(scalar) or a mapping" }
+        if let list = spec.listField { return "a list of \(list) or a mapping" }
+        return "a mapping with \(spec.fields.map { "'\($0.name)'" }.joined(separator: ", "))"
+    }
+
+    private func checkType(of node: ConfigNode, as field: StepSpec.Field) {
+        let name = field.name
+        switch field.type {
+        case .string, .template, .uri, .xpath, .jsonpath:
+            if node.scalar == nil {
+                log.error(node.location, "'\(name)' expects a single value, found \(node.kindDescription)")
+            }
+        case .boolean:
+            if parseBool(node.scalar) == nil {
+                log.error(node.contentLocation, "'\(name)' expects true or false, found \(node.kindDescription)")
+            }
+        case .integer:
+            if node.scalar.flatMap({ Int($0) }) == nil {
+                log.error(node.contentLocation, "'\(name)' expects an integer, found \(node.kindDescription)")
+            }
+        case .duration:
+            if node.scalar.flatMap({ parseDuration($0) }) == nil {
+                log.error(node.contentLocation, "'\(name)' expects a duration such as 500ms, 5s or 2m, found \(node.kindDescription)")
+            }
+        case .choice(let words):
+            if let value = node.scalar, words.contains(value) { return }
+            log.error(node.contentLocation, "'\(name)' expects one of \(words.joined(separator: ", ")), found \(node.kindDescription)")
+        case .steps, .branches:
+            if node.sequence == nil, !node.isNull {
+                log.error(node.location, "'\(name)' expects a list, found \(node.kindDescription)")
+            }
+        case .predicate:
+            if node.mapping == nil {
+                log.error(node.location, "'\(name)' expects a predicate mapping, found \(node.kindDescription)")
+            }
+        case .stringList:
+            if node.sequence == nil {
+                log.error(node.location, "'\(name)' expects a list, found \(node.kindDescription)")
+            }
+        }
+    }
+
+    // MARK: Building steps
+
+    private func build(_ step: StepNode, scope: RouteScope, info: inout StepInfo) -> (any Processor)? {
+        let fields = step.fields
+        switch step.spec.name {
+        case "log":
+            guard let message = template(fields["message"], scope: scope) else { return nil }
+            let level = fields["level"]?.scalar.flatMap(Logger.Level.init(rawValue:)) ?? .info
+            var stepLogger = logger
+            stepLogger[metadataKey: "route"] = "\(scope.routeID)"
+            return LogStep(message: message, level: level, logger: stepLogger)
+
+        case "set-header":
+            guard let name = headerName(fields["name"]), let value = template(fields["value"], scope: scope) else { return nil }
+            return SetHeaderStep(name: name, value: value)
+
+        case "remove-header":
+            guard let name = headerName(fields["name"], allowPrefix: true) else { return nil }
+            if name.hasSuffix("*") {
+                return RemoveHeaderStep(selection: .prefix(String(name.dropLast())))
+            }
+            return RemoveHeaderStep(selection: .name(name))
+
+        case "set-body":
+            guard let value = template(fields["value"], scope: scope) else { return nil }
+            return SetBodyStep(value: value, contentType: fields["content-type"]?.scalar)
+
+        case "choice":
+            guard let branchesNode = fields["branches"] else { return nil }
+            return buildChoice(branchesNode, scope: scope, path: info.path)
+
+        case "filter":
+            let predicate = compilePredicate(entries: step.predicate, at: step.location, scope: scope)
+            let pipeline = fields["steps"].flatMap { compileSteps($0, scope: scope, pathPrefix: info.path + ".") }
+            guard let predicate, let pipeline else { return nil }
+            return FilterStep(predicate: CompiledPredicate(root: predicate), pipeline: pipeline)
+
+        case "to", "wire-tap":
+            guard let producer = producer(for: step, info: &info) else { return nil }
+            if step.spec.name == "to" {
+                return ToStep(producer: producer)
+            }
+            let logger = self.logger
+            return WireTapStep(producer: producer, info: info, background: background, observers: observers) { failure in
+                logger.warning("wire-tap copy failed", metadata: ["route": "\(failure.step.routeID)", "message-id": "\(failure.messageID)", "error": "\(failure)"])
+            }
+
+        case "multicast":
+            guard let stepsNode = fields["steps"], let items = stepsNode.sequence else { return nil }
+            var branches: [Pipeline] = []
+            for (position, item) in items.enumerated() {
+                guard let branch = compileStep(item, scope: scope, path: "\(info.path).\(position)") else { continue }
+                branches.append(Pipeline(steps: [branch], observers: observers))
+            }
+            guard branches.count == items.count else { return nil }
+            if branches.isEmpty {
+                log.error(stepsNode.location, "'multicast' needs at least one branch")
+                return nil
+            }
+            return MulticastStep(
+                branches: branches,
+                parallel: parseBool(fields["parallel"]?.scalar) ?? true,
+                aggregation: fields["aggregate"]?.scalar.flatMap(Aggregation.init(rawValue:)) ?? .jsonArray,
+                timeout: fields["timeout"]?.scalar.flatMap { parseDuration($0) }
+            )
+
+        case "split":
+            var source: SplitStep.Source?
+            if let node = fields["xpath"] {
+                source = xpath(node, scope: scope).map { .xpath($0) }
+            } else if let node = fields["jsonpath"] {
+                source = jsonpath(node).map { .jsonpath($0) }
+            } else if let node = fields["lines"] {
+                if parseBool(node.scalar) == true {
+                    source = .lines
+                } else {
+                    log.error(node.contentLocation, "'lines' must be true to split by lines")
+                }
+            }
+            let pipeline = fields["steps"].flatMap { compileSteps($0, scope: scope, pathPrefix: info.path + ".") }
+            guard let source, let pipeline else { return nil }
+            return SplitStep(
+                source: source,
+                pipeline: pipeline,
+                aggregation: fields["aggregate"]?.scalar.flatMap(Aggregation.init(rawValue:)) ?? .original,
+                parallel: parseBool(fields["parallel"]?.scalar) ?? false
+            )
+
+        case "route":
+            guard let node = fields["id"], let target = node.scalar, !target.isEmpty else { return nil }
+            routeCalls.append((target, node.contentLocation))
+            return RouteCallStep(target: target, directory: directory)
+
+        case "stop":
+            return StopStep()
+
+        default:
+            log.error(step.location, "step '\(step.spec.name)' is declared but has no builder")
+            return nil
+        }
+    }
+
+    private func producer(for step: StepNode, info: inout StepInfo) -> (any Producer)? {
+        let node = step.options ?? step.fields["uri"]
+        guard let node, let (endpoint, adapter) = resolveEndpoint(node, role: .producer, what: step.spec.name) else { return nil }
+        info.endpoint = endpoint.description
+        if endpoint.scheme == DirectAdapter.scheme {
+            directCalls.append((endpoint.path, step.fields["uri"]?.contentLocation ?? step.location))
+        }
+        do {
+            return try adapter.makeProducer(endpoint)
+        } catch {
+            log.error(step.fields["uri"]?.contentLocation ?? step.location, "\(error)")
+            return nil
+        }
+    }
+
+    private func buildChoice(_ node: ConfigNode, scope: RouteScope, path: String) -> (any Processor)? {
+        guard let items = node.sequence, !items.isEmpty else {
+            log.error(node.location, "'choice' needs a list of '- when: …' branches")
+            return nil
+        }
+        var branches: [ChoiceStep.Branch] = []
+        var otherwise: Pipeline?
+        var failed = false
+        for (position, item) in items.enumerated() {
+            guard let entries = item.mapping else {
+                log.error(item.location, "a choice branch is '- when: PREDICATE' with 'steps:', or '- otherwise: [steps]'; found \(item.kindDescription)")
+                failed = true
+                continue
+            }
+            if let otherwiseNode = item["otherwise"] {
+                if entries.count > 1 {
+                    log.error(item.location, "'otherwise' stands alone in its branch; put its steps under it")
+                    failed = true
+                }
+                if position != items.count - 1 {
+                    log.error(item.location, "'otherwise' must be the last branch of a choice")
+                    failed = true
+                }
+                otherwise = compileSteps(otherwiseNode, scope: scope, pathPrefix: "\(path).otherwise.")
+                if otherwise == nil { failed = true }
+                continue
+            }
+            guard let when = item["when"] else {
+                log.error(item.location, "a choice branch needs 'when' (or is the final 'otherwise')")
+                failed = true
+                continue
+            }
+            for entry in entries where entry.key != "when" && entry.key != "steps" {
+                log.error(entry.keyNode.location, unknownKeyMessage(entry.key, what: "key in a 'when' branch", known: ["when", "steps"]))
+                failed = true
+            }
+            let branchIndex = branches.count
+            let predicate = compilePredicate(node: when, scope: scope)
+            var pipeline: Pipeline?
+            if let steps = item["steps"] {
+                pipeline = compileSteps(steps, scope: scope, pathPrefix: "\(path).when[\(branchIndex)].")
+            } else {
+                log.error(item.location, "this 'when' branch has no 'steps'")
+            }
+            guard let predicate, let pipeline else {
+                failed = true
+                continue
+            }
+            branches.append(ChoiceStep.Branch(predicate: CompiledPredicate(root: predicate), pipeline: pipeline))
+        }
+        guard !failed else { return nil }
+        return ChoiceStep(branches: branches, otherwise: otherwise)
+    }
+
+    // MARK: Values
+
+    private func template(_ node: ConfigNode?, scope: RouteScope) -> Template? {
+        guard let node, let text = node.scalar else { return nil }
+        return Template.compile(text, at: node.contentLocation, namespaces: scope.namespaces, environment: environment, log: &log)
+    }
+
+    private func headerName(_ node: ConfigNode?, allowPrefix: Bool = false) -> String? {
+        guard let node, let name = node.scalar else { return nil }
+        let body = allowPrefix && name.hasSuffix("*") ? String(name.dropLast()) : name
+        let valid = !body.isEmpty && body.unicodeScalars.allSatisfy { scalar in
+            scalar.isASCII && scalar.value > 0x20 && scalar.value < 0x7F && !"()<>@,;:\\\"/[]?={}".unicodeScalars.contains(scalar)
+        }
+        guard valid else {
+            log.error(node.contentLocation, "'\(name)' is not a valid header name (letters, digits and -._~!#$%&'*+^`| only)")
+            return nil
+        }
+        return name
+    }
+
+    private func xpath(_ node: ConfigNode, scope: RouteScope) -> XPathExpression? {
+        guard let text = node.scalar else { return nil }
+        do {
+            return try XPathExpression(text, namespaces: scope.namespaces)
+        } catch {
+            log.error(node.contentLocation, "\(error)")
+            return nil
+        }
+    }
+
+    private func jsonpath(_ node: ConfigNode) -> JSONPath? {
+        guard let text = node.scalar else { return nil }
+        do {
+            return try JSONPath(text)
+        } catch let error as JSONPathError {
+            log.error(node.contentLocation.advanced(by: error.offset), "invalid JSONPath '\(text)': \(error.message)")
+        } catch {
+            log.error(node.contentLocation, "invalid JSONPath '\(text)': \(error)")
+        }
+        return nil
+    }
+
+    // MARK: Predicates
+
+    private func compilePredicate(node: ConfigNode, scope: RouteScope) -> PredicateNode? {
+        guard let entries = node.mapping, !entries.isEmpty else {
+            log.error(node.location, "expected a predicate such as { header: X-Region, equals: EU }, found \(node.kindDescription)")
+            return nil
+        }
+        var failed = false
+        for entry in entries where !StepSpec.predicateKeys.contains(entry.key) {
+            log.error(entry.keyNode.location, unknownKeyMessage(entry.key, what: "predicate key", known: StepSpec.predicateKeys))
+            failed = true
+        }
+        let valid = entries.filter { StepSpec.predicateKeys.contains($0.key) }
+        guard let predicate = compilePredicate(entries: valid, at: node.location, scope: scope), !failed else { return nil }
+        return predicate
+    }
+
+    private func compilePredicate(
+        entries: [(key: String, keyNode: ConfigNode, value: ConfigNode)],
+        at location: SourceLocation,
+        scope: RouteScope
+    ) -> PredicateNode? {
+        let subjects = entries.filter { StepSpec.predicateSubjects.contains($0.key) }
+        let tests = entries.filter { StepSpec.predicateTests.contains($0.key) }
+        let combinators = entries.filter { StepSpec.predicateCombinators.contains($0.key) }
+
+        if let combinator = combinators.first {
+            guard combinators.count == 1, subjects.isEmpty, tests.isEmpty else {
+                log.error(location, "a predicate with '\(combinator.key)' has nothing else beside it; nest the other checks inside it")
+                return nil
+            }
+            if combinator.key == "not" {
+                return compilePredicate(node: combinator.value, scope: scope).map { .not($0) }
+            }
+            guard let items = combinator.value.sequence, !items.isEmpty else {
+                log.error(combinator.value.location, "'\(combinator.key)' expects a list of predicates, found \(combinator.value.kindDescription)")
+                return nil
+            }
+            let terms = items.map { compilePredicate(node: $0, scope: scope) }
+            guard terms.allSatisfy({ $0 != nil }) else { return nil }
+            let compiled = terms.compactMap { $0 }
+            return combinator.key == "all" ? .all(compiled) : .any(compiled)
+        }
+
+        guard let subjectEntry = subjects.first else {
+            let test = tests.first.map { "'\($0.key)' needs something to test: " } ?? "a predicate needs "
+            log.error(tests.first?.keyNode.location ?? location, test + "one of 'header', 'xpath' or 'jsonpath' (or 'all', 'any', 'not')")
+            return nil
+        }
+        guard subjects.count == 1 else {
+            log.error(subjects[1].keyNode.location, "a predicate tests one subject; combine several with 'all: [ … ]' or 'any: [ … ]'")
+            return nil
+        }
+        guard tests.count <= 1 else {
+            log.error(tests[1].keyNode.location, "a predicate has one test; found \(tests.map { "'\($0.key)'" }.joined(separator: ", ")); combine with 'all: [ … ]'")
+            return nil
+        }
+        let subject: PredicateSubject
+        switch subjectEntry.key {
+        case "header":
+            guard let name = headerName(subjectEntry.value) else { return nil }
+            subject = .header(name)
+        case "xpath":
+            guard let expression = xpath(subjectEntry.value, scope: scope) else { return nil }
+            subject = .xpath(expression)
+        default:
+            guard let path = jsonpath(subjectEntry.value) else { return nil }
+            subject = .jsonpath(path)
+        }
+        guard let testEntry = tests.first else {
+            if case .header = subject { return .check(subject, .exists(true)) }
+            return .check(subject, .truthy)
+        }
+        let value = testEntry.value
+        switch testEntry.key {
+        case "in":
+            guard let items = value.sequence, items.allSatisfy({ $0.scalar != nil }) else {
+                log.error(value.location, "'in' expects a list of values, as in [EU, UK], found \(value.kindDescription)")
+                return nil
+            }
+            return .check(subject, .oneOf(items.compactMap(\.scalar)))
+        case "exists":
+            guard let flag = parseBool(value.scalar) else {
+                log.error(value.contentLocation, "'exists' expects true or false, found \(value.kindDescription)")
+                return nil
+            }
+            return .check(subject, .exists(flag))
+        default:
+            break
+        }
+        guard let text = value.scalar else {
+            log.error(value.location, "'\(testEntry.key)' expects a single value, found \(value.kindDescription)")
+            return nil
+        }
+        switch testEntry.key {
+        case "equals":
+            return .check(subject, .equals(text))
+        case "not-equals":
+            return .check(subject, .notEquals(text))
+        case "matches":
+            do {
+                return .check(subject, .matches(try Pattern(text)))
+            } catch {
+                log.error(value.contentLocation, "invalid regular expression '\(text)': \(error)")
+                return nil
+            }
+        default:
+            guard let number = Double(text), let comparison = PredicateTest.NumericComparison(rawValue: testEntry.key) else {
+                log.error(value.contentLocation, "'\(testEntry.key)' expects a number, found \(value.kindDescription)")
+                return nil
+            }
+            return .check(subject, .compare(comparison, number))
+        }
+    }
+}
+
+/// `true`/`false` the ways YAML writes them; nil for anything else.
+func parseBool(_ text: String?) -> Bool? {
+    switch text?.lowercased() {
+    case "true", "yes", "on": true
+    case "false", "no", "off": false
+    default: nil
+    }
+}
+
+/// "unknown step 'sett-header'; did you mean 'set-header'?" or the list of what is known.
+func unknownKeyMessage(_ key: String, what: String, known: [String]) -> String {
+    var message = "unknown \(what) '\(key)'"
+    if let guess = closestMatch(to: key, in: known) {
+        message += "; did you mean '\(guess)'?"
+    } else {
+        message += "; expected one of: \(known.joined(separator: ", "))"
+    }
+    return message
+}

@@ -1,0 +1,197 @@
+import Logging
+import ServiceLifecycle
+import SwitchboardCore
+import Synchronization
+
+/// One route, compiled: its source endpoint, its consumer and its steps.
+public final class CompiledRoute: Sendable {
+    public let id: String
+    /// The `from` endpoint (credentials stripped in its description).
+    public let source: Endpoint
+    /// Where the route is written.
+    public let location: SourceLocation
+    let consumer: (any Consumer)?
+    let pipeline: Pipeline
+    let observers: ObserverSet
+
+    init(id: String, source: Endpoint, location: SourceLocation, consumer: (any Consumer)?, pipeline: Pipeline, observers: ObserverSet) {
+        self.id = id
+        self.source = source
+        self.location = location
+        self.consumer = consumer
+        self.pipeline = pipeline
+        self.observers = observers
+    }
+
+    /// Runs the route's steps on `exchange`, reporting the route's start and end to observers.
+    ///
+    /// - Returns: The exchange after the last step (the reply, for in-out exchanges).
+    /// - Throws: ``StepFailure`` naming the step that failed.
+    public func execute(_ exchange: Exchange) async throws -> Exchange {
+        let observed = !observers.isEmpty
+        if observed {
+            await observers.record(ExchangeEvent(phase: .started, message: exchange.message, routeID: id, step: nil))
+        }
+        let start = ContinuousClock.now
+        do {
+            let result = try await pipeline.run(exchange)
+            if observed {
+                await observers.record(ExchangeEvent(
+                    phase: .completed, message: result.exchange.message, routeID: id, step: nil,
+                    duration: ContinuousClock.now - start, detail: result.action == .stop ? "stopped" : nil
+                ))
+            }
+            return result.exchange
+        } catch {
+            if observed {
+                await observers.record(ExchangeEvent(
+                    phase: .failed, message: exchange.message, routeID: id, step: nil,
+                    duration: ContinuousClock.now - start, error: String(describing: error)
+                ))
+            }
+            throw error
+        }
+    }
+}
+
+/// Routes by id, for `route:` steps and `direct:` endpoints. Filled once after compiling,
+/// before any message flows.
+final class RouteDirectory: Sendable {
+    private let routes = Mutex<[String: CompiledRoute]>([:])
+    private let directNames = Mutex<[String: String]>([:])
+
+    static let maximumCallDepth = 32
+    @TaskLocal static var callDepth = 0
+
+    func install(_ compiled: [CompiledRoute]) {
+        routes.withLock { table in
+            for route in compiled { table[route.id] = route }
+        }
+        directNames.withLock { names in
+            for route in compiled where route.source.scheme == DirectAdapter.scheme {
+                names[route.source.path] = route.id
+            }
+        }
+    }
+
+    func route(_ id: String) -> CompiledRoute? {
+        routes.withLock { $0[id] }
+    }
+
+    func route(directName name: String) -> CompiledRoute? {
+        guard let id = directNames.withLock({ $0[name] }) else { return nil }
+        return route(id)
+    }
+}
+
+/// The engine of a node: the loaded routes, their consumers, and the background work that
+/// wire taps start.
+///
+/// `run()` starts every route's consumer and runs until cancelled or until graceful
+/// shutdown, after which it lets queued background work finish.
+public final class RouteEngine: Service, Sendable {
+    public let routes: [CompiledRoute]
+    /// Warnings found while loading (errors make loading fail instead).
+    public let warnings: [Diagnostic]
+    let background: BackgroundWork
+    let logger: Logger
+
+    init(routes: [CompiledRoute], warnings: [Diagnostic], background: BackgroundWork, logger: Logger) {
+        self.routes = routes
+        self.warnings = warnings
+        self.background = background
+        self.logger = logger
+    }
+
+    public func route(_ id: String) -> CompiledRoute? {
+        routes.first { $0.id == id }
+    }
+
+    /// Runs a message through a route as if its consumer had received it.
+    ///
+    /// - Throws: ``ProcessingError`` for an unknown route, ``StepFailure`` when a step fails.
+    public func process(routeID: String, _ exchange: Exchange) async throws -> Exchange {
+        guard let route = route(routeID) else {
+            throw ProcessingError("no route with id '\(routeID)'", status: 404)
+        }
+        return try await deliver(exchange, to: route)
+    }
+
+    /// What each consumer calls: runs the route and writes the exchange's log line.
+    func deliver(_ exchange: Exchange, to route: CompiledRoute) async throws -> Exchange {
+        let start = ContinuousClock.now
+        do {
+            let result = try await route.execute(exchange)
+            if logger.logLevel <= .info {
+                logger.info("exchange completed", metadata: [
+                    "route": "\(route.id)",
+                    "message-id": "\(exchange.message.id)",
+                    "correlation-id": "\(exchange.message.correlationID)",
+                    "duration": "\(formatDuration(ContinuousClock.now - start))",
+                ])
+            }
+            return result
+        } catch {
+            logger.error("exchange failed", metadata: [
+                "route": "\(route.id)",
+                "message-id": "\(exchange.message.id)",
+                "correlation-id": "\(exchange.message.correlationID)",
+                "duration": "\(formatDuration(ContinuousClock.now - start))",
+                "error": "\(error)",
+            ])
+            throw error
+        }
+    }
+
+    public func run() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await self.background.run() }
+            do {
+                try await cancelWhenGracefulShutdown {
+                    try await withThrowingDiscardingTaskGroup { consumers in
+                        for route in self.routes {
+                            guard let consumer = route.consumer else { continue }
+                            consumers.addTask {
+                                try await consumer.run { exchange in
+                                    try await self.deliver(exchange, to: route)
+                                }
+                            }
+                        }
+                        // Keeps the group open when no route has a consumer.
+                        consumers.addTask { try await gracefulShutdown() }
+                    }
+                }
+            } catch is CancellationError {
+                // Shutdown: consumers have stopped taking messages.
+            }
+            self.background.finish()
+            try await group.waitForAll()
+        }
+    }
+}
+
+/// Logs every exchange event at debug level: route, step, outcome, duration.
+public struct LoggingObserver: ExchangeObserver {
+    let logger: Logger
+
+    public init(logger: Logger) {
+        self.logger = logger
+    }
+
+    public func record(_ event: ExchangeEvent) async {
+        var metadata: Logger.Metadata = [
+            "route": "\(event.routeID)",
+            "message-id": "\(event.messageID)",
+            "phase": "\(event.phase.rawValue)",
+        ]
+        if let step = event.step {
+            metadata["step"] = "\(step.path) \(step.kind)"
+            if let endpoint = step.endpoint { metadata["endpoint"] = "\(endpoint)" }
+        }
+        if let parent = event.parentID { metadata["parent-id"] = "\(parent)" }
+        if let duration = event.duration { metadata["duration"] = "\(formatDuration(duration))" }
+        if let detail = event.detail { metadata["detail"] = "\(detail)" }
+        if let error = event.error { metadata["error"] = "\(error)" }
+        logger.debug("step event", metadata: metadata)
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import Logging
+import SwitchboardCore
+
+/// Loads route files into a ``RouteEngine``.
+public struct RouteLoader: Sendable {
+    public var catalog: AdapterCatalog
+    public var observers: [any ExchangeObserver]
+    public var logger: Logger
+    /// What `${env.NAME}` reads.
+    public var environment: [String: String]
+
+    public init(
+        catalog: AdapterCatalog,
+        observers: [any ExchangeObserver] = [],
+        logger: Logger = Logger(label: "switchboard"),
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) {
+        self.catalog = catalog
+        self.observers = observers
+        self.logger = logger
+        self.environment = environment
+    }
+
+    /// Every `*.yaml` and `*.yml` file under `directory`, at any depth, sorted by path.
+    ///
+    /// - Throws: ``ConfigurationError`` when the folder does not exist.
+    public static func routeFiles(in directory: String) throws -> [String] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ConfigurationError([Diagnostic(at: SourceLocation(file: directory, line: 1, column: 1), "the routes folder does not exist")])
+        }
+        guard let enumerator = FileManager.default.enumerator(atPath: directory) else { return [] }
+        var files: [String] = []
+        while let relative = enumerator.nextObject() as? String {
+            let name = (relative as NSString).lastPathComponent
+            guard !name.hasPrefix("."), relative.hasSuffix(".yaml") || relative.hasSuffix(".yml") else { continue }
+            files.append((directory as NSString).appendingPathComponent(relative))
+        }
+        return files.sorted()
+    }
+
+    /// Loads every route file under `directory`.
+    ///
+    /// - Throws: ``ConfigurationError`` with every problem in every file.
+    public func load(directory: String) throws -> RouteEngine {
+        try load(files: RouteLoader.routeFiles(in: directory))
+    }
+
+    /// Loads the given route files. Messages name files as given.
+    public func load(files: [String]) throws -> RouteEngine {
+        var sources: [(text: String?, file: String, readError: Diagnostic?)] = []
+        for file in files {
+            do {
+                sources.append((try String(contentsOfFile: file, encoding: .utf8), file, nil))
+            } catch {
+                sources.append((nil, file, Diagnostic(at: SourceLocation(file: file, line: 1, column: 1), "cannot read the file: \(error.localizedDescription)")))
+            }
+        }
+        return try compile(sources)
+    }
+
+    /// Loads routes from text, each with the file name messages should use.
+    public func load(sources: [(text: String, file: String)]) throws -> RouteEngine {
+        try compile(sources.map { ($0.text, $0.file, nil) })
+    }
+
+    private func compile(_ sources: [(text: String?, file: String, readError: Diagnostic?)]) throws -> RouteEngine {
+        var observers = self.observers
+        if logger.logLevel <= .debug {
+            observers.append(LoggingObserver(logger: logger))
+        }
+        let compiler = RouteCompiler(catalog: catalog, observers: ObserverSet(observers), logger: logger, environment: environment)
+        var diagnostics: [Diagnostic] = []
+        for source in sources {
+            if let readError = source.readError {
+                diagnostics.append(readError)
+                continue
+            }
+            do {
+                let root = try ConfigNode.parse(source.text ?? "", file: source.file)
+                compiler.compileFile(root, file: source.file)
+            } catch let error as ConfigurationError {
+                diagnostics.append(contentsOf: error.diagnostics)
+            }
+        }
+        do {
+            let engine = try compiler.finish()
+            if !diagnostics.isEmpty { throw ConfigurationError(diagnostics + engine.warnings) }
+            return engine
+        } catch let error as ConfigurationError {
+            throw ConfigurationError((diagnostics + error.diagnostics).sorted(by: DiagnosticLog.order))
+        }
+    }
+}

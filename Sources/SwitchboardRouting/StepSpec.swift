@@ -1,0 +1,232 @@
+/// What a route file may say: every step kind, its fields, and the predicate keys. One
+/// description drives checking, `switchboard schema` and the README's step table.
+public struct StepSpec: Sendable {
+    public enum FieldType: Sendable, Equatable {
+        case string
+        /// Text with `${…}` placeholders.
+        case template
+        /// An endpoint URI.
+        case uri
+        case boolean
+        case integer
+        case duration
+        case choice([String])
+        /// A list of steps.
+        case steps
+        /// A predicate mapping.
+        case predicate
+        case stringList
+        /// `choice`'s list of `when` / `otherwise` branches.
+        case branches
+        /// An XPath 1.0 expression.
+        case xpath
+        /// A JSONPath (RFC 9535) query.
+        case jsonpath
+    }
+
+    public struct Field: Sendable {
+        public let name: String
+        public let type: FieldType
+        public let required: Bool
+        public let defaultValue: String?
+        public let doc: String
+
+        init(_ name: String, _ type: FieldType, required: Bool = false, default defaultValue: String? = nil, _ doc: String) {
+            self.name = name
+            self.type = type
+            self.required = required
+            self.defaultValue = defaultValue
+            self.doc = doc
+        }
+    }
+
+    public let name: String
+    public let summary: String
+    public let fields: [Field]
+    /// The field a scalar value fills: `to: http://…` fills `uri`.
+    public let scalarField: String?
+    /// The field a list value fills: `choice: [ … ]` fills `branches`.
+    public let listField: String?
+    /// Whether predicate keys (`header`, `equals`, …) may be written beside the fields.
+    public let inlinePredicate: Bool
+    /// Whether endpoint options may be written beside the fields (`to: { uri: …, method: PUT }`).
+    public let endpointOptions: Bool
+    /// Exactly one of these fields must be given.
+    public let oneOf: [String]
+    public let example: String
+
+    init(
+        _ name: String,
+        summary: String,
+        fields: [Field],
+        scalarField: String? = nil,
+        listField: String? = nil,
+        inlinePredicate: Bool = false,
+        endpointOptions: Bool = false,
+        oneOf: [String] = [],
+        example: String
+    ) {
+        self.name = name
+        self.summary = summary
+        self.fields = fields
+        self.scalarField = scalarField
+        self.listField = listField
+        self.inlinePredicate = inlinePredicate
+        self.endpointOptions = endpointOptions
+        self.oneOf = oneOf
+        self.example = example
+    }
+
+    public func field(_ name: String) -> Field? {
+        fields.first { $0.name == name }
+    }
+
+    /// Every step kind a route may use.
+    public static let all: [StepSpec] = [
+        StepSpec(
+            "log",
+            summary: "Writes a line to the node's log.",
+            fields: [
+                Field("message", .template, required: true, "The text; a template."),
+                Field("level", .choice(["trace", "debug", "info", "notice", "warning", "error"]), default: "info", "Log level."),
+            ],
+            scalarField: "message",
+            example: "- log: \"order ${header.X-Order-ID} from ${header.X-Region}\""
+        ),
+        StepSpec(
+            "set-header",
+            summary: "Sets a header, replacing earlier values.",
+            fields: [
+                Field("name", .string, required: true, "Header name."),
+                Field("value", .template, required: true, "The value; a template."),
+            ],
+            example: "- set-header: { name: X-Region, value: \"${xpath:/order/@region}\" }"
+        ),
+        StepSpec(
+            "remove-header",
+            summary: "Removes a header, or every header starting with a prefix written with a final '*'.",
+            fields: [Field("name", .string, required: true, "Header name, or a prefix ending in '*' (X-Internal-*).")],
+            scalarField: "name",
+            example: "- remove-header: X-Internal-*"
+        ),
+        StepSpec(
+            "set-body",
+            summary: "Replaces the body.",
+            fields: [
+                Field("value", .template, required: true, "The new body; a template."),
+                Field("content-type", .string, "Content type of the new body."),
+            ],
+            scalarField: "value",
+            example: "- set-body: { value: '{\"status\":\"accepted\",\"id\":\"${id}\"}', content-type: application/json }"
+        ),
+        StepSpec(
+            "choice",
+            summary: "Content-based router: runs the steps of the first 'when' that holds, else 'otherwise'.",
+            fields: [Field("branches", .branches, required: true, "A list of { when: PREDICATE, steps: [...] } and at most one final { otherwise: [...] }.")],
+            listField: "branches",
+            example: """
+            - choice:
+                - when: { header: X-Region, equals: EU }
+                  steps: [ { to: "http://127.0.0.1:9001/orders" } ]
+                - otherwise:
+                    - to: "http://127.0.0.1:9002/orders"
+            """
+        ),
+        StepSpec(
+            "filter",
+            summary: "Message filter: runs its steps only for messages that match; the route goes on after it for all.",
+            fields: [Field("steps", .steps, required: true, "Steps for matching messages.")],
+            inlinePredicate: true,
+            example: """
+            - filter:
+                header: X-Priority
+                equals: high
+                steps: [ { wire-tap: "http://127.0.0.1:9003/alerts" } ]
+            """
+        ),
+        StepSpec(
+            "to",
+            summary: "Sends the message to an endpoint and continues with the reply.",
+            fields: [Field("uri", .uri, required: true, "Endpoint URI. Other keys of the mapping are endpoint options.")],
+            scalarField: "uri",
+            endpointOptions: true,
+            example: "- to: \"http://127.0.0.1:9001/orders?connectTimeout=2s\""
+        ),
+        StepSpec(
+            "wire-tap",
+            summary: "Sends a copy of the message to an endpoint without waiting for it.",
+            fields: [Field("uri", .uri, required: true, "Endpoint URI. Other keys of the mapping are endpoint options.")],
+            scalarField: "uri",
+            endpointOptions: true,
+            example: "- wire-tap: \"http://127.0.0.1:9003/audit\""
+        ),
+        StepSpec(
+            "multicast",
+            summary: "Sends a copy down every branch (each step is one branch) and combines the replies.",
+            fields: [
+                Field("steps", .steps, required: true, "One step per branch, such as several 'to' steps."),
+                Field("parallel", .boolean, default: "true", "Run the branches at the same time."),
+                Field("aggregate", .choice(Aggregation.allCases.map(\.rawValue)), default: "json-array", "How replies are combined."),
+                Field("timeout", .duration, "Fail the step if the branches take longer than this."),
+            ],
+            listField: "steps",
+            example: """
+            - multicast:
+                aggregate: json-array
+                steps:
+                  - to: "http://127.0.0.1:9001/quote"
+                  - to: "http://127.0.0.1:9002/quote"
+            """
+        ),
+        StepSpec(
+            "split",
+            summary: "Splitter: runs its steps on each part of the body as a child message, then goes on.",
+            fields: [
+                Field("xpath", .xpath, "Split an XML body into the nodes this selects."),
+                Field("jsonpath", .jsonpath, "Split a JSON body into the values this selects."),
+                Field("lines", .boolean, "Split the body into lines."),
+                Field("steps", .steps, required: true, "Steps run on each part."),
+                Field("aggregate", .choice(Aggregation.allCases.map(\.rawValue)), default: "original", "What the route continues with: the original message, or the parts' results combined."),
+                Field("parallel", .boolean, default: "false", "Process up to 16 parts at the same time."),
+            ],
+            oneOf: ["xpath", "jsonpath", "lines"],
+            example: """
+            - split:
+                xpath: "/orders/order"
+                steps: [ { to: "http://127.0.0.1:9001/order" } ]
+            """
+        ),
+        StepSpec(
+            "route",
+            summary: "Runs another route's steps on the message and continues with its result.",
+            fields: [Field("id", .string, required: true, "The id of the route to run.")],
+            scalarField: "id",
+            example: "- route: enrich-customer"
+        ),
+        StepSpec(
+            "stop",
+            summary: "Ends the route for this message; the message as it is becomes the route's result.",
+            fields: [],
+            example: "- stop: {}"
+        ),
+    ]
+
+    public static func named(_ name: String) -> StepSpec? {
+        all.first { $0.name == name }
+    }
+
+    /// The keys a predicate mapping may have.
+    public static let predicateSubjects = ["header", "xpath", "jsonpath"]
+    public static let predicateTests = ["equals", "not-equals", "in", "matches", "exists", "gt", "gte", "lt", "lte"]
+    public static let predicateCombinators = ["all", "any", "not"]
+    public static var predicateKeys: [String] { predicateSubjects + predicateTests + predicateCombinators }
+
+    /// The keys of a route.
+    public static let routeFields: [Field] = [
+        Field("id", .string, required: true, "Unique route id, used by traces, metrics and `route` steps."),
+        Field("from", .uri, required: true, "Source endpoint URI, or a mapping with 'uri' and endpoint options."),
+        Field("steps", .steps, "The steps, in order."),
+        Field("description", .string, "What the route is for."),
+        Field("namespaces", .string, "XML namespace prefixes for XPath in this route: { prefix: uri }."),
+    ]
+}

@@ -1,0 +1,153 @@
+import NIOCore
+import SwitchboardCore
+import SwitchboardTransform
+
+/// `multicast`: sends a copy of the message down every branch (each step of its `steps` is
+/// one branch), in parallel by default, and combines the replies. Each copy is a child
+/// message: new id, this message as parent.
+struct MulticastStep: Processor {
+    let branches: [Pipeline]
+    let parallel: Bool
+    let aggregation: Aggregation
+    let timeout: Duration?
+
+    func process(_ exchange: Exchange) async throws -> StepResult {
+        let results: [Exchange]
+        if let timeout {
+            results = try await withDeadline(timeout) { try await self.runBranches(exchange) }
+        } else {
+            results = try await runBranches(exchange)
+        }
+        return .next(aggregation.combine(original: exchange, results: results), detail: "\(results.count) replies")
+    }
+
+    private func runBranches(_ exchange: Exchange) async throws -> [Exchange] {
+        let copies = branches.map { _ in
+            Exchange(message: exchange.message.makeChild(body: exchange.message.body), pattern: exchange.pattern)
+        }
+        guard parallel else {
+            var results: [Exchange] = []
+            for (branch, copy) in zip(branches, copies) {
+                results.append(try await branch.run(copy).exchange)
+            }
+            return results
+        }
+        return try await withThrowingTaskGroup(of: (Int, Exchange).self) { group in
+            for (index, (branch, copy)) in zip(branches, copies).enumerated() {
+                group.addTask { (index, try await branch.run(copy).exchange) }
+            }
+            var results = [Exchange?](repeating: nil, count: branches.count)
+            for try await (index, result) in group {
+                results[index] = result
+            }
+            return results.compactMap { $0 }
+        }
+    }
+}
+
+/// `split`: the splitter. Cuts the body into parts (XPath nodes, JSONPath values or lines),
+/// runs the split's steps on each part as a child message (new id, this message as parent,
+/// headers `split.index` and `split.size`), then continues with the original message or
+/// with the results combined.
+struct SplitStep: Processor {
+    enum Source: Sendable {
+        case xpath(XPathExpression)
+        case jsonpath(JSONPath)
+        case lines
+    }
+
+    let source: Source
+    let pipeline: Pipeline
+    let aggregation: Aggregation
+    let parallel: Bool
+
+    /// Children in flight at once when `parallel` is on.
+    static let parallelLimit = 16
+
+    func process(_ exchange: Exchange) async throws -> StepResult {
+        let (parts, contentType) = try split(exchange.message)
+        let size = parts.count
+        func child(_ index: Int) -> Exchange {
+            var message = exchange.message.makeChild(body: parts[index])
+            message.headers["split.index"] = String(index)
+            message.headers["split.size"] = String(size)
+            if let contentType { message.contentType = contentType }
+            return Exchange(message: message, pattern: exchange.pattern)
+        }
+        var results: [Exchange] = []
+        if parallel {
+            results = try await withThrowingTaskGroup(of: (Int, Exchange).self) { group in
+                var collected = [Exchange?](repeating: nil, count: size)
+                var next = 0
+                while next < min(size, SplitStep.parallelLimit) {
+                    let index = next
+                    group.addTask { (index, try await pipeline.run(child(index)).exchange) }
+                    next += 1
+                }
+                for try await (index, result) in group {
+                    collected[index] = result
+                    if next < size {
+                        let index = next
+                        group.addTask { (index, try await pipeline.run(child(index)).exchange) }
+                        next += 1
+                    }
+                }
+                return collected.compactMap { $0 }
+            }
+        } else {
+            results.reserveCapacity(aggregation == .original ? 0 : size)
+            for index in 0..<size {
+                let result = try await pipeline.run(child(index)).exchange
+                if aggregation != .original { results.append(result) }
+            }
+        }
+        return .next(aggregation.combine(original: exchange, results: results), detail: "\(size) parts")
+    }
+
+    private func split(_ message: Message) throws -> ([ByteBuffer], String?) {
+        switch source {
+        case .xpath(let expression):
+            var view = BodyView(message)
+            let nodes = try expression.evaluateNodes(in: view.xmlDocument())
+            return (nodes.map { ByteBuffer(string: $0) }, "application/xml")
+        case .jsonpath(let path):
+            var view = BodyView(message)
+            let values = path.select(try view.jsonValue())
+            return (values.map { ByteBuffer(string: $0.serialized()) }, "application/json")
+        case .lines:
+            var parts: [ByteBuffer] = []
+            let body = message.body
+            body.withUnsafeReadableBytes { bytes in
+                var start = 0
+                for (index, byte) in bytes.enumerated() where byte == UInt8(ascii: "\n") {
+                    var end = index
+                    if end > start, bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+                    parts.append(ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: bytes[start..<end])))
+                    start = index + 1
+                }
+                if start < bytes.count {
+                    var end = bytes.count
+                    if bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+                    parts.append(ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: bytes[start..<end])))
+                }
+            }
+            return (parts, nil)
+        }
+    }
+}
+
+/// Runs `body`, failing with a timeout error if it takes longer than `limit`.
+func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else {
+            throw ProcessingError("timed out after \(formatDuration(limit))", status: 504)
+        }
+        return value
+    }
+}

@@ -1,0 +1,111 @@
+import SwitchboardCore
+
+/// `choice`: the content-based router. Runs the steps of the first `when` whose predicate
+/// holds, else the `otherwise` steps, else nothing. The body is parsed at most once for
+/// all the predicates.
+struct ChoiceStep: Processor {
+    struct Branch: Sendable {
+        let predicate: CompiledPredicate
+        let pipeline: Pipeline
+    }
+
+    let branches: [Branch]
+    let otherwise: Pipeline?
+
+    func process(_ exchange: Exchange) async throws -> StepResult {
+        var view = BodyView(exchange.message)
+        for (index, branch) in branches.enumerated() where try branch.predicate.matches(&view) {
+            let result = try await branch.pipeline.run(exchange)
+            return StepResult(result.exchange, action: result.action, detail: "when[\(index)] matched: \(branch.predicate.description)")
+        }
+        guard let otherwise else {
+            return .next(exchange, detail: "no branch matched")
+        }
+        let result = try await otherwise.run(exchange)
+        return StepResult(result.exchange, action: result.action, detail: "otherwise (no when matched)")
+    }
+}
+
+/// `filter`: the message filter. Messages that match run the filter's steps; the others
+/// skip them. Either way the route goes on after the filter (use `stop` inside a `choice`
+/// to drop messages).
+struct FilterStep: Processor {
+    let predicate: CompiledPredicate
+    let pipeline: Pipeline
+
+    func process(_ exchange: Exchange) async throws -> StepResult {
+        guard try predicate.matches(exchange) else {
+            return .next(exchange, detail: "not matched: \(predicate.description)")
+        }
+        let result = try await pipeline.run(exchange)
+        return StepResult(result.exchange, action: result.action, detail: "matched: \(predicate.description)")
+    }
+}
+
+/// `to`: sends the message to an endpoint and continues with the reply.
+struct ToStep: Processor {
+    let producer: any Producer
+
+    func process(_ exchange: Exchange) async throws -> StepResult {
+        let reply = try await producer.send(exchange)
+        return .next(reply, detail: producer.describeReply(reply))
+    }
+}
+
+/// `wire-tap`: sends a copy of the message to an endpoint without waiting; the route goes
+/// on with the original at once. The copy is a child message (new id, this message as
+/// parent) whose outcome is reported to observers and, on failure, logged.
+struct WireTapStep: Processor {
+    let producer: any Producer
+    let info: StepInfo
+    let background: BackgroundWork
+    let observers: ObserverSet
+    let reportFailure: @Sendable (StepFailure) -> Void
+
+    func process(_ exchange: Exchange) async throws -> StepResult {
+        var copy = exchange
+        copy.message = exchange.message.makeChild(body: exchange.message.body)
+        copy.pattern = .inOnly
+        let child = copy
+        background.submit { [producer, info, observers, reportFailure] in
+            let start = ContinuousClock.now
+            await observers.record(ExchangeEvent(phase: .started, message: child.message, routeID: info.routeID, step: info))
+            do {
+                let reply = try await producer.send(child)
+                await observers.record(ExchangeEvent(
+                    phase: .completed, message: child.message, routeID: info.routeID, step: info,
+                    duration: ContinuousClock.now - start, detail: producer.describeReply(reply)
+                ))
+            } catch {
+                let failure = StepFailure(wrapping: error, step: info, messageID: child.message.id)
+                await observers.record(ExchangeEvent(
+                    phase: .failed, message: child.message, routeID: info.routeID, step: info,
+                    duration: ContinuousClock.now - start, error: failure.reason
+                ))
+                reportFailure(failure)
+            }
+        }
+        return .next(exchange, detail: "copy \(child.message.id) sent")
+    }
+}
+
+/// `route`: runs another route's steps on the message, as Camel's `direct:` does, and
+/// continues with its result.
+struct RouteCallStep: Processor {
+    let target: String
+    let directory: RouteDirectory
+
+    func process(_ exchange: Exchange) async throws -> StepResult {
+        guard let route = directory.route(target) else {
+            throw ProcessingError("route '\(target)' is not loaded")
+        }
+        let depth = RouteDirectory.callDepth
+        guard depth < RouteDirectory.maximumCallDepth else {
+            throw ProcessingError("route calls nested deeper than \(RouteDirectory.maximumCallDepth) levels (a route calls itself?)")
+        }
+        let result = try await RouteDirectory.$callDepth.withValue(depth + 1) {
+            try await route.execute(exchange)
+        }
+        return .next(result, detail: "route '\(target)' done")
+    }
+}

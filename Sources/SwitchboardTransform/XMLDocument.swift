@@ -1,0 +1,131 @@
+import CLibXML2
+
+/// A parsed XML document, owned: the libxml2 tree is freed when the value goes away.
+///
+/// Parsing is always safe: no external entities or DTDs are loaded, nothing is fetched from
+/// the network, entities are not substituted, and libxml2's default limits on depth and
+/// entity amplification stay on. Not `Sendable`: use a document within one task.
+public final class XMLDocument {
+    let pointer: xmlDocPtr
+
+    /// Parses UTF-8 (or declared-encoding) XML bytes.
+    ///
+    /// - Throws: ``XMLError`` with the line and column of the first problem.
+    public init(bytes: UnsafeRawBufferPointer, name: String = "body") throws {
+        self.pointer = try XMLDocument.parse(bytes, name: name)
+    }
+
+    /// Parses XML text.
+    public init(_ text: String, name: String = "body") throws {
+        var text = text
+        self.pointer = try text.withUTF8 { try XMLDocument.parse(UnsafeRawBufferPointer($0), name: name) }
+    }
+
+    private static func parse(_ bytes: UnsafeRawBufferPointer, name: String) throws -> xmlDocPtr {
+        XMLLibrary.initialize()
+        guard bytes.count <= Int(Int32.max) else {
+            throw XMLError("\(name) is too large to parse as XML (\(bytes.count) bytes)")
+        }
+        guard let context = xmlNewParserCtxt() else {
+            throw XMLError("out of memory creating an XML parser")
+        }
+        defer { xmlFreeParserCtxt(context) }
+        let document = bytes.withMemoryRebound(to: CChar.self) { chars in
+            xmlCtxtReadMemory(context, chars.baseAddress, Int32(chars.count), nil, nil, XMLLibrary.safeParseOptions)
+        }
+        guard let document, context.pointee.wellFormed != 0 else {
+            if let document { xmlFreeDoc(document) }
+            throw XMLError.last(from: context, source: name)
+        }
+        guard xmlDocGetRootElement(document) != nil else {
+            xmlFreeDoc(document)
+            throw XMLError("\(name) is not XML: it has no root element")
+        }
+        return document
+    }
+
+    deinit {
+        xmlFreeDoc(pointer)
+    }
+
+    /// The root element serialized, without the XML declaration.
+    public func serializedRootElement() -> String {
+        guard let root = xmlDocGetRootElement(pointer), let buffer = xmlBufferCreate() else { return "" }
+        defer { xmlBufferFree(buffer) }
+        xmlNodeDump(buffer, pointer, root, 0, 0)
+        guard let content = xmlBufferContent(buffer) else { return "" }
+        return String(cString: content)
+    }
+
+    /// The document serialized back to text (with the XML declaration).
+    public func serialized() -> String {
+        var buffer: UnsafeMutablePointer<xmlChar>?
+        var length: Int32 = 0
+        xmlDocDumpMemoryEnc(pointer, &buffer, &length, "UTF-8")
+        defer { if let buffer { switchboard_xml_free(buffer) } }
+        guard let buffer else { return "" }
+        return String(decoding: UnsafeBufferPointer(start: buffer, count: Int(length)), as: UTF8.self)
+    }
+}
+
+/// A problem parsing XML or evaluating XPath.
+public struct XMLError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var line: Int?
+    public var column: Int?
+
+    public init(_ message: String, line: Int? = nil, column: Int? = nil) {
+        self.message = message
+        self.line = line
+        self.column = column
+    }
+
+    public var description: String {
+        guard let line else { return message }
+        return "\(message) (line \(line)\(column.map { ", column \($0)" } ?? ""))"
+    }
+
+    static func last(from context: xmlParserCtxtPtr, source: String) -> XMLError {
+        guard let error = xmlCtxtGetLastError(context), let text = error.pointee.message else {
+            return XMLError("\(source) is not well-formed XML")
+        }
+        let message = String(cString: text).trimmingASCIIWhitespaceAndNewlines()
+        let line = Int(error.pointee.line)
+        let column = Int(error.pointee.int2)
+        return XMLError("\(source) is not well-formed XML: \(message)", line: line > 0 ? line : nil, column: column > 0 ? column : nil)
+    }
+}
+
+/// One-time libxml2 set-up, and the parse options every parse uses.
+enum XMLLibrary {
+    /// No network, no entity substitution, no DTD loading or default attributes from DTDs,
+    /// errors captured rather than printed. `XML_PARSE_HUGE` is not set, so libxml2's
+    /// limits on depth, text size and entity amplification apply.
+    static let safeParseOptions: Int32 = Int32(
+        XML_PARSE_NONET.rawValue | XML_PARSE_NOERROR.rawValue | XML_PARSE_NOWARNING.rawValue
+    )
+
+    private static let once: Void = {
+        xmlInitParser()
+        // Keep libxml2 from printing anything on its own: every error is captured and reported.
+        switchboard_xml_silence()
+        // Refuse every external load, whatever a document or stylesheet asks for.
+        xmlSetExternalEntityLoader(refuseExternalEntity)
+    }()
+
+    static func initialize() {
+        _ = once
+    }
+}
+
+private let refuseExternalEntity: xmlExternalEntityLoader = { _, _, _ in nil }
+
+extension String {
+    func trimmingASCIIWhitespaceAndNewlines() -> String {
+        let scalars = unicodeScalars
+        guard let start = scalars.firstIndex(where: { !" \t\r\n".unicodeScalars.contains($0) }),
+              let end = scalars.lastIndex(where: { !" \t\r\n".unicodeScalars.contains($0) })
+        else { return "" }
+        return String(scalars[start...end])
+    }
+}

@@ -1,0 +1,195 @@
+import CLibXML2
+
+/// Namespace prefixes an XPath expression may use, declared once per route.
+public struct XPathNamespaces: Sendable, Equatable {
+    public var bindings: [(prefix: String, uri: String)]
+
+    public init(_ bindings: [(prefix: String, uri: String)] = []) {
+        self.bindings = bindings
+    }
+
+    public func contains(prefix: String) -> Bool {
+        bindings.contains { $0.prefix == prefix }
+    }
+
+    public static func == (lhs: XPathNamespaces, rhs: XPathNamespaces) -> Bool {
+        lhs.bindings.elementsEqual(rhs.bindings) { $0.prefix == $1.prefix && $0.uri == $1.uri }
+    }
+}
+
+/// An XPath 1.0 expression compiled once (at route load) and evaluated many times,
+/// concurrently, against different documents.
+///
+/// libxml2 compiled expressions are read-only during evaluation, so one may be shared by any
+/// number of evaluations on different threads, each with its own evaluation context.
+public final class XPathExpression: @unchecked Sendable {
+    public let text: String
+    public let namespaces: XPathNamespaces
+    private let compiled: xmlXPathCompExprPtr
+
+    /// Compiles `text`.
+    ///
+    /// - Throws: ``XMLError`` when the expression is not valid XPath 1.0 or uses a namespace
+    ///   prefix that `namespaces` does not declare.
+    public init(_ text: String, namespaces: XPathNamespaces = XPathNamespaces()) throws {
+        XMLLibrary.initialize()
+        self.text = text
+        self.namespaces = namespaces
+        for prefix in XPathExpression.prefixes(in: text) where !namespaces.contains(prefix: prefix) && !XPathExpression.builtInPrefixes.contains(prefix) {
+            throw XMLError("XPath '\(text)' uses the namespace prefix '\(prefix)', which is not declared; declare it under the route's 'namespaces:'")
+        }
+        guard let context = xmlXPathNewContext(nil) else {
+            throw XMLError("out of memory creating an XPath context")
+        }
+        defer { xmlXPathFreeContext(context) }
+        let collector = ErrorCollector()
+        let compiled = collector.capturing(into: context) {
+            xmlXPathCtxtCompile(context, text)
+        }
+        guard let compiled else {
+            throw XMLError("invalid XPath '\(text)': \(collector.message ?? "syntax error")")
+        }
+        self.compiled = compiled
+    }
+
+    deinit {
+        xmlXPathFreeCompExpr(compiled)
+    }
+
+    /// Evaluates the expression on `document` and converts the result to a boolean the
+    /// XPath way (`boolean()`): a non-empty node-set, a non-zero number, a non-empty string.
+    public func evaluateBoolean(in document: XMLDocument) throws -> Bool {
+        try evaluate(in: document) { xmlXPathCastToBoolean($0) != 0 }
+    }
+
+    /// Evaluates the expression and converts the result to a string the XPath way
+    /// (`string()`): for a node-set, the string value of its first node.
+    public func evaluateString(in document: XMLDocument) throws -> String {
+        try evaluate(in: document) { object in
+            guard let text = xmlXPathCastToString(object) else { return "" }
+            defer { switchboard_xml_free(text) }
+            return String(cString: text)
+        }
+    }
+
+    /// Evaluates the expression and serializes every selected node as a standalone XML
+    /// document (element nodes keep the namespace declarations they need); text and
+    /// attribute nodes give their string values.
+    public func evaluateNodes(in document: XMLDocument) throws -> [String] {
+        try evaluate(in: document) { object in
+            guard object.pointee.type == XPATH_NODESET, let set = object.pointee.nodesetval else {
+                throw XMLError("XPath '\(text)' does not select nodes; it gives a \(XPathExpression.typeName(object.pointee.type))")
+            }
+            var results: [String] = []
+            results.reserveCapacity(Int(set.pointee.nodeNr))
+            for index in 0..<Int(set.pointee.nodeNr) {
+                guard let node = set.pointee.nodeTab[index] else { continue }
+                results.append(XPathExpression.serialize(node))
+            }
+            return results
+        }
+    }
+
+    private func evaluate<T>(in document: XMLDocument, _ convert: (xmlXPathObjectPtr) throws -> T) throws -> T {
+        guard let context = xmlXPathNewContext(document.pointer) else {
+            throw XMLError("out of memory creating an XPath context")
+        }
+        defer { xmlXPathFreeContext(context) }
+        for binding in namespaces.bindings {
+            xmlXPathRegisterNs(context, binding.prefix, binding.uri)
+        }
+        let collector = ErrorCollector()
+        let result = collector.capturing(into: context) {
+            xmlXPathCompiledEval(compiled, context)
+        }
+        guard let result else {
+            throw XMLError("XPath '\(text)' failed: \(collector.message ?? "evaluation error")")
+        }
+        defer { xmlXPathFreeObject(result) }
+        return try convert(result)
+    }
+
+    private static func serialize(_ node: xmlNodePtr) -> String {
+        guard node.pointee.type == XML_ELEMENT_NODE else {
+            guard let content = xmlNodeGetContent(node) else { return "" }
+            defer { switchboard_xml_free(content) }
+            return String(cString: content)
+        }
+        // Copy the element into a document of its own so that namespace declarations made on
+        // its ancestors are re-declared where they are used.
+        guard let document = xmlNewDoc("1.0") else { return "" }
+        defer { xmlFreeDoc(document) }
+        guard let copy = xmlDocCopyNode(node, document, 1) else { return "" }
+        xmlDocSetRootElement(document, copy)
+        xmlReconciliateNs(document, copy)
+        guard let buffer = xmlBufferCreate() else { return "" }
+        defer { xmlBufferFree(buffer) }
+        xmlNodeDump(buffer, document, copy, 0, 0)
+        guard let content = xmlBufferContent(buffer) else { return "" }
+        return String(cString: content)
+    }
+
+    private static func typeName(_ type: xmlXPathObjectType) -> String {
+        switch type {
+        case XPATH_BOOLEAN: "boolean"
+        case XPATH_NUMBER: "number"
+        case XPATH_STRING: "string"
+        default: "non-node value"
+        }
+    }
+
+    /// Prefixes that XPath itself defines and need no declaration.
+    static let builtInPrefixes: Set<String> = ["xml"]
+
+    /// The namespace prefixes used in an expression's name tests and function names, found
+    /// by a small lexer that skips string literals and axis separators (`::`).
+    static func prefixes(in text: String) -> [String] {
+        let chars = Array(text.unicodeScalars)
+        var prefixes: [String] = []
+        var index = 0
+        func isNameStart(_ c: Unicode.Scalar) -> Bool { c == "_" || c.properties.isAlphabetic }
+        func isNameChar(_ c: Unicode.Scalar) -> Bool { isNameStart(c) || c == "-" || c == "." || ("0"..."9").contains(c) }
+        while index < chars.count {
+            let c = chars[index]
+            if c == "\"" || c == "'" {
+                index += 1
+                while index < chars.count, chars[index] != c { index += 1 }
+                index += 1
+            } else if isNameStart(c) {
+                // A name directly after `$` is a variable; its prefix would need a binding too.
+                let start = index
+                while index < chars.count, isNameChar(chars[index]) { index += 1 }
+                if index + 1 < chars.count, chars[index] == ":", chars[index + 1] != ":",
+                   isNameStart(chars[index + 1]) || chars[index + 1] == "*" {
+                    let prefix = String(String.UnicodeScalarView(chars[start..<index]))
+                    if !prefixes.contains(prefix) { prefixes.append(prefix) }
+                    index += 1
+                } else if index + 1 < chars.count, chars[index] == ":", chars[index + 1] == ":" {
+                    index += 2  // an axis: child::, descendant::
+                }
+            } else {
+                index += 1
+            }
+        }
+        return prefixes
+    }
+}
+
+/// Collects the first error libxml2 reports through an XPath context's callback, so nothing
+/// is printed and the message can go into a proper error.
+private final class ErrorCollector {
+    var message: String?
+
+    func capturing<T>(into context: xmlXPathContextPtr, _ body: () -> T) -> T {
+        let box = Unmanaged.passUnretained(self)
+        context.pointee.userData = box.toOpaque()
+        context.pointee.error = { userData, error in
+            guard let userData, let error, let text = error.pointee.message else { return }
+            let collector = Unmanaged<ErrorCollector>.fromOpaque(userData).takeUnretainedValue()
+            if collector.message == nil {
+                collector.message = String(cString: text).trimmingASCIIWhitespaceAndNewlines()
+            }
+        }
+        return withExtendedLifetime(self) { body() }
+    }
+}
