@@ -418,6 +418,20 @@ struct JSONPathParser {
 
     private mutating func parseArgument() throws -> JSONPathArgument {
         let start = index
+        let isLiteral = (try? parseLiteral()) != nil
+        index = start
+        if let c = peek(), ("a"..."z").contains(c), !isLiteral {
+            // A function call passed as an argument keeps its own result type.
+            if let call = try? parseFunctionCall() {
+                let save = index
+                skipBlank()
+                if peek() == "," || peek() == ")" {
+                    index = save
+                    return .function(call)
+                }
+            }
+            index = start
+        }
         if let literal = try parseLiteral() {
             let save = index
             skipBlank()
@@ -479,8 +493,6 @@ struct IRegexp: @unchecked Sendable {
                 translated += "]"
             case "." where !inClass:
                 translated += "[^\\n\\r]"
-            case "^" where !inClass, "$" where !inClass:
-                translated += "\\" + String(Character(c))
             default:
                 translated.unicodeScalars.append(c)
             }

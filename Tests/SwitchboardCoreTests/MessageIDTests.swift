@@ -1,0 +1,34 @@
+import SwitchboardCore
+import Testing
+
+struct MessageIDTests {
+    @Test func idsAreVersionSevenWithTheRFCVariant() {
+        let id = MessageID()
+        #expect(id.version == 7)
+        #expect(id.low >> 62 == 0b10)
+        let text = id.description
+        #expect(text.count == 36)
+        #expect(Array(text)[14] == "7")
+    }
+
+    @Test func idsCarryTheCurrentTimeAndSortByCreation() {
+        let before = UInt64(wallClockMilliseconds())
+        let ids = (0..<10_000).map { _ in MessageID() }
+        let after = UInt64(wallClockMilliseconds())
+        #expect(ids.allSatisfy { $0.unixMilliseconds >= before && $0.unixMilliseconds <= after + 1 })
+        #expect(ids == ids.sorted())
+        #expect(Set(ids).count == ids.count)
+    }
+
+    @Test func textFormRoundTrips() throws {
+        let id = MessageID()
+        let parsed = try #require(MessageID(id.description))
+        #expect(parsed == id)
+        #expect(MessageID(id.description.uppercased()) == id)
+    }
+
+    @Test(arguments: ["", "not-an-id", "01a1fdb0-a150-7151-bdef-b1ff29e1643", "01a1fdb0a150-7151-bdef-b1ff29e164370", "01a1fdb0-a150-7151-bdef-b1ff29e1643g"])
+    func malformedTextIsRefused(_ text: String) {
+        #expect(MessageID(text) == nil)
+    }
+}

@@ -1,0 +1,57 @@
+import NIOCore
+import SwitchboardCore
+import Testing
+
+struct MessageTests {
+    @Test func headersCompareNamesWithoutCase() {
+        var headers: Headers = ["Content-Type": "application/json"]
+        #expect(headers["content-type"] == "application/json")
+        #expect(headers.contains("CONTENT-TYPE"))
+        headers["CONTENT-type"] = "text/plain"
+        #expect(headers.count == 1)
+        #expect(headers["Content-Type"] == "text/plain")
+    }
+
+    @Test func settingAHeaderReplacesEveryValueButAddKeepsThem() {
+        var headers = Headers()
+        headers.add("Set-Cookie", "a=1")
+        headers.add("set-cookie", "b=2")
+        #expect(headers.values("SET-COOKIE") == ["a=1", "b=2"])
+        headers["Set-Cookie"] = "c=3"
+        #expect(headers.values("set-cookie") == ["c=3"])
+        headers["set-cookie"] = nil
+        #expect(!headers.contains("Set-Cookie"))
+    }
+
+    @Test func caseFoldingOnlyFoldsLetters() {
+        #expect("X-A".equalsIgnoringASCIICase("x-a"))
+        #expect(!"[".equalsIgnoringASCIICase("{"))
+        #expect(!"@".equalsIgnoringASCIICase("`"))
+        #expect(!"ab".equalsIgnoringASCIICase("abc"))
+    }
+
+    @Test func correlationIDComesFromTheHeaderElseTheID() {
+        let plain = Message()
+        #expect(plain.correlationID == plain.id.description)
+        let correlated = Message(headers: ["x-correlation-id": "order-42"])
+        #expect(correlated.correlationID == "order-42")
+    }
+
+    @Test func contentTypeLivesInTheHeaders() {
+        var message = Message(body: ByteBuffer(string: "<a/>"))
+        message.contentType = "application/xml"
+        #expect(message.headers["content-type"] == "application/xml")
+        #expect(message.bodyString == "<a/>")
+    }
+
+    @Test func childrenGetANewIDAndPointToTheirParent() {
+        let parent = Message(headers: ["X-Correlation-ID": "c-1", "X-A": "1"], properties: ["p": "v"])
+        let child = parent.makeChild(body: ByteBuffer(string: "part"))
+        #expect(child.id != parent.id)
+        #expect(child.parentID == parent.id)
+        #expect(child.correlationID == "c-1")
+        #expect(child.headers["X-A"] == "1")
+        #expect(child.properties["p"] == "v")
+        #expect(child.bodyString == "part")
+    }
+}

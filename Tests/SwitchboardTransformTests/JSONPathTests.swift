@@ -1,0 +1,52 @@
+import SwitchboardTransform
+import Testing
+
+struct JSONPathTests {
+    static let store = try! JSONValue(parsing: """
+    {"store": {"book": [
+        {"category": "reference", "author": "Nigel Rees", "title": "Sayings of the Century", "price": 8.95},
+        {"category": "fiction", "author": "Evelyn Waugh", "title": "Sword of Honour", "price": 12.99},
+        {"category": "fiction", "author": "Herman Melville", "title": "Moby Dick", "isbn": "0-553-21311-3", "price": 8.99},
+        {"category": "fiction", "author": "J. R. R. Tolkien", "title": "The Lord of the Rings", "isbn": "0-395-19395-8", "price": 22.99}
+      ],
+      "bicycle": {"color": "red", "price": 399}
+    }}
+    """)
+
+    func select(_ path: String) throws -> [JSONValue] {
+        try JSONPath(path).select(JSONPathTests.store)
+    }
+
+    @Test func namesIndexesAndWildcards() throws {
+        #expect(try select("$.store.bicycle.color") == [.string("red")])
+        #expect(try select("$['store']['book'][0].author") == [.string("Nigel Rees")])
+        #expect(try select("$.store.book[-1].title") == [.string("The Lord of the Rings")])
+        #expect(try select("$.store.book[*].price").count == 4)
+        #expect(try select("$.store.*").count == 2)
+    }
+
+    @Test func slicesAndDescendants() throws {
+        #expect(try select("$.store.book[0:2].price") == [.number(8.95), .number(12.99)])
+        #expect(try select("$.store.book[::-1].price").first == .number(22.99))
+        // A segment applies to each node: after [::-1] the nodes are books, which have no [0].
+        #expect(try select("$.store.book[::-1][0]").isEmpty)
+        #expect(try select("$..author").count == 4)
+        #expect(try select("$..price").count == 5)
+    }
+
+    @Test func filtersWithComparisonsLogicAndFunctions() throws {
+        #expect(try select("$.store.book[?@.price < 10].title") == [.string("Sayings of the Century"), .string("Moby Dick")])
+        #expect(try select("$.store.book[?@.isbn].title").count == 2)
+        #expect(try select("$.store.book[?@.category == 'fiction' && @.price > 20].author") == [.string("J. R. R. Tolkien")])
+        #expect(try select("$.store.book[?!(@.category == 'fiction')].author") == [.string("Nigel Rees")])
+        #expect(try select("$.store.book[?length(@.title) >= 15].price").count == 3)
+        #expect(try select("$.store.book[?match(@.author, 'H.*')].title") == [.string("Moby Dick")])
+        #expect(try select("$.store.book[?search(@.title, 'of')].price").count == 3)
+        #expect(try select("$.store[?count(@[*]) > 3]").count == 1)
+    }
+
+    @Test(arguments: ["store", "$.", "$[", "$.store[?@.price <]", "$[01]", "$[?length(@)]", "$[?@.a == @.b[*]]", "$[?foo(@)]", "$ "])
+    func invalidQueriesAreRefused(_ path: String) {
+        #expect(throws: JSONPathError.self) { try JSONPath(path) }
+    }
+}
