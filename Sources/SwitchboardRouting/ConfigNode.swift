@@ -136,10 +136,15 @@ public struct DiagnosticLog: Sendable {
 
     /// Throws the collected errors, if any.
     public func throwIfErrors() throws {
-        if hasErrors { throw ConfigurationError(diagnostics.sorted(by: DiagnosticLog.order)) }
+        if hasErrors { throw ConfigurationError(DiagnosticLog.sorted(diagnostics)) }
     }
 
-    static func order(_ a: Diagnostic, _ b: Diagnostic) -> Bool {
-        (a.location.file, a.location.line, a.location.column) < (b.location.file, b.location.line, b.location.column)
+    /// Diagnostics in file, line and column order; those at one place keep the order they were found in.
+    static func sorted(_ diagnostics: [Diagnostic]) -> [Diagnostic] {
+        diagnostics.enumerated().sorted { a, b in
+            let left = (a.element.location.file, a.element.location.line, a.element.location.column)
+            let right = (b.element.location.file, b.element.location.line, b.element.location.column)
+            return left != right ? left < right : a.offset < b.offset
+        }.map(\.element)
     }
 }

@@ -296,7 +296,7 @@ final class RouteCompiler {
                 } else {
                     var known = spec.fields.map(\.name)
                     if spec.inlinePredicate { known += StepSpec.predicateKeys }
-                    log.error(entry.keyNode.location, unknownKeyMessage(entry.key, what: "option for '\(spec.name)'", known: known))
+                    log.error(entry.keyNode.location, unknownKeyMessage(entry.key, what: "option", of: "step '\(spec.name)'", known: known))
                 }
             }
             if !options.isEmpty { step.options = value }
@@ -482,11 +482,12 @@ final class RouteCompiler {
         let node = step.options ?? step.fields["uri"]
         guard let node, let (endpoint, adapter) = resolveEndpoint(node, role: .producer, what: step.spec.name) else { return nil }
         info.endpoint = endpoint.description
-        if endpoint.scheme == DirectAdapter.scheme {
-            directCalls.append((endpoint.path, step.fields["uri"]?.contentLocation ?? step.location))
-        }
         do {
-            return try adapter.makeProducer(endpoint)
+            let producer = try adapter.makeProducer(endpoint)
+            if endpoint.scheme == DirectAdapter.scheme {
+                directCalls.append((endpoint.path, step.fields["uri"]?.contentLocation ?? step.location))
+            }
+            return producer
         } catch {
             log.error(step.fields["uri"]?.contentLocation ?? step.location, "\(error)")
             return nil
@@ -526,7 +527,7 @@ final class RouteCompiler {
                 continue
             }
             for entry in entries where entry.key != "when" && entry.key != "steps" {
-                log.error(entry.keyNode.location, unknownKeyMessage(entry.key, what: "key in a 'when' branch", known: ["when", "steps"]))
+                log.error(entry.keyNode.location, unknownKeyMessage(entry.key, what: "key", of: "a 'when' branch", known: ["when", "steps"]))
                 failed = true
             }
             let branchIndex = branches.count
@@ -715,8 +716,9 @@ func parseBool(_ text: String?) -> Bool? {
 }
 
 /// "unknown step 'sett-header'; did you mean 'set-header'?" or the list of what is known.
-func unknownKeyMessage(_ key: String, what: String, known: [String]) -> String {
+func unknownKeyMessage(_ key: String, what: String, of context: String? = nil, known: [String]) -> String {
     var message = "unknown \(what) '\(key)'"
+    if let context { message += " for \(context)" }
     if let guess = closestMatch(to: key, in: known) {
         message += "; did you mean '\(guess)'?"
     } else {

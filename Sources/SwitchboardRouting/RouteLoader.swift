@@ -84,12 +84,15 @@ public struct RouteLoader: Sendable {
                 diagnostics.append(contentsOf: error.diagnostics)
             }
         }
+        let engine: RouteEngine
         do {
-            let engine = try compiler.finish()
-            if !diagnostics.isEmpty { throw ConfigurationError(diagnostics + engine.warnings) }
-            return engine
+            engine = try compiler.finish()
         } catch let error as ConfigurationError {
-            throw ConfigurationError((diagnostics + error.diagnostics).sorted(by: DiagnosticLog.order))
+            throw ConfigurationError(DiagnosticLog.sorted(diagnostics + error.diagnostics))
         }
+        if !diagnostics.isEmpty {
+            throw ConfigurationError(DiagnosticLog.sorted(diagnostics + engine.warnings))
+        }
+        return engine
     }
 }

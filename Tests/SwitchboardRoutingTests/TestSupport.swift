@@ -1,0 +1,164 @@
+import Logging
+import NIOCore
+import SwitchboardCore
+import SwitchboardRouting
+import Synchronization
+
+/// In-memory endpoints for engine tests: `to: test:NAME` records what it receives and
+/// answers. Options: `reply` (body of the answer), `fail=true`, `gate=true` (wait until the
+/// test opens the gate), `status` (sets http.status on the answer, for symmetry with HTTP).
+final class TestEndpoints: Sendable {
+    private let received = Mutex<[String: [Exchange]]>([:])
+    let gate = AsyncValue<Void>()
+
+    func record(_ name: String, _ exchange: Exchange) {
+        received.withLock { $0[name, default: []].append(exchange) }
+    }
+
+    func exchanges(_ name: String) -> [Exchange] {
+        received.withLock { $0[name] ?? [] }
+    }
+}
+
+struct TestAdapter: Adapter {
+    static let spec = EndpointSpec(
+        schemes: ["test"],
+        summary: "in-memory test endpoints",
+        consumerSyntax: "test:NAME",
+        producerSyntax: "test:NAME",
+        options: [
+            OptionSpec("reply", .string, roles: [.producer], doc: "answer body"),
+            OptionSpec("fail", .bool, default: "false", roles: [.producer], doc: "fail every message"),
+            OptionSpec("gate", .bool, default: "false", roles: [.producer], doc: "wait for the test's gate"),
+            OptionSpec("delay", .duration, roles: [.producer], doc: "sleep before answering"),
+            OptionSpec("password", .string, secret: true, doc: "a secret"),
+        ]
+    )
+
+    let endpoints: TestEndpoints
+
+    func makeProducer(_ endpoint: Endpoint) throws -> any Producer {
+        TestProducer(
+            name: endpoint.path,
+            reply: endpoint.options.string("reply"),
+            fail: endpoint.options.bool("fail") ?? false,
+            gated: endpoint.options.bool("gate") ?? false,
+            delay: endpoint.options.duration("delay"),
+            endpoints: endpoints
+        )
+    }
+
+    func makeConsumer(_ endpoint: Endpoint) throws -> any Consumer {
+        TestConsumer()
+    }
+
+    func consumerBinding(_ endpoint: Endpoint) -> String? {
+        "test:\(endpoint.path)"
+    }
+}
+
+struct TestConsumer: Consumer {
+    func run(_ deliver: @escaping Delivery) async throws {}
+}
+
+struct TestProducer: Producer {
+    let name: String
+    let reply: String?
+    let fail: Bool
+    let gated: Bool
+    let delay: Duration?
+    let endpoints: TestEndpoints
+
+    func send(_ exchange: Exchange) async throws -> Exchange {
+        if gated { await endpoints.gate.value }
+        if let delay { try await Task.sleep(for: delay) }
+        endpoints.record(name, exchange)
+        if fail { throw ProcessingError("test endpoint '\(name)' refused the message") }
+        var answer = exchange
+        if let reply { answer.message.body = ByteBuffer(string: reply) }
+        answer.message.headers.add("X-Visited", name)
+        return answer
+    }
+
+    func describeReply(_ reply: Exchange) -> String? { "visited \(name)" }
+}
+
+/// Keeps every event, in order.
+final class RecordingObserver: ExchangeObserver {
+    private let events = Mutex<[ExchangeEvent]>([])
+
+    func record(_ event: ExchangeEvent) async {
+        events.withLock { $0.append(event) }
+    }
+
+    var all: [ExchangeEvent] { events.withLock { $0 } }
+}
+
+/// Keeps every log line, for the `log` step.
+final class LogStore: Sendable {
+    let lines = Mutex<[(Logger.Level, String)]>([])
+}
+
+struct CapturingLogHandler: LogHandler {
+    let store: LogStore
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        store.lines.withLock { $0.append((event.level, "\(event.message)")) }
+    }
+}
+
+/// A loaded engine with its test endpoints and observer.
+struct Harness {
+    let engine: RouteEngine
+    let endpoints: TestEndpoints
+    let observer: RecordingObserver
+    let logs: LogStore
+
+    init(_ yaml: String, environment: [String: String] = [:], logLevel: Logger.Level = .info) throws {
+        let endpoints = TestEndpoints()
+        let observer = RecordingObserver()
+        let logs = LogStore()
+        var logger = Logger(label: "test") { _ in CapturingLogHandler(store: logs) }
+        logger.logLevel = logLevel
+        let loader = RouteLoader(
+            catalog: AdapterCatalog([TestAdapter(endpoints: endpoints)]),
+            observers: [observer],
+            logger: logger,
+            environment: environment
+        )
+        self.engine = try loader.load(sources: [(yaml, "routes.yaml")])
+        self.endpoints = endpoints
+        self.observer = observer
+        self.logs = logs
+    }
+
+    /// Runs a message through a route.
+    func send(_ route: String, _ body: String = "", headers: Headers = Headers()) async throws -> Message {
+        let message = Message(headers: headers, body: ByteBuffer(string: body))
+        return try await engine.process(routeID: route, Exchange(message: message, pattern: .inOut)).message
+    }
+}
+
+/// The diagnostics loading `yaml` produces, as printed (`routes.yaml:3:7: error: …`).
+func loadErrors(_ yaml: String, environment: [String: String] = [:]) -> [String] {
+    let loader = RouteLoader(
+        catalog: AdapterCatalog([TestAdapter(endpoints: TestEndpoints())]),
+        logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() },
+        environment: environment
+    )
+    do {
+        _ = try loader.load(sources: [(yaml, "routes.yaml")])
+        return []
+    } catch let error as ConfigurationError {
+        return error.diagnostics.map(\.description)
+    } catch {
+        return ["unexpected: \(error)"]
+    }
+}
