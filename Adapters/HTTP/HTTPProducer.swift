@@ -98,7 +98,7 @@ struct HTTPProducer: Producer {
             let reason = Set(reasons).sorted().joined(separator: "; ")
             return ProcessingError("cannot connect to \(display): \(reason.isEmpty ? "no address" : reason)", status: 502)
         case let error as IOError:
-            return ProcessingError("cannot reach \(display): \(String(cString: strerror(error.errnoCode)).lowercased())", status: 502)
+            return ProcessingError("cannot connect to \(display): \(String(cString: strerror(error.errnoCode)).lowercased())", status: 502)
         case is NIOTooManyBytesError:
             return ProcessingError("reply from \(display) is larger than maxResponseSize (\(maxResponseSize) bytes)", status: 502)
         default:

@@ -136,14 +136,16 @@ final class RouteCompiler {
         } else {
             pipeline = Pipeline(steps: [], observers: observers)
         }
-        guard let routeID, let source, let pipeline else { return nil }
-        var consumer: (any Consumer)?
+        // The consumer is built even when other parts failed, so its problems are reported too.
+        guard let source else { return nil }
+        let consumer: any Consumer
         do {
             consumer = try source.adapter.makeConsumer(source.endpoint)
         } catch {
             log.error(node["from"]?.contentLocation ?? node.location, "\(error)")
             return nil
         }
+        guard let routeID, let pipeline else { return nil }
         if let binding = source.adapter.consumerBinding(source.endpoint) {
             let location = node["from"]?.contentLocation ?? node.location
             if let first = self.bindings[binding] {
@@ -206,6 +208,11 @@ final class RouteCompiler {
         }
         guard let text = uriNode.scalar, !text.isEmpty, !uriNode.isNull else {
             log.error(uriNode.location, "'\(what)' needs an endpoint URI such as 'http://host:8080/path', found \(uriNode.kindDescription)")
+            return nil
+        }
+        if let placeholder = text.range(of: "${") {
+            let offset = text.distance(from: text.startIndex, to: placeholder.lowerBound)
+            log.error(uriNode.contentLocation.advanced(by: offset), "endpoint URIs are fixed when routes load, so '${…}' placeholders cannot be used in '\(what)'; route with 'choice' to fixed endpoints instead")
             return nil
         }
         do {

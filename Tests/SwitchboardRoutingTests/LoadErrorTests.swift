@@ -88,6 +88,17 @@ struct LoadErrorTests {
         #expect(errors[2] == "routes.yaml:7:14: error: 'direct:' needs a name, as in direct:audit")
     }
 
+    @Test func placeholdersInEndpointURIsAreRefused() {
+        let errors = loadErrors("""
+        routes:
+          - id: r
+            from: direct:r
+            steps:
+              - to: "test:orders/${header.id}"
+        """)
+        #expect(errors == ["routes.yaml:5:26: error: endpoint URIs are fixed when routes load, so '${…}' placeholders cannot be used in 'to'; route with 'choice' to fixed endpoints instead"])
+    }
+
     @Test func badRegex() {
         let errors = loadErrors("""
         routes:
