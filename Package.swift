@@ -137,8 +137,12 @@ let package = Package(
             name: "SwitchboardNodeTests",
             dependencies: [
                 "SwitchboardNode",
+                "SwitchboardTransform",
                 "switchboard",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

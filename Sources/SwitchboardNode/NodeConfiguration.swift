@@ -117,7 +117,8 @@ public struct NodeConfiguration: Sendable {
             for pair in pairs { handle(pair.key, pair.keyNode, pair.value) }
         }
         func unknown(_ key: String, _ at: ConfigNode) {
-            let known = keys.map(\.key)
+            // A top-level key is compared with the section names, a dotted one with full keys.
+            let known = key.contains(".") ? keys.map(\.key) : Array(Set(keys.map { String($0.key.split(separator: ".")[0]) })).sorted()
             var message = "unknown node config key '\(key)'"
             if let guess = closestMatch(to: key, in: known) {
                 message += "; did you mean '\(guess)'?"

@@ -1,0 +1,236 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import SwitchboardCore
+import SwitchboardTransform
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs the built `switchboard` executable, as a user would.
+@Suite(.serialized)
+struct CLITests {
+    static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("switchboard").path
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    struct Output {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    /// Runs the CLI to completion.
+    static func run(_ arguments: [String], in directory: String = repository) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Read both pipes to the end before waiting, so a full pipe never blocks the child.
+        let errData = Mutex(Data())
+        let errReader = Thread { errData.withLock { $0 = err.fileHandleForReading.readDataToEndOfFile() } }
+        errReader.start()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        while errReader.isExecuting || !errReader.isFinished { usleep(1000) }
+        return Output(
+            status: process.terminationStatus,
+            stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData.withLock { $0 }, as: UTF8.self)
+        )
+    }
+
+    static func temporaryFolder() throws -> String {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-cli-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder + "/routes", withIntermediateDirectories: true)
+        return folder
+    }
+
+    @Test func checkAcceptsTheDemoRoutes() throws {
+        let output = try Self.run(["check"])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stdout.contains("routes in 1 file: OK"))
+        #expect(output.stdout.contains("orders  from http:/orders?method=POST  (Routes/demo.yaml:"))
+    }
+
+    @Test func checkReportsEveryErrorAndExitsOne() throws {
+        let folder = try Self.temporaryFolder()
+        try """
+        routes:
+          - id: a
+            from: http:/a
+            steps:
+              - sett-header: { name: X, value: y }
+          - id: b
+            steps:
+              - to: "htp://x"
+        """.write(toFile: folder + "/routes/bad.yaml", atomically: true, encoding: .utf8)
+        let output = try Self.run(["check", "--routes", folder + "/routes"])
+        #expect(output.status == 1)
+        let lines = output.stderr.split(separator: "\n").map(String.init)
+        #expect(lines == [
+            "\(folder)/routes/bad.yaml:5:9: error: unknown step 'sett-header'; did you mean 'set-header'?",
+            "\(folder)/routes/bad.yaml:6:5: error: route 'b' has no 'from'; expected a source endpoint such as 'from: http:/orders?method=POST'",
+            "\(folder)/routes/bad.yaml:8:14: error: unknown scheme 'htp'; did you mean 'http'?",
+            "3 errors",
+        ])
+    }
+
+    @Test func checkReportsConfigErrors() throws {
+        let folder = try Self.temporaryFolder()
+        try "http: { lisen: \":1\" }\n".write(toFile: folder + "/switchboard.yaml", atomically: true, encoding: .utf8)
+        let output = try Self.run(["check", "--config", folder + "/switchboard.yaml"])
+        #expect(output.status == 1)
+        #expect(output.stderr.hasPrefix("\(folder)/switchboard.yaml:1:9: error: unknown node config key 'http.lisen'; did you mean 'http.listen'?"))
+        let missing = try Self.run(["check", "--config", folder + "/nope.yaml"])
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("config file '\(folder)/nope.yaml' does not exist"))
+    }
+
+    @Test func schemaIsJSONSchemaCoveringEveryStep() throws {
+        let output = try Self.run(["schema"])
+        #expect(output.status == 0)
+        let schema = try JSONValue(parsing: output.stdout)
+        #expect(schema["$schema"] == .string("https://json-schema.org/draft/2020-12/schema"))
+        let definitions = try #require(schema["$defs"])
+        for step in ["log", "set-header", "remove-header", "set-body", "choice", "filter", "to", "wire-tap", "multicast", "split", "route", "stop"] {
+            #expect(definitions["step-\(step)"] != nil, "\(step)")
+        }
+        #expect(definitions["route"]?["required"] == .array([.string("id"), .string("from")]))
+        #expect(definitions["predicate"]?["properties"]?["matches"] != nil)
+        // Every $ref points at a definition that exists.
+        var references: [String] = []
+        func collect(_ value: JSONValue) {
+            switch value {
+            case .object(let members):
+                for member in members {
+                    if member.key == "$ref", case .string(let target) = member.value { references.append(target) }
+                    collect(member.value)
+                }
+            case .array(let items): items.forEach(collect)
+            default: break
+            }
+        }
+        collect(schema)
+        #expect(!references.isEmpty)
+        for reference in references {
+            let name = String(reference.dropFirst("#/$defs/".count))
+            #expect(definitions[name] != nil, "\(reference)")
+        }
+    }
+
+    @Test func adaptersListsSchemesAndOptions() throws {
+        let text = try Self.run(["adapters"])
+        #expect(text.status == 0)
+        #expect(text.stdout.contains("http: https:  HTTP in"))
+        #expect(text.stdout.contains("    maxBodySize (size, from)"))
+        #expect(text.stdout.contains("    timeout (duration, to, default 30s)"))
+        #expect(text.stdout.contains("direct:"))
+        let json = try JSONValue(parsing: try Self.run(["adapters", "--json"]).stdout)
+        guard case .array(let adapters) = json else {
+            Issue.record("not an array")
+            return
+        }
+        #expect(adapters.first?["schemes"] == .array([.string("http"), .string("https")]))
+    }
+
+    @Test(arguments: ["run", "check", "schema", "adapters"])
+    func everySubcommandExplainsItselfWithAnExample(_ command: String) throws {
+        let output = try Self.run([command, "--help"])
+        #expect(output.status == 0)
+        #expect(output.stdout.contains("Examples:"))
+        #expect(output.stdout.contains("switchboard \(command)"))
+    }
+
+    /// A backend whose `/slow` answers 1.5 s after the request arrives, and says when it did.
+    struct SlowBackend: HTTPResponder {
+        typealias Context = BasicRequestContext
+        let arrived: AsyncValue<Void>
+
+        func respond(to request: Request, context: Context) async throws -> Response {
+            arrived.set(())
+            try await Task.sleep(for: .milliseconds(1500))
+            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "slow reply")))
+        }
+    }
+
+    @Test func runServesUntilSIGTERMAndFinishesRequestsInFlight() async throws {
+        let arrived = AsyncValue<Void>()
+        let backendPort = AsyncValue<Int>()
+        var logger = Logger(label: "slow-backend")
+        logger.logLevel = .critical
+        let backend = Application(
+            responder: SlowBackend(arrived: arrived),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { backendPort.set($0.localAddress?.port ?? 0) },
+            logger: logger
+        )
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await backend.run() }
+            let port = await backendPort.value
+            let folder = try Self.temporaryFolder()
+            try """
+            routes:
+              - id: slow
+                from: http:/slow?method=GET
+                steps:
+                  - to: "http://127.0.0.1:\(port)/slow"
+            """.write(toFile: folder + "/routes/slow.yaml", atomically: true, encoding: .utf8)
+            try """
+            http: { listen: "127.0.0.1:0" }
+            admin: { listen: "127.0.0.1:0" }
+            routes: routes
+            """.write(toFile: folder + "/switchboard.yaml", atomically: true, encoding: .utf8)
+
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Self.binary)
+            process.arguments = ["run", "--config", folder + "/switchboard.yaml"]
+            let err = Pipe()
+            process.standardError = err
+            process.standardOutput = FileHandle.nullDevice
+            let log = Mutex("")
+            err.fileHandleForReading.readabilityHandler = { handle in
+                let chunk = String(decoding: handle.availableData, as: UTF8.self)
+                log.withLock { $0 += chunk }
+            }
+            try process.run()
+            defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+
+            // Wait for the listener's log line to learn its port.
+            var nodePort: Int?
+            for _ in 0..<500 where nodePort == nil {
+                let text = log.withLock { $0 }
+                if let match = text.firstMatch(of: /HTTP listener ready address=127\.0\.0\.1:(\d+)/) {
+                    nodePort = Int(match.1)
+                } else {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+            }
+            let httpPort = try #require(nodePort, "no listener line in: \(log.withLock { $0 })")
+
+            // Start a request, and once the backend has it, ask the node to stop.
+            async let reply = NodeTests.get("http://127.0.0.1:\(httpPort)/slow")
+            await arrived.value
+            kill(process.processIdentifier, SIGTERM)
+            let (status, body) = try await reply
+            #expect(status == 200)
+            #expect(body == "slow reply")
+            while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(process.terminationStatus == 0)
+            err.fileHandleForReading.readabilityHandler = nil
+            let text = log.withLock { $0 }
+            #expect(text.contains("exchange completed route=slow"))
+            #expect(text.contains("stopped"))
+            group.cancelAll()
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import SwitchboardCore
+import SwitchboardNode
+import Testing
+
+struct NodeConfigurationTests {
+    func write(_ text: String, name: String = "switchboard.yaml") throws -> String {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-config-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let file = folder.appendingPathComponent(name).path
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        return file
+    }
+
+    @Test func embeddedDefaults() {
+        let defaults = NodeConfiguration(environment: [:])
+        #expect(defaults.httpListen.description == "127.0.0.1:8080")
+        #expect(defaults.adminListen.description == "127.0.0.1:8081")
+        #expect(defaults.routesDirectory == "Routes")
+        #expect(defaults.mappingsDirectory == "Mappings")
+        #expect(defaults.dataDirectory == "var")
+        #expect(defaults.maxBodySize == 10 * 1024 * 1024)
+        #expect(defaults.adminToken == nil)
+        #expect(NodeConfiguration(environment: ["SWITCHBOARD_ADMIN_TOKEN": "t0k"]).adminToken == "t0k")
+    }
+
+    @Test func everyKeyIsReadAndRelativeFoldersResolveAgainstTheConfigFile() throws {
+        let file = try write("""
+        http:
+          listen: "0.0.0.0:9080"
+          max-body-size: 2MiB
+          connect-timeout: 750ms
+          max-connections-per-host: 16
+        admin: { listen: ":9081", token: secret-token }
+        routes: flows
+        mappings: /srv/maps
+        data: state
+        log: { level: debug }
+        shutdown-timeout: 5s
+        """)
+        let folder = (file as NSString).deletingLastPathComponent
+        let configuration = try NodeConfiguration.load(file: file, environment: [:])
+        #expect(configuration.httpListen == .init(host: "0.0.0.0", port: 9080))
+        #expect(configuration.maxBodySize == 2 * 1024 * 1024)
+        #expect(configuration.connectTimeout == .milliseconds(750))
+        #expect(configuration.maxConnectionsPerHost == 16)
+        #expect(configuration.adminListen == .init(host: "127.0.0.1", port: 9081))
+        #expect(configuration.adminToken == "secret-token")
+        #expect(configuration.routesDirectory == folder + "/flows")
+        #expect(configuration.mappingsDirectory == "/srv/maps")
+        #expect(configuration.dataDirectory == folder + "/state")
+        #expect(configuration.logLevel == .debug)
+        #expect(configuration.shutdownTimeout == .seconds(5))
+    }
+
+    @Test func anEmptyConfigMeansDefaultsBesideTheFile() throws {
+        let file = try write("")
+        let folder = (file as NSString).deletingLastPathComponent
+        let configuration = try NodeConfiguration.load(file: file, environment: [:])
+        #expect(configuration.routesDirectory == folder + "/Routes")
+        #expect(configuration.httpListen.port == 8080)
+    }
+
+    @Test func mistakesAreAllReportedWithTheirPlace() throws {
+        let file = try write("""
+        http:
+          listen: "localhost"
+          max-body-size: huge
+        admn: { listen: ":1" }
+        log: { level: chatty }
+        """)
+        #expect {
+            try NodeConfiguration.load(file: file, environment: [:])
+        } throws: { error in
+            let lines = "\(error)".split(separator: "\n").map { $0.replacingOccurrences(of: file, with: "F") }
+            return lines == [
+                "F:2:12: error: 'http.listen' expects host:port such as 127.0.0.1:8080, found 'localhost'",
+                "F:3:18: error: 'http.max-body-size' expects a size such as 10MiB, found 'huge'",
+                "F:4:1: error: unknown node config key 'admn'; did you mean 'admin'?",
+                "F:5:15: error: 'log.level' expects trace, debug, info, notice, warning, error or critical, found 'chatty'",
+            ]
+        }
+    }
+}
