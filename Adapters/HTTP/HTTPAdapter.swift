@@ -161,6 +161,9 @@ final class ClientPool: Sendable {
             settings.connectionPool.retryConnectionEstablishment = false
             settings.redirectConfiguration = .disallow
             settings.decompression = .disabled
+            // No client spans: they cost per request even with no tracer installed; the
+            // node carries trace context itself.
+            settings.tracing.tracer = nil
             let client = HTTPClient(eventLoopGroupProvider: .shared(MultiThreadedEventLoopGroup.singleton), configuration: settings)
             clients[connectTimeout] = client
             return client

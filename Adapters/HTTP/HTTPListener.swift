@@ -16,7 +16,10 @@ final class HTTPListener: Sendable {
         let method: String?
         let path: PathTemplate
         let maxBodySize: Int
-        private let delivery = Mutex<Delivery?>(nil)
+        /// The installed route, boxed: a closure kept directly in a generic `Mutex` and read
+        /// through `withLock`'s `inout` is re-wrapped in reabstraction thunks on every read,
+        /// so each request would run through a longer chain of them than the last.
+        private let delivery = Mutex<DeliveryBox?>(nil)
 
         init(method: String?, path: PathTemplate, maxBodySize: Int) {
             self.method = method
@@ -26,11 +29,20 @@ final class HTTPListener: Sendable {
 
         /// What the consumer's `run` installed; nil before it runs and after it stops.
         var deliver: Delivery? {
-            delivery.withLock { $0 }
+            delivery.withLock { $0 }?.deliver
         }
 
         func install(_ deliver: Delivery?) {
-            delivery.withLock { $0 = deliver }
+            let box = deliver.map(DeliveryBox.init)
+            delivery.withLock { $0 = box }
+        }
+    }
+
+    final class DeliveryBox: Sendable {
+        let deliver: Delivery
+
+        init(_ deliver: @escaping Delivery) {
+            self.deliver = deliver
         }
     }
 

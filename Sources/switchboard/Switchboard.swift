@@ -1,6 +1,17 @@
 import ArgumentParser
+import NIOCore
+import NIOPosix
 
 @main
+enum Entry {
+    static func main() async {
+        // Swift tasks then run on the NIO event-loop threads that do the network I/O,
+        // instead of hopping between those and Swift's own thread pool on every request.
+        _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        await Switchboard.main()
+    }
+}
+
 struct Switchboard: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchboard",

@@ -1,0 +1,60 @@
+# Switchboard — `make run` and `make test` on a fresh Debian machine, as root.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# C libraries the node links (XML, XSLT, SFTP, FTP, SQLite), from Debian.
+SYSTEM_PACKAGES := libxml2-dev libxslt1-dev libssh2-1-dev libcurl4-openssl-dev libsqlite3-dev
+# Real servers the tests talk to, and the benchmark's tools.
+TEST_PACKAGES := nginx openssh-server postgresql vsftpd
+BENCH_PACKAGES := nginx wrk
+
+SWIFT ?= swift
+
+.PHONY: help deps test-deps bench-deps build run test check bench clean
+
+help:
+	@echo "make run    install what is missing, build (release), start the node on the routes in Routes/"
+	@echo "make test   install what is missing, start the servers tests need, run every test"
+	@echo "make check  validate the routes in Routes/ without starting anything"
+	@echo "make bench  run the benchmarks in bench/ against their reference tools"
+
+# Installs the Debian packages in $(1) that are not installed yet.
+define apt_install
+	@missing=""; for package in $(1); do dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+endef
+
+deps:
+	$(call apt_install,$(SYSTEM_PACKAGES))
+
+test-deps: deps
+	$(call apt_install,$(TEST_PACKAGES))
+
+bench-deps: deps
+	$(call apt_install,$(BENCH_PACKAGES))
+
+build: deps
+	$(SWIFT) build -c release
+
+run: build
+	.build/release/switchboard run
+
+check: deps
+	$(SWIFT) build
+	.build/debug/switchboard check
+
+# Test servers: the HTTP tests start a Hummingbird backend in-process and nginx on a free
+# loopback port themselves (they need the nginx package installed here).
+test: test-deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+
+bench: bench-deps
+	$(SWIFT) build -c release
+	bench/http-proxy
+
+clean:
+	rm -rf .build var
