@@ -1,15 +1,18 @@
 import SwitchboardCore
 
 /// Which message headers cross the wire, in each direction.
+///
+/// Checked for every header of every request and reply, so names are compared without
+/// allocating (no `lowercased()`): each list is short and most names differ in length.
 enum HTTPHeaderRules {
     /// Hop-by-hop headers (RFC 9110 section 7.6.1) belong to one connection and are never forwarded.
-    static let hopByHop: Set<String> = [
+    static let hopByHop: [String] = [
         "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
         "te", "trailer", "transfer-encoding", "upgrade",
     ]
 
     /// Headers that describe a request and make no sense in a response.
-    static let requestOnly: Set<String> = [
+    static let requestOnly: [String] = [
         "host", "user-agent", "accept", "accept-encoding", "accept-language", "accept-charset",
         "authorization", "cookie", "expect", "origin", "referer", "if-match", "if-none-match",
         "if-modified-since", "if-unmodified-since", "if-range", "range", "max-forwards",
@@ -17,7 +20,19 @@ enum HTTPHeaderRules {
     ]
 
     /// Headers the client library sets itself on an outbound request.
-    static let setByClient: Set<String> = ["host", "content-length"]
+    static let setByClient: [String] = ["host", "content-length"]
+
+    /// Headers the listener writes itself on every response.
+    static let setByListener: [String] = ["x-message-id", "x-correlation-id", "date", "server"]
+
+    /// Headers a response carries even when the request had the same value: they describe
+    /// the response body.
+    static let describesBody: [String] = ["content-type", "content-encoding", "content-language"]
+
+    @inline(__always)
+    static func name(_ name: String, isIn list: [String]) -> Bool {
+        list.contains { $0.equalsIgnoringASCIICase(name) }
+    }
 
     /// Whether a message header is Switchboard's own (`http.status`, `split.index`): those
     /// have a dot in the name and are never sent.
@@ -27,30 +42,18 @@ enum HTTPHeaderRules {
     }
 
     /// Whether a header may be sent on an outbound request.
-    @inline(__always)
     static func forwardsOnRequest(_ name: String) -> Bool {
-        if isInternal(name) { return false }
-        let lower = name.lowercased()
-        return !hopByHop.contains(lower) && !setByClient.contains(lower)
+        !isInternal(name) && !self.name(name, isIn: hopByHop) && !self.name(name, isIn: setByClient)
     }
 
     /// Whether a header may be written on a response to a client.
-    @inline(__always)
     static func forwardsOnResponse(_ name: String) -> Bool {
-        if isInternal(name) { return false }
-        let lower = name.lowercased()
-        return !hopByHop.contains(lower) && !requestOnly.contains(lower)
-            && lower != "x-message-id" && lower != "x-correlation-id" && lower != "date" && lower != "server"
+        !isInternal(name) && !self.name(name, isIn: hopByHop) && !self.name(name, isIn: requestOnly)
+            && !self.name(name, isIn: setByListener)
     }
 
-    /// Headers a response carries even when the request had the same value: they describe
-    /// the response body.
-    static let describesBody: Set<String> = ["content-type", "content-encoding", "content-language"]
-
     /// Whether an incoming header (request or reply) is kept on the message.
-    @inline(__always)
     static func keepsIncoming(_ name: String) -> Bool {
-        let lower = name.lowercased()
-        return !hopByHop.contains(lower) && lower != "content-length"
+        !self.name(name, isIn: hopByHop) && !"content-length".equalsIgnoringASCIICase(name)
     }
 }

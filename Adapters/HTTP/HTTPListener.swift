@@ -223,7 +223,7 @@ struct ListenerResponder: HTTPResponder {
         var fields = HTTPFields()
         fields.reserveCapacity(message.headers.count + 2)
         for header in message.headers where HTTPHeaderRules.forwardsOnResponse(header.name) {
-            if request.fields.contains(header), !HTTPHeaderRules.describesBody.contains(header.name.lowercased()) {
+            if request.fields.contains(header), !HTTPHeaderRules.name(header.name, isIn: HTTPHeaderRules.describesBody) {
                 continue
             }
             if let name = HTTPField.Name(header.name) {

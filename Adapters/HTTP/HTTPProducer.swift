@@ -57,9 +57,12 @@ struct HTTPProducer: Producer {
         }
         var reply = exchange
         reply.message.headers.remove("Content-Type")
-        var replaced: Set<String> = []
+        // A reply header replaces any request header of that name; repeated reply headers
+        // (Set-Cookie) are all kept.
+        var seen: [String] = []
         for header in response.headers where HTTPHeaderRules.keepsIncoming(header.name) {
-            if replaced.insert(header.name.lowercased()).inserted {
+            if !HTTPHeaderRules.name(header.name, isIn: seen) {
+                seen.append(header.name)
                 reply.message.headers.remove(header.name)
             }
             reply.message.headers.add(header.name, header.value)

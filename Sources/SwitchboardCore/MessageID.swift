@@ -17,12 +17,11 @@ public struct MessageID: Hashable, Comparable, Sendable {
 
     /// Makes a new, time-ordered identifier.
     public init() {
-        let (millis, counter) = MessageID.clock.next()
-        var random = SystemRandomNumberGenerator()
+        let (millis, counter, random) = MessageID.clock.next()
         let version: UInt64 = 0x7
         self.high = (millis << 16) | (version << 12) | UInt64(counter & 0x0FFF)
         let variant: UInt64 = 0b10 << 62
-        self.low = variant | (random.next() & 0x3FFF_FFFF_FFFF_FFFF)
+        self.low = variant | (random & 0x3FFF_FFFF_FFFF_FFFF)
     }
 
     /// Parses the canonical 8-4-4-4-12 hexadecimal form (either case).
@@ -100,24 +99,62 @@ private func hexValue(_ byte: UInt8) -> UInt8? {
     }
 }
 
-/// Hands out (millisecond, counter) pairs that never go backwards, even if the wall
-/// clock does or more than 4096 identifiers are made in one millisecond.
+/// Hands out (millisecond, counter, random) triples whose (millisecond, counter) part never
+/// goes backwards, even if the wall clock does or more than 4096 identifiers are made in one
+/// millisecond.
+///
+/// The random bits come from xoshiro256** seeded once from the system generator: ids need
+/// uniqueness, not secrecy, and this avoids a `getrandom` system call per message.
 private final class MonotonicMillisecondCounter: Sendable {
-    private let state = Mutex<(millis: UInt64, counter: UInt16)>((0, 0))
+    private struct State {
+        var millis: UInt64 = 0
+        var counter: UInt16 = 0
+        var random = Xoshiro256StarStar()
+    }
 
-    func next() -> (UInt64, UInt16) {
+    private let state = Mutex(State())
+
+    func next() -> (UInt64, UInt16, UInt64) {
         let now = UInt64(max(0, wallClockMilliseconds()))
         return state.withLock { state in
             if now > state.millis {
-                var random = SystemRandomNumberGenerator()
+                state.millis = now
                 // Start low in the counter space so a burst has room to count up.
-                state = (now, UInt16(random.next() & 0x01FF))
+                state.counter = UInt16(state.random.next() & 0x01FF)
             } else if state.counter >= 0x0FFF {
-                state = (state.millis + 1, 0)
+                state.millis += 1
+                state.counter = 0
             } else {
                 state.counter += 1
             }
-            return (state.millis, state.counter)
+            return (state.millis, state.counter, state.random.next())
         }
+    }
+}
+
+/// xoshiro256** (Blackman and Vigna): fast, small, statistically strong; not for secrets.
+private struct Xoshiro256StarStar {
+    private var s0: UInt64
+    private var s1: UInt64
+    private var s2: UInt64
+    private var s3: UInt64
+
+    init() {
+        var system = SystemRandomNumberGenerator()
+        repeat {
+            (s0, s1, s2, s3) = (system.next(), system.next(), system.next(), system.next())
+        } while s0 | s1 | s2 | s3 == 0
+    }
+
+    mutating func next() -> UInt64 {
+        let result = ((s1 &* 5) << 7 | (s1 &* 5) >> 57) &* 9
+        let t = s1 << 17
+        s2 ^= s0
+        s3 ^= s1
+        s1 ^= s2
+        s0 ^= s3
+        s2 ^= t
+        s3 = s3 << 45 | s3 >> 19
+        return result
     }
 }

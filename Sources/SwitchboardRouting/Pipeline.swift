@@ -55,28 +55,28 @@ final class Pipeline: Sendable {
 
     @inline(__always)
     private func run(_ step: CompiledStep, _ exchange: Exchange) async throws -> StepResult {
-        let observed = !observers.isEmpty
-        if observed {
-            await observers.record(ExchangeEvent(phase: .started, message: exchange.message, routeID: step.info.routeID, step: step.info))
+        guard !observers.isEmpty else {
+            do {
+                return try await step.processor.process(exchange)
+            } catch {
+                throw StepFailure(wrapping: error, step: step.info, messageID: exchange.message.id)
+            }
         }
+        await observers.record(ExchangeEvent(phase: .started, message: exchange.message, routeID: step.info.routeID, step: step.info))
         let start = ContinuousClock.now
         do {
             let result = try await step.processor.process(exchange)
-            if observed {
-                await observers.record(ExchangeEvent(
-                    phase: .completed, message: result.exchange.message, routeID: step.info.routeID, step: step.info,
-                    duration: ContinuousClock.now - start, detail: result.detail
-                ))
-            }
+            await observers.record(ExchangeEvent(
+                phase: .completed, message: result.exchange.message, routeID: step.info.routeID, step: step.info,
+                duration: ContinuousClock.now - start, detail: result.detail
+            ))
             return result
         } catch {
             let failure = StepFailure(wrapping: error, step: step.info, messageID: exchange.message.id)
-            if observed {
-                await observers.record(ExchangeEvent(
-                    phase: .failed, message: exchange.message, routeID: step.info.routeID, step: step.info,
-                    duration: ContinuousClock.now - start, error: failure.reason
-                ))
-            }
+            await observers.record(ExchangeEvent(
+                phase: .failed, message: exchange.message, routeID: step.info.routeID, step: step.info,
+                duration: ContinuousClock.now - start, error: failure.reason
+            ))
             throw failure
         }
     }
