@@ -9,6 +9,9 @@ struct PathTemplate: Sendable, Hashable {
 
     let segments: [Segment]
     let text: String
+    /// The template with capture names erased: `/orders/{}` for `/orders/{id}`, so that two
+    /// templates that match the same requests have the same shape.
+    let shape: String
 
     /// Parses a path template.
     ///
@@ -38,22 +41,17 @@ struct PathTemplate: Sendable, Hashable {
         }
         self.segments = segments
         self.text = text
-    }
-
-    /// Whether the template has no captures (and can be looked up by exact path).
-    var isStatic: Bool {
-        segments.allSatisfy { if case .literal = $0 { true } else { false } }
-    }
-
-    /// The template with capture names erased: `/orders/{}` for `/orders/{id}`, so that two
-    /// templates that match the same requests have the same shape.
-    var shape: String {
-        "/" + segments.map { segment in
+        self.shape = "/" + segments.map { segment in
             switch segment {
             case .literal(let text): text
             case .parameter: "{}"
             }
         }.joined(separator: "/")
+    }
+
+    /// Whether the template has no captures (and can be looked up by exact path).
+    var isStatic: Bool {
+        segments.allSatisfy { if case .literal = $0 { true } else { false } }
     }
 
     /// The captures if `path` matches, else nil.

@@ -45,12 +45,6 @@ struct DirectProducer: Producer {
         guard let route = directory.route(directName: name) else {
             throw ProcessingError("no route has 'from: direct:\(name)'")
         }
-        let depth = RouteDirectory.callDepth
-        guard depth < RouteDirectory.maximumCallDepth else {
-            throw ProcessingError("route calls nested deeper than \(RouteDirectory.maximumCallDepth) levels (a route calls itself?)")
-        }
-        return try await RouteDirectory.$callDepth.withValue(depth + 1) {
-            try await route.execute(exchange)
-        }
+        return try await RouteDirectory.call(route, with: exchange)
     }
 }

@@ -549,7 +549,7 @@ final class RouteCompiler {
                 failed = true
                 continue
             }
-            branches.append(ChoiceStep.Branch(predicate: CompiledPredicate(root: predicate), pipeline: pipeline))
+            branches.append(ChoiceStep.Branch(index: branchIndex, predicate: CompiledPredicate(root: predicate), pipeline: pipeline))
         }
         guard !failed else { return nil }
         return ChoiceStep(branches: branches, otherwise: otherwise)

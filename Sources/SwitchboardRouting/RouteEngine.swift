@@ -82,6 +82,18 @@ final class RouteDirectory: Sendable {
         guard let id = directNames.withLock({ $0[name] }) else { return nil }
         return route(id)
     }
+
+    /// Runs `route` for a `route:` step or a `to: direct:`, refusing calls nested deeper
+    /// than ``maximumCallDepth`` (a route that ends up calling itself).
+    static func call(_ route: CompiledRoute, with exchange: Exchange) async throws -> Exchange {
+        let depth = callDepth
+        guard depth < maximumCallDepth else {
+            throw ProcessingError("route calls nested deeper than \(maximumCallDepth) levels (a route calls itself?)")
+        }
+        return try await $callDepth.withValue(depth + 1) {
+            try await route.execute(exchange)
+        }
+    }
 }
 
 /// The engine of a node: the loaded routes, their consumers, and the background work that

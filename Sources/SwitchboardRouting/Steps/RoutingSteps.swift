@@ -7,6 +7,14 @@ struct ChoiceStep: Processor {
     struct Branch: Sendable {
         let predicate: CompiledPredicate
         let pipeline: Pipeline
+        /// The trace note when this branch is taken, written once at load.
+        let detail: String
+
+        init(index: Int, predicate: CompiledPredicate, pipeline: Pipeline) {
+            self.predicate = predicate
+            self.pipeline = pipeline
+            self.detail = "when[\(index)] matched: \(predicate.description)"
+        }
     }
 
     let branches: [Branch]
@@ -14,9 +22,9 @@ struct ChoiceStep: Processor {
 
     func process(_ exchange: Exchange) async throws -> StepResult {
         var view = BodyView(exchange.message)
-        for (index, branch) in branches.enumerated() where try branch.predicate.matches(&view) {
+        for branch in branches where try branch.predicate.matches(&view) {
             let result = try await branch.pipeline.run(exchange)
-            return StepResult(result.exchange, action: result.action, detail: "when[\(index)] matched: \(branch.predicate.description)")
+            return StepResult(result.exchange, action: result.action, detail: branch.detail)
         }
         guard let otherwise else {
             return .next(exchange, detail: "no branch matched")
@@ -32,13 +40,23 @@ struct ChoiceStep: Processor {
 struct FilterStep: Processor {
     let predicate: CompiledPredicate
     let pipeline: Pipeline
+    /// Trace notes, written once at load.
+    let matchedDetail: String
+    let unmatchedDetail: String
+
+    init(predicate: CompiledPredicate, pipeline: Pipeline) {
+        self.predicate = predicate
+        self.pipeline = pipeline
+        self.matchedDetail = "matched: \(predicate.description)"
+        self.unmatchedDetail = "not matched: \(predicate.description)"
+    }
 
     func process(_ exchange: Exchange) async throws -> StepResult {
         guard try predicate.matches(exchange) else {
-            return .next(exchange, detail: "not matched: \(predicate.description)")
+            return .next(exchange, detail: unmatchedDetail)
         }
         let result = try await pipeline.run(exchange)
-        return StepResult(result.exchange, action: result.action, detail: "matched: \(predicate.description)")
+        return StepResult(result.exchange, action: result.action, detail: matchedDetail)
     }
 }
 
@@ -99,13 +117,6 @@ struct RouteCallStep: Processor {
         guard let route = directory.route(target) else {
             throw ProcessingError("route '\(target)' is not loaded")
         }
-        let depth = RouteDirectory.callDepth
-        guard depth < RouteDirectory.maximumCallDepth else {
-            throw ProcessingError("route calls nested deeper than \(RouteDirectory.maximumCallDepth) levels (a route calls itself?)")
-        }
-        let result = try await RouteDirectory.$callDepth.withValue(depth + 1) {
-            try await route.execute(exchange)
-        }
-        return .next(result, detail: "route '\(target)' done")
+        return .next(try await RouteDirectory.call(route, with: exchange), detail: "route '\(target)' done")
     }
 }
