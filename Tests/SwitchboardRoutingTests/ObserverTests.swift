@@ -56,3 +56,30 @@ struct ObserverTests {
         #expect(failed.allSatisfy { $0.error?.contains("test endpoint 'broken' refused the message") == true })
     }
 }
+
+struct DebugLogTests {
+    @Test func atDebugLevelEveryStepEventReachesTheLog() async throws {
+        let harness = try Harness("""
+        routes:
+          - id: r
+            from: direct:r
+            steps:
+              - set-header: { name: X-A, value: "1" }
+        """, logLevel: .debug)
+        _ = try await harness.send("r")
+        let lines = harness.logs.lines.withLock { $0 }.filter { $0.0 == .debug }.map(\.1)
+        #expect(lines == ["step event", "step event", "step event", "step event"], "route start, step start, step end, route end")
+    }
+
+    @Test func atInfoLevelNoEventIsLogged() async throws {
+        let harness = try Harness("""
+        routes:
+          - id: r
+            from: direct:r
+            steps:
+              - set-header: { name: X-A, value: "1" }
+        """, logLevel: .info)
+        _ = try await harness.send("r")
+        #expect(harness.logs.lines.withLock { $0 }.allSatisfy { $0.0 != .debug })
+    }
+}
