@@ -74,8 +74,8 @@ public struct HTTPAdapter: Adapter {
         self.clients = ClientPool(configuration: configuration)
     }
 
-    /// The port the listener bound, once it is accepting connections.
-    public var boundPort: Int {
+    /// The port the listener bound once it accepts connections; nil if it failed to bind.
+    public var boundPort: Int? {
         get async { await listener.boundPort.value }
     }
 

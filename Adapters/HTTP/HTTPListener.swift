@@ -73,8 +73,9 @@ final class HTTPListener: Sendable {
     let configuration: HTTPAdapter.Configuration
     let logger: Logger
     private let table = Mutex(Table())
-    /// The port the listener bound (useful with port 0), set once it accepts connections.
-    let boundPort = AsyncValue<Int>()
+    /// The port the listener bound (useful with port 0) once it accepts connections, or nil
+    /// if it stopped without binding.
+    let boundPort = AsyncValue<Int?>()
 
     init(configuration: HTTPAdapter.Configuration, logger: Logger) {
         self.configuration = configuration
@@ -104,7 +105,14 @@ final class HTTPListener: Sendable {
             },
             logger: serverLogger
         )
-        try await application.run()
+        do {
+            try await application.run()
+        } catch {
+            // A failure before the listener bound is a failure to listen: say where.
+            guard boundPort.current == nil else { throw error }
+            boundPort.set(nil)
+            throw ListenError(listener: "the HTTP listener (http.listen)", address: "\(configuration.host):\(configuration.port)", error: error)
+        }
     }
 }
 

@@ -50,11 +50,6 @@ public struct Message: Sendable {
         body.getString(at: body.readerIndex, length: body.readableBytes) ?? String(decoding: body.readableBytesView, as: UTF8.self)
     }
 
-    /// Replaces the body with the UTF-8 bytes of `text`.
-    public mutating func setBody(_ text: String) {
-        body = ByteBuffer(string: text)
-    }
-
     /// A child of this message (for a splitter or multicast): new id, same correlation id,
     /// this message as parent, copies of headers and properties.
     public func makeChild(body: ByteBuffer) -> Message {

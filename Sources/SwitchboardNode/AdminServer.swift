@@ -14,7 +14,8 @@ final class AdminServer: Sendable {
     let engine: RouteEngine
     let logger: Logger
     let started = ContinuousClock.now
-    let boundPort = AsyncValue<Int>()
+    /// The port bound once the API listens; nil if it failed to bind.
+    let boundPort = AsyncValue<Int?>()
 
     init(listen: NodeConfiguration.Listen, token: String?, engine: RouteEngine, logger: Logger) {
         self.listen = listen
@@ -46,7 +47,13 @@ final class AdminServer: Sendable {
             },
             logger: serverLogger
         )
-        try await application.run()
+        do {
+            try await application.run()
+        } catch {
+            guard boundPort.current == nil else { throw error }
+            boundPort.set(nil)
+            throw ListenError(listener: "the admin API (admin.listen)", address: "\(listen)", error: error)
+        }
     }
 }
 

@@ -34,16 +34,16 @@ public final class SwitchboardNode: Sendable {
         admin = AdminServer(listen: configuration.adminListen, token: configuration.adminToken, engine: engine, logger: logger)
     }
 
-    /// The port the HTTP listener bound, once it listens.
-    public var httpPort: Int {
+    /// The port the HTTP listener bound once it listens; nil if it failed to bind.
+    public var httpPort: Int? {
         get async {
             guard let http = catalog.adapters.lazy.compactMap({ $0 as? HTTPAdapter }).first else { return configuration.httpListen.port }
             return await http.boundPort
         }
     }
 
-    /// The port the admin API bound, once it listens.
-    public var adminPort: Int {
+    /// The port the admin API bound once it listens; nil if it failed to bind.
+    public var adminPort: Int? {
         get async { await admin.boundPort.value }
     }
 
@@ -78,14 +78,14 @@ public final class SwitchboardNode: Sendable {
         }
         var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: gracefulShutdownSignals, logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownTimeout
-        let group = ServiceGroup(configuration: groupConfiguration)
+        var failure: (any Error)?
         do {
-            try await group.run()
+            try await ServiceGroup(configuration: groupConfiguration).run()
         } catch {
-            for adapter in catalog.adapters { await adapter.shutdown() }
-            throw error
+            failure = error
         }
         for adapter in catalog.adapters { await adapter.shutdown() }
+        if let failure { throw failure }
         logger.notice("stopped")
     }
 }

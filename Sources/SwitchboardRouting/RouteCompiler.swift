@@ -357,10 +357,6 @@ final class RouteCompiler {
             if parseBool(node.scalar) == nil {
                 log.error(node.contentLocation, "'\(name)' expects true or false, found \(node.kindDescription)")
             }
-        case .integer:
-            if node.scalar.flatMap({ Int($0) }) == nil {
-                log.error(node.contentLocation, "'\(name)' expects an integer, found \(node.kindDescription)")
-            }
         case .duration:
             if node.scalar.flatMap({ parseDuration($0) }) == nil {
                 log.error(node.contentLocation, "'\(name)' expects a duration such as 500ms, 5s or 2m, found \(node.kindDescription)")
@@ -370,14 +366,6 @@ final class RouteCompiler {
             log.error(node.contentLocation, "'\(name)' expects one of \(words.joined(separator: ", ")), found \(node.kindDescription)")
         case .steps, .branches:
             if node.sequence == nil, !node.isNull {
-                log.error(node.location, "'\(name)' expects a list, found \(node.kindDescription)")
-            }
-        case .predicate:
-            if node.mapping == nil {
-                log.error(node.location, "'\(name)' expects a predicate mapping, found \(node.kindDescription)")
-            }
-        case .stringList:
-            if node.sequence == nil {
                 log.error(node.location, "'\(name)' expects a list, found \(node.kindDescription)")
             }
         }

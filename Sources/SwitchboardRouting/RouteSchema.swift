@@ -87,16 +87,11 @@ public enum RouteSchema {
         case .string, .template, .xpath, .jsonpath: members.append(("type", .string("string")))
         case .uri: return described(ref("endpoint"), field.doc)
         case .boolean: members.append(("type", .string("boolean")))
-        case .integer: members.append(("type", .string("integer")))
         case .duration:
             members.append(("type", .array([.string("string"), .string("integer")])))
             members.append(("pattern", .string("^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$|^[0-9]+$")))
         case .choice(let words): members.append(("enum", .array(words.map { .string($0) })))
         case .steps: return described(ref("steps"), field.doc)
-        case .predicate: return described(ref("predicate"), field.doc)
-        case .stringList:
-            members.append(("type", .string("array")))
-            members.append(("items", .object([("type", .string("string"))])))
         case .branches:
             members.append(("type", .string("array")))
             members.append(("items", .object([("oneOf", .array([

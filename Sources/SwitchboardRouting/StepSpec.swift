@@ -8,14 +8,10 @@ public struct StepSpec: Sendable {
         /// An endpoint URI.
         case uri
         case boolean
-        case integer
         case duration
         case choice([String])
         /// A list of steps.
         case steps
-        /// A predicate mapping.
-        case predicate
-        case stringList
         /// `choice`'s list of `when` / `otherwise` branches.
         case branches
         /// An XPath 1.0 expression.

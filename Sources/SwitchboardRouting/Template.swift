@@ -22,21 +22,30 @@ struct Template: Sendable {
 
     let parts: [Part]
     let text: String
+    /// The value when there are no placeholders, worked out once.
+    let literalValue: String?
+    /// Whether the template is exactly `${body}`, so a caller can keep the bytes as they are.
+    let isBodyOnly: Bool
+
+    init(parts: [Part], text: String) {
+        self.parts = parts
+        self.text = text
+        if parts.isEmpty {
+            literalValue = ""
+        } else if parts.count == 1, case .literal(let value) = parts[0] {
+            literalValue = value
+        } else {
+            literalValue = nil
+        }
+        if parts.count == 1, case .body = parts[0] {
+            isBodyOnly = true
+        } else {
+            isBodyOnly = false
+        }
+    }
 
     /// The placeholders a template may use, for error messages and docs.
     static let variables = ["id", "correlation-id", "header.NAME", "property.NAME", "body", "xpath:EXPR", "json:PATH", "date:FORMAT", "env.NAME"]
-
-    /// The template's value when it has no placeholders.
-    var literalValue: String? {
-        if parts.isEmpty { return "" }
-        if parts.count == 1, case .literal(let value) = parts[0] { return value }
-        return nil
-    }
-
-    /// Whether rendering needs the body (so a caller can avoid copying it).
-    var isBodyOnly: Bool {
-        parts.count == 1 && { if case .body = parts[0] { return true } else { return false } }()
-    }
 
     /// Compiles `text`, reporting problems at `location` (the start of the text in the file).
     static func compile(

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import SwitchboardCore
 import SwitchboardNode
@@ -56,6 +57,9 @@ struct Run: AsyncParsableCommand {
             try await running.run()
         } catch let error as ConfigurationError {
             throw reportAndExit(error)
+        } catch let error as ListenError {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode.failure
         }
     }
 }

@@ -11,6 +11,7 @@ import SwitchboardHTTP
 import SwitchboardRouting
 import SwitchboardTransform
 import Synchronization
+import Testing
 
 /// A real HTTP backend on a loopback port.
 ///
@@ -97,8 +98,8 @@ struct SwitchboardUnderTest {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await adapter.run() }
             group.addTask { try await engine.run() }
-            let port = await adapter.boundPort
             do {
+                let port = try #require(await adapter.boundPort, "the HTTP listener did not bind")
                 try await body(SwitchboardUnderTest(port: port, observer: events))
             } catch {
                 group.cancelAll()

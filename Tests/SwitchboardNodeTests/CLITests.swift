@@ -151,6 +151,32 @@ struct CLITests {
         #expect(output.stdout.contains("switchboard \(command)"))
     }
 
+    @Test func aTakenListenAddressIsAClearErrorNotAHang() throws {
+        // Hold a port, then ask the node to listen on it.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let held = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && listen(fd, 1) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        try #require(held)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let folder = try Self.temporaryFolder()
+        try """
+        http: { listen: "127.0.0.1:\(port)" }
+        admin: { listen: "127.0.0.1:0" }
+        routes: routes
+        """.write(toFile: folder + "/switchboard.yaml", atomically: true, encoding: .utf8)
+        let output = try Self.run(["run", "--config", folder + "/switchboard.yaml"])
+        #expect(output.status == 1)
+        #expect(output.stderr.contains("error: the HTTP listener (http.listen) cannot listen on 127.0.0.1:\(port): address already in use"), "\(output.stderr)")
+    }
+
     /// A backend whose `/slow` answers 1.5 s after the request arrives, and says when it did.
     struct SlowBackend: HTTPResponder {
         typealias Context = BasicRequestContext

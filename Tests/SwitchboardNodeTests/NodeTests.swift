@@ -46,8 +46,8 @@ struct NodeTests {
         let node = try await SwitchboardNode(configuration: configuration(folder), logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await node.run(gracefulShutdownSignals: []) }
-            let http = await node.httpPort
-            let admin = await node.adminPort
+            let http = try #require(await node.httpPort)
+            let admin = try #require(await node.adminPort)
             #expect(try await Self.get("http://127.0.0.1:\(http)/hello?name=node") == (200, "hello node"))
             let (status, health) = try await Self.get("http://127.0.0.1:\(admin)/health")
             #expect(status == 200)
@@ -65,7 +65,7 @@ struct NodeTests {
         let node = try await SwitchboardNode(configuration: configuration(folder, token: "s3cret"), logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await node.run(gracefulShutdownSignals: []) }
-            let admin = await node.adminPort
+            let admin = try #require(await node.adminPort)
             #expect(try await Self.get("http://127.0.0.1:\(admin)/health").0 == 200)
             #expect(try await Self.get("http://127.0.0.1:\(admin)/admin/routes").0 == 401)
             #expect(try await Self.get("http://127.0.0.1:\(admin)/admin/routes", headers: [("Authorization", "Bearer wrong")]).0 == 401)

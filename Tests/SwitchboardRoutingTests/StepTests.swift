@@ -157,8 +157,11 @@ struct StepTests {
             #expect(reply.message.bodyString == "done")
             #expect(harness.endpoints.exchanges("audit").isEmpty)
             harness.endpoints.gate.set(())
-            while harness.observer.all.first(where: { $0.step?.kind == "wire-tap" && $0.messageID != original && $0.phase == .completed }) == nil {
+            // Wait for the copy's completion event; give up (and fail) rather than hang.
+            var waited = 0
+            while harness.observer.all.first(where: { $0.step?.kind == "wire-tap" && $0.messageID != original && $0.phase == .completed }) == nil, waited < 2000 {
                 try await Task.sleep(for: .milliseconds(5))
+                waited += 1
             }
             let copy = try #require(harness.endpoints.exchanges("audit").first)
             #expect(copy.message.bodyString == "payload")
