@@ -22,6 +22,10 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // System libraries, wrapped once each in SwitchboardTransform.
@@ -59,6 +63,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Audit trail: durable exchange events (SQLite or PostgreSQL) and trace queries.
+        .target(
+            name: "SwitchboardAudit",
+            dependencies: [
+                "SwitchboardCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // Adapters: one target per folder under Adapters/.
         .target(
             name: "SwitchboardHTTP",
@@ -82,8 +99,12 @@ let package = Package(
             dependencies: [
                 "SwitchboardCore",
                 "SwitchboardRouting",
+                "SwitchboardAudit",
                 "SwitchboardHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -95,11 +116,14 @@ let package = Package(
             name: "switchboard",
             dependencies: [
                 "SwitchboardNode",
+                "SwitchboardAudit",
                 "SwitchboardRouting",
                 "SwitchboardTransform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -118,6 +142,11 @@ let package = Package(
         .testTarget(
             name: "SwitchboardRoutingTests",
             dependencies: ["SwitchboardRouting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SwitchboardAuditTests",
+            dependencies: ["SwitchboardAudit", "SwitchboardRouting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

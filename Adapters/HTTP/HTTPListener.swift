@@ -184,7 +184,9 @@ struct ListenerResponder: HTTPResponder {
                 headers[name] = value
             }
         }
-        let message = Message(headers: headers, body: body)
+        // W3C trace context: continue the caller's trace, or start one.
+        let trace = headers[TraceContext.header].flatMap(TraceContext.init(traceparent:)) ?? .random()
+        let message = Message(headers: headers, body: body, trace: trace)
         let exchange = Exchange(message: message, pattern: .inOut)
         do {
             let result = try await deliver(exchange)

@@ -11,7 +11,8 @@ import SwitchboardCore
 /// Method: the endpoint's `method` option, else the message's `http.method` header (so a
 /// proxied request keeps its method), else POST with a body and GET without. Headers: all
 /// but Switchboard's own (`http.status`…) and hop-by-hop ones, plus `X-Correlation-ID`
-/// carrying the message's correlation id. The reply keeps the request's
+/// carrying the message's correlation id and a W3C `traceparent` with the message's trace
+/// id and a new span id. The reply keeps the request's
 /// headers, takes the response's, and sets `http.status`.
 struct HTTPProducer: Producer {
     let url: String
@@ -40,6 +41,8 @@ struct HTTPProducer: Producer {
             request.headers.replaceOrAdd(name: "Authorization", value: authorization)
         }
         request.headers.replaceOrAdd(name: Message.correlationHeader, value: message.correlationID)
+        // The same trace, with a span id of this call's own.
+        request.headers.replaceOrAdd(name: TraceContext.header, value: (message.trace ?? .random()).child().traceparent)
         if message.body.readableBytes > 0 || request.method == .POST || request.method == .PUT || request.method == .PATCH {
             request.body = .bytes(message.body)
         }

@@ -32,9 +32,12 @@ public struct ExchangeEvent: Sendable {
     }
 
     public var phase: Phase
-    public var messageID: MessageID
-    public var correlationID: String
-    public var parentID: MessageID?
+    /// The message as the event left it: after the step on `completed`, as it entered on
+    /// `started` and `failed`.
+    public var message: Message
+    /// The message as it entered the step or route, on `completed` and `failed`; observers
+    /// compare it with `message` to see what the step changed.
+    public var input: Message?
     public var routeID: String
     /// The step, or nil for the route as a whole.
     public var step: StepInfo?
@@ -46,29 +49,37 @@ public struct ExchangeEvent: Sendable {
     public var error: String?
     /// A note from the step: the branch a choice took, whether a filter matched, a reply status.
     public var detail: String?
-    /// Body size in bytes when the event happened.
-    public var bodySize: Int
+    /// For route events: 0 for the route a consumer delivered the exchange to, 1 and more
+    /// for routes it called (`route:`, `direct:`).
+    public var callDepth: Int
 
     public init(
         phase: Phase,
         message: Message,
+        input: Message? = nil,
         routeID: String,
         step: StepInfo?,
         timestampMicros: Int64 = wallClockMicroseconds(),
         duration: Duration? = nil,
         error: String? = nil,
-        detail: String? = nil
+        detail: String? = nil,
+        callDepth: Int = 0
     ) {
         self.phase = phase
-        self.messageID = message.id
-        self.correlationID = message.correlationID
-        self.parentID = message.parentID
+        self.message = message
+        self.input = input
         self.routeID = routeID
         self.step = step
         self.timestampMicros = timestampMicros
         self.duration = duration
         self.error = error
         self.detail = detail
-        self.bodySize = message.body.readableBytes
+        self.callDepth = callDepth
     }
+
+    public var messageID: MessageID { message.id }
+    public var correlationID: String { message.correlationID }
+    public var parentID: MessageID? { message.parentID }
+    /// Body size in bytes when the event happened.
+    public var bodySize: Int { message.body.readableBytes }
 }

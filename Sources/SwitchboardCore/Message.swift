@@ -19,6 +19,9 @@ public struct Message: Sendable {
     public var body: ByteBuffer
     /// Values that travel with the message inside the node but are never sent anywhere.
     public var properties: [String: String]
+    /// The W3C trace the message belongs to; the engine gives one to every exchange that
+    /// arrives without it.
+    public var trace: TraceContext?
 
     public init(
         id: MessageID = MessageID(),
@@ -26,7 +29,8 @@ public struct Message: Sendable {
         parentID: MessageID? = nil,
         headers: Headers = Headers(),
         body: ByteBuffer = ByteBuffer(),
-        properties: [String: String] = [:]
+        properties: [String: String] = [:],
+        trace: TraceContext? = nil
     ) {
         self.id = id
         self.correlationID = correlationID ?? headers[Message.correlationHeader] ?? id.description
@@ -34,6 +38,7 @@ public struct Message: Sendable {
         self.headers = headers
         self.body = body
         self.properties = properties
+        self.trace = trace
     }
 
     /// The header that carries the correlation id in and out of the node.
@@ -59,7 +64,8 @@ public struct Message: Sendable {
             parentID: id,
             headers: headers,
             body: body,
-            properties: properties
+            properties: properties,
+            trace: trace
         )
     }
 }

@@ -133,7 +133,7 @@ private final class MonotonicMillisecondCounter: Sendable {
 }
 
 /// xoshiro256** (Blackman and Vigna): fast, small, statistically strong; not for secrets.
-private struct Xoshiro256StarStar {
+struct Xoshiro256StarStar {
     private var s0: UInt64
     private var s1: UInt64
     private var s2: UInt64

@@ -80,6 +80,15 @@ public protocol Predicate: Sendable {
 /// monitor are observers.
 public protocol ExchangeObserver: Sendable {
     func record(_ event: ExchangeEvent) async
+
+    /// Returns once everything recorded so far about `messageID` is stored durably. The
+    /// engine calls it when a route has finished with an exchange, before the consumer
+    /// acknowledges the source (answers the request, archives the file).
+    func settle(_ messageID: MessageID) async
+}
+
+extension ExchangeObserver {
+    public func settle(_ messageID: MessageID) async {}
 }
 
 /// What a step hands back to the route engine.

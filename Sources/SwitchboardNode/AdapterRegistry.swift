@@ -10,6 +10,18 @@ public enum AdapterRegistry {
         HTTPAdapter.spec,
     ]
 
+    /// Names of options marked secret in any adapter, plus `password`: headers with these
+    /// names are masked in the audit trail.
+    public static var secretOptionNames: [String] {
+        var names = ["password"]
+        for spec in specs {
+            for option in spec.options where option.secret && !names.contains(option.name) {
+                names.append(option.name)
+            }
+        }
+        return names
+    }
+
     /// Builds the adapters a node runs with, configured from the node config.
     public static func makeCatalog(_ configuration: NodeConfiguration, logger: Logger) -> AdapterCatalog {
         AdapterCatalog([

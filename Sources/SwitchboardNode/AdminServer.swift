@@ -1,7 +1,9 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import SwitchboardAudit
 import SwitchboardCore
 import SwitchboardRouting
 
@@ -12,17 +14,84 @@ final class AdminServer: Sendable {
     let listen: NodeConfiguration.Listen
     let token: String?
     let engine: RouteEngine
+    let auditStore: (any AuditStore)?
     let logger: Logger
     let started = ContinuousClock.now
     /// The port bound once the API listens; nil if it failed to bind.
     let boundPort = AsyncValue<Int?>()
 
-    init(listen: NodeConfiguration.Listen, token: String?, engine: RouteEngine, logger: Logger) {
+    init(listen: NodeConfiguration.Listen, token: String?, engine: RouteEngine, auditStore: (any AuditStore)?, logger: Logger) {
         self.listen = listen
         self.token = token
         self.engine = engine
+        self.auditStore = auditStore
         self.logger = logger
     }
+
+    static func json(_ status: HTTPResponse.Status, _ text: String) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    static func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        json(status, "{\"error\":\(jsonQuoted(message)),\"status\":\(status.code)}")
+    }
+
+    /// `GET /admin/traces`: the traces a query matches, newest first (oldest first with `after`).
+    func traces(_ request: Request) async -> Response {
+        guard let auditStore else { return Self.error(.notFound, "the audit trail is disabled (audit.enabled: false)") }
+        var parameters: [String: String] = [:]
+        for (name, value) in request.uri.queryParameters {
+            parameters[String(name)] = String(value)
+        }
+        do {
+            let query = try TraceQuery(parameters: parameters)
+            let traces = try await auditStore.traces(query)
+            return Self.json(.ok, "{\"traces\":[" + traces.map { $0.jsonLine() }.joined(separator: ",") + "]}")
+        } catch let error as TraceQueryError {
+            return Self.error(.badRequest, error.description)
+        } catch {
+            return Self.error(.internalServerError, "reading the audit store failed: \(error)")
+        }
+    }
+
+    /// `POST /admin/routes/{id}/messages`: runs the request body through a route as a new
+    /// in-out message and answers with the route's reply.
+    func send(_ request: Request, routeID: String) async -> Response {
+        guard engine.route(routeID) != nil else {
+            return Self.error(.notFound, "no route with id '\(routeID)'")
+        }
+        var headers = Headers()
+        for field in request.headers where !Self.notForwarded.contains(field.name.canonicalName) {
+            headers.add(field.name.rawName, field.value)
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: 64 << 20)
+        } catch {
+            return Self.error(.contentTooLarge, "message larger than 64MiB")
+        }
+        let trace = headers[TraceContext.header].flatMap(TraceContext.init(traceparent:)) ?? .random()
+        let exchange = Exchange(message: Message(headers: headers, body: body, trace: trace), pattern: .inOut)
+        do {
+            let reply = try await engine.process(routeID: routeID, exchange)
+            var response = Response(status: .ok, body: .init(byteBuffer: reply.message.body))
+            if let type = reply.message.contentType { response.headers[.contentType] = type }
+            response.headers[HTTPField.Name("X-Message-ID")!] = exchange.id.description
+            response.headers[HTTPField.Name("X-Correlation-ID")!] = exchange.message.correlationID
+            return response
+        } catch let failure as StepFailure {
+            var response = Self.json(
+                HTTPResponse.Status(code: failure.status),
+                "{\"error\":\(jsonQuoted(failure.description)),\"status\":\(failure.status),\"route\":\(jsonQuoted(failure.step.routeID)),\"step\":\(jsonQuoted(failure.step.path)),\"messageId\":\"\(exchange.id)\"}"
+            )
+            response.headers[HTTPField.Name("X-Message-ID")!] = exchange.id.description
+            return response
+        } catch {
+            return Self.error(.internalServerError, "\(error)")
+        }
+    }
+
+    static let notForwarded: Set<String> = ["authorization", "host", "content-length", "connection", "transfer-encoding", "user-agent", "accept", "expect"]
 
     func run() async throws {
         let router = Router()
@@ -33,6 +102,22 @@ final class AdminServer: Sendable {
         }
         if let token {
             router.middlewares.add(BearerTokenMiddleware(token: token, openPaths: ["/health"]))
+        }
+        router.get("/admin/traces") { request, _ in await self.traces(request) }
+        router.get("/admin/traces/{id}") { request, context -> Response in
+            guard let auditStore = self.auditStore else { return Self.error(.notFound, "the audit trail is disabled (audit.enabled: false)") }
+            let id = context.parameters.get("id") ?? ""
+            do {
+                guard let trace = try await auditStore.traces(TraceQuery(messageID: id)).first else {
+                    return Self.error(.notFound, "no trace for message \(id)")
+                }
+                return Self.json(.ok, trace.jsonLine())
+            } catch {
+                return Self.error(.internalServerError, "reading the audit store failed: \(error)")
+            }
+        }
+        router.post("/admin/routes/{id}/messages") { request, context in
+            await self.send(request, routeID: context.parameters.get("id") ?? "")
         }
         var serverLogger = logger
         serverLogger.logLevel = max(logger.logLevel, .notice)

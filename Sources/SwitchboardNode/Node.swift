@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import SwitchboardAudit
 import SwitchboardCore
 import SwitchboardHTTP
 import SwitchboardRouting
@@ -14,24 +15,49 @@ public final class SwitchboardNode: Sendable {
     public let configuration: NodeConfiguration
     public let catalog: AdapterCatalog
     public let engine: RouteEngine
+    /// The audit trail, unless `audit.enabled` is false.
+    public let audit: AuditTrail?
     let admin: AdminServer
     let logger: Logger
 
-    /// Loads routes and builds adapters; nothing listens until ``run(gracefulShutdownSignals:)``.
+    /// Loads routes, opens the audit store and builds adapters; nothing listens until
+    /// ``run(gracefulShutdownSignals:)``.
     ///
-    /// - Throws: ``ConfigurationError`` with every problem in every route file.
+    /// - Throws: ``ConfigurationError`` with every problem in every route file;
+    ///   ``AuditStoreError`` when the audit store cannot be opened.
     public init(configuration: NodeConfiguration, observers: [any ExchangeObserver] = [], logger: Logger) async throws {
         self.configuration = configuration
         self.logger = logger
         let catalog = AdapterRegistry.makeCatalog(configuration, logger: logger)
         self.catalog = catalog
+        var observers = observers
         do {
+            if configuration.audit.enabled {
+                let store = try await openAuditStore(configuration, create: true, logger: logger)
+                let audit = AuditTrail(
+                    store: store,
+                    policy: AuditPolicy(
+                        body: configuration.audit.body,
+                        mask: AuditPolicy.defaultMask + configuration.audit.mask + AdapterRegistry.secretOptionNames
+                    ),
+                    capacity: configuration.audit.buffer,
+                    retention: configuration.audit.retention,
+                    logger: logger
+                )
+                self.audit = audit
+                observers.append(audit)
+            } else {
+                audit = nil
+            }
             engine = try RouteLoader(catalog: catalog, observers: observers, logger: logger).load(directory: configuration.routesDirectory)
         } catch {
             for adapter in catalog.adapters { await adapter.shutdown() }
             throw error
         }
-        admin = AdminServer(listen: configuration.adminListen, token: configuration.adminToken, engine: engine, logger: logger)
+        admin = AdminServer(
+            listen: configuration.adminListen, token: configuration.adminToken, engine: engine,
+            auditStore: audit?.store, logger: logger
+        )
     }
 
     /// The port the HTTP listener bound once it listens; nil if it failed to bind.
@@ -66,10 +92,13 @@ public final class SwitchboardNode: Sendable {
         ])
         // Services stop in reverse order: listeners drain their requests first, then the
         // engine stops consumers and finishes background work, then the admin API goes.
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: ClosureService(name: "admin") { [admin] in try await admin.run() }),
-            .init(service: engine),
-        ]
+        // The audit writer stops last, once nothing can record events any more.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let audit {
+            services.append(.init(service: ClosureService(name: "audit trail") { try await audit.run() }))
+        }
+        services.append(.init(service: ClosureService(name: "admin") { [admin] in try await admin.run() }))
+        services.append(.init(service: engine))
         for adapter in catalog.adapters {
             services.append(.init(
                 service: ClosureService(name: "\(type(of: adapter).spec.schemes[0]) adapter") { try await adapter.run() },
@@ -85,6 +114,13 @@ public final class SwitchboardNode: Sendable {
             failure = error
         }
         for adapter in catalog.adapters { await adapter.shutdown() }
+        if let audit {
+            do {
+                try await audit.store.close()
+            } catch {
+                logger.warning("closing the audit store failed", metadata: ["error": "\(error)"])
+            }
+        }
         if let failure { throw failure }
         logger.notice("stopped")
     }
@@ -103,4 +139,16 @@ struct ClosureService: Service, CustomStringConvertible {
     func run() async throws { try await body() }
 
     var description: String { name }
+}
+
+/// Opens the audit store a node config names: a SQLite file, or PostgreSQL for a URL.
+///
+/// - Parameter create: Create the SQLite file when missing (the node); the CLI reading
+///   traces offline passes false.
+public func openAuditStore(_ configuration: NodeConfiguration, create: Bool, logger: Logger) async throws -> any AuditStore {
+    let location = configuration.auditStore
+    if location.hasPrefix("postgres://") || location.hasPrefix("postgresql://") {
+        return try await PostgresAuditStore(url: location, logger: logger)
+    }
+    return try SQLiteAuditStore(path: location, create: create, fullSync: configuration.audit.fullSync)
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SwitchboardAudit
 import SwitchboardCore
 import SwitchboardRouting
 
@@ -60,6 +61,28 @@ public struct NodeConfiguration: Sendable {
     public var logLevel: Logger.Level = .info
     /// How long in-flight exchanges may take to finish after SIGTERM before they are cancelled.
     public var shutdownTimeout: Duration = .seconds(30)
+    /// The audit trail's settings.
+    public var audit = Audit()
+
+    public struct Audit: Sendable {
+        public var enabled = true
+        /// A file path (SQLite) or a `postgres://` URL; nil: `audit.db` in the data folder.
+        public var store: String?
+        public var body: AuditPolicy.BodySnapshot = .default
+        /// Header names masked on top of ``AuditPolicy/defaultMask`` and secret option names.
+        public var mask: [String] = []
+        public var buffer = 10_000
+        public var retention = AuditTrail.Retention()
+        /// `full`: every commit waits for the disk (SQLite); default `normal`.
+        public var fullSync = false
+
+        public init() {}
+    }
+
+    /// The audit store: `audit.store`, or `audit.db` in the data folder.
+    public var auditStore: String {
+        audit.store ?? (dataDirectory as NSString).appendingPathComponent("audit.db")
+    }
 
     /// The embedded defaults.
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
@@ -79,6 +102,14 @@ public struct NodeConfiguration: Sendable {
         ("data", "Folder for the node's state: audit store, idempotency records (default var)."),
         ("log.level", "trace, debug, info, notice, warning, error or critical (default info)."),
         ("shutdown-timeout", "Time in-flight exchanges get to finish after SIGTERM (default 30s)."),
+        ("audit.enabled", "Store every exchange event in the audit trail (default true)."),
+        ("audit.store", "SQLite file or postgres://user:pass@host:port/db URL (default DATA/audit.db)."),
+        ("audit.body", "Body snapshots: none, hash, a size such as 8KiB (first bytes), or hash+SIZE (default hash+4KiB)."),
+        ("audit.mask", "Header names stored as *** besides Authorization, Cookie, Set-Cookie, Proxy-Authorization and secret options."),
+        ("audit.buffer", "Events queued before routes wait for the store (default 10000)."),
+        ("audit.retention.age", "Events older than this are deleted (default 7d; 0 keeps them)."),
+        ("audit.retention.size", "Oldest events are deleted to keep the store under this size (default 1GiB; 0: no limit)."),
+        ("audit.sync", "normal (a commit survives the process being killed) or full (also a power cut; slower). SQLite only."),
     ]
 
     /// Reads a config file.
@@ -192,6 +223,75 @@ public struct NodeConfiguration: Sendable {
                         configuration.logLevel = level
                     } else {
                         log.error(value.contentLocation, "'log.level' expects trace, debug, info, notice, warning, error or critical, found '\(text)'")
+                    }
+                }
+            case "audit":
+                section(entry.value, "audit") { key, keyNode, value in
+                    switch key {
+                    case "enabled":
+                        guard let text = scalar(value, "audit.enabled") else { return }
+                        switch text {
+                        case "true", "yes", "on": configuration.audit.enabled = true
+                        case "false", "no", "off": configuration.audit.enabled = false
+                        default: log.error(value.contentLocation, "'audit.enabled' expects true or false, found '\(text)'")
+                        }
+                    case "store":
+                        guard let text = scalar(value, "audit.store") else { return }
+                        configuration.audit.store = text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") ? text : resolve(text)
+                    case "body":
+                        guard let text = scalar(value, "audit.body") else { return }
+                        if let policy = AuditPolicy.BodySnapshot(parsing: text) {
+                            configuration.audit.body = policy
+                        } else {
+                            log.error(value.contentLocation, "'audit.body' expects none, hash, a size such as 8KiB, or hash+SIZE, found '\(text)'")
+                        }
+                    case "mask":
+                        if let items = value.sequence {
+                            configuration.audit.mask = items.compactMap { scalar($0, "audit.mask") }
+                        } else if let text = scalar(value, "audit.mask") {
+                            configuration.audit.mask = [text]
+                        }
+                    case "buffer":
+                        guard let text = scalar(value, "audit.buffer") else { return }
+                        if let count = Int(text), count > 0 {
+                            configuration.audit.buffer = count
+                        } else {
+                            log.error(value.contentLocation, "'audit.buffer' expects a positive integer, found '\(text)'")
+                        }
+                    case "sync":
+                        guard let text = scalar(value, "audit.sync") else { return }
+                        switch text {
+                        case "normal": configuration.audit.fullSync = false
+                        case "full": configuration.audit.fullSync = true
+                        default: log.error(value.contentLocation, "'audit.sync' expects normal or full, found '\(text)'")
+                        }
+                    case "retention":
+                        section(value, "audit.retention") { key, keyNode, value in
+                            switch key {
+                            case "age":
+                                guard let text = scalar(value, "audit.retention.age") else { return }
+                                if text == "0" {
+                                    configuration.audit.retention.age = nil
+                                } else if let duration = parseDuration(text) {
+                                    configuration.audit.retention.age = duration
+                                } else {
+                                    log.error(value.contentLocation, "'audit.retention.age' expects a duration such as 7d, found '\(text)'")
+                                }
+                            case "size":
+                                guard let text = scalar(value, "audit.retention.size") else { return }
+                                if text == "0" {
+                                    configuration.audit.retention.maxBytes = nil
+                                } else if let size = parseSize(text) {
+                                    configuration.audit.retention.maxBytes = Int64(size)
+                                } else {
+                                    log.error(value.contentLocation, "'audit.retention.size' expects a size such as 1GiB, found '\(text)'")
+                                }
+                            default:
+                                unknown("audit.retention.\(key)", keyNode)
+                            }
+                        }
+                    default:
+                        unknown("audit.\(key)", keyNode)
                     }
                 }
             case "shutdown-timeout":

@@ -18,6 +18,13 @@ public struct ObserverSet: Sendable {
             await observer.record(event)
         }
     }
+
+    /// Waits until every observer has stored what it was told about `messageID`.
+    func settle(_ messageID: MessageID) async {
+        for observer in observers {
+            await observer.settle(messageID)
+        }
+    }
 }
 
 /// A compiled step: what it is and where (for events and errors), and what it does.
@@ -62,19 +69,19 @@ final class Pipeline: Sendable {
                 throw StepFailure(wrapping: error, step: step.info, messageID: exchange.message.id)
             }
         }
-        await observers.record(ExchangeEvent(phase: .started, message: exchange.message, routeID: step.info.routeID, step: step.info))
         let start = ContinuousClock.now
+        await observers.record(ExchangeEvent(phase: .started, message: exchange.message, routeID: step.info.routeID, step: step.info))
         do {
             let result = try await step.processor.process(exchange)
             await observers.record(ExchangeEvent(
-                phase: .completed, message: result.exchange.message, routeID: step.info.routeID, step: step.info,
+                phase: .completed, message: result.exchange.message, input: exchange.message, routeID: step.info.routeID, step: step.info,
                 duration: ContinuousClock.now - start, detail: result.detail
             ))
             return result
         } catch {
             let failure = StepFailure(wrapping: error, step: step.info, messageID: exchange.message.id)
             await observers.record(ExchangeEvent(
-                phase: .failed, message: exchange.message, routeID: step.info.routeID, step: step.info,
+                phase: .failed, message: exchange.message, input: exchange.message, routeID: step.info.routeID, step: step.info,
                 duration: ContinuousClock.now - start, error: failure.reason
             ))
             throw failure

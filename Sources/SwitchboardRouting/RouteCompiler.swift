@@ -181,7 +181,7 @@ final class RouteCompiler {
         }
         try log.throwIfErrors()
         directory.install(compiled)
-        return RouteEngine(routes: compiled, warnings: log.diagnostics, background: background, logger: logger)
+        return RouteEngine(routes: compiled, warnings: log.diagnostics, background: background, observers: observers, logger: logger)
     }
 
     // MARK: Endpoints

@@ -29,24 +29,25 @@ public final class CompiledRoute: Sendable {
     /// - Throws: ``StepFailure`` naming the step that failed.
     public func execute(_ exchange: Exchange) async throws -> Exchange {
         let observed = !observers.isEmpty
-        if observed {
-            await observers.record(ExchangeEvent(phase: .started, message: exchange.message, routeID: id, step: nil))
-        }
+        let depth = RouteDirectory.callDepth
         let start = ContinuousClock.now
+        if observed {
+            await observers.record(ExchangeEvent(phase: .started, message: exchange.message, routeID: id, step: nil, callDepth: depth))
+        }
         do {
             let result = try await pipeline.run(exchange)
             if observed {
                 await observers.record(ExchangeEvent(
-                    phase: .completed, message: result.exchange.message, routeID: id, step: nil,
-                    duration: ContinuousClock.now - start, detail: result.action == .stop ? "stopped" : nil
+                    phase: .completed, message: result.exchange.message, input: exchange.message, routeID: id, step: nil,
+                    duration: ContinuousClock.now - start, detail: result.action == .stop ? "stopped" : nil, callDepth: depth
                 ))
             }
             return result.exchange
         } catch {
             if observed {
                 await observers.record(ExchangeEvent(
-                    phase: .failed, message: exchange.message, routeID: id, step: nil,
-                    duration: ContinuousClock.now - start, error: String(describing: error)
+                    phase: .failed, message: exchange.message, input: exchange.message, routeID: id, step: nil,
+                    duration: ContinuousClock.now - start, error: String(describing: error), callDepth: depth
                 ))
             }
             throw error
@@ -106,12 +107,14 @@ public final class RouteEngine: Service, Sendable {
     /// Warnings found while loading (errors make loading fail instead).
     public let warnings: [Diagnostic]
     let background: BackgroundWork
+    let observers: ObserverSet
     let logger: Logger
 
-    init(routes: [CompiledRoute], warnings: [Diagnostic], background: BackgroundWork, logger: Logger) {
+    init(routes: [CompiledRoute], warnings: [Diagnostic], background: BackgroundWork, observers: ObserverSet, logger: Logger) {
         self.routes = routes
         self.warnings = warnings
         self.background = background
+        self.observers = observers
         self.logger = logger
     }
 
@@ -129,11 +132,24 @@ public final class RouteEngine: Service, Sendable {
         return try await deliver(exchange, to: route)
     }
 
-    /// What each consumer calls: runs the route and writes the exchange's log line.
+    /// What each consumer calls: runs the route, waits until observers have stored its
+    /// events (so the source is acknowledged only after its audit trail is durable), and
+    /// writes the exchange's log line.
     func deliver(_ exchange: Exchange, to route: CompiledRoute) async throws -> Exchange {
         let start = ContinuousClock.now
+        var exchange = exchange
+        if exchange.message.trace == nil {
+            exchange.message.trace = .random()
+        }
         do {
-            let result = try await route.execute(exchange)
+            let result: Exchange
+            do {
+                result = try await route.execute(exchange)
+            } catch {
+                await observers.settle(exchange.message.id)
+                throw error
+            }
+            await observers.settle(exchange.message.id)
             if logger.logLevel <= .info {
                 logger.info("exchange completed", metadata: [
                     "route": "\(route.id)",

@@ -1,0 +1,124 @@
+import Foundation
+
+// The JSON form of traces: what the admin API answers, what `switchboard trace --json`
+// prints, and what the CLI reads back from a running node. Bodies appear as `bodyText`
+// when they are UTF-8 and as `bodyBase64` otherwise.
+
+extension AuditRecord {
+    enum CodingKeys: String, CodingKey {
+        case sequence, messageId, correlationId, parentId, traceId, route, entry, kind, stepIndex, step, endpoint, phase
+        case startedAt, durationMicros, error, detail, headers, bodyHash, bodyText, bodyBase64, bodyChanged, bodySizeIn, bodySize
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        var prefix: [UInt8]?
+        if let text = try container.decodeIfPresent(String.self, forKey: .bodyText) {
+            prefix = Array(text.utf8)
+        } else if let base64 = try container.decodeIfPresent(String.self, forKey: .bodyBase64) {
+            prefix = Data(base64Encoded: base64).map { Array($0) }
+        }
+        var headers: String?
+        if let pairs = try container.decodeIfPresent([[String]].self, forKey: .headers) {
+            headers = String(decoding: try JSONEncoder().encode(pairs), as: UTF8.self)
+        }
+        self.init(
+            sequence: try container.decodeIfPresent(Int64.self, forKey: .sequence),
+            messageID: try container.decode(String.self, forKey: .messageId),
+            correlationID: try container.decode(String.self, forKey: .correlationId),
+            parentID: try container.decodeIfPresent(String.self, forKey: .parentId),
+            traceID: try container.decodeIfPresent(String.self, forKey: .traceId),
+            routeID: try container.decode(String.self, forKey: .route),
+            entry: try container.decode(Bool.self, forKey: .entry),
+            stepKind: try container.decodeIfPresent(String.self, forKey: .kind).flatMap { $0 == "route" ? nil : $0 },
+            stepIndex: try container.decodeIfPresent(Int.self, forKey: .stepIndex),
+            stepPath: try container.decodeIfPresent(String.self, forKey: .step),
+            endpoint: try container.decodeIfPresent(String.self, forKey: .endpoint),
+            phase: try container.decode(String.self, forKey: .phase),
+            startedAt: try container.decode(Int64.self, forKey: .startedAt),
+            durationMicros: try container.decodeIfPresent(Int64.self, forKey: .durationMicros),
+            error: try container.decodeIfPresent(String.self, forKey: .error),
+            detail: try container.decodeIfPresent(String.self, forKey: .detail),
+            headers: headers,
+            bodyHash: try container.decodeIfPresent(String.self, forKey: .bodyHash),
+            bodyPrefix: prefix,
+            bodyChanged: try container.decodeIfPresent(Bool.self, forKey: .bodyChanged) ?? false,
+            bodySizeIn: try container.decodeIfPresent(Int.self, forKey: .bodySizeIn),
+            bodySize: try container.decode(Int.self, forKey: .bodySize)
+        )
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeIfPresent(sequence, forKey: .sequence)
+        try container.encode(messageID, forKey: .messageId)
+        try container.encode(correlationID, forKey: .correlationId)
+        try container.encodeIfPresent(parentID, forKey: .parentId)
+        try container.encodeIfPresent(traceID, forKey: .traceId)
+        try container.encode(routeID, forKey: .route)
+        try container.encode(entry, forKey: .entry)
+        try container.encode(stepKind ?? "route", forKey: .kind)
+        try container.encodeIfPresent(stepIndex, forKey: .stepIndex)
+        try container.encodeIfPresent(stepPath, forKey: .step)
+        try container.encodeIfPresent(endpoint, forKey: .endpoint)
+        try container.encode(phase, forKey: .phase)
+        try container.encode(startedAt, forKey: .startedAt)
+        try container.encodeIfPresent(durationMicros, forKey: .durationMicros)
+        try container.encodeIfPresent(error, forKey: .error)
+        try container.encodeIfPresent(detail, forKey: .detail)
+        try container.encodeIfPresent(headerPairs, forKey: .headers)
+        try container.encodeIfPresent(bodyHash, forKey: .bodyHash)
+        if let bodyPrefix {
+            if let text = String(validating: bodyPrefix, as: UTF8.self) {
+                try container.encode(text, forKey: .bodyText)
+            } else {
+                try container.encode(Data(bodyPrefix).base64EncodedString(), forKey: .bodyBase64)
+            }
+        }
+        try container.encode(bodyChanged, forKey: .bodyChanged)
+        try container.encodeIfPresent(bodySizeIn, forKey: .bodySizeIn)
+        try container.encode(bodySize, forKey: .bodySize)
+    }
+
+    /// The header snapshot as name/value pairs.
+    public var headerPairs: [[String]]? {
+        guard let headers else { return nil }
+        return try? JSONDecoder().decode([[String]].self, from: Data(headers.utf8))
+    }
+}
+
+extension Trace {
+    enum CodingKeys: String, CodingKey {
+        case messageId, correlationId, parentId, traceId, route, status, startedAt, durationMicros, events, children
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            messageID: try container.decode(String.self, forKey: .messageId),
+            events: try container.decode([AuditRecord].self, forKey: .events),
+            children: try container.decodeIfPresent([Trace].self, forKey: .children) ?? []
+        )
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(messageID, forKey: .messageId)
+        try container.encodeIfPresent(correlationID, forKey: .correlationId)
+        try container.encodeIfPresent(parentID, forKey: .parentId)
+        try container.encodeIfPresent(traceID, forKey: .traceId)
+        try container.encodeIfPresent(routeID, forKey: .route)
+        try container.encode(status, forKey: .status)
+        try container.encodeIfPresent(startedAt, forKey: .startedAt)
+        try container.encodeIfPresent(durationMicros, forKey: .durationMicros)
+        try container.encode(events, forKey: .events)
+        try container.encode(children, forKey: .children)
+    }
+
+    /// One trace as a single line of JSON.
+    public func jsonLine() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? String(decoding: encoder.encode(self), as: UTF8.self)) ?? "{}"
+    }
+}

@@ -1,0 +1,74 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import SwitchboardNode
+
+/// Talks to a running node's admin API: the address and token come from the node config
+/// (or SWITCHBOARD_ADMIN_TOKEN), exactly as the node reads them.
+struct AdminClient {
+    let base: String
+    let token: String?
+
+    init(_ configuration: NodeConfiguration) {
+        var host = configuration.adminListen.host
+        if host == "0.0.0.0" { host = "127.0.0.1" }
+        if host == "::" { host = "::1" }
+        let shown = host.contains(":") ? "[\(host)]" : host
+        base = "http://\(shown):\(configuration.adminListen.port)"
+        token = configuration.adminToken
+    }
+
+    /// The node is not running (nothing listens on the admin address).
+    struct Unreachable: Error, CustomStringConvertible {
+        let base: String
+        var description: String { "no node answers on \(base) (is it running? is admin.listen right?)" }
+    }
+
+    /// An answer other than 2xx.
+    struct Failed: Error, CustomStringConvertible {
+        let status: Int
+        let message: String
+        var description: String { message }
+    }
+
+    /// Sends a request and returns the body of a 2xx answer.
+    ///
+    /// - Throws: ``Unreachable`` when nothing listens, ``Failed`` with the node's error otherwise.
+    func request(_ method: HTTPMethod, _ path: String, body: ByteBuffer? = nil, headers: [(String, String)] = []) async throws -> (body: ByteBuffer, headers: [(String, String)]) {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body { request.body = .bytes(body) }
+        let response: HTTPClientResponse
+        let bytes: ByteBuffer
+        do {
+            response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            bytes = try await response.body.collect(upTo: 256 << 20)
+        } catch is NIOConnectionError {
+            throw Unreachable(base: base)
+        } catch let error as IOError where error.errnoCode == ECONNREFUSED || error.errnoCode == ECONNRESET {
+            throw Unreachable(base: base)
+        } catch let error as HTTPClientError where error == .connectTimeout {
+            throw Unreachable(base: base)
+        }
+        let answerHeaders = response.headers.map { ($0.name, $0.value) }
+        guard (200..<300).contains(Int(response.status.code)) else {
+            let text = String(buffer: bytes)
+            let message = (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["error"] as? String ?? text
+            throw Failed(status: Int(response.status.code), message: "the node answered \(response.status.code): \(message)")
+        }
+        return (bytes, answerHeaders)
+    }
+}
+
+/// Whether standard output is a terminal that takes colour (and NO_COLOR is unset).
+func stdoutWantsColor() -> Bool {
+    isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+}
+
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
