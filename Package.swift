@@ -168,6 +168,7 @@ let package = Package(
             name: "SwitchboardNodeTests",
             dependencies: [
                 "SwitchboardNode",
+                "SwitchboardAudit",
                 "SwitchboardTransform",
                 "switchboard",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -112,9 +112,15 @@ public final class AuditTrail: ExchangeObserver, Service {
     public func run() async throws {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.pruneLoop() }
-            await withGracefulShutdownHandler {
-                await self.writeLoop()
-            } onGracefulShutdown: {
+            // Graceful shutdown and cancellation (another service failed) both let the
+            // writer commit what is queued and return.
+            await withTaskCancellationHandler {
+                await withGracefulShutdownHandler {
+                    await self.writeLoop()
+                } onGracefulShutdown: {
+                    self.stop()
+                }
+            } onCancel: {
                 self.stop()
             }
             group.cancelAll()

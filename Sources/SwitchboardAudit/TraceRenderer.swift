@@ -55,23 +55,28 @@ public struct TraceRenderer: Sendable {
         // Steps go to the invocation of their route that was running when they started,
         // nested by step path (`0.when[1].0` sits under `0`).
         var stepNodes: [Node] = []
-        var byInvocation: [ObjectIdentifier: [Node]] = [:]
+        var byInvocation: [ObjectIdentifier?: [Node]] = [:]
+        var orphans: [Node] = []
         for record in ordered where !record.isRoute {
             let node = Node(record: record)
             stepNodes.append(node)
             let candidates = invocations.filter { $0.record.routeID == record.routeID }
-            guard let owner = candidates.last(where: { $0.start <= record.startedAt + 1 }) ?? candidates.first else { continue }
-            let siblings = byInvocation[ObjectIdentifier(owner), default: []]
+            // A split child has step rows only: its steps are roots of its own tree.
+            let owner = candidates.last(where: { $0.start <= record.startedAt + 1 }) ?? candidates.first
+            let key = owner.map(ObjectIdentifier.init)
+            let siblings = byInvocation[key, default: []]
             let path = record.stepPath ?? ""
             if let parent = siblings.last(where: { path.hasPrefix(($0.record.stepPath ?? "") + ".") }) {
                 parent.children.append(node)
-            } else {
+            } else if let owner {
                 owner.children.append(node)
+            } else {
+                orphans.append(node)
             }
-            byInvocation[ObjectIdentifier(owner), default: []].append(node)
+            byInvocation[key, default: []].append(node)
         }
         // A route called on the way sits under the step that called it.
-        var roots: [Node] = []
+        var roots: [Node] = orphans
         for invocation in invocations {
             if invocation.record.entry || invocation === invocations.first {
                 roots.append(invocation)

@@ -20,6 +20,15 @@ struct AdminClient {
         token = configuration.adminToken
     }
 
+    /// One client for the command's life; a refused connection fails at once instead of
+    /// being retried until the deadline.
+    static let client: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(2)
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
     /// The node is not running (nothing listens on the admin address).
     struct Unreachable: Error, CustomStringConvertible {
         let base: String
@@ -36,7 +45,7 @@ struct AdminClient {
     /// Sends a request and returns the body of a 2xx answer.
     ///
     /// - Throws: ``Unreachable`` when nothing listens, ``Failed`` with the node's error otherwise.
-    func request(_ method: HTTPMethod, _ path: String, body: ByteBuffer? = nil, headers: [(String, String)] = []) async throws -> (body: ByteBuffer, headers: [(String, String)]) {
+    func request(_ method: HTTPMethod, _ path: String, body: ByteBuffer? = nil, headers: [(String, String)] = [], timeout: TimeAmount = .seconds(60)) async throws -> (body: ByteBuffer, headers: [(String, String)]) {
         var request = HTTPClientRequest(url: base + path)
         request.method = method
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
@@ -45,13 +54,13 @@ struct AdminClient {
         let response: HTTPClientResponse
         let bytes: ByteBuffer
         do {
-            response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            response = try await Self.client.execute(request, timeout: timeout)
             bytes = try await response.body.collect(upTo: 256 << 20)
         } catch is NIOConnectionError {
             throw Unreachable(base: base)
         } catch let error as IOError where error.errnoCode == ECONNREFUSED || error.errnoCode == ECONNRESET {
             throw Unreachable(base: base)
-        } catch let error as HTTPClientError where error == .connectTimeout {
+        } catch let error as HTTPClientError where error == .connectTimeout || error == .deadlineExceeded {
             throw Unreachable(base: base)
         }
         let answerHeaders = response.headers.map { ($0.name, $0.value) }

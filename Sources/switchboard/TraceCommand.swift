@@ -101,12 +101,16 @@ struct TraceCommand: AsyncParsableCommand {
         let source: TraceSource
         if let store {
             source = .store(try openStore(path: store, configuration))
+        } else if configuration.adminListen.port == 0 {
+            // A node on an ephemeral admin port cannot be found from here.
+            source = .store(try openStore(path: nil, configuration))
         } else {
             let client = AdminClient(configuration)
             do {
-                _ = try await client.request(.GET, "/health")
+                _ = try await client.request(.GET, "/health", timeout: .seconds(2))
                 source = .node(client)
-            } catch is AdminClient.Unreachable {
+            } catch let error as AdminClient.Unreachable {
+                printError("note: \(error); reading the audit store \(configuration.auditStore)")
                 source = .store(try openStore(path: nil, configuration))
             }
         }

@@ -1,0 +1,180 @@
+import Foundation
+import Logging
+import NIOCore
+import SwitchboardAudit
+import SwitchboardCore
+import SwitchboardRouting
+import Synchronization
+import Testing
+
+/// A store that holds every write until the test opens it, and counts what it committed.
+final class GatedStore: AuditStore {
+    private let state = Mutex<(open: Bool, waiting: [CheckedContinuation<Void, Never>], committed: [AuditRecord], batches: Int)>((false, [], [], 0))
+
+    func open() {
+        let waiting = state.withLock { state in
+            state.open = true
+            defer { state.waiting = [] }
+            return state.waiting
+        }
+        for waiter in waiting { waiter.resume() }
+    }
+
+    var committed: [AuditRecord] { state.withLock { $0.committed } }
+    var batches: Int { state.withLock { $0.batches } }
+
+    func append(_ records: [AuditRecord]) async throws {
+        await withCheckedContinuation { continuation in
+            let now = state.withLock { state in
+                if state.open { return true }
+                state.waiting.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+        state.withLock {
+            $0.committed += records
+            $0.batches += 1
+        }
+    }
+
+    func traces(_ query: TraceQuery) async throws -> [Trace] { [] }
+    func prune(before: Int64?, maxBytes: Int64?) async throws -> Int { 0 }
+    func append(_ change: SLAEventRecord) async throws {}
+    func slaEvents(route: String?, limit: Int) async throws -> [SLAEventRecord] { [] }
+    func close() async throws {}
+}
+
+@Suite struct AuditWriterTests {
+    static func record(_ n: Int) -> AuditRecord {
+        AuditRecord(messageID: "m\(n)", correlationID: "c", routeID: "r", entry: true, phase: "completed", startedAt: Int64(n), bodySize: 0)
+    }
+
+    static let quickRoute = """
+        routes:
+          - id: quick
+            from: direct:quick
+            steps:
+              - set-body: { value: done }
+        """
+
+    static let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+
+    @Test func aFullBufferMakesRoutesWaitInsteadOfDroppingEvents() async throws {
+        let store = GatedStore()
+        let trail = AuditTrail(store: store, capacity: 4, retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
+        let writer = Task { try await trail.run() }
+        defer { writer.cancel() }
+        for n in 0..<4 { await trail.enqueue(Self.record(n)) }
+        // The fifth waits for room: the store has committed nothing yet.
+        let fifthQueued = AsyncValue<Void>()
+        let producer = Task {
+            await trail.enqueue(Self.record(4))
+            fifthQueued.set(())
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(fifthQueued.current == nil, "the fifth record was queued past the buffer's capacity")
+        #expect(trail.bufferDepth == 4)
+        store.open()
+        await fifthQueued.value
+        await producer.value
+        await trail.flush()
+        #expect(store.committed.map(\.messageID) == (0..<5).map { "m\($0)" })
+        trail.stop()
+    }
+
+    @Test func anExchangeIsAnsweredOnlyAfterItsEventsAreCommitted() async throws {
+        let store = GatedStore()
+        let trail = AuditTrail(store: store, retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
+        let writer = Task { try await trail.run() }
+        defer { writer.cancel() }
+        let engine = try RouteLoader(catalog: AdapterCatalog([]), observers: [trail], logger: Self.logger, environment: [:])
+            .load(sources: [(Self.quickRoute, "routes.yaml")])
+        let answered = AsyncValue<String>()
+        let call = Task {
+            let reply = try await engine.process(routeID: "quick", Exchange(message: Message(body: ByteBuffer(string: "go")), pattern: .inOut))
+            answered.set(reply.message.bodyString)
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(answered.current == nil, "the route answered before its audit events were committed")
+        store.open()
+        #expect(await answered.value == "done")
+        try await call.value
+        // Route start, the step's end, the route's end: all committed before the answer.
+        #expect(store.committed.map(\.phase) == ["started", "completed", "completed"])
+        trail.stop()
+    }
+
+    @Test func writesAreGroupCommitted() async throws {
+        let store = GatedStore()
+        let trail = AuditTrail(store: store, retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
+        let writer = Task { try await trail.run() }
+        defer { writer.cancel() }
+        // While the first write is held, a hundred more queue up; they go in one batch.
+        await trail.enqueue(Self.record(0))
+        try await Task.sleep(for: .milliseconds(50))
+        for n in 1...100 { await trail.enqueue(Self.record(n)) }
+        store.open()
+        await trail.flush()
+        #expect(store.committed.count == 101)
+        #expect(store.batches == 2)
+        trail.stop()
+    }
+
+    @Test func stoppingCommitsWhatIsQueued() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
+        let store = try SQLiteAuditStore(path: folder + "/audit.db")
+        let trail = AuditTrail(store: store, retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
+        for n in 0..<50 { await trail.enqueue(Self.record(n)) }
+        trail.stop()
+        try await trail.run()
+        #expect(try await store.traces(TraceQuery(limit: 100)).count == 50)
+    }
+
+    @Test func retentionDeletesByAgeAndBySize() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
+        let store = try SQLiteAuditStore(path: folder + "/audit.db")
+        let now = wallClockMicroseconds()
+        let day: Int64 = 86_400_000_000
+        var records: [AuditRecord] = []
+        for n in 0..<100 {
+            var record = Self.record(n)
+            record.startedAt = n < 40 ? now - 10 * day : now
+            records.append(record)
+        }
+        try await store.append(records)
+        let aged = try await store.prune(before: now - 7 * day, maxBytes: nil)
+        #expect(aged == 40)
+        #expect(try await store.traces(TraceQuery(limit: 1000)).count == 60)
+
+        // Size: fill with 2 KiB bodies, then keep the store under 256 KiB.
+        var big: [AuditRecord] = []
+        for n in 0..<400 {
+            var record = Self.record(1000 + n)
+            record.startedAt = now
+            record.bodyPrefix = Array(repeating: UInt8(ascii: "x"), count: 2048)
+            big.append(record)
+        }
+        try await store.append(big)
+        let trimmed = try await store.prune(before: nil, maxBytes: 256 * 1024)
+        #expect(trimmed > 0)
+        let remaining = try await store.traces(TraceQuery(limit: 10_000)).map(\.messageID)
+        #expect(remaining.count == 460 - trimmed)
+        // The oldest went first.
+        #expect(!remaining.contains("m40"))
+        #expect(remaining.contains("m1399"))
+    }
+
+    @Test func tracesSurviveAJSONRoundTrip() async throws {
+        var record = Self.record(1)
+        record.headers = "[[\"A\",\"1\"]]"
+        record.bodyPrefix = Array("héllo".utf8)
+        var binary = Self.record(2)
+        binary.bodyPrefix = [0xFF, 0x00, 0x01]
+        let trace = Trace(messageID: "m1", events: [record], children: [Trace(messageID: "m2", events: [binary])])
+        let decoded = try JSONDecoder().decode(Trace.self, from: Data(trace.jsonLine().utf8))
+        #expect(decoded == trace)
+        #expect(trace.jsonLine().contains("\"bodyText\":\"héllo\""))
+        #expect(trace.jsonLine().contains("\"bodyBase64\":\"/wAB\""))
+    }
+}
