@@ -49,11 +49,18 @@ check: deps
 	$(SWIFT) build
 	.build/debug/switchboard check
 
-# Test servers: the HTTP tests start a Hummingbird backend in-process and nginx on a free
-# loopback port themselves (they need the nginx package installed here).
+# Test servers: a throwaway PostgreSQL cluster on a free loopback port (Tests/servers/postgres),
+# stopped when the tests end; the HTTP tests start a Hummingbird backend in-process and nginx
+# on a free loopback port themselves.
 test: test-deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test
+	@set -e; \
+	servers=$$(mktemp -d /tmp/switchboard-test-servers.XXXXXX); chmod 755 $$servers; \
+	port=$$(shuf -i 20000-60000 -n 1); while (echo >/dev/tcp/127.0.0.1/$$port) 2>/dev/null; do port=$$(shuf -i 20000-60000 -n 1); done; \
+	trap "Tests/servers/postgres stop $$servers/postgres; rm -rf $$servers" EXIT; \
+	url=$$(Tests/servers/postgres start $$servers/postgres $$port); \
+	echo "PostgreSQL for the tests: $$url"; \
+	SWITCHBOARD_TEST_POSTGRES=$$url $(SWIFT) test
 
 bench: bench-deps
 	$(SWIFT) build $(RELEASE)

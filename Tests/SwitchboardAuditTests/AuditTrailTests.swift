@@ -40,19 +40,42 @@ struct AuditTestAdapter: Adapter {
     }
 }
 
+func temporarySQLitePath() -> String {
+    FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)/audit.db").path
+}
+
+/// The PostgreSQL server `make test` starts (Tests/servers/postgres), if any.
+enum PostgresTestServer {
+    static let url = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES"]
+    static let note: Comment = "needs SWITCHBOARD_TEST_POSTGRES; make test starts a PostgreSQL server and sets it"
+
+    /// A store on a fresh database of that server.
+    static func freshStore() async throws -> PostgresAuditStore {
+        let base = try #require(url)
+        let name = "audit_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        let create = Process()
+        create.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+        create.arguments = [base, "-q", "-c", "CREATE DATABASE \(name)"]
+        try create.run()
+        create.waitUntilExit()
+        try #require(create.terminationStatus == 0, "psql could not create a database on \(base)")
+        var components = try #require(URLComponents(string: base))
+        components.path = "/" + name
+        return try await PostgresAuditStore(url: components.string!, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+    }
+}
+
 /// An audit trail on a SQLite file in a fresh folder, its writer running, and an engine
 /// loaded from `yaml` that reports to it.
 struct AuditHarness {
-    let folder: String
-    let store: SQLiteAuditStore
+    let store: any AuditStore
     let trail: AuditTrail
     let engine: RouteEngine
 
-    init(_ yaml: String, policy: AuditPolicy = AuditPolicy(), capacity: Int = 10_000) throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
-        store = try SQLiteAuditStore(path: folder + "/audit.db")
+    init(_ yaml: String, policy: AuditPolicy = AuditPolicy(), capacity: Int = 10_000, store: (any AuditStore)? = nil) throws {
+        self.store = try store ?? SQLiteAuditStore(path: temporarySQLitePath())
         let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
-        trail = AuditTrail(store: store, policy: policy, capacity: capacity, retention: .init(age: nil, maxBytes: nil), logger: logger)
+        trail = AuditTrail(store: self.store, policy: policy, capacity: capacity, retention: .init(age: nil, maxBytes: nil), logger: logger)
         engine = try RouteLoader(catalog: AdapterCatalog([AuditTestAdapter()]), observers: [trail], logger: logger, environment: [:])
             .load(sources: [(yaml, "routes.yaml")])
     }
@@ -226,8 +249,8 @@ struct AuditHarness {
         }
     }
 
-    @Test func queriesFilterByRouteCorrelationHeaderAndTime() async throws {
-        let harness = try AuditHarness(Self.routes)
+    static func checkQueries(_ store: any AuditStore) async throws {
+        let harness = try AuditHarness(Self.routes, store: store)
         try await harness.run {
             let before = wallClockMicroseconds()
             let (eu, _) = try await harness.send("orders", "1", headers: [("X-Region", "EU"), ("X-Correlation-ID", "order-1")])
@@ -251,6 +274,50 @@ struct AuditHarness {
             #expect(throws: TraceQueryError.self) { try TraceQuery(parameters: ["status": "maybe"]) }
             #expect(throws: TraceQueryError.self) { try TraceQuery(parameters: ["since": "yesterday"]) }
         }
+    }
+
+    @Test func queriesFilterByRouteCorrelationHeaderAndTime() async throws {
+        try await Self.checkQueries(SQLiteAuditStore(path: temporarySQLitePath()))
+    }
+
+    @Test(.enabled(if: PostgresTestServer.url != nil, PostgresTestServer.note))
+    func postgresQueriesFilterTheSameWay() async throws {
+        let store = try await PostgresTestServer.freshStore()
+        try await Self.checkQueries(store)
+        try await store.close()
+    }
+
+    @Test(.enabled(if: PostgresTestServer.url != nil, PostgresTestServer.note))
+    func postgresStoresTheWholeTrace() async throws {
+        let store = try await PostgresTestServer.freshStore()
+        let policy = AuditPolicy(mask: AuditPolicy.defaultMask + ["X-Api-Key"])
+        let harness = try AuditHarness(Self.routes, policy: policy, store: store)
+        try await harness.run {
+            let (ok, _) = try await harness.send("orders", "{\"id\":7}", headers: [("X-Region", "US"), ("X-Api-Key", "k-1")])
+            let (failed, _) = try await harness.send("orders", "x", headers: [("X-Region", "MARS")])
+            let (batch, _) = try await harness.send("batch", "a\nb")
+            let trace = try await harness.trace(ok)
+            #expect(trace.events.filter { !$0.isRoute }.map { $0.stepPath ?? "" } == ["0", "1", "1.when[1].0", "2", "0"])
+            #expect(trace.events.first { $0.stepKind == "choice" }?.detail == "when[1] matched: header X-Region equals 'US'")
+            #expect(trace.events.first { $0.phase == "started" }?.headerPairs?.first { $0[0] == "X-Api-Key" }?[1] == "***")
+            let to = try #require(trace.events.first { $0.stepKind == "to" })
+            #expect(to.bodyPrefix == Array("echo:{\"id\":7}".utf8))
+            #expect(try await harness.trace(failed).events.first { $0.phase == "failed" && !$0.isRoute }?.error == "backend 'nowhere' is down")
+            #expect(try await harness.trace(batch).children.count == 2)
+            // What SQLite would have stored, row for row.
+            let sqlite = try AuditHarness(Self.routes, policy: policy, store: SQLiteAuditStore(path: temporarySQLitePath()))
+            try await sqlite.run {
+                let (id, _) = try await sqlite.send("orders", "{\"id\":7}", headers: [("X-Region", "US"), ("X-Api-Key", "k-1")])
+                let local = try await sqlite.trace(id)
+                #expect(local.events.map(\.stepPath) == trace.events.map(\.stepPath))
+                #expect(local.events.map(\.headerPairs) == trace.events.map(\.headerPairs))
+                #expect(local.events.map(\.bodyHash) == trace.events.map(\.bodyHash))
+            }
+            let aged = try await store.prune(before: wallClockMicroseconds() + 1_000_000, maxBytes: nil)
+            #expect(aged > 0)
+            #expect(try await store.traces(TraceQuery()).isEmpty)
+        }
+        try await store.close()
     }
 
     @Test func bodyPolicyDecidesWhatIsKept() async throws {
