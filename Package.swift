@@ -76,6 +76,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // SLA monitor: sliding windows per route, breach and recovery, route metrics.
+        .target(
+            name: "SwitchboardSLA",
+            dependencies: [
+                "SwitchboardCore",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // Adapters: one target per folder under Adapters/.
         .target(
             name: "SwitchboardHTTP",
@@ -100,6 +111,7 @@ let package = Package(
                 "SwitchboardCore",
                 "SwitchboardRouting",
                 "SwitchboardAudit",
+                "SwitchboardSLA",
                 "SwitchboardHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -150,6 +162,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "SwitchboardSLATests",
+            dependencies: [
+                "SwitchboardSLA",
+                "SwitchboardRouting",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "SwitchboardHTTPTests",
             dependencies: [
                 "SwitchboardHTTP",
@@ -169,6 +190,7 @@ let package = Package(
             dependencies: [
                 "SwitchboardNode",
                 "SwitchboardAudit",
+                .product(name: "Yams", package: "Yams"),
                 "SwitchboardTransform",
                 "switchboard",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

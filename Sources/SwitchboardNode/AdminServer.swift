@@ -6,6 +6,9 @@ import NIOCore
 import SwitchboardAudit
 import SwitchboardCore
 import SwitchboardRouting
+import SwitchboardSLA
+import Prometheus
+import Metrics
 
 /// The admin API on its own listener: health now; traces, routes and SLA state as the
 /// node grows. With a token configured every endpoint but `/health` needs
@@ -14,18 +17,67 @@ final class AdminServer: Sendable {
     let listen: NodeConfiguration.Listen
     let token: String?
     let engine: RouteEngine
-    let auditStore: (any AuditStore)?
+    let audit: AuditTrail?
+    let monitor: RouteMonitor
+    let metrics: PrometheusCollectorRegistry
+    let auditBuffer: Meter
     let logger: Logger
+    var auditStore: (any AuditStore)? { audit?.store }
     let started = ContinuousClock.now
     /// The port bound once the API listens; nil if it failed to bind.
     let boundPort = AsyncValue<Int?>()
 
-    init(listen: NodeConfiguration.Listen, token: String?, engine: RouteEngine, auditStore: (any AuditStore)?, logger: Logger) {
+    init(
+        listen: NodeConfiguration.Listen, token: String?, engine: RouteEngine, audit: AuditTrail?,
+        monitor: RouteMonitor, metrics: PrometheusCollectorRegistry, logger: Logger
+    ) {
         self.listen = listen
         self.token = token
         self.engine = engine
-        self.auditStore = auditStore
+        self.audit = audit
+        self.monitor = monitor
+        self.metrics = metrics
+        self.auditBuffer = Meter(label: "switchboard_audit_buffer_depth", factory: PrometheusMetricsFactory(registry: metrics))
         self.logger = logger
+    }
+
+    /// `GET /metrics`: Prometheus text.
+    func metricsText() -> Response {
+        auditBuffer.set(audit?.bufferDepth ?? 0)
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer()))
+        )
+    }
+
+    static func encode(_ value: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? String(decoding: encoder.encode(value), as: UTF8.self)) ?? "null"
+    }
+
+    /// `GET /admin/routes`: every route with its source, where it is written, counters and p95.
+    func routes() -> Response {
+        let summaries = Dictionary(uniqueKeysWithValues: monitor.summaries().map { ($0.id, $0) })
+        let items = engine.routes.map { route -> String in
+            let summary = summaries[route.id]
+            var json = "{\"id\":\(jsonQuoted(route.id)),\"source\":\(jsonQuoted(route.source.description)),\"location\":\(jsonQuoted(route.location.description))"
+            json += ",\"messages\":\(summary?.messages ?? 0),\"failures\":\(summary?.failures ?? 0),\"inFlight\":\(summary?.inFlight ?? 0)"
+            json += ",\"p95Micros\":\(summary?.p95Micros.map(String.init) ?? "null"),\"sla\":\(jsonQuoted(summary?.sla ?? "-"))}"
+            return json
+        }
+        return Self.json(.ok, "{\"routes\":[" + items.joined(separator: ",") + "]}")
+    }
+
+    /// `GET /admin/sla`: every objective's state, and the latest breach and recovery events.
+    func sla() async -> Response {
+        let objectives = Self.encode(monitor.status())
+        var events = "[]"
+        if let auditStore, let stored = try? await auditStore.slaEvents(route: nil, limit: 50) {
+            events = Self.encode(stored)
+        }
+        return Self.json(.ok, "{\"objectives\":\(objectives),\"events\":\(events)}")
     }
 
     static func json(_ status: HTTPResponse.Status, _ text: String) -> Response {
@@ -102,6 +154,12 @@ final class AdminServer: Sendable {
         }
         if let token {
             router.middlewares.add(BearerTokenMiddleware(token: token, openPaths: ["/health"]))
+        }
+        router.get("/metrics") { _, _ in self.metricsText() }
+        router.get("/admin/routes") { _, _ in self.routes() }
+        router.get("/admin/sla") { _, _ in await self.sla() }
+        router.get("/admin/openapi.yaml") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(string: AdminOpenAPI.document)))
         }
         router.get("/admin/traces") { request, _ in await self.traces(request) }
         router.get("/admin/traces/{id}") { request, context -> Response in

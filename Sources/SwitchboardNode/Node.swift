@@ -3,8 +3,11 @@ import Logging
 import ServiceLifecycle
 import SwitchboardAudit
 import SwitchboardCore
+import NIOCore
+import Prometheus
 import SwitchboardHTTP
 import SwitchboardRouting
+import SwitchboardSLA
 import UnixSignals
 
 /// A running Switchboard node: adapters, routes and the admin API under one service group.
@@ -17,6 +20,10 @@ public final class SwitchboardNode: Sendable {
     public let engine: RouteEngine
     /// The audit trail, unless `audit.enabled` is false.
     public let audit: AuditTrail?
+    /// Route counters, latencies and SLA state.
+    public let monitor: RouteMonitor
+    /// What `GET /metrics` serves.
+    public let metrics: PrometheusCollectorRegistry
     let admin: AdminServer
     let logger: Logger
 
@@ -31,6 +38,11 @@ public final class SwitchboardNode: Sendable {
         let catalog = AdapterRegistry.makeCatalog(configuration, logger: logger)
         self.catalog = catalog
         var observers = observers
+        let metrics = PrometheusCollectorRegistry()
+        self.metrics = metrics
+        let monitor = RouteMonitor(metrics: PrometheusMetricsFactory(registry: metrics), logger: logger)
+        self.monitor = monitor
+        observers.append(monitor)
         do {
             if configuration.audit.enabled {
                 let store = try await openAuditStore(configuration, create: true, logger: logger)
@@ -50,13 +62,14 @@ public final class SwitchboardNode: Sendable {
                 audit = nil
             }
             engine = try RouteLoader(catalog: catalog, observers: observers, logger: logger).load(directory: configuration.routesDirectory)
+            monitor.install(engine.routes.map { RouteMonitor.RouteInfo(id: $0.id, source: $0.source.description, sla: $0.sla) })
         } catch {
             for adapter in catalog.adapters { await adapter.shutdown() }
             throw error
         }
         admin = AdminServer(
             listen: configuration.adminListen, token: configuration.adminToken, engine: engine,
-            auditStore: audit?.store, logger: logger
+            audit: audit, monitor: monitor, metrics: metrics, logger: logger
         )
     }
 
@@ -98,6 +111,7 @@ public final class SwitchboardNode: Sendable {
             services.append(.init(service: ClosureService(name: "audit trail") { try await audit.run() }))
         }
         services.append(.init(service: ClosureService(name: "admin") { [admin] in try await admin.run() }))
+        services.append(.init(service: ClosureService(name: "sla monitor") { try await self.watchSLAs() }))
         services.append(.init(service: engine))
         for adapter in catalog.adapters {
             services.append(.init(
@@ -123,6 +137,63 @@ public final class SwitchboardNode: Sendable {
         }
         if let failure { throw failure }
         logger.notice("stopped")
+    }
+}
+
+extension SwitchboardNode {
+    /// Measures every route's SLA once a second until shutdown and reports each change.
+    func watchSLAs() async throws {
+        guard engine.routes.contains(where: { $0.sla != nil }) else {
+            try? await gracefulShutdown()
+            return
+        }
+        do {
+            try await cancelWhenGracefulShutdown {
+                while !Task.isCancelled {
+                    for change in self.monitor.evaluate() {
+                        await self.report(change)
+                    }
+                    try await Task.sleep(for: .seconds(1))
+                }
+            }
+        } catch is CancellationError {
+            // Shutdown.
+        }
+    }
+
+    /// Logs an SLA change, stores it in the audit trail and sends the route's alert.
+    func report(_ change: RouteMonitor.Change) async {
+        let metadata: Logger.Metadata = [
+            "route": "\(change.routeID)", "objective": "\(change.objective)",
+            "value": "\(change.value)", "target": "\(change.target)",
+        ]
+        if change.state == "breached" {
+            logger.warning("SLA breached", metadata: metadata)
+        } else {
+            logger.notice("SLA recovered", metadata: metadata)
+        }
+        let record = SLAEventRecord(
+            routeID: change.routeID, objective: change.objective, state: change.state,
+            value: change.value, target: change.target, at: change.at
+        )
+        if let audit {
+            do {
+                try await audit.store.append(record)
+            } catch {
+                logger.error("storing an SLA event failed", metadata: ["error": "\(error)"])
+            }
+        }
+        let json = "{\"route\":\(jsonQuoted(change.routeID)),\"objective\":\(jsonQuoted(change.objective)),\"state\":\(jsonQuoted(change.state)),"
+            + "\"value\":\(jsonQuoted(change.value)),\"target\":\(jsonQuoted(change.target)),\"at\":\(change.at)}"
+        var headers = Headers()
+        headers["Content-Type"] = "application/json"
+        headers["X-SLA-Route"] = change.routeID
+        headers["X-SLA-State"] = change.state
+        do {
+            try await engine.sendAlert(for: change.routeID, Message(headers: headers, body: ByteBuffer(string: json)))
+        } catch {
+            logger.error("sending an SLA alert failed", metadata: ["route": "\(change.routeID)", "error": "\(error)"])
+        }
     }
 }
 

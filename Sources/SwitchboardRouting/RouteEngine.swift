@@ -10,17 +10,25 @@ public final class CompiledRoute: Sendable {
     public let source: Endpoint
     /// Where the route is written.
     public let location: SourceLocation
+    /// The route's service level, from `sla:`.
+    public let sla: SLAPolicy?
+    let slaAlert: SLAAlertTarget?
     let consumer: (any Consumer)?
     let pipeline: Pipeline
     let observers: ObserverSet
 
-    init(id: String, source: Endpoint, location: SourceLocation, consumer: (any Consumer)?, pipeline: Pipeline, observers: ObserverSet) {
+    init(
+        id: String, source: Endpoint, location: SourceLocation, consumer: (any Consumer)?, pipeline: Pipeline, observers: ObserverSet,
+        sla: SLAPolicy? = nil, slaAlert: SLAAlertTarget? = nil
+    ) {
         self.id = id
         self.source = source
         self.location = location
         self.consumer = consumer
         self.pipeline = pipeline
         self.observers = observers
+        self.sla = sla
+        self.slaAlert = slaAlert
     }
 
     /// Runs the route's steps on `exchange`, reporting the route's start and end to observers.
@@ -53,6 +61,12 @@ public final class CompiledRoute: Sendable {
             throw error
         }
     }
+}
+
+/// Where a route's SLA alerts go.
+enum SLAAlertTarget: Sendable {
+    case producer(any Producer, String)
+    case route(String)
 }
 
 /// Routes by id, for `route:` steps and `direct:` endpoints. Filled once after compiling,
@@ -130,6 +144,22 @@ public final class RouteEngine: Service, Sendable {
             throw ProcessingError("no route with id '\(routeID)'", status: 404)
         }
         return try await deliver(exchange, to: route)
+    }
+
+    /// Sends an SLA alert (a JSON body) to the route's `sla.alert` endpoint or route.
+    ///
+    /// - Returns: false when the route has no alert target.
+    @discardableResult
+    public func sendAlert(for routeID: String, _ message: Message) async throws -> Bool {
+        guard let target = route(routeID)?.slaAlert else { return false }
+        let exchange = Exchange(message: message, pattern: .inOnly)
+        switch target {
+        case .producer(let producer, _):
+            _ = try await producer.send(exchange)
+        case .route(let id):
+            _ = try await process(routeID: id, exchange)
+        }
+        return true
     }
 
     /// What each consumer calls: runs the route, waits until observers have stored its

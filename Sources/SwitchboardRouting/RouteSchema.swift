@@ -92,6 +92,14 @@ public enum RouteSchema {
             members.append(("pattern", .string("^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$|^[0-9]+$")))
         case .choice(let words): members.append(("enum", .array(words.map { .string($0) })))
         case .steps: return described(ref("steps"), field.doc)
+        case .sla:
+            let text: JSONValue = .object([("type", .string("string"))])
+            members.append(("type", .string("object")))
+            members.append(("patternProperties", .object([("^p[0-9]+(\\.[0-9]+)?$", text)])))
+            members.append(("properties", .object([
+                ("errors", text), ("throughput", text), ("max-age", text), ("window", text), ("alert", text),
+            ])))
+            members.append(("additionalProperties", .bool(false)))
         case .branches:
             members.append(("type", .string("array")))
             members.append(("items", .object([("oneOf", .array([

@@ -18,6 +18,8 @@ public struct StepSpec: Sendable {
         case xpath
         /// A JSONPath (RFC 9535) query.
         case jsonpath
+        /// A route's service level: percentiles, error rate, throughput, max age, window, alert.
+        case sla
     }
 
     public struct Field: Sendable {
@@ -224,5 +226,6 @@ public struct StepSpec: Sendable {
         Field("steps", .steps, "The steps, in order."),
         Field("description", .string, "What the route is for."),
         Field("namespaces", .string, "XML namespace prefixes for XPath in this route: { prefix: uri }."),
+        Field("sla", .sla, "Service level: { p95: 150ms, errors: 1%, throughput: 10/s, max-age: 15m, window: 5m, alert: route:alerts }."),
     ]
 }

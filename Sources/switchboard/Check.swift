@@ -27,12 +27,7 @@ struct Check: AsyncParsableCommand {
     var routes: String?
 
     func run() async throws {
-        var configuration: NodeConfiguration
-        do {
-            configuration = try node.load()
-        } catch let error as ConfigurationError {
-            throw reportAndExit(error)
-        }
+        var configuration = try node.loadOrExit()
         if let routes { configuration.routesDirectory = routes }
         var logger = Logger(label: "switchboard")
         logger.logLevel = .critical

@@ -27,6 +27,17 @@ struct NodeOptions: ParsableArguments {
     }
 }
 
+extension NodeOptions {
+    /// The node config; a bad config file is printed compiler-style and the command exits 1.
+    func loadOrExit() throws -> NodeConfiguration {
+        do {
+            return try load()
+        } catch let error as ConfigurationError {
+            throw reportAndExit(error)
+        }
+    }
+}
+
 /// Prints configuration errors compiler-style to standard error and exits 1.
 func reportAndExit(_ error: ConfigurationError) -> ExitCode {
     for diagnostic in error.diagnostics {

@@ -34,12 +34,7 @@ struct Run: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var configuration: NodeConfiguration
-        do {
-            configuration = try node.load()
-        } catch let error as ConfigurationError {
-            throw reportAndExit(error)
-        }
+        var configuration = try node.loadOrExit()
         if let logLevel, let level = Logger.Level(rawValue: logLevel) {
             configuration.logLevel = level
         }

@@ -30,10 +30,13 @@ struct Switchboard: AsyncParsableCommand {
           switchboard check --routes Routes
           switchboard trace 0193a5f2-7c1e-7b3a-9a41-3f0c2d9e8b17
           switchboard trace --route orders --status failed --since 10m
+          switchboard routes
+          switchboard sla
+          switchboard send orders --file order.json --header X-Region=EU
           switchboard schema > routes.schema.json
           switchboard adapters
         """,
         version: "0.1.0",
-        subcommands: [Run.self, Check.self, TraceCommand.self, Schema.self, Adapters.self]
+        subcommands: [Run.self, Check.self, TraceCommand.self, RoutesCommand.self, SLACommand.self, SendCommand.self, Schema.self, Adapters.self]
     )
 }

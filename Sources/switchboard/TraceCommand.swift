@@ -92,12 +92,7 @@ struct TraceCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let configuration: NodeConfiguration
-        do {
-            configuration = try node.load()
-        } catch let error as ConfigurationError {
-            throw reportAndExit(error)
-        }
+        let configuration = try node.loadOrExit()
         let source: TraceSource
         if let store {
             source = .store(try openStore(path: store, configuration))

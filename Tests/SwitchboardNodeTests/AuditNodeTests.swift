@@ -189,7 +189,28 @@ struct AuditNodeTests {
         let (authorized, body) = try await NodeTests.get("http://127.0.0.1:\(node.adminPort)/admin/traces?id=\(ids[1])", headers: [("Authorization", "Bearer t0ken")])
         #expect(authorized == 200)
         #expect(body.contains(ids[1]))
+
+        // The other commands that ask the node.
+        try "from a file".write(toFile: folder + "/message.txt", atomically: true, encoding: .utf8)
+        let sent = try CLITests.run(["send", "front", "--file", folder + "/message.txt", "--header", "X-Batch=cli", "--config", config], in: folder)
+        #expect(sent.status == 0, "\(sent.stderr)")
+        #expect(sent.stdout == "back saw from a file")
+        let sentID = try #require(sent.stderr.firstMatch(of: /message ([0-9a-f-]{36})/)?.1)
+        let sentTrace = try CLITests.run(["trace", String(sentID), "--config", config], in: folder)
+        #expect(sentTrace.stdout.contains("route front  ok"), "\(sentTrace.stdout)")
+        let routes = try CLITests.run(["routes", "--config", config], in: folder)
+        #expect(routes.status == 0, "\(routes.stderr)")
+        #expect(routes.stdout.contains("ROUTE"), "\(routes.stdout)")
+        #expect(routes.stdout.split(separator: "\n").contains { $0.hasPrefix("front ") && $0.contains("http:/front?method=POST") && $0.contains(" 4 ") }, "\(routes.stdout)")
+        let sla = try CLITests.run(["sla", "--config", config], in: folder)
+        #expect(sla.stdout.contains("no route has an SLA"), "\(sla.stdout)")
+        let failedSend = try CLITests.run(["send", "nope", "--file", folder + "/message.txt", "--config", config], in: folder)
+        #expect(failedSend.status == 1)
+        #expect(failedSend.stderr.contains("no route with id 'nope'"), "\(failedSend.stderr)")
         try await node.stop()
+        let down = try CLITests.run(["routes", "--config", config], in: folder)
+        #expect(down.status == 1)
+        #expect(down.stderr.contains("no node answers on http://127.0.0.1:"), "\(down.stderr)")
 
         let store = folder + "/var/audit.db"
         let offline = try CLITests.run(["trace", ids[1], "--store", store, "--json"], in: folder)

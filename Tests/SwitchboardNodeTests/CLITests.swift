@@ -143,7 +143,7 @@ struct CLITests {
         #expect(adapters.first?["schemes"] == .array([.string("http"), .string("https")]))
     }
 
-    @Test(arguments: ["run", "check", "schema", "adapters"])
+    @Test(arguments: ["run", "check", "trace", "routes", "sla", "send", "schema", "adapters"])
     func everySubcommandExplainsItselfWithAnExample(_ command: String) throws {
         let output = try Self.run([command, "--help"])
         #expect(output.status == 0)

@@ -281,3 +281,33 @@ struct LoadErrorTests {
         #expect(routeKeyErrors == ["routes.yaml:4:5: error: unknown route key 'stpes'; did you mean 'steps'?"])
     }
 }
+
+@Suite struct SLALoadErrorTests {
+    @Test func badSLAValuesAreLocated() {
+        let errors = loadErrors("""
+        routes:
+          - id: r
+            from: direct:r
+            sla: { p95: fast, errors: 150%, throughput: lots, max-age: old, window: 1s, alert: "route:nowhere", p101: 1s, latency: 1s }
+        """)
+        #expect(errors.contains("routes.yaml:4:17: error: 'sla.p95' expects a latency such as 150ms, found 'fast'"), "\(errors)")
+        #expect(errors.contains("routes.yaml:4:31: error: 'sla.errors' expects a share of failed exchanges such as 1% or 0.01, found '150%'"), "\(errors)")
+        #expect(errors.contains { $0.contains("'sla.throughput' expects a minimum rate such as 10/s, 600/m or 1000/h, found 'lots'") }, "\(errors)")
+        #expect(errors.contains { $0.contains("'sla.max-age' expects a duration such as 15m, found 'old'") }, "\(errors)")
+        #expect(errors.contains { $0.contains("'sla.window' expects a duration of at least 10s such as 5m, found '1s'") }, "\(errors)")
+        #expect(errors.contains { $0.contains("route 'nowhere' does not exist") }, "\(errors)")
+        #expect(errors.contains { $0.contains("unknown sla key 'p101'") }, "\(errors)")
+        #expect(errors.contains { $0.contains("unknown sla key 'latency'") }, "\(errors)")
+        #expect(!errors.contains { $0.contains("sets no objective") }, "only the mistakes are reported: \(errors)")
+    }
+
+    @Test func anSLAWithoutObjectivesIsAnError() {
+        let errors = loadErrors("""
+        routes:
+          - id: r
+            from: direct:r
+            sla: { window: 5m }
+        """)
+        #expect(errors == ["routes.yaml:4:10: error: 'sla' sets no objective; give at least one of pNN (p95: 150ms), errors, throughput or max-age"])
+    }
+}

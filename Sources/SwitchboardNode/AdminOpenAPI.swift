@@ -1,0 +1,239 @@
+/// The admin API's OpenAPI document, served at `/admin/openapi.yaml`. The node tests check
+/// that every path in it is served and every path served is in it.
+enum AdminOpenAPI {
+    static let document = """
+    openapi: 3.1.0
+    info:
+      title: Switchboard admin API
+      version: 0.1.0
+      description: >-
+        Health, metrics, routes, message traces and SLA state of a running Switchboard node.
+        With a token configured (admin.token or SWITCHBOARD_ADMIN_TOKEN) every endpoint but
+        /health needs 'Authorization: Bearer TOKEN'; without one the API listens on loopback only.
+    security:
+      - bearer: []
+    components:
+      securitySchemes:
+        bearer:
+          type: http
+          scheme: bearer
+      responses:
+        Unauthorized:
+          description: Missing or wrong bearer token.
+          content:
+            application/json: { schema: { $ref: '#/components/schemas/Error' } }
+      schemas:
+        Error:
+          type: object
+          required: [error, status]
+          properties:
+            error: { type: string }
+            status: { type: integer }
+        Event:
+          type: object
+          description: One audit event; a route row has kind 'route'.
+          required: [messageId, correlationId, route, entry, kind, phase, startedAt, bodyChanged, bodySize]
+          properties:
+            sequence: { type: integer }
+            messageId: { type: string }
+            correlationId: { type: string }
+            parentId: { type: string }
+            traceId: { type: string, description: W3C trace id }
+            route: { type: string }
+            entry: { type: boolean, description: true for the route a consumer delivered the message to }
+            kind: { type: string, description: "'route' or the step kind (to, choice, ...)" }
+            stepIndex: { type: integer }
+            step: { type: string, description: "step path such as 1.when[0].0" }
+            endpoint: { type: string, description: endpoint, credentials removed }
+            phase: { type: string, enum: [started, completed, failed] }
+            startedAt: { type: integer, description: microseconds since the Unix epoch }
+            durationMicros: { type: integer }
+            error: { type: string }
+            detail: { type: string, description: the branch a choice took, a reply status }
+            headers: { type: array, items: { type: array, items: { type: string } }, description: "[name, value] pairs; masked values are ***" }
+            bodyHash: { type: string, description: SHA-256, hex }
+            bodyText: { type: string }
+            bodyBase64: { type: string }
+            bodyChanged: { type: boolean }
+            bodySizeIn: { type: integer }
+            bodySize: { type: integer }
+        Trace:
+          type: object
+          required: [messageId, status, events, children]
+          properties:
+            messageId: { type: string }
+            correlationId: { type: string }
+            parentId: { type: string }
+            traceId: { type: string }
+            route: { type: string }
+            status: { type: string, enum: [ok, failed, in-flight] }
+            startedAt: { type: integer }
+            durationMicros: { type: integer }
+            events: { type: array, items: { $ref: '#/components/schemas/Event' } }
+            children: { type: array, items: { $ref: '#/components/schemas/Trace' } }
+        Route:
+          type: object
+          required: [id, source, location, messages, failures, inFlight, sla]
+          properties:
+            id: { type: string }
+            source: { type: string }
+            location: { type: string }
+            messages: { type: integer }
+            failures: { type: integer }
+            inFlight: { type: integer }
+            p95Micros: { type: [integer, "null"] }
+            sla: { type: string, description: "'-' without an SLA, 'ok', or 'breached: objectives'" }
+        Objective:
+          type: object
+          required: [route, objective, target, window, state, samples]
+          properties:
+            route: { type: string }
+            objective: { type: string, description: "p95, errors, throughput, max-age" }
+            target: { type: string }
+            value: { type: string }
+            window: { type: string }
+            state: { type: string, enum: [ok, breached, no data] }
+            breachedSince: { type: integer }
+            samples: { type: integer }
+        SLAEvent:
+          type: object
+          required: [routeID, objective, state, value, target, at]
+          properties:
+            routeID: { type: string }
+            objective: { type: string }
+            state: { type: string, enum: [breached, recovered] }
+            value: { type: string }
+            target: { type: string }
+            at: { type: integer }
+    paths:
+      /health:
+        get:
+          summary: Liveness; needs no token.
+          security: []
+          responses:
+            '200':
+              description: The node runs.
+              content:
+                application/json:
+                  schema:
+                    type: object
+                    required: [status, routes, uptimeSeconds]
+                    properties:
+                      status: { type: string }
+                      routes: { type: integer }
+                      uptimeSeconds: { type: integer }
+      /metrics:
+        get:
+          summary: Prometheus metrics (route and step counts, latency histograms, in-flight exchanges, audit buffer depth, SLA state).
+          responses:
+            '200':
+              description: Prometheus text exposition format.
+              content:
+                text/plain: { schema: { type: string } }
+            '401': { $ref: '#/components/responses/Unauthorized' }
+      /admin/routes:
+        get:
+          summary: Every route with its source, counters and recent p95.
+          responses:
+            '200':
+              description: The routes.
+              content:
+                application/json:
+                  schema:
+                    type: object
+                    required: [routes]
+                    properties:
+                      routes: { type: array, items: { $ref: '#/components/schemas/Route' } }
+            '401': { $ref: '#/components/responses/Unauthorized' }
+      /admin/routes/{id}/messages:
+        post:
+          summary: Send a message into a route (what 'switchboard send' uses); answers with the route's reply.
+          parameters:
+            - { name: id, in: path, required: true, schema: { type: string } }
+          requestBody:
+            description: The message body; request headers become message headers.
+            content:
+              '*/*': { schema: { type: string } }
+          responses:
+            '200':
+              description: The route's reply body, with X-Message-ID and X-Correlation-ID.
+              content:
+                '*/*': { schema: { type: string } }
+            '404':
+              description: No such route.
+              content:
+                application/json: { schema: { $ref: '#/components/schemas/Error' } }
+            '502':
+              description: A step failed; the body names route, step and message id.
+              content:
+                application/json: { schema: { $ref: '#/components/schemas/Error' } }
+            '401': { $ref: '#/components/responses/Unauthorized' }
+      /admin/traces:
+        get:
+          summary: Messages matching a query, newest first (oldest first with 'after'), each with its events.
+          parameters:
+            - { name: id, in: query, schema: { type: string } }
+            - { name: correlation, in: query, schema: { type: string } }
+            - { name: route, in: query, schema: { type: string } }
+            - { name: status, in: query, schema: { type: string, enum: [ok, failed] } }
+            - { name: since, in: query, description: "a duration back from now (10m) or an RFC 3339 time", schema: { type: string } }
+            - { name: until, in: query, schema: { type: string } }
+            - { name: header, in: query, description: "NAME=VALUE the message arrived with", schema: { type: string } }
+            - { name: limit, in: query, schema: { type: integer, minimum: 1, default: 20 } }
+            - { name: after, in: query, description: "only messages finished after this sequence number", schema: { type: integer } }
+          responses:
+            '200':
+              description: The traces.
+              content:
+                application/json:
+                  schema:
+                    type: object
+                    required: [traces]
+                    properties:
+                      traces: { type: array, items: { $ref: '#/components/schemas/Trace' } }
+            '400':
+              description: A parameter is wrong.
+              content:
+                application/json: { schema: { $ref: '#/components/schemas/Error' } }
+            '401': { $ref: '#/components/responses/Unauthorized' }
+      /admin/traces/{id}:
+        get:
+          summary: One message's trace.
+          parameters:
+            - { name: id, in: path, required: true, schema: { type: string } }
+          responses:
+            '200':
+              description: The trace.
+              content:
+                application/json: { schema: { $ref: '#/components/schemas/Trace' } }
+            '404':
+              description: No trace for that id.
+              content:
+                application/json: { schema: { $ref: '#/components/schemas/Error' } }
+            '401': { $ref: '#/components/responses/Unauthorized' }
+      /admin/sla:
+        get:
+          summary: Every SLA objective's current state, and the latest breach and recovery events.
+          responses:
+            '200':
+              description: The SLA state.
+              content:
+                application/json:
+                  schema:
+                    type: object
+                    required: [objectives, events]
+                    properties:
+                      objectives: { type: array, items: { $ref: '#/components/schemas/Objective' } }
+                      events: { type: array, items: { $ref: '#/components/schemas/SLAEvent' } }
+            '401': { $ref: '#/components/responses/Unauthorized' }
+      /admin/openapi.yaml:
+        get:
+          summary: This document.
+          responses:
+            '200':
+              description: OpenAPI 3.1 in YAML.
+              content:
+                application/yaml: { schema: { type: string } }
+            '401': { $ref: '#/components/responses/Unauthorized' }
+    """
+}

@@ -1,0 +1,148 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import SwitchboardAudit
+import SwitchboardCore
+import SwitchboardNode
+import Testing
+import Yams
+
+@Suite(.serialized)
+struct AdminAPITests {
+    static let routes = """
+    routes:
+      - id: echo
+        from: http:/echo?method=POST
+        sla: { p95: 0.001ms, errors: 10%, window: 1m }
+        steps:
+          - choice:
+              - when: { header: X-Fail, exists: true }
+                steps:
+                  - to: http://127.0.0.1:1/nowhere
+              - otherwise:
+                  - set-body: "echo ${body}"
+    """
+
+    /// Runs a node on `routes` with an admin token, hands its ports to `body`, then stops it.
+    static func withNode(_ body: @Sendable (_ http: Int, _ admin: Int, _ node: SwitchboardNode) async throws -> Void) async throws {
+        let folder = try NodeTests.routesFolder(routes)
+        var configuration = NodeConfiguration(environment: [:])
+        configuration.httpListen = .init(host: "127.0.0.1", port: 0)
+        configuration.adminListen = .init(host: "127.0.0.1", port: 0)
+        configuration.routesDirectory = folder + "/routes"
+        configuration.dataDirectory = folder + "/var"
+        configuration.adminToken = "t"
+        let node = try await SwitchboardNode(configuration: configuration, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await node.run(gracefulShutdownSignals: []) }
+            let http = try #require(await node.httpPort)
+            let admin = try #require(await node.adminPort)
+            try await body(http, admin, node)
+            group.cancelAll()
+            try await group.waitForAll()
+        }
+    }
+
+    static let auth = [("Authorization", "Bearer t")]
+
+    @Test func metricsParseAsPrometheusText() async throws {
+        try await Self.withNode { http, admin, _ in
+            _ = try await post("http://127.0.0.1:\(http)/echo", "a")
+            _ = try await post("http://127.0.0.1:\(http)/echo", "b", headers: [("X-Fail", "1")])
+            #expect(try await NodeTests.get("http://127.0.0.1:\(admin)/metrics").0 == 401)
+            let (status, text) = try await NodeTests.get("http://127.0.0.1:\(admin)/metrics", headers: Self.auth)
+            #expect(status == 200)
+            // Every line is a comment (# HELP / # TYPE) or `name{labels} value`.
+            let sample = /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? -?[0-9.eE+-]+|[+-]Inf|NaN$/
+            var samples: [String: Double] = [:]
+            for line in text.split(separator: "\n") where !line.isEmpty {
+                if line.hasPrefix("# TYPE ") || line.hasPrefix("# HELP ") { continue }
+                #expect(line.wholeMatch(of: sample) != nil, "not Prometheus text: \(line)")
+                let parts = line.split(separator: " ")
+                samples[String(parts[0])] = Double(parts[parts.count - 1])
+            }
+            #expect(samples[#"switchboard_route_messages_total{route="echo",outcome="ok"}"#] == 1)
+            #expect(samples[#"switchboard_route_messages_total{route="echo",outcome="failed"}"#] == 1)
+            #expect(samples[#"switchboard_step_total{route="echo",step="0",kind="choice",outcome="ok"}"#] == 1)
+            #expect(samples[#"switchboard_step_total{route="echo",step="0.when[0].0",kind="to",outcome="failed"}"#] == 1)
+            #expect(samples[#"switchboard_inflight_exchanges{route="echo"}"#] == 0)
+            #expect(samples[#"switchboard_audit_buffer_depth"#] != nil)
+            #expect(samples.keys.contains { $0.hasPrefix(#"switchboard_route_duration_seconds_bucket{route="echo""#) })
+            #expect(samples.keys.contains { $0.hasPrefix(#"switchboard_sla_breached{route="echo",objective="p95"}"#) })
+        }
+    }
+
+    @Test func routesSLAAndSendAnswerThroughTheAdminAPI() async throws {
+        try await Self.withNode { http, admin, _ in
+            let base = "http://127.0.0.1:\(admin)"
+            // Send a message into a route the way `switchboard send` does.
+            var request = HTTPClientRequest(url: base + "/admin/routes/echo/messages")
+            request.method = .POST
+            request.headers.add(name: "Authorization", value: "Bearer t")
+            request.body = .bytes(ByteBuffer(string: "via admin"))
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            #expect(response.status.code == 200)
+            #expect(String(buffer: try await response.body.collect(upTo: 1 << 20)) == "echo via admin")
+            let id = try #require(response.headers.first(name: "X-Message-ID"))
+            let (traceStatus, trace) = try await NodeTests.get(base + "/admin/traces/\(id)", headers: Self.auth)
+            #expect(traceStatus == 200)
+            #expect(try JSONDecoder().decode(Trace.self, from: Data(trace.utf8)).status == "ok")
+
+            let unknown = try await post(base + "/admin/routes/nope/messages", "x", headers: Self.auth)
+            #expect(unknown.status == 404)
+            #expect(unknown.body.contains("no route with id 'nope'"))
+
+            _ = try await post("http://127.0.0.1:\(http)/echo", "b", headers: [("X-Fail", "1")])
+            let (routesStatus, routes) = try await NodeTests.get(base + "/admin/routes", headers: Self.auth)
+            #expect(routesStatus == 200)
+            let listed = try #require((try JSONSerialization.jsonObject(with: Data(routes.utf8)) as? [String: Any])?["routes"] as? [[String: Any]])
+            #expect(listed.first?["id"] as? String == "echo")
+            #expect(listed.first?["messages"] as? Int == 2)
+            #expect(listed.first?["failures"] as? Int == 1)
+
+            // A 1µs p95 and a 10% error rate: both breached once the monitor looks (every second).
+            var object: [String: Any] = [:]
+            for _ in 0..<50 {
+                let (_, sla) = try await NodeTests.get(base + "/admin/sla", headers: Self.auth)
+                object = try #require(try JSONSerialization.jsonObject(with: Data(sla.utf8)) as? [String: Any])
+                if (object["events"] as? [Any])?.count == 2 { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let objectives = try #require(object["objectives"] as? [[String: Any]])
+            #expect(objectives.map { $0["objective"] as? String } == ["p95", "errors"])
+            #expect(objectives.allSatisfy { $0["state"] as? String == "breached" }, "\(objectives)")
+            // The breaches are in the audit trail too.
+            let events = try #require(object["events"] as? [[String: Any]])
+            #expect(Set(events.compactMap { $0["objective"] as? String }) == ["p95", "errors"])
+        }
+    }
+
+    @Test func theOpenAPIDocumentListsExactlyTheServedPaths() async throws {
+        try await Self.withNode { _, admin, _ in
+            let base = "http://127.0.0.1:\(admin)"
+            let (status, text) = try await NodeTests.get(base + "/admin/openapi.yaml", headers: Self.auth)
+            #expect(status == 200)
+            let document = try #require(try Yams.load(yaml: text) as? [String: Any])
+            #expect(document["openapi"] as? String == "3.1.0")
+            let paths = try #require(document["paths"] as? [String: Any])
+            #expect(Set(paths.keys) == [
+                "/health", "/metrics", "/admin/routes", "/admin/routes/{id}/messages", "/admin/traces",
+                "/admin/traces/{id}", "/admin/sla", "/admin/openapi.yaml",
+            ])
+            // Each documented GET answers 200 with the token (path parameters filled in).
+            for (path, item) in paths {
+                guard let operations = item as? [String: Any], operations["get"] != nil else { continue }
+                let concrete = path.replacingOccurrences(of: "{id}", with: "none")
+                let (code, _) = try await NodeTests.get(base + concrete, headers: Self.auth)
+                #expect(code == (path.contains("{id}") ? 404 : 200), "GET \(path) answered \(code)")
+            }
+            // Every $ref points at something defined.
+            let components = try #require(document["components"] as? [String: Any])
+            for reference in text.matches(of: /\$ref: '#\/components\/(\w+)\/(\w+)'/) {
+                let section = components[String(reference.1)] as? [String: Any]
+                #expect(section?[String(reference.2)] != nil, "dangling \(reference.0)")
+            }
+        }
+    }
+}
