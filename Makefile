@@ -65,6 +65,7 @@ test: test-deps
 bench: bench-deps
 	$(SWIFT) build $(RELEASE)
 	bench/http-proxy
+	bench/audit-overhead
 
 clean:
 	rm -rf .build var

@@ -65,27 +65,28 @@ public struct AuditPolicy: Sendable {
 
     /// Whether the value of header `name` is hidden.
     public func masks(_ name: String) -> Bool {
-        mask.contains { masked in
-            // `token` masks `Token` and `http.query.token`.
-            let name = name.utf8, masked = masked.utf8
-            guard name.count >= masked.count else { return false }
-            let tail = name.suffix(masked.count)
-            guard zip(tail, masked).allSatisfy({ lowercaseASCII($0) == lowercaseASCII($1) }) else { return false }
-            return name.count == masked.count || name[name.index(tail.startIndex, offsetBy: -1)] == UInt8(ascii: ".")
-        }
+        matcher.matches(name)
     }
 
+    /// The mask names lower-cased once, compared byte by byte (this runs for every header
+    /// of every exchange).
+    private var matcher: MaskMatcher { MaskMatcher(mask) }
+
     /// The header snapshot as a JSON array of `[name, value]` pairs, masked values as `***`.
-    func snapshot(_ headers: Headers) -> String {
+    func snapshot(_ headers: Headers, matcher: MaskMatcher) -> String {
         var json = "["
+        json.reserveCapacity(headers.count * 40)
         var first = true
         for field in headers {
-            if !first { json += "," }
+            json += first ? "[" : ",["
             first = false
-            json += "["
-            json += jsonQuoted(field.name)
+            appendJSONQuoted(field.name, to: &json)
             json += ","
-            json += masks(field.name) ? "\"***\"" : jsonQuoted(field.value)
+            if matcher.matches(field.name) {
+                json += "\"***\""
+            } else {
+                appendJSONQuoted(field.value, to: &json)
+            }
             json += "]"
         }
         json += "]"
@@ -93,8 +94,32 @@ public struct AuditPolicy: Sendable {
     }
 }
 
+/// Header names to mask, lower-cased: `token` matches `Token` and `http.query.token`.
+struct MaskMatcher: Sendable {
+    let names: [[UInt8]]
+
+    init(_ mask: [String]) {
+        names = mask.map { Array($0.utf8).map(lowercaseASCII) }
+    }
+
+    func matches(_ name: String) -> Bool {
+        var name = name
+        return name.withUTF8 { bytes in
+            names.contains { masked in
+                guard bytes.count >= masked.count else { return false }
+                let offset = bytes.count - masked.count
+                if offset > 0, bytes[offset - 1] != UInt8(ascii: ".") { return false }
+                for index in 0..<masked.count where lowercaseASCII(bytes[offset + index]) != masked[index] {
+                    return false
+                }
+                return true
+            }
+        }
+    }
+}
+
 @inline(__always)
-private func lowercaseASCII(_ byte: UInt8) -> UInt8 {
+func lowercaseASCII(_ byte: UInt8) -> UInt8 {
     byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte
 }
 
@@ -178,6 +203,11 @@ public struct AuditRecord: Sendable, Equatable, Codable {
 
     /// The record for `event`, or nil for events the trail does not keep (step starts).
     public init?(_ event: ExchangeEvent, policy: AuditPolicy) {
+        self.init(event, policy: policy, matcher: MaskMatcher(policy.mask))
+    }
+
+    /// As ``init(_:policy:)``, with the mask prepared once by the caller.
+    init?(_ event: ExchangeEvent, policy: AuditPolicy, matcher: MaskMatcher) {
         let message = event.message
         let isRoute = event.step == nil
         if event.phase == .started, !isRoute { return nil }
@@ -203,11 +233,12 @@ public struct AuditRecord: Sendable, Equatable, Codable {
         )
         switch event.phase {
         case .started:
-            headers = policy.snapshot(message.headers)
+            headers = policy.snapshot(message.headers, matcher: matcher)
             snapshotBody(message.body, policy: policy)
         case .completed:
-            guard !isRoute, let input = event.input else { break }
-            if input.headers != message.headers { headers = policy.snapshot(message.headers) }
+            // A choice or filter changes nothing itself; the steps inside it record their changes.
+            guard !isRoute, let input = event.input, let kind = event.step?.kind, kind != "choice", kind != "filter" else { break }
+            if input.headers != message.headers { headers = policy.snapshot(message.headers, matcher: matcher) }
             if input.body != message.body { snapshotBody(message.body, policy: policy) }
         case .failed:
             break

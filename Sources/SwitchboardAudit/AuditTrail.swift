@@ -28,6 +28,7 @@ public final class AuditTrail: ExchangeObserver, Service {
 
     public let store: any AuditStore
     public let policy: AuditPolicy
+    private let matcher: MaskMatcher
     public let capacity: Int
     let retention: Retention
     let logger: Logger
@@ -51,6 +52,7 @@ public final class AuditTrail: ExchangeObserver, Service {
     public init(store: any AuditStore, policy: AuditPolicy = AuditPolicy(), capacity: Int = 10_000, retention: Retention = Retention(), logger: Logger) {
         self.store = store
         self.policy = policy
+        self.matcher = MaskMatcher(policy.mask)
         self.capacity = max(1, capacity)
         self.retention = retention
         self.logger = logger
@@ -63,7 +65,7 @@ public final class AuditTrail: ExchangeObserver, Service {
     }
 
     public func record(_ event: ExchangeEvent) async {
-        guard let record = AuditRecord(event, policy: policy) else { return }
+        guard let record = AuditRecord(event, policy: policy, matcher: matcher) else { return }
         await enqueue(record)
     }
 

@@ -1,5 +1,7 @@
 import Foundation
 import GRDB
+import GRDBSQLite
+import NIOPosix
 
 /// The embedded audit store: one SQLite file in WAL mode (readers never block the writer).
 ///
@@ -35,6 +37,18 @@ public final class SQLiteAuditStore: AuditStore {
         } catch {
             throw AuditStoreError("cannot open the audit store at \(path): \(error)")
         }
+    }
+
+    /// Runs a write transaction on NIO's blocking-I/O thread pool, off the event loops.
+    /// (GRDB's synchronous API is used on purpose: its async one, specialized across
+    /// modules, crashed the Swift 6.3.1 optimizer in release builds.)
+    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive { [pool] in try pool.write(body) }
+    }
+
+    /// Runs a read on NIO's blocking-I/O thread pool.
+    private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive { [pool] in try pool.read(body) }
     }
 
     private static var migrator: DatabaseMigrator {
@@ -91,22 +105,50 @@ public final class SQLiteAuditStore: AuditStore {
         """
 
     public func append(_ records: [AuditRecord]) async throws {
-        try await pool.write { db in
-            let statement = try db.cachedStatement(sql: Self.insertSQL)
+        try await write { db in
+            // Bound with SQLite's own calls: this runs for every event, and GRDB's argument
+            // arrays box each value.
+            let statement = try db.cachedStatement(sql: Self.insertSQL).sqliteStatement
             for record in records {
-                statement.setUncheckedArguments([
-                    record.messageID, record.correlationID, record.parentID, record.traceID, record.routeID,
-                    record.entry, record.stepKind, record.stepIndex, record.stepPath, record.endpoint, record.phase,
-                    record.startedAt, record.durationMicros, record.error, record.detail, record.headers,
-                    record.bodyHash, record.bodyPrefix.map { Data($0) }, record.bodyChanged, record.bodySizeIn, record.bodySize,
-                ])
-                try statement.execute()
+                sqlite3_reset(statement)
+                bind(statement, 1, record.messageID)
+                bind(statement, 2, record.correlationID)
+                bind(statement, 3, record.parentID)
+                bind(statement, 4, record.traceID)
+                bind(statement, 5, record.routeID)
+                sqlite3_bind_int64(statement, 6, record.entry ? 1 : 0)
+                bind(statement, 7, record.stepKind)
+                bind(statement, 8, record.stepIndex.map(Int64.init))
+                bind(statement, 9, record.stepPath)
+                bind(statement, 10, record.endpoint)
+                bind(statement, 11, record.phase)
+                sqlite3_bind_int64(statement, 12, record.startedAt)
+                bind(statement, 13, record.durationMicros)
+                bind(statement, 14, record.error)
+                bind(statement, 15, record.detail)
+                bind(statement, 16, record.headers)
+                bind(statement, 17, record.bodyHash)
+                if let prefix = record.bodyPrefix {
+                    prefix.withUnsafeBytes { bytes in
+                        _ = sqlite3_bind_blob(statement, 18, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(bytes.count), sqliteTransient)
+                    }
+                } else {
+                    sqlite3_bind_null(statement, 18)
+                }
+                sqlite3_bind_int64(statement, 19, record.bodyChanged ? 1 : 0)
+                bind(statement, 20, record.bodySizeIn.map(Int64.init))
+                sqlite3_bind_int64(statement, 21, Int64(record.bodySize))
+                let code = sqlite3_step(statement)
+                guard code == SQLITE_DONE else {
+                    throw AuditStoreError("writing audit events failed: \(String(cString: sqlite3_errmsg(sqlite3_db_handle(statement))))")
+                }
             }
+            sqlite3_reset(statement)
         }
     }
 
     public func traces(_ query: TraceQuery) async throws -> [Trace] {
-        try await pool.read { db in
+        try await read { db in
             let ids: [String]
             if let id = query.messageID {
                 ids = [id]
@@ -200,19 +242,19 @@ public final class SQLiteAuditStore: AuditStore {
         var deleted = 0
         if let before {
             // Sequence numbers grow with time: everything below the first recent row is old.
-            let cut: Int64? = try await pool.read { db in
+            let cut: Int64? = try await read { db in
                 try Int64.fetchOne(db, sql: "SELECT seq FROM audit_events WHERE started_at >= ? ORDER BY seq LIMIT 1", arguments: [before])
                     ?? Int64.fetchOne(db, sql: "SELECT MAX(seq) + 1 FROM audit_events")
             }
             if let cut {
                 deleted += try await deleteBelow(cut)
             }
-            try await pool.write { db in try db.execute(sql: "DELETE FROM sla_events WHERE at < ?", arguments: [before]) }
+            try await write { db in try db.execute(sql: "DELETE FROM sla_events WHERE at < ?", arguments: [before]) }
         }
         if let maxBytes {
             // Drop the oldest tenth until the live pages fit.
             for _ in 0..<20 {
-                let (used, oldest, count) = try await pool.read { db -> (Int64, Int64, Int64) in
+                let (used, oldest, count) = try await read { db -> (Int64, Int64, Int64) in
                     let pages = try Int64.fetchOne(db, sql: "PRAGMA page_count") ?? 0
                     let free = try Int64.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
                     let size = try Int64.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
@@ -231,7 +273,7 @@ public final class SQLiteAuditStore: AuditStore {
     private func deleteBelow(_ cut: Int64) async throws -> Int {
         var deleted = 0
         while true {
-            let count = try await pool.write { db -> Int in
+            let count = try await write { db -> Int in
                 try db.execute(
                     sql: "DELETE FROM audit_events WHERE seq IN (SELECT seq FROM audit_events WHERE seq < ? ORDER BY seq LIMIT 5000)",
                     arguments: [cut]
@@ -244,7 +286,7 @@ public final class SQLiteAuditStore: AuditStore {
     }
 
     public func append(_ change: SLAEventRecord) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: "INSERT INTO sla_events (route_id, objective, state, value, target, at) VALUES (?, ?, ?, ?, ?, ?)",
                 arguments: [change.routeID, change.objective, change.state, change.value, change.target, change.at]
@@ -253,7 +295,7 @@ public final class SQLiteAuditStore: AuditStore {
     }
 
     public func slaEvents(route: String?, limit: Int) async throws -> [SLAEventRecord] {
-        try await pool.read { db in
+        try await read { db in
             var sql = "SELECT * FROM sla_events"
             var arguments: StatementArguments = []
             if let route {
@@ -270,6 +312,27 @@ public final class SQLiteAuditStore: AuditStore {
 
     public func close() async throws {
         try pool.close()
+    }
+}
+
+/// SQLite copies the bytes before the bind call returns.
+private let sqliteTransient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+private func bind(_ statement: OpaquePointer, _ index: Int32, _ text: String?) {
+    guard var text else {
+        sqlite3_bind_null(statement, index)
+        return
+    }
+    text.withUTF8 { bytes in
+        _ = sqlite3_bind_text(statement, index, UnsafeRawPointer(bytes.baseAddress ?? UnsafePointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self), Int32(bytes.count), sqliteTransient)
+    }
+}
+
+private func bind(_ statement: OpaquePointer, _ index: Int32, _ number: Int64?) {
+    if let number {
+        sqlite3_bind_int64(statement, index, number)
+    } else {
+        sqlite3_bind_null(statement, index)
     }
 }
 

@@ -52,7 +52,22 @@ public final class AsyncValue<Value: Sendable>: Sendable {
 
 /// `text` as a JSON string literal, quotes included.
 public func jsonQuoted(_ text: String) -> String {
-    var output = "\""
+    var output = ""
+    appendJSONQuoted(text, to: &output)
+    return output
+}
+
+/// Appends `text` as a JSON string literal to `output`; text that needs no escaping (the
+/// usual header name or value) is copied as it is.
+public func appendJSONQuoted(_ text: String, to output: inout String) {
+    let plain = text.utf8.allSatisfy { $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }
+    if plain {
+        output += "\""
+        output += text
+        output += "\""
+        return
+    }
+    output += "\""
     output.reserveCapacity(text.utf8.count + 2)
     for scalar in text.unicodeScalars {
         switch scalar {
@@ -67,5 +82,5 @@ public func jsonQuoted(_ text: String) -> String {
         default: output.unicodeScalars.append(scalar)
         }
     }
-    return output + "\""
+    output += "\""
 }

@@ -228,4 +228,42 @@ struct AuditNodeTests {
         #expect(noStore.status == 1)
         #expect(noStore.stderr.contains("no audit store at \(folder)/nothing.db"))
     }
+
+    @Test func followPrintsMessagesAsTheyFinish() async throws {
+        let (folder, config) = try Self.nodeFolder()
+        let node = try await NodeProcess(config: config)
+        // One message before: --follow must not print it.
+        _ = try await post("http://127.0.0.1:\(node.httpPort)/front", "old")
+        let follow = Process()
+        follow.executableURL = URL(fileURLWithPath: CLITests.binary)
+        follow.arguments = ["trace", "--follow", "--route", "front", "--json", "--config", config]
+        follow.currentDirectoryURL = URL(fileURLWithPath: folder)
+        let out = Pipe()
+        follow.standardOutput = out
+        follow.standardError = FileHandle.nullDevice
+        let printed = NodeProcess.LogBuffer()
+        out.fileHandleForReading.readabilityHandler = { handle in
+            let chunk = String(decoding: handle.availableData, as: UTF8.self)
+            printed.text.withLock { $0 += chunk }
+        }
+        try follow.run()
+        defer { if follow.isRunning { kill(follow.processIdentifier, SIGKILL) } }
+        try await Task.sleep(for: .milliseconds(800))
+        var ids: [String] = []
+        for body in ["new-1", "new-2"] {
+            let answer = try await post("http://127.0.0.1:\(node.httpPort)/front", body)
+            ids.append(try #require(answer.headers.first { $0.0.lowercased() == "x-message-id" }?.1))
+        }
+        var lines: [Substring] = []
+        for _ in 0..<100 {
+            lines = printed.text.withLock { $0 }.split(separator: "\n")
+            if lines.count >= 2 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        kill(follow.processIdentifier, SIGKILL)
+        out.fileHandleForReading.readabilityHandler = nil
+        let traces = try lines.map { try JSONDecoder().decode(Trace.self, from: Data($0.utf8)) }
+        #expect(traces.map(\.messageID) == ids)
+        try await node.stop()
+    }
 }
