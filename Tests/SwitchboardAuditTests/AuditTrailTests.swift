@@ -194,6 +194,10 @@ struct AuditHarness {
             #expect(failed.error == "backend 'nowhere' is down")
             let text = TraceRenderer().render(trace)
             #expect(text.contains("1.otherwise.0 to fail:nowhere  FAILED"), "\(text)")
+            #expect(!text.contains("\u{1B}["))
+            // On a terminal: the same tree, failures in red.
+            let colored = TraceRenderer(color: true).render(trace)
+            #expect(colored.contains("\u{1B}[31mFAILED\u{1B}[0m"), "\(colored)")
             #expect(text.contains("error: backend 'nowhere' is down"), "\(text)")
             // Queries by status find it, and not among the ok ones.
             let failedIDs = try await harness.store.traces(TraceQuery(status: .failed)).map(\.messageID)

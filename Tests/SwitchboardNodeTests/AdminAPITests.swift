@@ -14,7 +14,7 @@ struct AdminAPITests {
     routes:
       - id: echo
         from: http:/echo?method=POST
-        sla: { p95: 0.001ms, errors: 10%, window: 1m }
+        sla: { p95: 0.001ms, errors: 10%, window: 1m, alert: "route:alerts" }
         steps:
           - choice:
               - when: { header: X-Fail, exists: true }
@@ -22,6 +22,10 @@ struct AdminAPITests {
                   - to: http://127.0.0.1:1/nowhere
               - otherwise:
                   - set-body: "echo ${body}"
+      - id: alerts
+        from: direct:alerts
+        steps:
+          - log: "SLA alert ${body}"
     """
 
     /// Runs a node on `routes` with an admin token, hands its ports to `body`, then stops it.
@@ -115,6 +119,18 @@ struct AdminAPITests {
             // The breaches are in the audit trail too.
             let events = try #require(object["events"] as? [[String: Any]])
             #expect(Set(events.compactMap { $0["objective"] as? String }) == ["p95", "errors"])
+            // And each went to the alert route as a JSON message (its traces show the bodies).
+            var alerts: [Trace] = []
+            for _ in 0..<50 {
+                let (_, page) = try await NodeTests.get(base + "/admin/traces?route=alerts", headers: Self.auth)
+                struct Page: Decodable { let traces: [Trace] }
+                alerts = try JSONDecoder().decode(Page.self, from: Data(page.utf8)).traces
+                if alerts.count == 2 { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let bodies = alerts.compactMap { $0.events.first { $0.phase == "started" }?.bodyPrefix }.map { String(decoding: $0, as: UTF8.self) }
+            #expect(bodies.count == 2)
+            #expect(bodies.allSatisfy { $0.contains("\"route\":\"echo\"") && $0.contains("\"state\":\"breached\"") }, "\(bodies)")
         }
     }
 
