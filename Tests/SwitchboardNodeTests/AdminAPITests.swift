@@ -29,7 +29,10 @@ struct AdminAPITests {
     """
 
     /// Runs a node on `routes` with an admin token, hands its ports to `body`, then stops it.
-    static func withNode(_ body: @Sendable (_ http: Int, _ admin: Int, _ node: SwitchboardNode) async throws -> Void) async throws {
+    static func withNode(
+        auditStore: String? = nil,
+        _ body: @Sendable (_ http: Int, _ admin: Int, _ node: SwitchboardNode) async throws -> Void
+    ) async throws {
         let folder = try NodeTests.routesFolder(routes)
         var configuration = NodeConfiguration(environment: [:])
         configuration.httpListen = .init(host: "127.0.0.1", port: 0)
@@ -37,6 +40,7 @@ struct AdminAPITests {
         configuration.routesDirectory = folder + "/routes"
         configuration.dataDirectory = folder + "/var"
         configuration.adminToken = "t"
+        configuration.audit.store = auditStore
         let node = try await SwitchboardNode(configuration: configuration, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await node.run(gracefulShutdownSignals: []) }
@@ -160,5 +164,39 @@ struct AdminAPITests {
                 #expect(section?[String(reference.2)] != nil, "dangling \(reference.0)")
             }
         }
+    }
+
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES"] != nil, "needs SWITCHBOARD_TEST_POSTGRES; make test starts PostgreSQL"))
+    func aNodeKeepsItsAuditTrailInPostgreSQL() async throws {
+        let base = try #require(ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES"])
+        let name = "node_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        let create = Process()
+        create.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+        create.arguments = [base, "-q", "-c", "CREATE DATABASE \(name)"]
+        try create.run()
+        create.waitUntilExit()
+        var components = try #require(URLComponents(string: base))
+        components.path = "/" + name
+        let url = try #require(components.string)
+        try await Self.withNode(auditStore: url) { http, admin, _ in
+            let answer = try await post("http://127.0.0.1:\(http)/echo", "to postgres", headers: [("X-Region", "EU")])
+            #expect(answer.body == "echo to postgres")
+            let id = try #require(answer.headers.first { $0.0.lowercased() == "x-message-id" }?.1)
+            let (status, text) = try await NodeTests.get("http://127.0.0.1:\(admin)/admin/traces/\(id)", headers: Self.auth)
+            #expect(status == 200)
+            let trace = try JSONDecoder().decode(Trace.self, from: Data(text.utf8))
+            #expect(trace.status == "ok")
+            #expect(trace.events.contains { $0.stepKind == "choice" && $0.detail == "otherwise (no when matched)" })
+        }
+        // The rows are in PostgreSQL, where every node of a cluster can read them.
+        let count = Process()
+        count.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+        count.arguments = [url, "-t", "-A", "-c", "SELECT count(*) FROM audit_events WHERE route_id = 'echo'"]
+        let out = Pipe()
+        count.standardOutput = out
+        try count.run()
+        count.waitUntilExit()
+        let rows = Int(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect((rows ?? 0) >= 4, "rows: \(String(describing: rows))")
     }
 }
