@@ -26,6 +26,12 @@ public protocol AuditStore: Sendable {
     func close() async throws
 }
 
+/// A store that can write from the trail's own writer thread, blocking it, rather than
+/// through async calls (SQLite).
+public protocol BlockingAuditStore: AuditStore {
+    func appendBlocking(_ records: [AuditRecord]) throws
+}
+
 /// A change of a route's SLA state, kept in the audit trail.
 public struct SLAEventRecord: Sendable, Equatable, Codable {
     public var routeID: String
@@ -130,18 +136,33 @@ public struct Trace: Sendable, Equatable, Codable {
     public var entrySequence: Int64? { events.last { $0.isRoute && $0.entry && $0.phase != "started" }?.sequence }
 }
 
-/// The order a trace's events are shown in: by start time, a route's start before its
-/// steps, and a parent (route, choice) before the steps inside it.
+/// The order a trace's events are shown in: by start time, a route's start before its end
+/// and its steps, and a parent (route, choice) before the steps inside it.
 func timelineOrder(_ events: [AuditRecord]) -> [AuditRecord] {
-    events.sorted { a, b in
-        if a.startedAt != b.startedAt { return a.startedAt < b.startedAt }
-        // A route contains its steps; an outer step contains the steps nested in it.
-        if a.isRoute != b.isRoute { return a.isRoute }
-        let depthA = a.stepPath?.split(separator: ".").count ?? 0
-        let depthB = b.stepPath?.split(separator: ".").count ?? 0
-        if depthA != depthB { return depthA < depthB }
-        return (a.sequence ?? 0) < (b.sequence ?? 0)
+    // A route's end row carries a start computed from its duration, which can fall a few
+    // microseconds either side of the start row's own time: sort it by the start row's.
+    var keys = events.map(\.startedAt)
+    var starts = events.indices.filter { events[$0].isRoute && events[$0].phase == "started" }
+    for index in events.indices where events[index].isRoute && events[index].phase != "started" {
+        let end = events[index]
+        let match = starts
+            .filter { events[$0].routeID == end.routeID && abs(events[$0].startedAt - end.startedAt) < 5_000 }
+            .min { abs(events[$0].startedAt - end.startedAt) < abs(events[$1].startedAt - end.startedAt) }
+        if let match {
+            keys[index] = events[match].startedAt
+            starts.removeAll { $0 == match }
+        }
     }
+    func rank(_ record: AuditRecord) -> Int {
+        guard record.isRoute else { return 2 + (record.stepPath?.split(separator: ".").count ?? 0) }
+        return record.phase == "started" ? 0 : 1
+    }
+    return events.indices.sorted { a, b in
+        if keys[a] != keys[b] { return keys[a] < keys[b] }
+        let rankA = rank(events[a]), rankB = rank(events[b])
+        if rankA != rankB { return rankA < rankB }
+        return (events[a].sequence ?? 0, a) < (events[b].sequence ?? 0, b)
+    }.map { events[$0] }
 }
 
 extension TraceQuery {
@@ -199,5 +220,50 @@ public struct TraceQueryError: Error, CustomStringConvertible {
 
     public init(_ description: String) {
         self.description = description
+    }
+}
+
+/// The events of one message in one write batch: what a store keeps as one row.
+struct AuditChunk {
+    var messageID: String
+    var correlationID: String
+    var parentID: String?
+    var traceID: String?
+    /// The entry route, when the chunk holds the end of the route a consumer delivered to.
+    var entryRoute: String?
+    /// `completed` or `failed`: that end's outcome.
+    var status: String?
+    /// The entry route's start when the chunk holds its end, else the earliest event's start.
+    var startedAt: Int64
+    /// The headers the message arrived with, when the chunk holds the entry route's start.
+    var headers: String?
+    /// The events, as stored JSON.
+    var events: String
+
+    /// Groups a batch by message, keeping each message's events in order.
+    static func group(_ records: [AuditRecord]) -> [AuditChunk] {
+        var order: [String] = []
+        var byMessage: [String: [AuditRecord]] = [:]
+        for record in records {
+            if byMessage[record.messageID] == nil { order.append(record.messageID) }
+            byMessage[record.messageID, default: []].append(record)
+        }
+        return order.map { id in
+            let events = byMessage[id]!
+            let first = events[0]
+            let end = events.last { $0.isRoute && $0.entry && $0.phase != "started" }
+            let start = events.first { $0.isRoute && $0.entry && $0.phase == "started" }
+            return AuditChunk(
+                messageID: id,
+                correlationID: first.correlationID,
+                parentID: first.parentID,
+                traceID: events.first { $0.traceID != nil }?.traceID,
+                entryRoute: end?.routeID,
+                status: end?.phase,
+                startedAt: end?.startedAt ?? events.map(\.startedAt).min() ?? first.startedAt,
+                headers: start?.headers,
+                events: AuditRecord.storedJSON(events)
+            )
+        }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import ServiceLifecycle
 import SwitchboardCore
@@ -31,6 +32,9 @@ public final class AuditTrail: ExchangeObserver, Service {
     private let matcher: MaskMatcher
     public let capacity: Int
     let retention: Retention
+    /// The writer runs on a thread of its own (stores that write synchronously).
+    private let threaded: Bool
+    private let wake = DispatchSemaphore(value: 0)
     let logger: Logger
     private let state: Mutex<State>
 
@@ -43,6 +47,8 @@ public final class AuditTrail: ExchangeObserver, Service {
         var roomWaiters: [CheckedContinuation<Void, Never>] = []
         var commitWaiters: [(mark: Int64, continuation: CheckedContinuation<Void, Never>)] = []
         var stopping = false
+        /// The ticker asked for a commit of whatever is queued.
+        var kicked = false
         /// The writer has stopped; nothing more is committed.
         var finished = false
     }
@@ -51,6 +57,7 @@ public final class AuditTrail: ExchangeObserver, Service {
     ///   - capacity: Records the buffer holds before routes wait.
     public init(store: any AuditStore, policy: AuditPolicy = AuditPolicy(), capacity: Int = 10_000, retention: Retention = Retention(), logger: Logger) {
         self.store = store
+        self.threaded = store is any BlockingAuditStore
         self.policy = policy
         self.matcher = MaskMatcher(policy.mask)
         self.capacity = max(1, capacity)
@@ -72,15 +79,20 @@ public final class AuditTrail: ExchangeObserver, Service {
     /// Queues `record`, waiting for room when the buffer is full.
     public func enqueue(_ record: AuditRecord) async {
         while true {
-            let writer: CheckedContinuation<Void, Never>?? = state.withLock { state in
-                guard state.queue.count < capacity || state.stopping else { return .none }
+            // nil: no room; (false, _): queued; (true, writer): queued and the writer is due.
+            let queued: (wake: Bool, writer: CheckedContinuation<Void, Never>?)? = state.withLock { state in
+                guard state.queue.count < capacity || state.stopping else { return nil }
                 state.queue.append(record)
                 state.enqueued += 1
+                // The writer is woken by an exchange that waits for its events (settle),
+                // by a full half-buffer, or by the ticker, not by every event: the events
+                // of many exchanges then go in one commit.
+                guard state.queue.count >= wakeThreshold else { return (false, nil) }
                 defer { state.writer = nil }
-                return .some(state.writer)
+                return (true, state.writer)
             }
-            if case .some(let waiting) = writer {
-                waiting?.resume()
+            if let queued {
+                if queued.wake { wakeWriter(queued.writer) }
                 return
             }
             await withCheckedContinuation { continuation in
@@ -101,24 +113,66 @@ public final class AuditTrail: ExchangeObserver, Service {
     /// Returns once everything queued so far is committed.
     public func flush() async {
         await withCheckedContinuation { continuation in
-            let resumeNow = state.withLock { state in
-                if state.committed >= state.enqueued || state.finished { return true }
+            let (resumeNow, writer) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
+                if state.committed >= state.enqueued || state.finished { return (true, nil) }
                 state.commitWaiters.append((state.enqueued, continuation))
-                return false
+                defer { state.writer = nil }
+                return (false, state.writer)
             }
+            if !resumeNow { wakeWriter(writer) }
             if resumeNow { continuation.resume() }
         }
     }
+
+    /// Wakes the writer: resumes the async writer's continuation, or signals the thread.
+    private func wakeWriter(_ continuation: CheckedContinuation<Void, Never>?) {
+        continuation?.resume()
+        if threaded { wake.signal() }
+    }
+
+    /// Wakes the writer if anything is queued, so events nobody waits for (a route still
+    /// running, a wire-tap copy) are stored within a fraction of a second.
+    func kick() {
+        let writer = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard !state.queue.isEmpty else { return nil }
+            state.kicked = true
+            defer { state.writer = nil }
+            return state.writer
+        }
+        wakeWriter(writer)
+    }
+
+    private var wakeThreshold: Int { max(1, min(512, capacity / 2)) }
 
     /// Commits queued records until graceful shutdown, then commits what is left and returns.
     public func run() async throws {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.pruneLoop() }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(200))
+                    self.kick()
+                }
+            }
             // Graceful shutdown and cancellation (another service failed) both let the
             // writer commit what is queued and return.
             await withTaskCancellationHandler {
                 await withGracefulShutdownHandler {
-                    await self.writeLoop()
+                    if let blocking = self.store as? any BlockingAuditStore {
+                        // SQLite: the writer is a thread of its own that commits and wakes
+                        // the waiting exchanges directly, with no hops through the event
+                        // loops, which are busy with requests.
+                        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                            let thread = Thread {
+                                self.threadWriteLoop(blocking)
+                                done.resume()
+                            }
+                            thread.name = "audit-writer"
+                            thread.start()
+                        }
+                    } else {
+                        await self.writeLoop()
+                    }
                 } onGracefulShutdown: {
                     self.stop()
                 }
@@ -139,40 +193,93 @@ public final class AuditTrail: ExchangeObserver, Service {
             }
             return (state.writer, state.roomWaiters)
         }
-        writer?.resume()
+        wakeWriter(writer)
         for waiter in waiters { waiter.resume() }
     }
 
+    /// Takes the queue when the writer is due; an empty batch means stop.
+    private func takeBatch() -> [AuditRecord]? {
+        state.withLock { state in
+            let due = state.stopping || state.kicked || !state.commitWaiters.isEmpty || state.queue.count >= wakeThreshold
+            guard due, !state.queue.isEmpty || state.stopping else { return nil }
+            state.kicked = false
+            return state.queue
+        }
+    }
+
+    /// After a commit: drops the batch from the queue and resumes those waiting for it.
+    private func committed(_ count: Int) {
+        let (room, settled) = state.withLock { state in
+            state.queue.removeFirst(count)
+            state.committed += Int64(count)
+            let committed = state.committed
+            let room = state.roomWaiters
+            state.roomWaiters = []
+            var settled: [CheckedContinuation<Void, Never>] = []
+            state.commitWaiters.removeAll { waiter in
+                guard waiter.mark <= committed else { return false }
+                settled.append(waiter.continuation)
+                return true
+            }
+            return (room, settled)
+        }
+        for waiter in room { waiter.resume() }
+        for waiter in settled { waiter.resume() }
+    }
+
+    /// Marks the writer finished and resumes everyone still waiting.
+    private func finish() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.finished = true
+            defer { state.commitWaiters = [] }
+            return state.commitWaiters.map(\.continuation)
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    private func threadWriteLoop(_ store: any BlockingAuditStore) {
+        var failures = 0
+        while true {
+            guard let batch = takeBatch() else {
+                wake.wait()
+                continue
+            }
+            if batch.isEmpty {
+                finish()
+                return
+            }
+            do {
+                try store.appendBlocking(batch)
+                failures = 0
+            } catch {
+                failures += 1
+                logger.error("audit store write failed; retrying", metadata: ["error": "\(error)", "records": "\(batch.count)"])
+                Thread.sleep(forTimeInterval: Double(min(5_000, 50 << min(failures, 7))) / 1000)
+                continue
+            }
+            committed(batch.count)
+        }
+    }
+
+    /// The writer for stores that write asynchronously (PostgreSQL).
     private func writeLoop() async {
         var failures = 0
         while true {
-            var batch: [AuditRecord] = []
-            while true {
-                let ready: [AuditRecord]? = state.withLock { state in
-                    !state.queue.isEmpty || state.stopping ? state.queue : nil
-                }
-                if let ready {
-                    batch = ready
-                    break
-                }
+            var batch: [AuditRecord]? = takeBatch()
+            while batch == nil {
                 await withCheckedContinuation { continuation in
                     let resumeNow = state.withLock { state in
-                        if !state.queue.isEmpty || state.stopping { return true }
+                        let due = state.stopping || state.kicked || !state.commitWaiters.isEmpty || state.queue.count >= wakeThreshold
+                        if due && (!state.queue.isEmpty || state.stopping) { return true }
                         state.writer = continuation
                         return false
                     }
                     if resumeNow { continuation.resume() }
                 }
+                batch = takeBatch()
             }
-            if batch.isEmpty {
-                let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>]? in
-                    guard state.stopping, state.queue.isEmpty else { return nil }
-                    state.finished = true
-                    defer { state.commitWaiters = [] }
-                    return state.commitWaiters.map(\.continuation)
-                }
-                guard let waiters else { continue }
-                for waiter in waiters { waiter.resume() }
+            guard let batch, !batch.isEmpty else {
+                finish()
                 return
             }
             do {
@@ -186,22 +293,7 @@ public final class AuditTrail: ExchangeObserver, Service {
                 try? await Task.sleep(for: .milliseconds(min(5_000, 50 << min(failures, 7))))
                 continue
             }
-            let (room, settled) = state.withLock { state in
-                state.queue.removeFirst(batch.count)
-                state.committed += Int64(batch.count)
-                let committed = state.committed
-                let room = state.roomWaiters
-                state.roomWaiters = []
-                var settled: [CheckedContinuation<Void, Never>] = []
-                state.commitWaiters.removeAll { waiter in
-                    guard waiter.mark <= committed else { return false }
-                    settled.append(waiter.continuation)
-                    return true
-                }
-                return (room, settled)
-            }
-            for waiter in room { waiter.resume() }
-            for waiter in settled { waiter.resume() }
+            committed(batch.count)
         }
     }
 

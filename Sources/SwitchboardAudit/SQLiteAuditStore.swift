@@ -8,7 +8,7 @@ import NIOPosix
 /// `synchronous = NORMAL`: a commit is durable once it returns as far as the process is
 /// concerned (a node killed with SIGKILL keeps it); only a power cut can lose the last few
 /// commits. `audit.sync: full` makes every commit wait for the disk.
-public final class SQLiteAuditStore: AuditStore {
+public final class SQLiteAuditStore: BlockingAuditStore {
     public let path: String
     private let pool: DatabasePool
 
@@ -54,35 +54,25 @@ public final class SQLiteAuditStore: AuditStore {
     private static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("audit-v1") { db in
+            // One row per message and write batch, its events as a JSON array: the usual
+            // exchange is one row, one index entry and a few WAL pages rather than four.
             try db.execute(sql: """
-                CREATE TABLE audit_events (
+                CREATE TABLE audit_chunks (
                     seq INTEGER PRIMARY KEY,
                     message_id TEXT NOT NULL,
                     correlation_id TEXT NOT NULL,
                     parent_id TEXT,
                     trace_id TEXT,
-                    route_id TEXT NOT NULL,
-                    entry INTEGER NOT NULL,
-                    step_kind TEXT,
-                    step_index INTEGER,
-                    step_path TEXT,
-                    endpoint TEXT,
-                    phase TEXT NOT NULL,
+                    entry_route TEXT,
+                    status TEXT,
                     started_at INTEGER NOT NULL,
-                    duration_us INTEGER,
-                    error TEXT,
-                    detail TEXT,
                     headers TEXT,
-                    body_hash TEXT,
-                    body_prefix BLOB,
-                    body_changed INTEGER NOT NULL,
-                    body_size_in INTEGER,
-                    body_size INTEGER NOT NULL
+                    events TEXT NOT NULL
                 );
-                CREATE INDEX audit_by_message ON audit_events(message_id);
-                CREATE INDEX audit_by_parent ON audit_events(parent_id) WHERE parent_id IS NOT NULL;
-                CREATE INDEX audit_entry_ends ON audit_events(seq) WHERE entry = 1 AND phase <> 'started';
-                CREATE INDEX audit_by_correlation ON audit_events(correlation_id) WHERE entry = 1 AND phase <> 'started';
+                CREATE INDEX chunk_by_message ON audit_chunks(message_id);
+                CREATE INDEX chunk_by_parent ON audit_chunks(parent_id) WHERE parent_id IS NOT NULL;
+                CREATE INDEX chunk_entry_ends ON audit_chunks(seq) WHERE entry_route IS NOT NULL;
+                CREATE INDEX chunk_by_correlation ON audit_chunks(correlation_id) WHERE entry_route IS NOT NULL;
                 CREATE TABLE sla_events (
                     seq INTEGER PRIMARY KEY,
                     route_id TEXT NOT NULL,
@@ -98,46 +88,31 @@ public final class SQLiteAuditStore: AuditStore {
     }
 
     static let insertSQL = """
-        INSERT INTO audit_events (message_id, correlation_id, parent_id, trace_id, route_id, entry, step_kind,
-            step_index, step_path, endpoint, phase, started_at, duration_us, error, detail, headers, body_hash,
-            body_prefix, body_changed, body_size_in, body_size)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        INSERT INTO audit_chunks (message_id, correlation_id, parent_id, trace_id, entry_route, status, started_at, headers, events)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
         """
 
     public func append(_ records: [AuditRecord]) async throws {
-        try await write { db in
-            // Bound with SQLite's own calls: this runs for every event, and GRDB's argument
-            // arrays box each value.
+        try await NIOThreadPool.singleton.runIfActive { try self.appendBlocking(records) }
+    }
+
+    public func appendBlocking(_ records: [AuditRecord]) throws {
+        let chunks = AuditChunk.group(records)
+        try pool.write { db in
+            // Bound with SQLite's own calls: this runs for every exchange, and GRDB's
+            // argument arrays box each value.
             let statement = try db.cachedStatement(sql: Self.insertSQL).sqliteStatement
-            for record in records {
+            for chunk in chunks {
                 sqlite3_reset(statement)
-                bind(statement, 1, record.messageID)
-                bind(statement, 2, record.correlationID)
-                bind(statement, 3, record.parentID)
-                bind(statement, 4, record.traceID)
-                bind(statement, 5, record.routeID)
-                sqlite3_bind_int64(statement, 6, record.entry ? 1 : 0)
-                bind(statement, 7, record.stepKind)
-                bind(statement, 8, record.stepIndex.map(Int64.init))
-                bind(statement, 9, record.stepPath)
-                bind(statement, 10, record.endpoint)
-                bind(statement, 11, record.phase)
-                sqlite3_bind_int64(statement, 12, record.startedAt)
-                bind(statement, 13, record.durationMicros)
-                bind(statement, 14, record.error)
-                bind(statement, 15, record.detail)
-                bind(statement, 16, record.headers)
-                bind(statement, 17, record.bodyHash)
-                if let prefix = record.bodyPrefix {
-                    prefix.withUnsafeBytes { bytes in
-                        _ = sqlite3_bind_blob(statement, 18, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(bytes.count), sqliteTransient)
-                    }
-                } else {
-                    sqlite3_bind_null(statement, 18)
-                }
-                sqlite3_bind_int64(statement, 19, record.bodyChanged ? 1 : 0)
-                bind(statement, 20, record.bodySizeIn.map(Int64.init))
-                sqlite3_bind_int64(statement, 21, Int64(record.bodySize))
+                bind(statement, 1, chunk.messageID)
+                bind(statement, 2, chunk.correlationID)
+                bind(statement, 3, chunk.parentID)
+                bind(statement, 4, chunk.traceID)
+                bind(statement, 5, chunk.entryRoute)
+                bind(statement, 6, chunk.status)
+                sqlite3_bind_int64(statement, 7, chunk.startedAt)
+                bind(statement, 8, chunk.headers)
+                bind(statement, 9, chunk.events)
                 let code = sqlite3_step(statement)
                 guard code == SQLITE_DONE else {
                     throw AuditStoreError("writing audit events failed: \(String(cString: sqlite3_errmsg(sqlite3_db_handle(statement))))")
@@ -153,19 +128,19 @@ public final class SQLiteAuditStore: AuditStore {
             if let id = query.messageID {
                 ids = [id]
             } else {
-                var sql = "SELECT message_id FROM audit_events e WHERE entry = 1 AND phase <> 'started'"
+                var sql = "SELECT message_id FROM audit_chunks e WHERE entry_route IS NOT NULL"
                 var arguments: [(any DatabaseValueConvertible)?] = []
                 if let correlation = query.correlationID {
                     sql += " AND correlation_id = ?"
                     arguments.append(correlation)
                 }
                 if let route = query.routeID {
-                    sql += " AND route_id = ?"
+                    sql += " AND entry_route = ?"
                     arguments.append(route)
                 }
                 switch query.status {
-                case .ok: sql += " AND phase = 'completed'"
-                case .failed: sql += " AND phase = 'failed'"
+                case .ok: sql += " AND status = 'completed'"
+                case .failed: sql += " AND status = 'failed'"
                 case nil: break
                 }
                 if let since = query.since {
@@ -182,8 +157,8 @@ public final class SQLiteAuditStore: AuditStore {
                 }
                 if let header = query.header {
                     sql += """
-                         AND EXISTS (SELECT 1 FROM audit_events h, json_each(h.headers) j
-                            WHERE h.message_id = e.message_id AND h.entry = 1 AND h.phase = 'started'
+                         AND EXISTS (SELECT 1 FROM audit_chunks h, json_each(h.headers) j
+                            WHERE h.message_id = e.message_id AND h.headers IS NOT NULL
                             AND lower(json_extract(j.value, '$[0]')) = lower(?) AND json_extract(j.value, '$[1]') = ?)
                         """
                     arguments.append(header.name)
@@ -198,44 +173,27 @@ public final class SQLiteAuditStore: AuditStore {
     }
 
     private static func trace(_ db: Database, messageID: String, depth: Int) throws -> Trace? {
-        let rows = try Row.fetchAll(db, sql: "SELECT * FROM audit_events WHERE message_id = ? ORDER BY seq", arguments: [messageID])
+        let rows = try Row.fetchAll(
+            db, sql: "SELECT seq, correlation_id, parent_id, trace_id, events FROM audit_chunks WHERE message_id = ? ORDER BY seq",
+            arguments: [messageID]
+        )
         guard !rows.isEmpty else { return nil }
+        var events: [AuditRecord] = []
+        for row in rows {
+            events += try AuditRecord.fromStoredJSON(
+                row["events"], sequence: row["seq"], messageID: messageID, correlationID: row["correlation_id"],
+                parentID: row["parent_id"], traceID: row["trace_id"]
+            )
+        }
         var children: [Trace] = []
         if depth < 8 {
             let childIDs = try String.fetchAll(
-                db, sql: "SELECT message_id FROM audit_events WHERE parent_id = ? GROUP BY message_id ORDER BY MIN(seq)",
+                db, sql: "SELECT message_id FROM audit_chunks WHERE parent_id = ? GROUP BY message_id ORDER BY MIN(seq)",
                 arguments: [messageID]
             )
             children = try childIDs.compactMap { try trace(db, messageID: $0, depth: depth + 1) }
         }
-        return Trace(messageID: messageID, events: timelineOrder(rows.map(record)), children: children)
-    }
-
-    private static func record(_ row: Row) -> AuditRecord {
-        AuditRecord(
-            sequence: row["seq"],
-            messageID: row["message_id"],
-            correlationID: row["correlation_id"],
-            parentID: row["parent_id"],
-            traceID: row["trace_id"],
-            routeID: row["route_id"],
-            entry: row["entry"],
-            stepKind: row["step_kind"],
-            stepIndex: row["step_index"],
-            stepPath: row["step_path"],
-            endpoint: row["endpoint"],
-            phase: row["phase"],
-            startedAt: row["started_at"],
-            durationMicros: row["duration_us"],
-            error: row["error"],
-            detail: row["detail"],
-            headers: row["headers"],
-            bodyHash: row["body_hash"],
-            bodyPrefix: (row["body_prefix"] as Data?).map { Array($0) },
-            bodyChanged: row["body_changed"],
-            bodySizeIn: row["body_size_in"],
-            bodySize: row["body_size"]
-        )
+        return Trace(messageID: messageID, events: timelineOrder(events), children: children)
     }
 
     public func prune(before: Int64?, maxBytes: Int64?) async throws -> Int {
@@ -243,8 +201,8 @@ public final class SQLiteAuditStore: AuditStore {
         if let before {
             // Sequence numbers grow with time: everything below the first recent row is old.
             let cut: Int64? = try await read { db in
-                try Int64.fetchOne(db, sql: "SELECT seq FROM audit_events WHERE started_at >= ? ORDER BY seq LIMIT 1", arguments: [before])
-                    ?? Int64.fetchOne(db, sql: "SELECT MAX(seq) + 1 FROM audit_events")
+                try Int64.fetchOne(db, sql: "SELECT seq FROM audit_chunks WHERE started_at >= ? ORDER BY seq LIMIT 1", arguments: [before])
+                    ?? Int64.fetchOne(db, sql: "SELECT MAX(seq) + 1 FROM audit_chunks")
             }
             if let cut {
                 deleted += try await deleteBelow(cut)
@@ -258,8 +216,8 @@ public final class SQLiteAuditStore: AuditStore {
                     let pages = try Int64.fetchOne(db, sql: "PRAGMA page_count") ?? 0
                     let free = try Int64.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
                     let size = try Int64.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
-                    let oldest = try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM audit_events") ?? 0
-                    let newest = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM audit_events") ?? 0
+                    let oldest = try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM audit_chunks") ?? 0
+                    let newest = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM audit_chunks") ?? 0
                     return ((pages - free) * size, oldest, newest - oldest + 1)
                 }
                 guard used > maxBytes, count > 1 else { break }
@@ -275,7 +233,7 @@ public final class SQLiteAuditStore: AuditStore {
         while true {
             let count = try await write { db -> Int in
                 try db.execute(
-                    sql: "DELETE FROM audit_events WHERE seq IN (SELECT seq FROM audit_events WHERE seq < ? ORDER BY seq LIMIT 5000)",
+                    sql: "DELETE FROM audit_chunks WHERE seq IN (SELECT seq FROM audit_chunks WHERE seq < ? ORDER BY seq LIMIT 5000)",
                     arguments: [cut]
                 )
                 return db.changesCount

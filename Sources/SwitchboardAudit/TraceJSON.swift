@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardCore
 
 // The JSON form of traces: what the admin API answers, what `switchboard trace --json`
 // prints, and what the CLI reads back from a running node. Bodies appear as `bodyText`
@@ -24,13 +25,17 @@ extension AuditRecord {
         }
         self.init(
             sequence: try container.decodeIfPresent(Int64.self, forKey: .sequence),
-            messageID: try container.decode(String.self, forKey: .messageId),
-            correlationID: try container.decode(String.self, forKey: .correlationId),
+            // A stored event leaves the message's ids to its row.
+            messageID: try container.decodeIfPresent(String.self, forKey: .messageId) ?? "",
+            correlationID: try container.decodeIfPresent(String.self, forKey: .correlationId) ?? "",
             parentID: try container.decodeIfPresent(String.self, forKey: .parentId),
             traceID: try container.decodeIfPresent(String.self, forKey: .traceId),
             routeID: try container.decode(String.self, forKey: .route),
             entry: try container.decode(Bool.self, forKey: .entry),
-            stepKind: try container.decodeIfPresent(String.self, forKey: .kind).flatMap { $0 == "route" ? nil : $0 },
+            // A route row is kind "route" without a step path; a `route:` step has a path.
+            stepKind: try container.decodeIfPresent(String.self, forKey: .kind).flatMap {
+                $0 == "route" && !container.contains(.step) ? nil : $0
+            },
             stepIndex: try container.decodeIfPresent(Int.self, forKey: .stepIndex),
             stepPath: try container.decodeIfPresent(String.self, forKey: .step),
             endpoint: try container.decodeIfPresent(String.self, forKey: .endpoint),
@@ -120,5 +125,80 @@ extension Trace {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return (try? String(decoding: encoder.encode(self), as: UTF8.self)) ?? "{}"
+    }
+}
+
+extension AuditRecord {
+    /// The event as stored in a row of the store: the JSON of ``encode(to:)`` without the
+    /// message's ids (the row has them) and without the sequence (the row's). Written by
+    /// hand: the writer encodes every event, and `JSONEncoder` is several times slower.
+    func appendStoredJSON(to json: inout String) {
+        json += "{\"route\":"
+        appendJSONQuoted(routeID, to: &json)
+        json += entry ? ",\"entry\":true,\"kind\":" : ",\"entry\":false,\"kind\":"
+        appendJSONQuoted(stepKind ?? "route", to: &json)
+        if let stepIndex { json += ",\"stepIndex\":\(stepIndex)" }
+        if let stepPath {
+            json += ",\"step\":"
+            appendJSONQuoted(stepPath, to: &json)
+        }
+        if let endpoint {
+            json += ",\"endpoint\":"
+            appendJSONQuoted(endpoint, to: &json)
+        }
+        json += ",\"phase\":"
+        appendJSONQuoted(phase, to: &json)
+        json += ",\"startedAt\":\(startedAt)"
+        if let durationMicros { json += ",\"durationMicros\":\(durationMicros)" }
+        if let error {
+            json += ",\"error\":"
+            appendJSONQuoted(error, to: &json)
+        }
+        if let detail {
+            json += ",\"detail\":"
+            appendJSONQuoted(detail, to: &json)
+        }
+        if let headers { json += ",\"headers\":" + headers }
+        if let bodyHash { json += ",\"bodyHash\":\"\(bodyHash)\"" }
+        if let bodyPrefix {
+            if let text = String(validating: bodyPrefix, as: UTF8.self) {
+                json += ",\"bodyText\":"
+                appendJSONQuoted(text, to: &json)
+            } else {
+                json += ",\"bodyBase64\":\"\(Data(bodyPrefix).base64EncodedString())\""
+            }
+        }
+        json += bodyChanged ? ",\"bodyChanged\":true" : ",\"bodyChanged\":false"
+        if let bodySizeIn { json += ",\"bodySizeIn\":\(bodySizeIn)" }
+        json += ",\"bodySize\":\(bodySize)}"
+    }
+
+    /// Events stored together, as one JSON array.
+    static func storedJSON<Records: Sequence>(_ records: Records) -> String where Records.Element == AuditRecord {
+        var json = "["
+        json.reserveCapacity(2048)
+        var first = true
+        for record in records {
+            if !first { json += "," }
+            first = false
+            record.appendStoredJSON(to: &json)
+        }
+        json += "]"
+        return json
+    }
+
+    /// The events of one stored row, with the row's ids and sequence filled in.
+    static func fromStoredJSON(
+        _ json: String, sequence: Int64, messageID: String, correlationID: String, parentID: String?, traceID: String?
+    ) throws -> [AuditRecord] {
+        var records = try JSONDecoder().decode([AuditRecord].self, from: Data(json.utf8))
+        for index in records.indices {
+            records[index].sequence = sequence
+            records[index].messageID = messageID
+            records[index].correlationID = correlationID
+            records[index].parentID = parentID
+            records[index].traceID = traceID
+        }
+        return records
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
-import SwitchboardAudit
+@testable import SwitchboardAudit
 import SwitchboardCore
 import SwitchboardRouting
 import Synchronization
@@ -110,12 +110,16 @@ final class GatedStore: AuditStore {
         let trail = AuditTrail(store: store, retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
         let writer = Task { try await trail.run() }
         defer { writer.cancel() }
-        // While the first write is held, a hundred more queue up; they go in one batch.
-        await trail.enqueue(Self.record(0))
-        try await Task.sleep(for: .milliseconds(50))
-        for n in 1...100 { await trail.enqueue(Self.record(n)) }
+        // Events nobody waits for stay queued (the ticker stores them within 200 ms); a
+        // waiting exchange commits everything queued in one transaction.
+        for n in 0..<100 { await trail.enqueue(Self.record(n)) }
         store.open()
         await trail.flush()
+        #expect(store.committed.count == 100)
+        #expect(store.batches == 1)
+        // With nobody waiting, the ticker commits what is queued.
+        await trail.enqueue(Self.record(100))
+        for _ in 0..<50 where store.committed.count < 101 { try await Task.sleep(for: .milliseconds(20)) }
         #expect(store.committed.count == 101)
         #expect(store.batches == 2)
         trail.stop()
@@ -171,10 +175,21 @@ final class GatedStore: AuditStore {
         record.bodyPrefix = Array("héllo".utf8)
         var binary = Self.record(2)
         binary.bodyPrefix = [0xFF, 0x00, 0x01]
-        let trace = Trace(messageID: "m1", events: [record], children: [Trace(messageID: "m2", events: [binary])])
+        // A `route:` step is a step, not a route row, though its kind reads "route".
+        var routeStep = Self.record(1)
+        routeStep.stepKind = "route"
+        routeStep.stepPath = "2"
+        routeStep.stepIndex = 2
+        let trace = Trace(messageID: "m1", events: [record, routeStep], children: [Trace(messageID: "m2", events: [binary])])
         let decoded = try JSONDecoder().decode(Trace.self, from: Data(trace.jsonLine().utf8))
         #expect(decoded == trace)
         #expect(trace.jsonLine().contains("\"bodyText\":\"héllo\""))
         #expect(trace.jsonLine().contains("\"bodyBase64\":\"/wAB\""))
+        // The stored form (events without the message's ids) reads back the same.
+        let stored = AuditRecord.storedJSON([record, routeStep])
+        let read = try AuditRecord.fromStoredJSON(stored, sequence: 7, messageID: "m1", correlationID: "c", parentID: nil, traceID: nil)
+        var expected = [record, routeStep]
+        for index in expected.indices { expected[index].sequence = 7 }
+        #expect(read == expected)
     }
 }
