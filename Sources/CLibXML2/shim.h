@@ -7,6 +7,20 @@
 #include <libxml/xmlerror.h>
 #include <libxml/xmlsave.h>
 #include <libxml/globals.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <libxml/dict.h>
+#include <libxslt/xslt.h>
+#include <libxslt/xsltInternals.h>
+#include <libxslt/transform.h>
+#include <libxslt/xsltutils.h>
+#include <libxslt/security.h>
+#include <libxslt/documents.h>
+#include <libxslt/variables.h>
+#include <libxml/parserInternals.h>
+#include <libexslt/exslt.h>
 
 /* libxml2's generic error callback is variadic, which Swift cannot declare; these helpers
    route every libxml2 error away from stderr. Errors are read from parser and XPath
@@ -33,4 +47,58 @@ static inline void switchboard_xml_silence(void) {
 static inline void switchboard_xml_free(void *pointer) {
     xmlFree(pointer);
 }
+
+/* ---- libxslt and EXSLT ---- */
+
+/* Text that libxslt reports (compile errors, xsl:message output), collected per call.
+   libxslt's error callbacks are variadic, which Swift cannot declare, hence these helpers. */
+typedef struct {
+    char *data;
+    size_t length;
+} switchboard_text;
+
+static void switchboard_text_append(void *context, const char *format, ...) {
+    switchboard_text *text = (switchboard_text *)context;
+    if (text == NULL || format == NULL) return;
+    va_list arguments;
+    va_start(arguments, format);
+    char chunk[1024];
+    int written = vsnprintf(chunk, sizeof chunk, format, arguments);
+    va_end(arguments);
+    if (written <= 0) return;
+    size_t count = (size_t)written < sizeof chunk ? (size_t)written : sizeof chunk - 1;
+    if (text->length > 64 * 1024) return; /* enough to explain any failure */
+    char *grown = (char *)realloc(text->data, text->length + count + 1);
+    if (grown == NULL) return;
+    memcpy(grown + text->length, chunk, count);
+    text->length += count;
+    grown[text->length] = 0;
+    text->data = grown;
+}
+
+static void switchboard_xslt_ignore(void *context, const char *format, ...) {
+    (void)context;
+    (void)format;
+}
+
+/* Collects a transform's messages and errors in `text`. */
+static inline void switchboard_xslt_collect_transform(xsltTransformContextPtr context, switchboard_text *text) {
+    xsltSetTransformErrorFunc(context, text, switchboard_text_append);
+}
+
+/* Collects errors of stylesheet compilation (process-wide; callers serialize). */
+static inline void switchboard_xslt_collect_generic(switchboard_text *text) {
+    if (text != NULL) {
+        xsltSetGenericErrorFunc(text, switchboard_text_append);
+    } else {
+        xsltSetGenericErrorFunc(NULL, switchboard_xslt_ignore);
+    }
+}
+
+static inline void switchboard_text_free(switchboard_text *text) {
+    free(text->data);
+    text->data = NULL;
+    text->length = 0;
+}
+
 #endif

@@ -1,0 +1,145 @@
+import ArgumentParser
+import Foundation
+import SwitchboardTransform
+import Synchronization
+
+struct TransformCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "transform",
+        abstract: "Run an XSLT 1.0 stylesheet over XML files offline, as a route's xslt step would.",
+        discussion: """
+        With one input the result goes to standard output ('-' reads standard input). With
+        several inputs or a folder, --out DIR receives one result per input, named after
+        it with the extension the stylesheet's output method implies (.xml, .html,
+        .txt); every core is used. The output is byte for byte what xsltproc writes.
+
+        The stylesheet may read only files in its own folder tree (xsl:include,
+        xsl:import, document()); --allow widens that to another folder. It cannot write
+        files or reach the network. xsl:message terminate="yes" ends the run with the
+        message and exit 1.
+
+        Examples:
+          switchboard transform --xslt Mappings/ubl-to-canonical.xsl invoice.xml
+          switchboard transform --xslt render.xsl --param lang=en --out html/ invoices/
+          cat invoice.xml | switchboard transform --xslt check.xsl -
+        """
+    )
+
+    @Option(help: ArgumentHelp("The XSLT 1.0 stylesheet.", valueName: "file"))
+    var xslt: String
+
+    @Option(name: .customLong("param"), help: ArgumentHelp("A stylesheet parameter, NAME=VALUE, passed as a string (repeatable).", valueName: "name=value"))
+    var parameters: [String] = []
+
+    @Option(help: ArgumentHelp("Folder for the results (needed for several inputs or a folder).", valueName: "dir"))
+    var out: String?
+
+    @Option(help: ArgumentHelp("Folder tree the stylesheet may read, instead of its own folder.", valueName: "dir"))
+    var allow: String?
+
+    @Argument(help: ArgumentHelp("XML files or folders; '-' for standard input.", valueName: "input"))
+    var inputs: [String]
+
+    func validate() throws {
+        for parameter in parameters where !parameter.contains("=") || parameter.hasPrefix("=") {
+            throw ValidationError("--param must be NAME=VALUE, found '\(parameter)'")
+        }
+        if inputs.isEmpty { throw ValidationError("give an input file, a folder, or '-'") }
+    }
+
+    func run() async throws {
+        let stylesheet: XSLTStylesheet
+        do {
+            stylesheet = try XSLTStylesheet(path: xslt, allowedRoot: allow)
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(2)
+        }
+        let pairs = parameters.map { parameter -> (String, String) in
+            let equals = parameter.firstIndex(of: "=")!
+            return (String(parameter[..<equals]), String(parameter[parameter.index(after: equals)...]))
+        }
+        var files: [String] = []
+        for input in inputs {
+            var isFolder: ObjCBool = false
+            if input != "-", FileManager.default.fileExists(atPath: input, isDirectory: &isFolder), isFolder.boolValue {
+                let names = try FileManager.default.contentsOfDirectory(atPath: input).filter { $0.hasSuffix(".xml") }.sorted()
+                files += names.map { (input as NSString).appendingPathComponent($0) }
+            } else {
+                files.append(input)
+            }
+        }
+        guard let out else {
+            guard files.count == 1 else {
+                throw ValidationError("several inputs need --out DIR for the results")
+            }
+            let result = try transformOrExit(stylesheet, files[0], pairs)
+            FileHandle.standardOutput.write(Data(result))
+            return
+        }
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let suffix = switch stylesheet.outputMethod { case "html": ".html"; case "text": ".txt"; default: ".xml" }
+        // Every core: one worker per core takes the next file.
+        let next = NextIndex()
+        let inputFiles = files
+        let failures = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<max(1, ProcessInfo.processInfo.activeProcessorCount) {
+                group.addTask {
+                    var failed = 0
+                    while let index = next.take(below: inputFiles.count) {
+                        let file = inputFiles[index]
+                        let name = ((file as NSString).lastPathComponent as NSString).deletingPathExtension + suffix
+                        do {
+                            let result = try transform(stylesheet, file, pairs)
+                            try Data(result).write(to: URL(fileURLWithPath: (out as NSString).appendingPathComponent(name)))
+                        } catch {
+                            printError("error: \(file): \(error)")
+                            failed += 1
+                        }
+                    }
+                    return failed
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        if failures > 0 {
+            printError("\(failures) of \(files.count) inputs failed")
+            throw ExitCode.failure
+        }
+    }
+
+    private func transformOrExit(_ stylesheet: XSLTStylesheet, _ file: String, _ pairs: [(String, String)]) throws -> [UInt8] {
+        do {
+            return try transform(stylesheet, file, pairs)
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode.failure
+        }
+    }
+}
+
+private func transform(_ stylesheet: XSLTStylesheet, _ file: String, _ pairs: [(String, String)]) throws -> [UInt8] {
+    let data: Data
+    if file == "-" {
+        data = FileHandle.standardInput.readDataToEndOfFile()
+    } else {
+        guard let contents = FileManager.default.contents(atPath: file) else {
+            throw ValidationError("cannot read '\(file)'")
+        }
+        data = contents
+    }
+    return try data.withUnsafeBytes { try stylesheet.transform($0, name: file, parameters: pairs) }
+}
+
+/// Hands out 0, 1, 2, … to the workers.
+final class NextIndex: Sendable {
+    private let value = Mutex(0)
+
+    func take(below count: Int) -> Int? {
+        value.withLock { next in
+            guard next < count else { return nil }
+            defer { next += 1 }
+            return next
+        }
+    }
+}

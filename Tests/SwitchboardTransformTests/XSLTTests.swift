@@ -1,0 +1,215 @@
+import Foundation
+import SwitchboardTransform
+import Synchronization
+import Testing
+
+@Suite struct XSLTTests {
+    static let data = "/work/shared/data"
+    static let render = "\(data)/xslt/sfti-render-billing-3/render-billing-3.xsl"
+    static let codeLists = "\(data)/xslt/ubl-oasis/UBL-DefaultDTQ-2.1.xsl"
+
+    static func transform(_ stylesheet: XSLTStylesheet, file: String, parameters: [(String, String)] = []) throws -> [UInt8] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: file))
+        return try data.withUnsafeBytes { try stylesheet.transform($0, name: file, parameters: parameters) }
+    }
+
+    /// What xsltproc writes for the same stylesheet and input.
+    static func xsltproc(_ arguments: [String]) throws -> (status: Int32, output: [UInt8]) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/xsltproc")
+        process.arguments = arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let output = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, Array(output))
+    }
+
+    static func folder() throws -> String {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-xslt-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        return folder
+    }
+
+    @Test func renderingMatchesTheRecordedXsltprocOutput() throws {
+        let stylesheet = try XSLTStylesheet(path: Self.render)
+        #expect(stylesheet.outputMethod == "html")
+        #expect(stylesheet.mediaType == "text/html")
+        let result = try Self.transform(stylesheet, file: "\(Self.data)/xml/en16931/ubl-tc434-example1.xml")
+        let expected = try Data(contentsOf: URL(fileURLWithPath: "\(Self.data)/xslt/expected-generated/render-billing-3/ubl-tc434-example1.html"))
+        #expect(result == Array(expected))
+    }
+
+    @Test(
+        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/xsltproc"), "needs xsltproc (make test installs it)"),
+        arguments: ["UBL-Invoice-2.1-Example.xml", "UBL-CreditNote-2.1-Example.xml", "UBL-Invoice-2.1-Example-Trivial.xml"]
+    )
+    func outputIsByteIdenticalToXsltproc(_ name: String) throws {
+        let input = "\(Self.data)/xml/ubl/\(name)"
+        let stylesheet = try XSLTStylesheet(path: Self.render)
+        let reference = try Self.xsltproc([Self.render, input])
+        #expect(reference.status == 0)
+        #expect(!reference.output.isEmpty)
+        #expect(try Self.transform(stylesheet, file: input) == reference.output)
+
+        let checks = try XSLTStylesheet(path: Self.codeLists)
+        let good = "\(Self.data)/xml/ubl/order-test-good.xml"
+        #expect(try Self.transform(checks, file: good) == Self.xsltproc([Self.codeLists, good]).output)
+    }
+
+    @Test func terminatingMessageFailsWithItsText() throws {
+        let stylesheet = try XSLTStylesheet(path: Self.codeLists)
+        let expected = try String(contentsOfFile: "\(Self.data)/xslt/expected-generated/ubl-dtq/order-test-bad2.messages.txt", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect {
+            try Self.transform(stylesheet, file: "\(Self.data)/xml/ubl/order-test-bad2.xml")
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("the stylesheet stopped the transform") && text.contains(expected)
+        }
+    }
+
+    @Test func xslt2IsRefusedClearly() {
+        #expect {
+            try XSLTStylesheet(path: "\(Self.data)/xslt/en16931/EN16931-UBL-validation.xslt")
+        } throws: { error in
+            "\(error)".contains("XSLT 2.0 is not supported")
+        }
+    }
+
+    @Test(arguments: ["defusedxml-xalan_exec.xsl", "defusedxml-xalan_write.xsl"])
+    func hostileStylesheetsRunNothingAndWriteNothing(_ name: String) throws {
+        let folder = try Self.folder()
+        let previous = FileManager.default.currentDirectoryPath
+        FileManager.default.changeCurrentDirectoryPath(folder)
+        defer { FileManager.default.changeCurrentDirectoryPath(previous) }
+        let stylesheet = try XSLTStylesheet(path: "\(Self.data)/attacks/xslt/\(name)")
+        #expect(throws: XSLTError.self) {
+            try Self.transform(stylesheet, file: "\(Self.data)/xml/ubl/order-test-good.xml")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder).isEmpty, "the stylesheet wrote a file")
+    }
+
+    @Test func writingFilesIsForbidden() throws {
+        let folder = try Self.folder()
+        let target = folder + "/written.txt"
+        try """
+        <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
+            xmlns:exsl="http://exslt.org/common" extension-element-prefixes="exsl">
+          <xsl:template match="/">
+            <exsl:document href="\(target)" method="text">secret</exsl:document>
+            <done/>
+          </xsl:template>
+        </xsl:stylesheet>
+        """.write(toFile: folder + "/write.xsl", atomically: true, encoding: .utf8)
+        let stylesheet = try XSLTStylesheet(path: folder + "/write.xsl")
+        #expect(throws: XSLTError.self) {
+            try Array("<a/>".utf8).withUnsafeBytes { try stylesheet.transform($0) }
+        }
+        #expect(!FileManager.default.fileExists(atPath: target))
+    }
+
+    @Test func documentReadsStayInsideTheStylesheetsFolder() throws {
+        let folder = try Self.folder()
+        try "<codes><code>EU</code></codes>".write(toFile: folder + "/codes.xml", atomically: true, encoding: .utf8)
+        let outside = try Self.folder() + "/outside.xml"
+        try "<codes><code>LEAKED</code></codes>".write(toFile: outside, atomically: true, encoding: .utf8)
+        try """
+        <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+          <xsl:output method="text"/>
+          <xsl:template match="/">
+            <xsl:value-of select="document('codes.xml')/codes/code"/>
+            <xsl:text>|</xsl:text>
+            <xsl:value-of select="document('\(outside)')/codes/code"/>
+            <xsl:text>|</xsl:text>
+            <xsl:value-of select="document('/etc/passwd')"/>
+          </xsl:template>
+        </xsl:stylesheet>
+        """.write(toFile: folder + "/read.xsl", atomically: true, encoding: .utf8)
+        let stylesheet = try XSLTStylesheet(path: folder + "/read.xsl")
+        #expect(stylesheet.mediaType == "text/plain")
+        let result = String(decoding: try Array("<a/>".utf8).withUnsafeBytes { try stylesheet.transform($0) }, as: UTF8.self)
+        #expect(result == "EU||")
+        // Widening the allowed tree lets the outside file in.
+        let widened = try XSLTStylesheet(path: folder + "/read.xsl", allowedRoot: "/tmp")
+        let more = String(decoding: try Array("<a/>".utf8).withUnsafeBytes { try widened.transform($0) }, as: UTF8.self)
+        #expect(more == "EU|LEAKED|")
+        // The network is refused outright: the transform fails.
+        try """
+        <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+          <xsl:template match="/"><xsl:copy-of select="document('http://127.0.0.1:1/x.xml')"/></xsl:template>
+        </xsl:stylesheet>
+        """.write(toFile: folder + "/network.xsl", atomically: true, encoding: .utf8)
+        let network = try XSLTStylesheet(path: folder + "/network.xsl")
+        #expect(throws: XSLTError.self) { try Array("<a/>".utf8).withUnsafeBytes { try network.transform($0) } }
+    }
+
+    @Test func includesOutsideTheFolderAreRefusedAtCompileTime() throws {
+        let folder = try Self.folder()
+        let other = try Self.folder()
+        try """
+        <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"><xsl:template name="x"/></xsl:stylesheet>
+        """.write(toFile: other + "/lib.xsl", atomically: true, encoding: .utf8)
+        try """
+        <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+          <xsl:include href="\(other)/lib.xsl"/>
+        </xsl:stylesheet>
+        """.write(toFile: folder + "/main.xsl", atomically: true, encoding: .utf8)
+        #expect(throws: XSLTError.self) { try XSLTStylesheet(path: folder + "/main.xsl") }
+    }
+
+    @Test func parametersArePassedAsStrings() throws {
+        let folder = try Self.folder()
+        try """
+        <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+          <xsl:output method="text"/>
+          <xsl:param name="who" select="'nobody'"/>
+          <xsl:param name="expr"/>
+          <xsl:template match="/"><xsl:value-of select="concat($who, ' ', $expr)"/></xsl:template>
+        </xsl:stylesheet>
+        """.write(toFile: folder + "/params.xsl", atomically: true, encoding: .utf8)
+        let stylesheet = try XSLTStylesheet(path: folder + "/params.xsl")
+        let result = try Array("<a/>".utf8).withUnsafeBytes {
+            try stylesheet.transform($0, parameters: [("who", "O'Brien \"Jr\""), ("expr", "1+1")])
+        }
+        #expect(String(decoding: result, as: UTF8.self) == "O'Brien \"Jr\" 1+1")
+        let defaults = try Array("<a/>".utf8).withUnsafeBytes { try stylesheet.transform($0) }
+        #expect(String(decoding: defaults, as: UTF8.self) == "nobody ")
+    }
+
+    @Test func oneCompiledStylesheetServesConcurrentTransforms() async throws {
+        let stylesheet = try XSLTStylesheet(path: Self.render)
+        let input = "\(Self.data)/xml/ubl/UBL-Invoice-2.1-Example.xml"
+        let first = try Self.transform(stylesheet, file: input)
+        let results = try await withThrowingTaskGroup(of: [UInt8].self) { group in
+            for _ in 0..<8 {
+                group.addTask { try Self.transform(stylesheet, file: input) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.count == 8)
+        #expect(results.allSatisfy { $0 == first })
+    }
+
+    @Test(arguments: try! FileManager.default.contentsOfDirectory(atPath: "/work/shared/data/attacks/xml").sorted())
+    func hostileInputIsRefusedOrHarmless(_ name: String) throws {
+        let folder = try Self.folder()
+        try """
+        <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+          <xsl:output method="text"/>
+          <xsl:template match="/"><xsl:value-of select="string(.)"/></xsl:template>
+        </xsl:stylesheet>
+        """.write(toFile: folder + "/text.xsl", atomically: true, encoding: .utf8)
+        let stylesheet = try XSLTStylesheet(path: folder + "/text.xsl")
+        do {
+            let result = try Self.transform(stylesheet, file: "\(Self.data)/attacks/xml/\(name)")
+            let text = String(decoding: result, as: UTF8.self)
+            #expect(!text.contains("root:"), "\(name) leaked a local file")
+            #expect(result.count < 1_000_000, "\(name) expanded to \(result.count) bytes")
+        } catch {
+            // Refused: fine.
+        }
+    }
+}
