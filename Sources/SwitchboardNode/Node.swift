@@ -61,7 +61,8 @@ public final class SwitchboardNode: Sendable {
             } else {
                 audit = nil
             }
-            engine = try RouteLoader(catalog: catalog, observers: observers, logger: logger).load(directory: configuration.routesDirectory)
+            engine = try RouteLoader(catalog: catalog, observers: observers, logger: logger, mappingsDirectory: configuration.mappingsDirectory)
+                .load(directory: configuration.routesDirectory)
             monitor.install(engine.routes.map { RouteMonitor.RouteInfo(id: $0.id, source: $0.source.description, sla: $0.sla) })
         } catch {
             for adapter in catalog.adapters { await adapter.shutdown() }

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Yams
 import SwitchboardCore
@@ -22,7 +23,12 @@ final class RouteCompiler {
     private var directCalls: [(name: String, location: SourceLocation)] = []
     private var compiled: [CompiledRoute] = []
 
-    init(catalog: AdapterCatalog, observers: ObserverSet, logger: Logger, environment: [String: String]) {
+    private let mappingsDirectory: String
+    /// Stylesheets compiled so far, by absolute path and allowed folder: each once per load.
+    private var stylesheets: [String: XSLTStylesheet] = [:]
+
+    init(catalog: AdapterCatalog, observers: ObserverSet, logger: Logger, environment: [String: String], mappingsDirectory: String = "Mappings") {
+        self.mappingsDirectory = mappingsDirectory
         var catalog = catalog
         catalog.add(DirectAdapter(directory: directory))
         self.catalog = catalog
@@ -449,8 +455,10 @@ final class RouteCompiler {
             if node.sequence == nil, !node.isNull {
                 log.error(node.location, "'\(name)' expects a list, found \(node.kindDescription)")
             }
-        case .sla:
-            break // Checked key by key where the route is compiled.
+        case .sla, .templateMap:
+            if node.mapping == nil {
+                log.error(node.location, "'\(name)' expects a mapping, found \(node.kindDescription)")
+            }
         }
     }
 
@@ -480,6 +488,9 @@ final class RouteCompiler {
         case "set-body":
             guard let value = template(fields["value"], scope: scope) else { return nil }
             return SetBodyStep(value: value, contentType: fields["content-type"]?.scalar)
+
+        case "xslt":
+            return buildXSLT(fields, scope: scope, at: step.location)
 
         case "choice":
             guard let branchesNode = fields["branches"] else { return nil }
@@ -570,6 +581,60 @@ final class RouteCompiler {
             log.error(step.fields["uri"]?.contentLocation ?? step.location, "\(error)")
             return nil
         }
+    }
+
+    /// `xslt: FILE` or `xslt: { file, params: { name: template }, allow: FOLDER }`: the
+    /// stylesheet is compiled here, once, and may read only inside the mappings folder
+    /// (or the `allow` folder under it).
+    private func buildXSLT(_ fields: [String: ConfigNode], scope: RouteScope, at location: SourceLocation) -> (any Processor)? {
+        guard let fileNode = fields["file"], let file = fileNode.scalar else { return nil }
+        guard let path = mappingsPath(file, at: fileNode.contentLocation, what: "stylesheet") else { return nil }
+        var root = URL(fileURLWithPath: mappingsDirectory).standardizedFileURL.path
+        if let allowNode = fields["allow"], let allow = allowNode.scalar {
+            guard let widened = mappingsPath(allow, at: allowNode.contentLocation, what: "'allow' folder", mustExist: false) else { return nil }
+            root = widened
+        }
+        var parameters: [(String, Template)] = []
+        if let paramsNode = fields["params"] {
+            guard let pairs = paramsNode.mapping else {
+                log.error(paramsNode.location, "'params' maps parameter names to values, as in { lang: en, sent: \"${date:yyyy-MM-dd}\" }")
+                return nil
+            }
+            for pair in pairs {
+                guard let value = template(pair.value, scope: scope) else {
+                    log.error(pair.value.location, "parameter '\(pair.key)' needs a single value")
+                    continue
+                }
+                parameters.append((pair.key, value))
+            }
+        }
+        let key = path + "\u{0}" + root
+        if let compiled = stylesheets[key] {
+            return XSLTStep(stylesheet: compiled, file: file, parameters: parameters)
+        }
+        guard FileManager.default.fileExists(atPath: path) else {
+            log.error(fileNode.contentLocation, "stylesheet '\(file)' does not exist in the mappings folder (\(mappingsDirectory))")
+            return nil
+        }
+        do {
+            let compiled = try XSLTStylesheet(path: path, allowedRoot: root)
+            stylesheets[key] = compiled
+            return XSLTStep(stylesheet: compiled, file: file, parameters: parameters)
+        } catch {
+            log.error(fileNode.contentLocation, "\(error)")
+            return nil
+        }
+    }
+
+    /// A path inside the mappings folder, or nil (with an error) when it would leave it.
+    private func mappingsPath(_ relative: String, at location: SourceLocation, what: String, mustExist: Bool = true) -> String? {
+        let base = URL(fileURLWithPath: mappingsDirectory).standardizedFileURL.path
+        let path = URL(fileURLWithPath: relative, relativeTo: URL(fileURLWithPath: base + "/")).standardizedFileURL.path
+        guard !relative.hasPrefix("/"), path == base || path.hasPrefix(base + "/") else {
+            log.error(location, "\(what) '\(relative)' is outside the mappings folder; give a path relative to \(mappingsDirectory)")
+            return nil
+        }
+        return path
     }
 
     private func buildChoice(_ node: ConfigNode, scope: RouteScope, path: String) -> (any Processor)? {

@@ -9,17 +9,21 @@ public struct RouteLoader: Sendable {
     public var logger: Logger
     /// What `${env.NAME}` reads.
     public var environment: [String: String]
+    /// Where `xslt:` (and later `validate:`, `map:`) find their files.
+    public var mappingsDirectory: String
 
     public init(
         catalog: AdapterCatalog,
         observers: [any ExchangeObserver] = [],
         logger: Logger = Logger(label: "switchboard"),
-        environment: [String: String] = ProcessInfo.processInfo.environment
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        mappingsDirectory: String = "Mappings"
     ) {
         self.catalog = catalog
         self.observers = observers
         self.logger = logger
         self.environment = environment
+        self.mappingsDirectory = mappingsDirectory
     }
 
     /// Every `*.yaml` and `*.yml` file under `directory`, at any depth, sorted by path.
@@ -70,7 +74,7 @@ public struct RouteLoader: Sendable {
         if logger.logLevel <= .debug {
             observers.append(LoggingObserver(logger: logger))
         }
-        let compiler = RouteCompiler(catalog: catalog, observers: ObserverSet(observers), logger: logger, environment: environment)
+        let compiler = RouteCompiler(catalog: catalog, observers: ObserverSet(observers), logger: logger, environment: environment, mappingsDirectory: mappingsDirectory)
         var diagnostics: [Diagnostic] = []
         for source in sources {
             if let readError = source.readError {

@@ -20,6 +20,8 @@ public struct StepSpec: Sendable {
         case jsonpath
         /// A route's service level: percentiles, error rate, throughput, max age, window, alert.
         case sla
+        /// A mapping of names to templates.
+        case templateMap
     }
 
     public struct Field: Sendable {
@@ -116,6 +118,17 @@ public struct StepSpec: Sendable {
             ],
             scalarField: "value",
             example: "- set-body: { value: '{\"status\":\"accepted\",\"id\":\"${id}\"}', content-type: application/json }"
+        ),
+        StepSpec(
+            "xslt",
+            summary: "Transforms an XML body with an XSLT 1.0 stylesheet (libxslt + EXSLT), compiled once at load; the result's content type follows xsl:output.",
+            fields: [
+                Field("file", .string, required: true, "Stylesheet path relative to the mappings folder."),
+                Field("params", .templateMap, "xsl:param values as { name: template }, passed as strings."),
+                Field("allow", .string, "Folder under the mappings folder the stylesheet may read (default: the mappings folder)."),
+            ],
+            scalarField: "file",
+            example: "- xslt: { file: ubl-to-canonical.xsl, params: { received: \"${date:yyyy-MM-dd}\" } }"
         ),
         StepSpec(
             "choice",

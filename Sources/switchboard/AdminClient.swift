@@ -1,3 +1,4 @@
+import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import NIOCore
@@ -80,4 +81,15 @@ func stdoutWantsColor() -> Bool {
 
 func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// The bytes of a file named on the command line; `-` reads standard input.
+func readInput(_ path: String) throws -> Data {
+    if path == "-" {
+        return FileHandle.standardInput.readDataToEndOfFile()
+    }
+    guard let contents = FileManager.default.contents(atPath: path) else {
+        throw ValidationError("cannot read '\(path)'")
+    }
+    return contents
 }

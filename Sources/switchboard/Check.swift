@@ -33,7 +33,9 @@ struct Check: AsyncParsableCommand {
         var logger = Logger(label: "switchboard")
         logger.logLevel = .critical
         let catalog = AdapterRegistry.makeCatalog(configuration, logger: logger)
-        let loaded = Result { try RouteLoader(catalog: catalog, logger: logger).load(directory: configuration.routesDirectory) }
+        let loaded = Result {
+            try RouteLoader(catalog: catalog, logger: logger, mappingsDirectory: configuration.mappingsDirectory).load(directory: configuration.routesDirectory)
+        }
         // Client pools made for producers are closed even though nothing ran.
         for adapter in catalog.adapters { await adapter.shutdown() }
         let engine: RouteEngine

@@ -154,15 +154,7 @@ struct SendCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try node.loadOrExit()
-        let data: Data
-        if file == "-" {
-            data = FileHandle.standardInput.readDataToEndOfFile()
-        } else {
-            guard let contents = FileManager.default.contents(atPath: file) else {
-                throw ValidationError("cannot read '\(file)'")
-            }
-            data = contents
-        }
+        let data = try readInput(file)
         let pairs = headers.map { header -> (String, String) in
             let equals = header.firstIndex(of: "=")!
             return (String(header[..<equals]), String(header[header.index(after: equals)...]))

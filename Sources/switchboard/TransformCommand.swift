@@ -119,15 +119,7 @@ struct TransformCommand: AsyncParsableCommand {
 }
 
 private func transform(_ stylesheet: XSLTStylesheet, _ file: String, _ pairs: [(String, String)]) throws -> [UInt8] {
-    let data: Data
-    if file == "-" {
-        data = FileHandle.standardInput.readDataToEndOfFile()
-    } else {
-        guard let contents = FileManager.default.contents(atPath: file) else {
-            throw ValidationError("cannot read '\(file)'")
-        }
-        data = contents
-    }
+    let data = try readInput(file)
     return try data.withUnsafeBytes { try stylesheet.transform($0, name: file, parameters: pairs) }
 }
 

@@ -143,7 +143,7 @@ struct CLITests {
         #expect(adapters.first?["schemes"] == .array([.string("http"), .string("https")]))
     }
 
-    @Test(arguments: ["run", "check", "trace", "routes", "sla", "send", "schema", "adapters"])
+    @Test(arguments: ["run", "check", "trace", "routes", "sla", "send", "transform", "schema", "adapters"])
     func everySubcommandExplainsItselfWithAnExample(_ command: String) throws {
         let output = try Self.run([command, "--help"])
         #expect(output.status == 0)
@@ -258,5 +258,32 @@ struct CLITests {
             #expect(text.contains("stopped"))
             group.cancelAll()
         }
+    }
+
+    @Test func transformWritesWhatXsltprocWritesAndOneFilePerInput() throws {
+        let data = "/work/shared/data"
+        let render = "\(data)/xslt/sfti-render-billing-3/render-billing-3.xsl"
+        let invoice = "\(data)/xml/en16931/ubl-tc434-example1.xml"
+        let single = try Self.run(["transform", "--xslt", render, invoice])
+        #expect(single.status == 0, "\(single.stderr)")
+        let expected = try String(contentsOfFile: "\(data)/xslt/expected-generated/render-billing-3/ubl-tc434-example1.html", encoding: .utf8)
+        #expect(single.stdout == expected)
+
+        // A folder in, a folder out, every input transformed.
+        let out = try Self.temporaryFolder() + "/html"
+        let many = try Self.run(["transform", "--xslt", render, "--out", out, "\(data)/xml/en16931"])
+        #expect(many.status == 0, "\(many.stderr)")
+        let written = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
+        let inputs = try FileManager.default.contentsOfDirectory(atPath: "\(data)/xml/en16931").filter { $0.hasSuffix(".xml") }
+        #expect(written.count == inputs.count)
+        #expect(written.contains("ubl-tc434-example1.html"))
+        #expect(try String(contentsOfFile: out + "/ubl-tc434-example1.html", encoding: .utf8) == expected)
+
+        let stopped = try Self.run(["transform", "--xslt", "\(data)/xslt/ubl-oasis/UBL-DefaultDTQ-2.1.xsl", "\(data)/xml/ubl/order-test-bad2.xml"])
+        #expect(stopped.status == 1)
+        #expect(stopped.stderr.contains("Value supplied 'LA' is unacceptable"), "\(stopped.stderr)")
+        let two = try Self.run(["transform", "--xslt", "\(data)/xslt/en16931/EN16931-UBL-validation.xslt", invoice])
+        #expect(two.status == 2)
+        #expect(two.stderr.contains("XSLT 2.0 is not supported"))
     }
 }

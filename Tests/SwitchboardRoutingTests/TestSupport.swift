@@ -121,7 +121,7 @@ struct Harness {
     let observer: RecordingObserver
     let logs: LogStore
 
-    init(_ yaml: String, environment: [String: String] = [:], logLevel: Logger.Level = .info) throws {
+    init(_ yaml: String, environment: [String: String] = [:], logLevel: Logger.Level = .info, mappings: String = "Mappings") throws {
         let endpoints = TestEndpoints()
         let observer = RecordingObserver()
         let logs = LogStore()
@@ -131,7 +131,8 @@ struct Harness {
             catalog: AdapterCatalog([TestAdapter(endpoints: endpoints)]),
             observers: [observer],
             logger: logger,
-            environment: environment
+            environment: environment,
+            mappingsDirectory: mappings
         )
         self.engine = try loader.load(sources: [(yaml, "routes.yaml")])
         self.endpoints = endpoints
@@ -147,11 +148,12 @@ struct Harness {
 }
 
 /// The diagnostics loading `yaml` produces, as printed (`routes.yaml:3:7: error: …`).
-func loadErrors(_ yaml: String, environment: [String: String] = [:]) -> [String] {
+func loadErrors(_ yaml: String, environment: [String: String] = [:], mappings: String = "Mappings") -> [String] {
     let loader = RouteLoader(
         catalog: AdapterCatalog([TestAdapter(endpoints: TestEndpoints())]),
         logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() },
-        environment: environment
+        environment: environment,
+        mappingsDirectory: mappings
     )
     do {
         _ = try loader.load(sources: [(yaml, "routes.yaml")])

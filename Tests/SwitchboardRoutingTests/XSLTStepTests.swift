@@ -1,0 +1,93 @@
+import Foundation
+import NIOCore
+import SwitchboardCore
+import SwitchboardRouting
+import Testing
+
+@Suite struct XSLTStepTests {
+    /// A mappings folder with a stylesheet that wraps the order id and two parameters, a
+    /// code list it reads with document(), and one that rejects orders without an id.
+    static func mappings() throws -> String {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-mappings-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder + "/orders", withIntermediateDirectories: true)
+        try "<regions><region code='EU'>Europe</region></regions>".write(toFile: folder + "/orders/regions.xml", atomically: true, encoding: .utf8)
+        try """
+        <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+          <xsl:output method="xml" media-type="application/vnd.canonical+xml" indent="no"/>
+          <xsl:param name="channel"/>
+          <xsl:param name="received"/>
+          <xsl:template match="/order">
+            <canonical id="{@id}" channel="{$channel}" received="{$received}">
+              <xsl:value-of select="document('regions.xml')/regions/region[@code = current()/@region]"/>
+            </canonical>
+          </xsl:template>
+        </xsl:stylesheet>
+        """.write(toFile: folder + "/orders/to-canonical.xsl", atomically: true, encoding: .utf8)
+        try """
+        <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+          <xsl:template match="/order[not(@id)]" priority="1"><xsl:message terminate="yes">order without id</xsl:message></xsl:template>
+          <xsl:template match="/order"><ok/></xsl:template>
+        </xsl:stylesheet>
+        """.write(toFile: folder + "/check.xsl", atomically: true, encoding: .utf8)
+        try """
+        <xsl:stylesheet version="2.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"><xsl:template match="/"/></xsl:stylesheet>
+        """.write(toFile: folder + "/two.xsl", atomically: true, encoding: .utf8)
+        return folder
+    }
+
+    @Test func transformsTheBodyWithTemplatedParameters() async throws {
+        let harness = try Harness("""
+        routes:
+          - id: canon
+            from: direct:canon
+            steps:
+              - xslt:
+                  file: orders/to-canonical.xsl
+                  params: { channel: "${header.X-Channel}", received: "2026-11-21" }
+        """, mappings: try Self.mappings())
+        let reply = try await harness.send("canon", "<order id='7' region='EU'/>", headers: Headers([("X-Channel", "web's")]))
+        #expect(reply.bodyString == #"<?xml version="1.0"?>"# + "\n" + #"<canonical id="7" channel="web's" received="2026-11-21">Europe</canonical>"#)
+        #expect(reply.contentType == "application/vnd.canonical+xml")
+        let step = try #require(harness.observer.all.first { $0.step?.kind == "xslt" && $0.phase == .completed })
+        #expect(step.detail == "orders/to-canonical.xsl → application/vnd.canonical+xml")
+    }
+
+    @Test func aTerminatingMessageFailsTheStepWithItsText() async throws {
+        let harness = try Harness("""
+        routes:
+          - id: check
+            from: direct:check
+            steps:
+              - xslt: check.xsl
+        """, mappings: try Self.mappings())
+        #expect(try await harness.send("check", "<order id='1'/>").bodyString.contains("<ok/>"))
+        await #expect {
+            try await harness.send("check", "<order/>")
+        } throws: { error in
+            guard let failure = error as? StepFailure else { return false }
+            return failure.status == 422 && failure.reason.contains("order without id") && failure.step.kind == "xslt"
+        }
+        await #expect {
+            try await harness.send("check", "not xml")
+        } throws: { error in
+            (error as? StepFailure)?.status == 400
+        }
+    }
+
+    @Test func stylesheetProblemsAreLoadErrorsWithTheirPlace() throws {
+        let errors = loadErrors("""
+        routes:
+          - id: a
+            from: direct:a
+            steps:
+              - xslt: missing.xsl
+              - xslt: ../escape.xsl
+              - xslt: two.xsl
+              - xslt: { file: check.xsl, params: [x] }
+        """, mappings: try Self.mappings())
+        #expect(errors.contains { $0.hasPrefix("routes.yaml:5:15: error: stylesheet 'missing.xsl' does not exist in the mappings folder") }, "\(errors)")
+        #expect(errors.contains { $0.hasPrefix("routes.yaml:6:15: error: stylesheet '../escape.xsl' is outside the mappings folder") }, "\(errors)")
+        #expect(errors.contains { $0.hasPrefix("routes.yaml:7:15: error: ") && $0.contains("XSLT 2.0 is not supported") }, "\(errors)")
+        #expect(errors.contains { $0.contains("'params' expects a mapping") }, "\(errors)")
+    }
+}
