@@ -66,6 +66,7 @@ bench: bench-deps
 	$(SWIFT) build $(RELEASE)
 	bench/http-proxy
 	bench/audit-overhead
+	bench/xslt
 
 clean:
 	rm -rf .build var

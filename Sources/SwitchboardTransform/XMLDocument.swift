@@ -1,4 +1,5 @@
 import CLibXML2
+import Synchronization
 
 /// A parsed XML document, owned: the libxml2 tree is freed when the value goes away.
 ///
@@ -25,10 +26,10 @@ public final class XMLDocument {
         guard bytes.count <= Int(Int32.max) else {
             throw XMLError("\(name) is too large to parse as XML (\(bytes.count) bytes)")
         }
-        guard let context = xmlNewParserCtxt() else {
+        guard let context = XMLLibrary.takeParser() else {
             throw XMLError("out of memory creating an XML parser")
         }
-        defer { xmlFreeParserCtxt(context) }
+        defer { XMLLibrary.returnParser(context) }
         let document = bytes.withMemoryRebound(to: CChar.self) { chars in
             xmlCtxtReadMemory(context, chars.baseAddress, Int32(chars.count), nil, nil, XMLLibrary.safeParseOptions)
         }
@@ -120,6 +121,29 @@ enum XMLLibrary {
 
     static func initialize() {
         _ = once
+    }
+
+    /// Parser contexts kept for reuse: a context keeps its name dictionary between parses,
+    /// so element and attribute names are interned once instead of once per document.
+    /// (Addresses, since raw pointers are not Sendable.)
+    private static let parsers = Mutex<[UInt]>([])
+
+    static func takeParser() -> xmlParserCtxtPtr? {
+        if let address = parsers.withLock({ $0.popLast() }), let context = xmlParserCtxtPtr(bitPattern: address) {
+            return context
+        }
+        return xmlNewParserCtxt()
+    }
+
+    static func returnParser(_ context: xmlParserCtxtPtr) {
+        // A document keeps the context's dictionary alive by reference; the context itself
+        // holds nothing else once a parse has ended.
+        let kept = parsers.withLock { pool -> Bool in
+            guard pool.count < 16 else { return false }
+            pool.append(UInt(bitPattern: context))
+            return true
+        }
+        if !kept { xmlFreeParserCtxt(context) }
     }
 }
 
