@@ -6,6 +6,8 @@
 #include <libxml/xpathInternals.h>
 #include <libxml/xmlerror.h>
 #include <libxml/xmlsave.h>
+#include <libxml/xmlschemas.h>
+#include <libxml/xmlIO.h>
 #include <libxml/globals.h>
 #include <stdarg.h>
 #include <stdio.h>

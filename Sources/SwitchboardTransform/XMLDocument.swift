@@ -1,4 +1,5 @@
 import CLibXML2
+import Foundation
 import Synchronization
 
 /// A parsed XML document, owned: the libxml2 tree is freed when the value goes away.
@@ -115,12 +116,31 @@ enum XMLLibrary {
         xmlInitParser()
         // Keep libxml2 from printing anything on its own: every error is captured and reported.
         switchboard_xml_silence()
-        // Refuse every external load, whatever a document or stylesheet asks for.
-        xmlSetExternalEntityLoader(refuseExternalEntity)
+        // Refuse every external load, whatever a document asks for; only an XSD being
+        // compiled may read its includes and imports, inside its allowed folder.
+        xmlSetExternalEntityLoader(confinedEntityLoader)
     }()
 
     static func initialize() {
         _ = once
+    }
+
+    /// The folder a schema being compiled may read (see ``compilingSchema(root:_:)``).
+    nonisolated(unsafe) static var schemaRoot: String?
+    nonisolated(unsafe) static var schemaThread: pthread_t?
+    private static let schemaLock = Mutex<Void>(())
+
+    /// Runs `body` (a schema compilation) with reads allowed inside `root`; one at a time.
+    static func compilingSchema<T>(root: String, _ body: () -> T) -> T {
+        schemaLock.withLock { _ in
+            schemaRoot = URL(fileURLWithPath: root).standardizedFileURL.resolvingSymlinksInPath().path
+            schemaThread = pthread_self()
+            defer {
+                schemaRoot = nil
+                schemaThread = nil
+            }
+            return body()
+        }
     }
 
     /// Parser contexts kept for reuse: a context keeps its name dictionary between parses,
@@ -147,7 +167,27 @@ enum XMLLibrary {
     }
 }
 
-private let refuseExternalEntity: xmlExternalEntityLoader = { _, _, _ in nil }
+/// The process-wide external entity loader: refuses everything, except local files inside
+/// ``XMLLibrary/schemaRoot`` while a schema is being compiled.
+private let confinedEntityLoader: xmlExternalEntityLoader = { url, _, context in
+    // Only on the thread compiling the schema: a message parsed elsewhere at the same
+    // moment still gets nothing.
+    guard let url, let root = XMLLibrary.schemaRoot, let thread = XMLLibrary.schemaThread, pthread_equal(thread, pthread_self()) != 0 else {
+        return nil
+    }
+    let text = String(cString: url)
+    let path: String
+    if text.hasPrefix("file://") {
+        path = URL(string: text)?.path ?? String(text.dropFirst(7))
+    } else if text.contains("://") {
+        return nil
+    } else {
+        path = text
+    }
+    let absolute = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+    guard absolute.hasPrefix(root.hasSuffix("/") ? root : root + "/") else { return nil }
+    return absolute.withCString { xmlNewInputFromFile(context, $0) }
+}
 
 extension String {
     func trimmingASCIIWhitespaceAndNewlines() -> String {
