@@ -26,6 +26,8 @@ final class RouteCompiler {
     private let mappingsDirectory: String
     /// Stylesheets compiled so far, by absolute path and allowed folder: each once per load.
     private var stylesheets: [String: XSLTStylesheet] = [:]
+    /// Schemas compiled so far, by absolute path.
+    private var schemas: [String: XSDSchema] = [:]
 
     init(catalog: AdapterCatalog, observers: ObserverSet, logger: Logger, environment: [String: String], mappingsDirectory: String = "Mappings") {
         self.mappingsDirectory = mappingsDirectory
@@ -491,6 +493,23 @@ final class RouteCompiler {
 
         case "xslt":
             return buildXSLT(fields, scope: scope, at: step.location)
+
+        case "validate":
+            guard let node = fields["xsd"], let file = node.scalar else { return nil }
+            guard let path = mappingsPath(file, at: node.contentLocation, what: "schema") else { return nil }
+            guard FileManager.default.fileExists(atPath: path) else {
+                log.error(node.contentLocation, "schema '\(file)' does not exist in the mappings folder (\(mappingsDirectory))")
+                return nil
+            }
+            if let compiled = schemas[path] { return XSDValidateStep(schema: compiled, file: file) }
+            do {
+                let schema = try XSDSchema(path: path, allowedRoot: URL(fileURLWithPath: mappingsDirectory).standardizedFileURL.path)
+                schemas[path] = schema
+                return XSDValidateStep(schema: schema, file: file)
+            } catch {
+                log.error(node.contentLocation, "\(error)")
+                return nil
+            }
 
         case "choice":
             guard let branchesNode = fields["branches"] else { return nil }

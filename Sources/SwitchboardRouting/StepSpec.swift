@@ -131,6 +131,14 @@ public struct StepSpec: Sendable {
             example: "- xslt: { file: ubl-to-canonical.xsl, params: { received: \"${date:yyyy-MM-dd}\" } }"
         ),
         StepSpec(
+            "validate",
+            summary: "Refuses a body that does not validate (status 400, the violations in the error); the schema is compiled once at load.",
+            fields: [
+                Field("xsd", .string, required: true, "XML Schema path relative to the mappings folder; its includes and imports are read from the mappings folder."),
+            ],
+            example: "- validate: { xsd: ubl/maindoc/UBL-Invoice-2.1.xsd }"
+        ),
+        StepSpec(
             "choice",
             summary: "Content-based router: runs the steps of the first 'when' that holds, else 'otherwise'.",
             fields: [Field("branches", .branches, required: true, "A list of { when: PREDICATE, steps: [...] } and at most one final { otherwise: [...] }.")],

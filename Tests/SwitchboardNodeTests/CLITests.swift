@@ -143,7 +143,7 @@ struct CLITests {
         #expect(adapters.first?["schemes"] == .array([.string("http"), .string("https")]))
     }
 
-    @Test(arguments: ["run", "check", "trace", "routes", "sla", "send", "transform", "schema", "adapters"])
+    @Test(arguments: ["run", "check", "trace", "routes", "sla", "send", "transform", "validate", "schema", "adapters"])
     func everySubcommandExplainsItselfWithAnExample(_ command: String) throws {
         let output = try Self.run([command, "--help"])
         #expect(output.status == 0)
@@ -285,5 +285,22 @@ struct CLITests {
         let two = try Self.run(["transform", "--xslt", "\(data)/xslt/en16931/EN16931-UBL-validation.xslt", invoice])
         #expect(two.status == 2)
         #expect(two.stderr.contains("XSLT 2.0 is not supported"))
+    }
+
+    @Test func validateExitsZeroOneOrTwo() throws {
+        let data = "/work/shared/data"
+        let schema = "\(data)/xsd/ubl-2.1/maindoc/UBL-Invoice-2.1.xsd"
+        let valid = try Self.run(["validate", "--xsd", schema, "--allow", "\(data)/xsd/ubl-2.1", "\(data)/xml/ubl/UBL-Invoice-2.1-Example.xml"])
+        #expect(valid.status == 0, "\(valid.stderr)")
+        #expect(valid.stdout.contains("valid against"))
+        let folder = try Self.temporaryFolder()
+        let broken = try String(contentsOfFile: "\(data)/xml/ubl/UBL-Invoice-2.1-Example.xml", encoding: .utf8)
+            .replacingOccurrences(of: "<cbc:IssueDate>2009-12-15</cbc:IssueDate>", with: "<cbc:IssueDate>soon</cbc:IssueDate>")
+        try broken.write(toFile: folder + "/broken.xml", atomically: true, encoding: .utf8)
+        let invalid = try Self.run(["validate", "--xsd", schema, "--allow", "\(data)/xsd/ubl-2.1", folder + "/broken.xml"])
+        #expect(invalid.status == 1)
+        #expect(invalid.stderr.contains("\(folder)/broken.xml:7: error: "), "\(invalid.stderr)")
+        let badSchema = try Self.run(["validate", "--xsd", "\(data)/attacks/xsd/defusedxml-schema-include.xsd", folder + "/broken.xml"])
+        #expect(badSchema.status == 2, "\(badSchema.stderr)")
     }
 }

@@ -91,3 +91,45 @@ import Testing
         #expect(errors.contains { $0.contains("'params' expects a mapping") }, "\(errors)")
     }
 }
+
+@Suite struct ValidateStepTests {
+    @Test func invalidBodiesAreRefusedWithTheirLines() async throws {
+        let mappings = FileManager.default.temporaryDirectory.appendingPathComponent("sb-xsd-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: mappings + "/schemas", withIntermediateDirectories: true)
+        try """
+        <xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
+          <xs:include schemaLocation="types.xsd"/>
+          <xs:element name="order"><xs:complexType><xs:attribute name="id" type="orderID" use="required"/></xs:complexType></xs:element>
+        </xs:schema>
+        """.write(toFile: mappings + "/schemas/order.xsd", atomically: true, encoding: .utf8)
+        try """
+        <xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
+          <xs:simpleType name="orderID"><xs:restriction base="xs:string"><xs:pattern value="[0-9]+"/></xs:restriction></xs:simpleType>
+        </xs:schema>
+        """.write(toFile: mappings + "/schemas/types.xsd", atomically: true, encoding: .utf8)
+        let harness = try Harness("""
+        routes:
+          - id: orders
+            from: direct:orders
+            steps:
+              - validate: { xsd: schemas/order.xsd }
+              - set-body: accepted
+        """, mappings: mappings)
+        #expect(try await harness.send("orders", "<order id='42'/>").bodyString == "accepted")
+        await #expect {
+            try await harness.send("orders", "<order\n id='x42'/>")
+        } throws: { error in
+            guard let failure = error as? StepFailure else { return false }
+            return failure.status == 400 && failure.reason.contains("not valid against schemas/order.xsd (1 problem): line 2:")
+                && failure.reason.contains("x42")
+        }
+        let errors = loadErrors("""
+        routes:
+          - id: a
+            from: direct:a
+            steps:
+              - validate: { xsd: nowhere.xsd }
+        """, mappings: mappings)
+        #expect(errors.contains { $0.hasPrefix("routes.yaml:5:26: error: schema 'nowhere.xsd' does not exist") }, "\(errors)")
+    }
+}

@@ -27,3 +27,27 @@ struct XSLTStep: Processor {
         return .next(exchange, detail: "\(file) → \(stylesheet.mediaType)")
     }
 }
+
+/// `validate: { xsd: FILE }`: lets a body through only if it validates; otherwise the step
+/// fails with status 400 and the first violations with their lines.
+struct XSDValidateStep: Processor {
+    let schema: XSDSchema
+    let file: String
+
+    func process(_ exchange: Exchange) async throws -> StepResult {
+        let violations: [XSDSchema.Violation]
+        do {
+            violations = try exchange.message.body.withUnsafeReadableBytes { try schema.validate($0, name: "the body") }
+        } catch let error as XMLError {
+            throw ProcessingError("\(error)", status: 400)
+        }
+        guard violations.isEmpty else {
+            let count = violations.count
+            throw ProcessingError(
+                "the body is not valid against \(file) (\(count) problem\(count == 1 ? "" : "s")): \(XSDSchema.summary(violations))",
+                status: 400
+            )
+        }
+        return .next(exchange, detail: "valid against \(file)")
+    }
+}
