@@ -67,6 +67,7 @@ bench: bench-deps
 	bench/http-proxy
 	bench/audit-overhead
 	bench/xslt
+	bench/xslt-http
 
 clean:
 	rm -rf .build var

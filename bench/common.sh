@@ -57,10 +57,11 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 wrk.headers["X-Region"] = "EU"
 LUA
 
-load() { # url -> prints requests/sec; fails on errors
-    wrk -t1 -c"$CONNECTIONS" -d2s -s "$WORK/post.lua" "$1" >/dev/null
+load() { # url [lua script] -> prints requests/sec; fails on errors
+    local script="${2:-$WORK/post.lua}"
+    wrk -t1 -c"$CONNECTIONS" -d2s -s "$script" "$1" >/dev/null
     local out
-    out=$(wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -s "$WORK/post.lua" "$1")
+    out=$(wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -s "$script" "$1")
     echo "$out" > "$WORK/last-wrk.txt"
     if grep -q "Non-2xx" <<<"$out"; then
         echo "errors during load on $1:" >&2
