@@ -47,7 +47,16 @@ public final class XPathExpression: @unchecked Sendable {
             xmlXPathCtxtCompile(context, text)
         }
         guard let compiled else {
-            throw XMLError("invalid XPath '\(text)': \(collector.message ?? "syntax error")")
+            var message = collector.message
+            var column = collector.column
+            // Compile errors may skip the context's handler; libxml2 keeps the last one too.
+            if let last = xmlGetLastError(), last.pointee.domain == Int32(XML_FROM_XPATH.rawValue) {
+                if message == nil, let text = last.pointee.message {
+                    message = String(cString: text).trimmingASCIIWhitespaceAndNewlines()
+                }
+                if column == nil, last.pointee.int1 >= 0 { column = Int(last.pointee.int1) + 1 }
+            }
+            throw XMLError("invalid XPath '\(text)': \(message ?? "syntax error")", column: column)
         }
         self.compiled = compiled
     }
@@ -87,6 +96,28 @@ public final class XPathExpression: @unchecked Sendable {
                 results.append(XPathExpression.serialize(node))
             }
             return results
+        }
+    }
+
+    /// Evaluates the expression and gives the result as JSON: a node-set as an array of
+    /// serialized nodes, or the number, string or boolean.
+    public func evaluateJSON(in document: XMLDocument) throws -> JSONValue {
+        try evaluate(in: document) { object in
+            switch object.pointee.type {
+            case XPATH_NODESET:
+                guard let set = object.pointee.nodesetval else { return .array([]) }
+                return .array((0..<Int(set.pointee.nodeNr)).compactMap { index in
+                    set.pointee.nodeTab[index].map { .string(XPathExpression.serialize($0)) }
+                })
+            case XPATH_BOOLEAN:
+                return .bool(object.pointee.boolval != 0)
+            case XPATH_NUMBER:
+                return .number(object.pointee.floatval)
+            default:
+                guard let text = xmlXPathCastToString(object) else { return .string("") }
+                defer { switchboard_xml_free(text) }
+                return .string(String(cString: text))
+            }
         }
     }
 
@@ -179,6 +210,8 @@ public final class XPathExpression: @unchecked Sendable {
 /// is printed and the message can go into a proper error.
 private final class ErrorCollector {
     var message: String?
+    /// 1-based position in the expression where compiling stopped, when libxml2 says.
+    var column: Int?
 
     func capturing<T>(into context: xmlXPathContextPtr, _ body: () -> T) -> T {
         let box = Unmanaged.passUnretained(self)
@@ -188,6 +221,10 @@ private final class ErrorCollector {
             let collector = Unmanaged<ErrorCollector>.fromOpaque(userData).takeUnretainedValue()
             if collector.message == nil {
                 collector.message = String(cString: text).trimmingASCIIWhitespaceAndNewlines()
+                // XPath errors carry the offset into the expression in int1.
+                if error.pointee.domain == Int32(XML_FROM_XPATH.rawValue), error.pointee.int1 >= 0 {
+                    collector.column = Int(error.pointee.int1) + 1
+                }
             }
         }
         return withExtendedLifetime(self) { body() }

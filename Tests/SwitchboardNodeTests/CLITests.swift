@@ -143,7 +143,7 @@ struct CLITests {
         #expect(adapters.first?["schemes"] == .array([.string("http"), .string("https")]))
     }
 
-    @Test(arguments: ["run", "check", "trace", "routes", "sla", "send", "transform", "validate", "schema", "adapters"])
+    @Test(arguments: ["run", "check", "trace", "routes", "sla", "send", "transform", "validate", "eval", "schema", "adapters"])
     func everySubcommandExplainsItselfWithAnExample(_ command: String) throws {
         let output = try Self.run([command, "--help"])
         #expect(output.status == 0)
@@ -302,5 +302,28 @@ struct CLITests {
         #expect(invalid.stderr.contains("\(folder)/broken.xml:7: error: "), "\(invalid.stderr)")
         let badSchema = try Self.run(["validate", "--xsd", "\(data)/attacks/xsd/defusedxml-schema-include.xsd", folder + "/broken.xml"])
         #expect(badSchema.status == 2, "\(badSchema.stderr)")
+    }
+
+    @Test func evalPrintsJSONAndExitsTwoForABadExpression() throws {
+        let folder = try Self.temporaryFolder()
+        try #"{"items":[{"name":"a","price":5},{"name":"b","price":15}]}"#.write(toFile: folder + "/order.json", atomically: true, encoding: .utf8)
+        let selected = try Self.run(["eval", "--jsonpath", "$.items[?@.price > 10].name", folder + "/order.json"])
+        #expect(selected.status == 0, "\(selected.stderr)")
+        #expect(try JSONValue(parsing: selected.stdout) == .array([.string("b")]))
+        let bad = try Self.run(["eval", "--jsonpath", "$.items[?@.price >", folder + "/order.json"])
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("invalid JSONPath at column 19"), "\(bad.stderr)")
+
+        let invoice = "/work/shared/data/xml/ubl/UBL-Invoice-2.1-Example.xml"
+        let cac = "cac=urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
+        let count = try Self.run(["eval", "--xpath", "count(//cac:InvoiceLine)", "--ns", cac, invoice])
+        #expect(count.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "5", "\(count.stdout) \(count.stderr)")
+        let nodes = try Self.run(["eval", "--xpath", "/*/*[local-name()='ID']", invoice])
+        #expect(try JSONValue(parsing: nodes.stdout) == .array([.string(#"<cbc:ID xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">TOSL108</cbc:ID>"#)]))
+        let undeclared = try Self.run(["eval", "--xpath", "//cac:InvoiceLine", invoice])
+        #expect(undeclared.status == 2)
+        #expect(undeclared.stderr.contains("namespace prefix 'cac'"))
+        let notJSON = try Self.run(["eval", "--jsonpath", "$.a", invoice])
+        #expect(notJSON.status == 1)
     }
 }
