@@ -457,6 +457,10 @@ final class RouteCompiler {
             if node.sequence == nil, !node.isNull {
                 log.error(node.location, "'\(name)' expects a list, found \(node.kindDescription)")
             }
+        case .stringList:
+            if node.sequence.map({ $0.allSatisfy { $0.scalar != nil } }) != true {
+                log.error(node.location, "'\(name)' expects a list of strings, found \(node.kindDescription)")
+            }
         case .sla, .templateMap:
             if node.mapping == nil {
                 log.error(node.location, "'\(name)' expects a mapping, found \(node.kindDescription)")
@@ -493,6 +497,13 @@ final class RouteCompiler {
 
         case "xslt":
             return buildXSLT(fields, scope: scope, at: step.location)
+
+        case "xml-to-json":
+            let arrays = Set(fields["arrays"]?.sequence?.compactMap(\.scalar) ?? [])
+            return XMLToJSONStep(arrays: arrays)
+
+        case "json-to-xml":
+            return JSONToXMLStep()
 
         case "validate":
             guard let node = fields["xsd"], let file = node.scalar else { return nil }

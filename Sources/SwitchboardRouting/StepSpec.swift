@@ -22,6 +22,8 @@ public struct StepSpec: Sendable {
         case sla
         /// A mapping of names to templates.
         case templateMap
+        /// A list of plain strings.
+        case stringList
     }
 
     public struct Field: Sendable {
@@ -129,6 +131,20 @@ public struct StepSpec: Sendable {
             ],
             scalarField: "file",
             example: "- xslt: { file: ubl-to-canonical.xsl, params: { received: \"${date:yyyy-MM-dd}\" } }"
+        ),
+        StepSpec(
+            "xml-to-json",
+            summary: "Converts an XML body to JSON: attributes as @name, child elements by qualified name, repeats as arrays, mixed text as #text (see the README).",
+            fields: [
+                Field("arrays", .stringList, "Element paths from the root (Invoice/cac:InvoiceLine) that are always arrays."),
+            ],
+            example: "- xml-to-json: { arrays: [\"Invoice/cac:InvoiceLine\"] }"
+        ),
+        StepSpec(
+            "json-to-xml",
+            summary: "Converts a JSON body in the xml-to-json convention back to XML.",
+            fields: [],
+            example: "- json-to-xml: {}"
         ),
         StepSpec(
             "validate",

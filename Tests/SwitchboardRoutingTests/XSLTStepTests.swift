@@ -133,3 +133,27 @@ import Testing
         #expect(errors.contains { $0.hasPrefix("routes.yaml:5:26: error: schema 'nowhere.xsd' does not exist") }, "\(errors)")
     }
 }
+
+@Suite struct XMLJSONStepTests {
+    @Test func xmlToJSONAndBack() async throws {
+        let harness = try Harness("""
+        routes:
+          - id: to-json
+            from: direct:to-json
+            steps:
+              - xml-to-json: { arrays: ["order/item"] }
+          - id: round
+            from: direct:round
+            steps:
+              - xml-to-json: {}
+              - json-to-xml: {}
+        """)
+        let json = try await harness.send("to-json", "<order id='7'><item>pen</item></order>")
+        #expect(json.bodyString == #"{"order":{"@id":"7","item":["pen"]}}"#)
+        #expect(json.contentType == "application/json")
+        let xml = try await harness.send("round", "<order id='7'><item>pen</item></order>")
+        #expect(xml.bodyString == "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<order id=\"7\"><item>pen</item></order>\n")
+        #expect(xml.contentType == "application/xml")
+        await #expect { try await harness.send("to-json", "{}") } throws: { ($0 as? StepFailure)?.status == 400 }
+    }
+}

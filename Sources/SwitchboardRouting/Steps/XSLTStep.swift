@@ -51,3 +51,40 @@ struct XSDValidateStep: Processor {
         return .next(exchange, detail: "valid against \(file)")
     }
 }
+
+/// `xml-to-json`: the body as JSON in the convention of ``XMLJSON``.
+struct XMLToJSONStep: Processor {
+    let arrays: Set<String>
+
+    func process(_ exchange: Exchange) async throws -> StepResult {
+        var exchange = exchange
+        let json: JSONValue
+        do {
+            json = try exchange.message.body.withUnsafeReadableBytes { bytes in
+                XMLJSON.json(from: try XMLDocument(bytes: bytes, name: "the body"), arrays: arrays)
+            }
+        } catch {
+            throw ProcessingError("\(error)", status: 400)
+        }
+        exchange.message.body = ByteBuffer(string: json.serialized())
+        exchange.message.contentType = "application/json"
+        return .next(exchange)
+    }
+}
+
+/// `json-to-xml`: the reverse of `xml-to-json`.
+struct JSONToXMLStep: Processor {
+    func process(_ exchange: Exchange) async throws -> StepResult {
+        var exchange = exchange
+        let xml: [UInt8]
+        do {
+            let json = try exchange.message.body.withUnsafeReadableBytes { try JSONValue(bytes: $0) }
+            xml = try XMLJSON.xml(from: json)
+        } catch {
+            throw ProcessingError("the body cannot become XML: \(error)", status: 400)
+        }
+        exchange.message.body = ByteBuffer(bytes: xml)
+        exchange.message.contentType = "application/xml"
+        return .next(exchange)
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+import SwitchboardTransform
+import Testing
+
+@Suite struct XMLJSONTests {
+    static let examples: [String] = {
+        let root = "/work/shared/data/xml"
+        let files = FileManager.default.enumerator(atPath: root)?.compactMap { $0 as? String } ?? []
+        return files.filter { $0.lowercased().hasSuffix(".xml") }.sorted().map { root + "/" + $0 }
+    }()
+
+    static func document(_ text: String) throws -> XMLDocument { try XMLDocument(text) }
+
+    @Test func theConventionOnASmallDocument() throws {
+        let xml = """
+        <inv:Invoice xmlns:inv="urn:inv" xmlns:cbc="urn:cbc" version="2">
+          <cbc:ID>42</cbc:ID>
+          <cbc:Line n="1">A</cbc:Line>
+          <cbc:Line n="2">B</cbc:Line>
+          <cbc:Note>mixed <b>bold</b> text</cbc:Note>
+          <cbc:Empty/>
+        </inv:Invoice>
+        """
+        let json = XMLJSON.json(from: try Self.document(xml))
+        #expect(json.serialized() == """
+        {"inv:Invoice":{"@xmlns:inv":"urn:inv","@xmlns:cbc":"urn:cbc","@version":"2","cbc:ID":"42",\
+        "cbc:Line":[{"@n":"1","#text":"A"},{"@n":"2","#text":"B"}],"cbc:Note":{"b":"bold","#text":"mixed  text"},"cbc:Empty":""}}
+        """)
+        // A forced array stays an array with one member.
+        let forced = XMLJSON.json(from: try Self.document("<a><b>1</b></a>"), arrays: ["a/b"])
+        #expect(forced.serialized() == #"{"a":{"b":["1"]}}"#)
+        // And back.
+        let back = String(decoding: try XMLJSON.xml(from: json), as: UTF8.self)
+        #expect(back.contains(#"<inv:Invoice xmlns:inv="urn:inv" xmlns:cbc="urn:cbc" version="2">"#), "\(back)")
+        #expect(back.contains(#"<cbc:Line n="2">B</cbc:Line>"#), "\(back)")
+    }
+
+    @Test(arguments: examples)
+    func roundTripKeepsElementsAttributesAndText(_ file: String) throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: file))
+        let first = XMLJSON.json(from: try data.withUnsafeBytes { try XMLDocument(bytes: $0, name: file) })
+        let xml = try XMLJSON.xml(from: first)
+        let second = XMLJSON.json(from: try xml.withUnsafeBytes { try XMLDocument(bytes: $0, name: "round trip") })
+        #expect(first == second, "\(file) changed on the way back")
+    }
+
+    @Test func jsonThatCannotBeXMLIsAClearError() {
+        #expect(throws: XMLError.self) { try XMLJSON.xml(from: .array([])) }
+        #expect(throws: XMLError.self) { try XMLJSON.xml(from: .object([("a", .null), ("b", .null)])) }
+        #expect(throws: XMLError.self) { try XMLJSON.xml(from: .object([("1bad", .string("x"))])) }
+        #expect(throws: XMLError.self) { try XMLJSON.xml(from: .object([("p:a", .string("x"))])) }
+    }
+}
