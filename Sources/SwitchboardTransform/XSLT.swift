@@ -259,9 +259,34 @@ private func confinedLoad(
     if let root, !(absolute == root || absolute.hasPrefix(root.hasSuffix("/") ? root : root + "/")) {
         return nil
     }
-    guard let data = FileManager.default.contents(atPath: absolute), data.count <= Int(Int32.max) else { return nil }
+    if type == XSLT_LOAD_DOCUMENT {
+        return DocumentCache.copy(of: absolute, options: options)
+    }
+    return readAndParse(absolute, dict: dict, options: options)
+}
+
+private func readAndParse(_ path: String, dict: xmlDictPtr?, options: Int32) -> xmlDocPtr? {
+    guard let data = FileManager.default.contents(atPath: path), data.count <= Int(Int32.max) else { return nil }
     return data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) -> xmlDocPtr? in
-        parseLoaded(bytes, dict: dict, options: options, url: absolute)
+        parseLoaded(bytes, dict: dict, options: options, url: path)
+    }
+}
+
+/// Files that `document()` loads, parsed once and kept; each transform gets a copy (libxslt
+/// frees the documents a transform loaded when it ends). One kept document per thread:
+/// copying shares the kept document's name dictionary, which must not be used from two
+/// threads at once.
+private enum DocumentCache {
+    private static let kept = Mutex<[String: UInt]>([:])
+
+    static func copy(of path: String, options: Int32) -> xmlDocPtr? {
+        let key = "\(pthread_self())|\(path)"
+        if let address = kept.withLock({ $0[key] }), let master = xmlDocPtr(bitPattern: address) {
+            return xmlCopyDoc(master, 1)
+        }
+        guard let master = readAndParse(path, dict: nil, options: options) else { return nil }
+        kept.withLock { $0[key] = UInt(bitPattern: master) }
+        return xmlCopyDoc(master, 1)
     }
 }
 

@@ -212,4 +212,24 @@ import Testing
             // Refused: fine.
         }
     }
+
+    @Test func documentFilesAreParsedOnceAndKept() throws {
+        let folder = try Self.folder()
+        try "<codes><code>first</code></codes>".write(toFile: folder + "/codes.xml", atomically: true, encoding: .utf8)
+        try """
+        <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+          <xsl:output method="text"/>
+          <xsl:template match="/"><xsl:value-of select="document('codes.xml')/codes/code"/></xsl:template>
+        </xsl:stylesheet>
+        """.write(toFile: folder + "/read.xsl", atomically: true, encoding: .utf8)
+        let stylesheet = try XSLTStylesheet(path: folder + "/read.xsl")
+        func run() throws -> String {
+            String(decoding: try Array("<a/>".utf8).withUnsafeBytes { try stylesheet.transform($0) }, as: UTF8.self)
+        }
+        #expect(try run() == "first")
+        // Changing the file afterwards changes nothing: the parsed document is kept.
+        try "<codes><code>second</code></codes>".write(toFile: folder + "/codes.xml", atomically: true, encoding: .utf8)
+        #expect(try run() == "first")
+        #expect(try run() == "first")
+    }
 }
