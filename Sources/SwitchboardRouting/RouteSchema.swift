@@ -92,6 +92,8 @@ public enum RouteSchema {
             members.append(("pattern", .string("^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$|^[0-9]+$")))
         case .choice(let words): members.append(("enum", .array(words.map { .string($0) })))
         case .steps: return described(ref("steps"), field.doc)
+        case .mapping:
+            members.append(("type", .string("object")))
         case .stringList:
             members.append(("type", .string("array")))
             members.append(("items", .object([("type", .string("string"))])))

@@ -24,6 +24,8 @@ public struct StepSpec: Sendable {
         case templateMap
         /// A list of plain strings.
         case stringList
+        /// A mapping checked by the step itself (a `map`'s targets).
+        case mapping
     }
 
     public struct Field: Sendable {
@@ -145,6 +147,15 @@ public struct StepSpec: Sendable {
             summary: "Converts a JSON body in the xml-to-json convention back to XML.",
             fields: [],
             example: "- json-to-xml: {}"
+        ),
+        StepSpec(
+            "map",
+            summary: "Builds a new JSON body field by field: target paths (a.b.c) to JSONPath ($…, or @… inside each), templates, literals or functions (number, upper, lower, concat, substring, default, date, each, literal).",
+            fields: [
+                Field("fields", .mapping, "The targets and their expressions, inline."),
+                Field("file", .string, "A YAML file of targets in the mappings folder, instead of 'fields'."),
+            ],
+            example: "- map: { fields: { id: \"$.invoice.@id\", total: { number: \"$.invoice.totals.@payable\" } } }"
         ),
         StepSpec(
             "validate",
