@@ -787,8 +787,12 @@ final class RouteCompiler {
             guard let targets = compileMapTargets(inner, scope: scope) else { return nil }
             return .each(path, relative: relative, targets)
         default:
-            let known = ["literal", "number", "upper", "lower", "concat", "default", "substring", "date", "each"]
-            log.error(first.keyNode.location, unknownKeyMessage(first.key, what: "map function", known: known))
+            let known = ["literal", "number", "upper", "lower", "concat", "default", "substring", "date", "each", "map", "from", "to"]
+            // A mapping of plain names is a nested object of targets.
+            if entries.allSatisfy({ !known.contains($0.key) }), entries.count > 1 || closestMatch(to: first.key, in: known) == nil {
+                return compileMapTargets(node, scope: scope).map(MapExpression.object)
+            }
+            log.error(first.keyNode.location, unknownKeyMessage(first.key, what: "map function", known: Array(known.prefix(9))))
             return nil
         }
     }

@@ -18,6 +18,8 @@ indirect enum MapExpression: Sendable {
     case firstOf([MapExpression])
     case date(MapExpression, from: DateFormatterBox, to: DateFormatterBox)
     case each(JSONPath, relative: Bool, [MapTarget])
+    /// A nested object of targets.
+    case object([MapTarget])
 
     func evaluate(_ root: JSONValue, item: JSONValue?, message: Message) throws -> JSONValue {
         switch self {
@@ -68,6 +70,8 @@ indirect enum MapExpression: Sendable {
                 throw ProcessingError("map: '\(value.text)' is not a date in the format '\(from.pattern)'")
             }
             return .string(to.formatter.string(from: date))
+        case .object(let targets):
+            return try MapTarget.build(targets, root: root, item: item, message: message)
         case .each(let path, let relative, let targets):
             let items = path.select(relative ? (item ?? .null) : root)
             return .array(try items.map { try MapTarget.build(targets, root: root, item: $0, message: message) })

@@ -1,0 +1,45 @@
+import Foundation
+import Logging
+import SwitchboardCore
+import SwitchboardNode
+import Testing
+
+/// The shipped demo routes and mappings, end to end over HTTP.
+@Suite(.serialized)
+struct ShippedMappingsTests {
+    @Test func ublInvoiceBecomesCanonicalXMLAndPartnerJSON() async throws {
+        var configuration = NodeConfiguration(environment: [:])
+        configuration.httpListen = .init(host: "127.0.0.1", port: 0)
+        configuration.adminListen = .init(host: "127.0.0.1", port: 0)
+        configuration.routesDirectory = CLITests.repository + "/Routes"
+        configuration.mappingsDirectory = CLITests.repository + "/Mappings"
+        configuration.dataDirectory = try CLITests.temporaryFolder() + "/var"
+        let node = try await SwitchboardNode(configuration: configuration, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await node.run(gracefulShutdownSignals: []) }
+            let http = try #require(await node.httpPort)
+            let invoice = try String(contentsOfFile: "/work/shared/data/xml/en16931/ubl-tc434-example1.xml", encoding: .utf8)
+
+            let canonical = try await post("http://127.0.0.1:\(http)/canonical/invoices", invoice)
+            #expect(canonical.status == 200)
+            #expect(canonical.body.contains(#"<invoice id="12115118" issued="2015-01-09" currency="EUR""#), "\(canonical.body)")
+            #expect(canonical.headers.contains { $0.0.lowercased() == "content-type" && $0.1 == "application/xml" })
+
+            let partner = try await post("http://127.0.0.1:\(http)/partner/invoices", invoice)
+            #expect(partner.status == 200, "\(partner.body)")
+            let json = try JSONSerialization.jsonObject(with: Data(partner.body.utf8)) as? [String: Any]
+            #expect(json?["documentNumber"] as? String == "12115118")
+            #expect(json?["documentDate"] as? String == "09.01.2015")
+            #expect((json?["amounts"] as? [String: Any])?["payable"] as? Double == 250.33)
+            #expect((json?["positions"] as? [Any])?.count == 20)
+
+            // The canonical XSD check catches what the stylesheet cannot fix: no issue date.
+            let undated = invoice.replacingOccurrences(of: "<cbc:IssueDate>2015-01-09</cbc:IssueDate>", with: "")
+            let refused = try await post("http://127.0.0.1:\(http)/canonical/invoices", undated)
+            #expect(refused.status == 400)
+            #expect(refused.body.contains("not valid against canonical/invoice.xsd"), "\(refused.body)")
+            group.cancelAll()
+            try await group.waitForAll()
+        }
+    }
+}
