@@ -55,3 +55,11 @@ struct MessageTests {
         #expect(child.bodyString == "part")
     }
 }
+
+@Suite struct JSONQuotingTests {
+    @Test func escapesWhatJSONRequiresAndKeepsTheRest() {
+        #expect(jsonQuoted("plain") == #""plain""#)
+        #expect(jsonQuoted("a\"b\\c\nd\re\tf\u{01}g") == #""a\"b\\c\nd\re\tf\u0001g""#)
+        #expect(jsonQuoted("héllo <x a=\"1\"/> ✓") == #""héllo <x a=\"1\"/> ✓""#)
+    }
+}
