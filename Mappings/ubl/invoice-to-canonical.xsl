@@ -33,9 +33,15 @@
       <lines>
         <xsl:apply-templates select="cac:InvoiceLine"/>
       </lines>
-      <totals net="{cac:LegalMonetaryTotal/cbc:TaxExclusiveAmount}"
-              tax="{cac:TaxTotal/cbc:TaxAmount}"
-              payable="{cac:LegalMonetaryTotal/cbc:PayableAmount}"/>
+      <totals>
+        <xsl:if test="cac:LegalMonetaryTotal/cbc:TaxExclusiveAmount">
+          <xsl:attribute name="net"><xsl:value-of select="cac:LegalMonetaryTotal/cbc:TaxExclusiveAmount"/></xsl:attribute>
+        </xsl:if>
+        <xsl:if test="cac:TaxTotal/cbc:TaxAmount">
+          <xsl:attribute name="tax"><xsl:value-of select="cac:TaxTotal/cbc:TaxAmount"/></xsl:attribute>
+        </xsl:if>
+        <xsl:attribute name="payable"><xsl:value-of select="cac:LegalMonetaryTotal/cbc:PayableAmount"/></xsl:attribute>
+      </totals>
     </invoice>
   </xsl:template>
 
@@ -56,7 +62,10 @@
 
   <xsl:template match="cac:InvoiceLine">
     <line id="{cbc:ID}" quantity="{cbc:InvoicedQuantity}" unit="{cbc:InvoicedQuantity/@unitCode}"
-          amount="{cbc:LineExtensionAmount}" price="{cac:Price/cbc:PriceAmount}">
+          amount="{cbc:LineExtensionAmount}">
+      <xsl:if test="cac:Price/cbc:PriceAmount">
+        <xsl:attribute name="price"><xsl:value-of select="cac:Price/cbc:PriceAmount"/></xsl:attribute>
+      </xsl:if>
       <xsl:value-of select="normalize-space(cac:Item/cbc:Name)"/>
     </line>
   </xsl:template>
