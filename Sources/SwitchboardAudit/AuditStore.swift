@@ -248,9 +248,8 @@ struct AuditChunk {
             if byMessage[record.messageID] == nil { order.append(record.messageID) }
             byMessage[record.messageID, default: []].append(record)
         }
-        return order.map { id in
-            let events = byMessage[id]!
-            let first = events[0]
+        return order.compactMap { id in
+            guard let events = byMessage[id], let first = events.first else { return nil }
             let end = events.last { $0.isRoute && $0.entry && $0.phase != "started" }
             let start = events.first { $0.isRoute && $0.entry && $0.phase == "started" }
             return AuditChunk(

@@ -128,20 +128,23 @@ final class AdminServer: Sendable {
             let reply = try await engine.process(routeID: routeID, exchange)
             var response = Response(status: .ok, body: .init(byteBuffer: reply.message.body))
             if let type = reply.message.contentType { response.headers[.contentType] = type }
-            response.headers[HTTPField.Name("X-Message-ID")!] = exchange.id.description
-            response.headers[HTTPField.Name("X-Correlation-ID")!] = exchange.message.correlationID
+            if let name = Self.messageIDField { response.headers[name] = exchange.id.description }
+            if let name = Self.correlationIDField { response.headers[name] = exchange.message.correlationID }
             return response
         } catch let failure as StepFailure {
             var response = Self.json(
                 HTTPResponse.Status(code: failure.status),
                 "{\"error\":\(jsonQuoted(failure.description)),\"status\":\(failure.status),\"route\":\(jsonQuoted(failure.step.routeID)),\"step\":\(jsonQuoted(failure.step.path)),\"messageId\":\"\(exchange.id)\"}"
             )
-            response.headers[HTTPField.Name("X-Message-ID")!] = exchange.id.description
+            if let name = Self.messageIDField { response.headers[name] = exchange.id.description }
             return response
         } catch {
             return Self.error(.internalServerError, "\(error)")
         }
     }
+
+    static let messageIDField = HTTPField.Name("X-Message-ID")
+    static let correlationIDField = HTTPField.Name("X-Correlation-ID")
 
     static let notForwarded: Set<String> = ["authorization", "host", "content-length", "connection", "transfer-encoding", "user-agent", "accept", "expect"]
 

@@ -758,13 +758,14 @@ final class RouteCompiler {
             return first.key == "concat" ? .concat(parts) : .firstOf(parts)
         case "substring":
             guard let items = list() else { return nil }
+            let length = items.count == 3 ? items[2].scalar.flatMap { Int($0) } : nil
             guard (2...3).contains(items.count), let start = items[1].scalar.flatMap({ Int($0) }),
-                  items.count == 2 || items[2].scalar.flatMap({ Int($0) }) != nil else {
+                  items.count == 2 || length != nil else {
                 log.error(arguments.location, "'substring' takes [expression, start, length], start and length as numbers")
                 return nil
             }
             guard let inner = compileMapExpression(items[0], scope: scope) else { return nil }
-            return .substring(inner, start: start, length: items.count == 3 ? Int(items[2].scalar!) : nil)
+            return .substring(inner, start: start, length: length)
         case "date":
             let options = Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
             guard let from = options["from"]?.scalar, let to = options["to"]?.scalar else {

@@ -105,8 +105,9 @@ public final class XSLTStylesheet: @unchecked Sendable {
             }
             strings.append(nil)
             defer { for string in strings { free(string) } }
-            let status = strings.withUnsafeMutableBufferPointer { buffer in
-                buffer.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buffer.count) {
+            let status = strings.withUnsafeMutableBufferPointer { buffer -> Int32 in
+                guard let base = buffer.baseAddress else { return -1 }
+                return base.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buffer.count) {
                     xsltQuoteUserParams(context, $0)
                 }
             }

@@ -83,6 +83,12 @@ func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
+/// Splits `NAME=VALUE` at the first `=`; nil without one.
+func splitPair(_ text: String) -> (String, String)? {
+    guard let equals = text.firstIndex(of: "=") else { return nil }
+    return (String(text[..<equals]), String(text[text.index(after: equals)...]))
+}
+
 /// The bytes of a file named on the command line; `-` reads standard input.
 func readInput(_ path: String) throws -> Data {
     if path == "-" {

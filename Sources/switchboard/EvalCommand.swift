@@ -59,10 +59,7 @@ struct EvalCommand: AsyncParsableCommand {
             print(JSONValue.array(path.select(document)).prettySerialized())
             return
         }
-        let bindings = namespaces.map { binding -> (prefix: String, uri: String) in
-            let equals = binding.firstIndex(of: "=")!
-            return (String(binding[..<equals]), String(binding[binding.index(after: equals)...]))
-        }
+        let bindings = namespaces.compactMap(splitPair).map { (prefix: $0.0, uri: $0.1) }
         let expression: XPathExpression
         do {
             expression = try XPathExpression(xpath!, namespaces: XPathNamespaces(bindings))

@@ -155,10 +155,7 @@ struct SendCommand: AsyncParsableCommand {
     func run() async throws {
         let configuration = try node.loadOrExit()
         let data = try readInput(file)
-        let pairs = headers.map { header -> (String, String) in
-            let equals = header.firstIndex(of: "=")!
-            return (String(header[..<equals]), String(header[header.index(after: equals)...]))
-        }
+        let pairs = headers.compactMap(splitPair)
         let path = "/admin/routes/" + (route.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? route) + "/messages"
         do {
             let (body, answer) = try await AdminClient(configuration).request(.POST, path, body: ByteBuffer(bytes: data), headers: pairs)

@@ -55,10 +55,7 @@ struct TransformCommand: AsyncParsableCommand {
             printError("error: \(error)")
             throw ExitCode(2)
         }
-        let pairs = parameters.map { parameter -> (String, String) in
-            let equals = parameter.firstIndex(of: "=")!
-            return (String(parameter[..<equals]), String(parameter[parameter.index(after: equals)...]))
-        }
+        let pairs = parameters.compactMap(splitPair)
         var files: [String] = []
         for input in inputs {
             var isFolder: ObjCBool = false
