@@ -204,7 +204,9 @@ struct ListenerResponder: HTTPResponder {
             )
             return ListenerResponder.identified(response, exchangeID: exchange.id, correlationID: message.correlationID)
         } catch {
-            let response = ListenerResponder.errorResponse(status: 500, "\(error)", extra: [("messageId", exchange.id.description)])
+            // A ProcessingError outside any step (the audit store could not keep up) says its status.
+            let status = (error as? ProcessingError)?.status ?? 500
+            let response = ListenerResponder.errorResponse(status: status, "\(error)", extra: [("messageId", exchange.id.description)])
             return ListenerResponder.identified(response, exchangeID: exchange.id, correlationID: message.correlationID)
         }
     }

@@ -56,11 +56,17 @@ public struct AuditPolicy: Sendable {
     /// Header names stored as `***`, compared without regard to case. A header named like a
     /// secret endpoint option (`password`) or ending in `.NAME` of one (`http.query.password`)
     /// is masked as well.
-    public var mask: [String]
+    public var mask: [String] {
+        didSet { matcher = MaskMatcher(mask) }
+    }
+    /// The mask names lower-cased once, compared byte by byte (this runs for every header
+    /// of every exchange).
+    private(set) var matcher: MaskMatcher
 
     public init(body: BodySnapshot = .default, mask: [String] = AuditPolicy.defaultMask) {
         self.body = body
         self.mask = mask
+        self.matcher = MaskMatcher(mask)
     }
 
     /// Whether the value of header `name` is hidden.
@@ -68,12 +74,8 @@ public struct AuditPolicy: Sendable {
         matcher.matches(name)
     }
 
-    /// The mask names lower-cased once, compared byte by byte (this runs for every header
-    /// of every exchange).
-    private var matcher: MaskMatcher { MaskMatcher(mask) }
-
     /// The header snapshot as a JSON array of `[name, value]` pairs, masked values as `***`.
-    func snapshot(_ headers: Headers, matcher: MaskMatcher) -> String {
+    func snapshot(_ headers: Headers) -> String {
         var json = "["
         json.reserveCapacity(headers.count * 40)
         var first = true
@@ -203,11 +205,6 @@ public struct AuditRecord: Sendable, Equatable, Codable {
 
     /// The record for `event`, or nil for events the trail does not keep (step starts).
     public init?(_ event: ExchangeEvent, policy: AuditPolicy) {
-        self.init(event, policy: policy, matcher: MaskMatcher(policy.mask))
-    }
-
-    /// As ``init(_:policy:)``, with the mask prepared once by the caller.
-    init?(_ event: ExchangeEvent, policy: AuditPolicy, matcher: MaskMatcher) {
         let message = event.message
         let isRoute = event.step == nil
         if event.phase == .started, !isRoute { return nil }
@@ -233,12 +230,12 @@ public struct AuditRecord: Sendable, Equatable, Codable {
         )
         switch event.phase {
         case .started:
-            headers = policy.snapshot(message.headers, matcher: matcher)
+            headers = policy.snapshot(message.headers)
             snapshotBody(message.body, policy: policy)
         case .completed:
             // A choice or filter changes nothing itself; the steps inside it record their changes.
             guard !isRoute, let input = event.input, let kind = event.step?.kind, kind != "choice", kind != "filter" else { break }
-            if input.headers != message.headers { headers = policy.snapshot(message.headers, matcher: matcher) }
+            if input.headers != message.headers { headers = policy.snapshot(message.headers) }
             if input.body != message.body { snapshotBody(message.body, policy: policy) }
         case .failed:
             break

@@ -29,8 +29,9 @@ public final class AuditTrail: ExchangeObserver, Service {
 
     public let store: any AuditStore
     public let policy: AuditPolicy
-    private let matcher: MaskMatcher
     public let capacity: Int
+    /// How long an exchange waits for its events to be committed before it fails.
+    public let commitTimeout: Duration
     let retention: Retention
     /// The writer runs on a thread of its own (stores that write synchronously).
     private let threaded: Bool
@@ -45,7 +46,9 @@ public final class AuditTrail: ExchangeObserver, Service {
         var committed: Int64 = 0
         var writer: CheckedContinuation<Void, Never>?
         var roomWaiters: [CheckedContinuation<Void, Never>] = []
-        var commitWaiters: [(mark: Int64, continuation: CheckedContinuation<Void, Never>)] = []
+        /// Exchanges waiting for their events; resumed with true once committed, false when
+        /// `deadline` passes first.
+        var commitWaiters: [(mark: Int64, deadline: ContinuousClock.Instant, continuation: CheckedContinuation<Bool, Never>)] = []
         var stopping = false
         /// The ticker asked for a commit of whatever is queued.
         var kicked = false
@@ -55,11 +58,14 @@ public final class AuditTrail: ExchangeObserver, Service {
 
     /// - Parameters:
     ///   - capacity: Records the buffer holds before routes wait.
-    public init(store: any AuditStore, policy: AuditPolicy = AuditPolicy(), capacity: Int = 10_000, retention: Retention = Retention(), logger: Logger) {
+    public init(
+        store: any AuditStore, policy: AuditPolicy = AuditPolicy(), capacity: Int = 10_000, commitTimeout: Duration = .seconds(10),
+        retention: Retention = Retention(), logger: Logger
+    ) {
+        self.commitTimeout = commitTimeout
         self.store = store
         self.threaded = store is any BlockingAuditStore
         self.policy = policy
-        self.matcher = MaskMatcher(policy.mask)
         self.capacity = max(1, capacity)
         self.retention = retention
         self.logger = logger
@@ -72,7 +78,7 @@ public final class AuditTrail: ExchangeObserver, Service {
     }
 
     public func record(_ event: ExchangeEvent) async {
-        guard let record = AuditRecord(event, policy: policy, matcher: matcher) else { return }
+        guard let record = AuditRecord(event, policy: policy) else { return }
         await enqueue(record)
     }
 
@@ -106,22 +112,54 @@ public final class AuditTrail: ExchangeObserver, Service {
         }
     }
 
-    public func settle(_ messageID: MessageID) async {
-        await flush()
+    /// Returns once the exchange's events are committed.
+    ///
+    /// - Throws: ``ProcessingError`` (503) when the store has not committed them within
+    ///   `commitTimeout`: the source is then not acknowledged (the caller gets an error, a
+    ///   file stays to be picked up again) instead of waiting without end. The events stay
+    ///   queued and are stored once the store recovers.
+    public func settle(_ messageID: MessageID) async throws {
+        guard await flush(timeout: commitTimeout) else {
+            throw ProcessingError(
+                "the audit store has not stored this exchange's events within \(formatDuration(commitTimeout)) (see the node's log); the message is not acknowledged",
+                status: 503
+            )
+        }
     }
 
-    /// Returns once everything queued so far is committed.
-    public func flush() async {
-        await withCheckedContinuation { continuation in
-            let (resumeNow, writer) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
+    /// Waits until everything queued so far is committed.
+    ///
+    /// - Returns: false when `timeout` passed first (checked by the ticker, so up to 200 ms late).
+    @discardableResult
+    public func flush(timeout: Duration = .seconds(3600)) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        return await withCheckedContinuation { continuation in
+            let (done, writer) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
                 if state.committed >= state.enqueued || state.finished { return (true, nil) }
-                state.commitWaiters.append((state.enqueued, continuation))
+                state.commitWaiters.append((state.enqueued, deadline, continuation))
                 defer { state.writer = nil }
                 return (false, state.writer)
             }
-            if !resumeNow { wakeWriter(writer) }
-            if resumeNow { continuation.resume() }
+            if done {
+                continuation.resume(returning: true)
+            } else {
+                wakeWriter(writer)
+            }
         }
+    }
+
+    /// Resumes, with false, the waiters whose deadline has passed.
+    func expireWaiters(now: ContinuousClock.Instant = .now) {
+        let expired = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
+            var expired: [CheckedContinuation<Bool, Never>] = []
+            state.commitWaiters.removeAll { waiter in
+                guard waiter.deadline <= now else { return false }
+                expired.append(waiter.continuation)
+                return true
+            }
+            return expired
+        }
+        for waiter in expired { waiter.resume(returning: false) }
     }
 
     /// Wakes the writer: resumes the async writer's continuation, or signals the thread.
@@ -152,6 +190,7 @@ public final class AuditTrail: ExchangeObserver, Service {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .milliseconds(200))
                     self.kick()
+                    self.expireWaiters()
                 }
             }
             // Graceful shutdown and cancellation (another service failed) both let the
@@ -215,7 +254,7 @@ public final class AuditTrail: ExchangeObserver, Service {
             let committed = state.committed
             let room = state.roomWaiters
             state.roomWaiters = []
-            var settled: [CheckedContinuation<Void, Never>] = []
+            var settled: [CheckedContinuation<Bool, Never>] = []
             state.commitWaiters.removeAll { waiter in
                 guard waiter.mark <= committed else { return false }
                 settled.append(waiter.continuation)
@@ -224,17 +263,18 @@ public final class AuditTrail: ExchangeObserver, Service {
             return (room, settled)
         }
         for waiter in room { waiter.resume() }
-        for waiter in settled { waiter.resume() }
+        for waiter in settled { waiter.resume(returning: true) }
     }
 
-    /// Marks the writer finished and resumes everyone still waiting.
+    /// Marks the writer finished and resumes everyone still waiting (the queue is empty by
+    /// then, so their events are committed).
     private func finish() {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+        let waiters = state.withLock { state -> [(Bool, CheckedContinuation<Bool, Never>)] in
             state.finished = true
             defer { state.commitWaiters = [] }
-            return state.commitWaiters.map(\.continuation)
+            return state.commitWaiters.map { ($0.mark <= state.committed, $0.continuation) }
         }
-        for waiter in waiters { waiter.resume() }
+        for (committed, waiter) in waiters { waiter.resume(returning: committed) }
     }
 
     private func threadWriteLoop(_ store: any BlockingAuditStore) {

@@ -133,37 +133,29 @@ extension AuditRecord {
     /// message's ids (the row has them) and without the sequence (the row's). Written by
     /// hand: the writer encodes every event, and `JSONEncoder` is several times slower.
     func appendStoredJSON(to json: inout String) {
+        /// `,"key":"value"` when there is a value.
+        func field(_ key: String, _ value: String?) {
+            guard let value else { return }
+            json += ",\"" + key + "\":"
+            appendJSONQuoted(value, to: &json)
+        }
         json += "{\"route\":"
         appendJSONQuoted(routeID, to: &json)
         json += entry ? ",\"entry\":true,\"kind\":" : ",\"entry\":false,\"kind\":"
         appendJSONQuoted(stepKind ?? "route", to: &json)
         if let stepIndex { json += ",\"stepIndex\":\(stepIndex)" }
-        if let stepPath {
-            json += ",\"step\":"
-            appendJSONQuoted(stepPath, to: &json)
-        }
-        if let endpoint {
-            json += ",\"endpoint\":"
-            appendJSONQuoted(endpoint, to: &json)
-        }
-        json += ",\"phase\":"
-        appendJSONQuoted(phase, to: &json)
+        field("step", stepPath)
+        field("endpoint", endpoint)
+        field("phase", phase)
         json += ",\"startedAt\":\(startedAt)"
         if let durationMicros { json += ",\"durationMicros\":\(durationMicros)" }
-        if let error {
-            json += ",\"error\":"
-            appendJSONQuoted(error, to: &json)
-        }
-        if let detail {
-            json += ",\"detail\":"
-            appendJSONQuoted(detail, to: &json)
-        }
+        field("error", error)
+        field("detail", detail)
         if let headers { json += ",\"headers\":" + headers }
         if let bodyHash { json += ",\"bodyHash\":\"\(bodyHash)\"" }
         if let bodyPrefix {
             if let text = String(validating: bodyPrefix, as: UTF8.self) {
-                json += ",\"bodyText\":"
-                appendJSONQuoted(text, to: &json)
+                field("bodyText", text)
             } else {
                 json += ",\"bodyBase64\":\"\(Data(bodyPrefix).base64EncodedString())\""
             }

@@ -84,11 +84,14 @@ public protocol ExchangeObserver: Sendable {
     /// Returns once everything recorded so far about `messageID` is stored durably. The
     /// engine calls it when a route has finished with an exchange, before the consumer
     /// acknowledges the source (answers the request, archives the file).
-    func settle(_ messageID: MessageID) async
+    ///
+    /// - Throws: When the events cannot be stored in time; the exchange then fails and its
+    ///   source is not acknowledged.
+    func settle(_ messageID: MessageID) async throws
 }
 
 extension ExchangeObserver {
-    public func settle(_ messageID: MessageID) async {}
+    public func settle(_ messageID: MessageID) async throws {}
 }
 
 /// What a step hands back to the route engine.

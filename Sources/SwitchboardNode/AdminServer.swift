@@ -119,8 +119,10 @@ final class AdminServer: Sendable {
         let body: ByteBuffer
         do {
             body = try await request.body.collect(upTo: 64 << 20)
-        } catch {
+        } catch is NIOTooManyBytesError {
             return Self.error(.contentTooLarge, "message larger than 64MiB")
+        } catch {
+            return Self.error(.badRequest, "the message could not be read: \(error)")
         }
         let trace = headers[TraceContext.header].flatMap(TraceContext.init(traceparent:)) ?? .random()
         let exchange = Exchange(message: Message(headers: headers, body: body, trace: trace), pattern: .inOut)

@@ -53,6 +53,7 @@ public final class SwitchboardNode: Sendable {
                         mask: AuditPolicy.defaultMask + configuration.audit.mask + AdapterRegistry.secretOptionNames
                     ),
                     capacity: configuration.audit.buffer,
+                    commitTimeout: configuration.audit.commitTimeout,
                     retention: configuration.audit.retention,
                     logger: logger
                 )

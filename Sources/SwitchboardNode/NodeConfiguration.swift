@@ -72,6 +72,7 @@ public struct NodeConfiguration: Sendable {
         /// Header names masked on top of ``AuditPolicy/defaultMask`` and secret option names.
         public var mask: [String] = []
         public var buffer = 10_000
+        public var commitTimeout: Duration = .seconds(10)
         public var retention = AuditTrail.Retention()
         /// `full`: every commit waits for the disk (SQLite); default `normal`.
         public var fullSync = false
@@ -107,6 +108,7 @@ public struct NodeConfiguration: Sendable {
         ("audit.body", "Body snapshots: none, hash, a size such as 8KiB (first bytes), or hash+SIZE (default hash+4KiB)."),
         ("audit.mask", "Header names stored as *** besides Authorization, Cookie, Set-Cookie, Proxy-Authorization and secret options."),
         ("audit.buffer", "Events queued before routes wait for the store (default 10000)."),
+        ("audit.commit-timeout", "How long an exchange waits for its events to be stored before it fails with 503 (default 10s)."),
         ("audit.retention.age", "Events older than this are deleted (default 7d; 0 keeps them)."),
         ("audit.retention.size", "Oldest events are deleted to keep the store under this size (default 1GiB; 0: no limit)."),
         ("audit.sync", "normal (a commit survives the process being killed) or full (also a power cut; slower). SQLite only."),
@@ -257,6 +259,13 @@ public struct NodeConfiguration: Sendable {
                             configuration.audit.buffer = count
                         } else {
                             log.error(value.contentLocation, "'audit.buffer' expects a positive integer, found '\(text)'")
+                        }
+                    case "commit-timeout":
+                        guard let text = scalar(value, "audit.commit-timeout") else { return }
+                        if let duration = parseDuration(text), duration > .zero {
+                            configuration.audit.commitTimeout = duration
+                        } else {
+                            log.error(value.contentLocation, "'audit.commit-timeout' expects a duration such as 10s, found '\(text)'")
                         }
                     case "sync":
                         guard let text = scalar(value, "audit.sync") else { return }

@@ -20,9 +20,9 @@ public struct ObserverSet: Sendable {
     }
 
     /// Waits until every observer has stored what it was told about `messageID`.
-    func settle(_ messageID: MessageID) async {
+    func settle(_ messageID: MessageID) async throws {
         for observer in observers {
-            await observer.settle(messageID)
+            try await observer.settle(messageID)
         }
     }
 }

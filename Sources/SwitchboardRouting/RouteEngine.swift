@@ -176,10 +176,11 @@ public final class RouteEngine: Service, Sendable {
             do {
                 result = try await route.execute(exchange)
             } catch {
-                await observers.settle(exchange.message.id)
+                // The route's own failure is what the caller needs to hear about.
+                try? await observers.settle(exchange.message.id)
                 throw error
             }
-            await observers.settle(exchange.message.id)
+            try await observers.settle(exchange.message.id)
             if logger.logLevel <= .info {
                 logger.info("exchange completed", metadata: [
                     "route": "\(route.id)",

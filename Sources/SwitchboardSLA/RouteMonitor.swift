@@ -87,7 +87,13 @@ public final class RouteMonitor: ExchangeObserver {
 
     private let routes = Mutex<[String: RouteState]>([:])
     private let order = Mutex<[String]>([])
-    private let steps = Mutex<[String: StepHandles]>([:])
+    /// A step by route and position: no string is built per event to find its handles.
+    private struct StepKey: Hashable {
+        let routeID: String
+        let index: Int
+    }
+
+    private let steps = Mutex<[StepKey: StepHandles]>([:])
     private let metrics: any MetricsFactory
     private let clock: @Sendable () -> Int64
     private let started: Int64
@@ -167,7 +173,7 @@ public final class RouteMonitor: ExchangeObserver {
     }
 
     private func stepHandles(_ step: StepInfo) -> StepHandles {
-        let key = step.routeID + "\u{0}" + step.path
+        let key = StepKey(routeID: step.routeID, index: step.index)
         if let handles = steps.withLock({ $0[key] }) { return handles }
         let dimensions = [("route", step.routeID), ("step", step.path), ("kind", step.kind)]
         let handles = StepHandles(

@@ -105,6 +105,26 @@ final class GatedStore: AuditStore {
         trail.stop()
     }
 
+    @Test func aStoreThatCannotKeepUpFailsTheExchangeInsteadOfHangingIt() async throws {
+        let store = GatedStore()
+        let trail = AuditTrail(store: store, commitTimeout: .milliseconds(300), retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
+        let writer = Task { try await trail.run() }
+        defer { writer.cancel() }
+        let engine = try RouteLoader(catalog: AdapterCatalog([]), observers: [trail], logger: Self.logger, environment: [:])
+            .load(sources: [(Self.quickRoute, "routes.yaml")])
+        await #expect {
+            try await engine.process(routeID: "quick", Exchange(message: Message(body: ByteBuffer(string: "go")), pattern: .inOut))
+        } throws: { error in
+            guard let error = error as? ProcessingError else { return false }
+            return error.status == 503 && error.message.contains("has not stored this exchange's events within 300ms")
+        }
+        // Nothing is lost: once the store recovers the events are stored.
+        store.open()
+        #expect(await trail.flush(timeout: .seconds(10)))
+        #expect(store.committed.map(\.phase) == ["started", "completed", "completed"])
+        trail.stop()
+    }
+
     @Test func writesAreGroupCommitted() async throws {
         let store = GatedStore()
         let trail = AuditTrail(store: store, retention: .init(age: nil, maxBytes: nil), logger: Self.logger)

@@ -53,6 +53,55 @@ struct NodeConfigurationTests {
         #expect(configuration.shutdownTimeout == .seconds(5))
     }
 
+    @Test func auditKeysAreReadAndTheirMistakesLocated() throws {
+        let file = try write("""
+        data: state
+        audit:
+          body: hash+8KiB
+          mask: [X-Api-Key, X-Secret]
+          buffer: 500
+          commit-timeout: 2s
+          retention: { age: 3d, size: 0 }
+          sync: full
+        """)
+        let configuration = try NodeConfiguration.load(file: file, environment: [:])
+        let folder = (file as NSString).deletingLastPathComponent
+        #expect(configuration.audit.enabled)
+        #expect(configuration.auditStore == folder + "/state/audit.db")
+        #expect(configuration.audit.body == .init(hash: true, prefixBytes: 8192))
+        #expect(configuration.audit.mask == ["X-Api-Key", "X-Secret"])
+        #expect(configuration.audit.buffer == 500)
+        #expect(configuration.audit.commitTimeout == .seconds(2))
+        #expect(configuration.audit.retention.age == .seconds(3 * 86_400))
+        #expect(configuration.audit.retention.maxBytes == nil)
+        #expect(configuration.audit.fullSync)
+
+        let postgres = try NodeConfiguration.load(file: try write("audit: { store: \"postgres://u:p@127.0.0.1:5432/db\", enabled: false }"), environment: [:])
+        #expect(postgres.auditStore == "postgres://u:p@127.0.0.1:5432/db")
+        #expect(!postgres.audit.enabled)
+
+        let bad = try write("""
+        audit:
+          body: everything
+          buffer: -1
+          commit-timeout: never
+          sync: sometimes
+          retention: { age: old }
+          color: blue
+        """)
+        #expect {
+            try NodeConfiguration.load(file: bad, environment: [:])
+        } throws: { error in
+            let text = ((error as? ConfigurationError)?.diagnostics ?? []).map(\.description).joined(separator: "\n")
+            return text.contains("2:9: error: 'audit.body' expects none, hash, a size such as 8KiB, or hash+SIZE, found 'everything'")
+                && text.contains("3:11: error: 'audit.buffer' expects a positive integer, found '-1'")
+                && text.contains("4:19: error: 'audit.commit-timeout' expects a duration such as 10s, found 'never'")
+                && text.contains("5:9: error: 'audit.sync' expects normal or full, found 'sometimes'")
+                && text.contains("'audit.retention.age' expects a duration such as 7d, found 'old'")
+                && text.contains("unknown node config key 'audit.color'")
+        }
+    }
+
     @Test func anEmptyConfigMeansDefaultsBesideTheFile() throws {
         let file = try write("")
         let folder = (file as NSString).deletingLastPathComponent
