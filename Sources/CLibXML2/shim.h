@@ -1,5 +1,12 @@
 #ifndef SWITCHBOARD_CLIBXML2_SHIM_H
 #define SWITCHBOARD_CLIBXML2_SHIM_H
+/* Debian's libxml2 is built with ICU, so its encoding.h pulls in the system ICU headers.
+   Foundation carries its own, newer ICU (_FoundationICU) with a different UErrorCode, and a
+   Swift file that sees both fails to compile depending on build order. Switchboard never
+   touches the ICU converter fields (it only holds pointers to encoding handlers), so the
+   ICU part of the headers is left out. */
+#include <libxml/xmlversion.h>
+#undef LIBXML_ICU_ENABLED
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <libxml/xpath.h>
