@@ -28,6 +28,7 @@ final class RouteCompiler {
     private var stylesheets: [String: XSLTStylesheet] = [:]
     /// Schemas compiled so far, by absolute path.
     private var schemas: [String: XSDSchema] = [:]
+    private var jsonSchemas: [String: JSONSchema] = [:]
 
     init(catalog: AdapterCatalog, observers: ObserverSet, logger: Logger, environment: [String: String], mappingsDirectory: String = "Mappings") {
         self.mappingsDirectory = mappingsDirectory
@@ -509,21 +510,7 @@ final class RouteCompiler {
             return JSONToXMLStep()
 
         case "validate":
-            guard let node = fields["xsd"], let file = node.scalar else { return nil }
-            guard let path = mappingsPath(file, at: node.contentLocation, what: "schema") else { return nil }
-            guard FileManager.default.fileExists(atPath: path) else {
-                log.error(node.contentLocation, "schema '\(file)' does not exist in the mappings folder (\(mappingsDirectory))")
-                return nil
-            }
-            if let compiled = schemas[path] { return XSDValidateStep(schema: compiled, file: file) }
-            do {
-                let schema = try XSDSchema(path: path, allowedRoot: URL(fileURLWithPath: mappingsDirectory).standardizedFileURL.path)
-                schemas[path] = schema
-                return XSDValidateStep(schema: schema, file: file)
-            } catch {
-                log.error(node.contentLocation, "\(error)")
-                return nil
-            }
+            return buildValidate(fields, at: step.location)
 
         case "choice":
             guard let branchesNode = fields["branches"] else { return nil }
@@ -655,6 +642,37 @@ final class RouteCompiler {
             return XSLTStep(stylesheet: compiled, file: file, parameters: parameters)
         } catch {
             log.error(fileNode.contentLocation, "\(error)")
+            return nil
+        }
+    }
+
+    /// `validate: { xsd: F }` or `validate: { json-schema: F }`: the schema compiled once,
+    /// shared by every step that names the same file.
+    private func buildValidate(_ fields: [String: ConfigNode], at location: SourceLocation) -> (any Processor)? {
+        let given = ["xsd", "json-schema"].filter { fields[$0] != nil }
+        guard given.count == 1, let kind = given.first, let node = fields[kind], let file = node.scalar else {
+            log.error(location, given.isEmpty
+                ? "'validate' needs a schema: { xsd: FILE } or { json-schema: FILE }"
+                : "'validate' takes one schema: 'xsd' or 'json-schema', not both")
+            return nil
+        }
+        guard let path = mappingsPath(file, at: node.contentLocation, what: "schema") else { return nil }
+        guard FileManager.default.fileExists(atPath: path) else {
+            log.error(node.contentLocation, "schema '\(file)' does not exist in the mappings folder (\(mappingsDirectory))")
+            return nil
+        }
+        let root = URL(fileURLWithPath: mappingsDirectory).standardizedFileURL.path
+        do {
+            if kind == "xsd" {
+                let schema = try schemas[path] ?? XSDSchema(path: path, allowedRoot: root)
+                schemas[path] = schema
+                return ValidateStep.xsd(schema, file: file)
+            }
+            let schema = try jsonSchemas[path] ?? JSONSchema(path: path, allowedRoot: root)
+            jsonSchemas[path] = schema
+            return ValidateStep.jsonSchema(schema, file: file)
+        } catch {
+            log.error(node.contentLocation, "\(error)")
             return nil
         }
     }

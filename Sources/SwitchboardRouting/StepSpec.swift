@@ -159,9 +159,10 @@ public struct StepSpec: Sendable {
         ),
         StepSpec(
             "validate",
-            summary: "Refuses a body that does not validate (status 400, the violations in the error); the schema is compiled once at load.",
+            summary: "Refuses a body that does not validate (status 400, the violations in the error); the schema is compiled once at load. Give one of 'xsd' or 'json-schema'.",
             fields: [
-                Field("xsd", .string, required: true, "XML Schema path relative to the mappings folder; its includes and imports are read from the mappings folder."),
+                Field("xsd", .string, "XML Schema path relative to the mappings folder; its includes and imports are read from the mappings folder."),
+                Field("json-schema", .string, "JSON Schema (draft 2020-12) path relative to the mappings folder; files its $refs name are read from the mappings folder."),
             ],
             example: "- validate: { xsd: ubl/maindoc/UBL-Invoice-2.1.xsd }"
         ),

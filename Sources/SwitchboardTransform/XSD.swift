@@ -70,10 +70,15 @@ public final class XSDSchema: @unchecked Sendable {
 
     /// The first few violations, then how many more: what an error message shows.
     public static func summary(_ violations: [Violation], first: Int = 5) -> String {
-        var text = violations.prefix(first).map(\.description).joined(separator: "; ")
-        if violations.count > first { text += "; and \(violations.count - first) more" }
-        return text
+        summarizeProblems(violations, first: first)
     }
+}
+
+/// The first few problems, then how many more: what an error message shows.
+public func summarizeProblems(_ problems: [some CustomStringConvertible], first: Int = 5) -> String {
+    var text = problems.prefix(first).map(\.description).joined(separator: "; ")
+    if problems.count > first { text += "; and \(problems.count - first) more" }
+    return text
 }
 
 /// Receives libxml2's structured errors for one compilation or validation.

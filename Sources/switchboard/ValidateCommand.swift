@@ -5,52 +5,98 @@ import SwitchboardTransform
 struct ValidateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "validate",
-        abstract: "Validate an XML file against an XML Schema, as a route's validate step would.",
+        abstract: "Validate an XML file against an XML Schema, or JSON against a JSON Schema, as a route's validate step would.",
         discussion: """
-        Exit 0 when the input is valid; 1 with every problem (line and message) when it is
-        not, or when it is not well-formed XML; 2 when the schema itself cannot be used.
-        The schema's includes and imports are read from its own folder tree (--allow
-        widens that); nothing is fetched from the network.
+        Exit 0 when the input is valid; 1 with every problem when it is not (XSD: line and
+        message; JSON Schema: instance path, keyword and message), or when the input is not
+        well-formed XML or JSON; 2 when the schema itself cannot be used.
+        Files the schema includes, imports or references ($ref) are read from its own folder
+        tree (--allow widens that); nothing is fetched from the network.
+        JSON Schemas are draft 2020-12 (draft-07 spellings are understood too).
 
         Examples:
-          switchboard validate --xsd Mappings/ubl/maindoc/UBL-Invoice-2.1.xsd invoice.xml
+          switchboard validate --xsd Mappings/canonical/invoice.xsd invoice.xml
           switchboard validate --xsd schemas/maindoc/UBL-Invoice-2.1.xsd --allow schemas invoice.xml
-          cat invoice.xml | switchboard validate --xsd invoice.xsd -
+          switchboard validate --json-schema Mappings/canonical/invoice.schema.json invoice.json
+          cat invoice.json | switchboard validate --json-schema invoice.schema.json -
         """
     )
 
     @Option(help: ArgumentHelp("The XML Schema.", valueName: "file"))
-    var xsd: String
+    var xsd: String?
 
-    @Option(help: ArgumentHelp("Folder tree the schema's includes and imports may come from, instead of its own folder.", valueName: "dir"))
+    @Option(name: .customLong("json-schema"), help: ArgumentHelp("The JSON Schema (draft 2020-12).", valueName: "file"))
+    var jsonSchema: String?
+
+    @Option(help: ArgumentHelp("Folder tree the schema's includes, imports and references may come from, instead of its own folder.", valueName: "dir"))
     var allow: String?
 
-    @Argument(help: ArgumentHelp("The XML file; '-' reads standard input.", valueName: "input"))
+    @Argument(help: ArgumentHelp("The XML or JSON file; '-' reads standard input.", valueName: "input"))
     var input: String
 
+    func validate() throws {
+        guard (xsd == nil) != (jsonSchema == nil) else {
+            throw ValidationError("give one schema: --xsd FILE or --json-schema FILE")
+        }
+    }
+
     func run() async throws {
-        let schema: XSDSchema
+        if let jsonSchema {
+            try check(against: jsonSchema, compile: { try JSONSchema(path: $0, allowedRoot: allow) }) { schema, data in
+                do {
+                    return try data.withUnsafeBytes { try schema.validate($0, limit: 1000) }
+                        .map { "\(input): \($0) (schema \($0.schemaPath))" }
+                } catch {
+                    throw CommandFailure("\(input) is not JSON: \(error)")
+                }
+            }
+        } else if let xsd {
+            try check(against: xsd, compile: { try XSDSchema(path: $0, allowedRoot: allow) }) { schema, data in
+                do {
+                    return try data.withUnsafeBytes { try schema.validate($0, name: input) }
+                        .map { "\(input):\($0.line.map(String.init) ?? "?"): error: \($0.message)" }
+                } catch {
+                    throw CommandFailure("\(error)")
+                }
+            }
+        }
+    }
+
+    /// Compiles the schema (exit 2 when it cannot be used), reads the input and prints its
+    /// problems (exit 1 when there are any, or the input does not parse).
+    private func check<Schema>(
+        against schemaPath: String,
+        compile: (String) throws -> Schema,
+        problems: (Schema, Data) throws -> [String]
+    ) throws {
+        let schema: Schema
         do {
-            schema = try XSDSchema(path: xsd, allowedRoot: allow)
+            schema = try compile(schemaPath)
         } catch {
             printError("error: \(error)")
             throw ExitCode(2)
         }
-        let data = try readInput(input)
-        let violations: [XSDSchema.Violation]
+        let found: [String]
         do {
-            violations = try data.withUnsafeBytes { try schema.validate($0, name: input) }
-        } catch {
-            printError("error: \(error)")
+            found = try problems(schema, try readInput(input))
+        } catch let failure as CommandFailure {
+            printError("error: \(failure.message)")
             throw ExitCode.failure
         }
-        guard violations.isEmpty else {
-            for violation in violations {
-                printError("\(input):\(violation.line.map(String.init) ?? "?"): error: \(violation.message)")
-            }
-            printError("\(violations.count) problem\(violations.count == 1 ? "" : "s")")
+        guard found.isEmpty else {
+            for problem in found { printError(problem) }
+            printError("\(found.count) problem\(found.count == 1 ? "" : "s")")
             throw ExitCode.failure
         }
-        print("\(input): valid against \(xsd)")
+        print("\(input): valid against \(schemaPath)")
+    }
+}
+
+/// The input could not be checked (it does not parse).
+private struct CommandFailure: Error {
+    let message: String
+
+    init(_ message: String) {
+        self.message = message
     }
 }

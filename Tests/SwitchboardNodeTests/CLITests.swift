@@ -304,6 +304,33 @@ struct CLITests {
         #expect(badSchema.status == 2, "\(badSchema.stderr)")
     }
 
+    @Test func validateChecksJSONAgainstAJSONSchema() throws {
+        let schema = Self.repository + "/Mappings/canonical/invoice.schema.json"
+        let folder = try Self.temporaryFolder()
+        try ##"""
+        {"invoice": {"@id": "7", "@issued": "2026-11-21", "@currency": "EUR", "seller": {"@name": "S"}, "buyer": {"@name": "B"},
+         "lines": {"line": [{"@id": "1", "@quantity": "1", "@amount": "2.50"}]}, "totals": {"@payable": "2.50"}}}
+        """##.write(toFile: folder + "/good.json", atomically: true, encoding: .utf8)
+        try ##"{"invoice": {"@id": "7", "@issued": "21.11.2026", "@currency": "EUR"}}"##.write(toFile: folder + "/bad.json", atomically: true, encoding: .utf8)
+        try ##"{"type": 3}"##.write(toFile: folder + "/schema.json", atomically: true, encoding: .utf8)
+
+        let valid = try Self.run(["validate", "--json-schema", schema, folder + "/good.json"])
+        #expect(valid.status == 0, "\(valid.stderr)")
+        #expect(valid.stdout.contains("good.json: valid against"))
+        let invalid = try Self.run(["validate", "--json-schema", schema, folder + "/bad.json"])
+        #expect(invalid.status == 1)
+        #expect(invalid.stderr.contains("bad.json: /invoice/@issued: pattern: \"21.11.2026\" does not match"), "\(invalid.stderr)")
+        #expect(invalid.stderr.contains("bad.json: /invoice: required: required property 'seller' is missing (schema #/properties/invoice/required)"), "\(invalid.stderr)")
+        let notJSON = try Self.run(["validate", "--json-schema", schema, schema.replacingOccurrences(of: "invoice.schema.json", with: "invoice.xsd")])
+        #expect(notJSON.status == 1)
+        #expect(notJSON.stderr.contains("is not JSON"), "\(notJSON.stderr)")
+        let badSchema = try Self.run(["validate", "--json-schema", folder + "/schema.json", folder + "/good.json"])
+        #expect(badSchema.status == 2)
+        #expect(badSchema.stderr.contains("schema.json: at #/type:"), "\(badSchema.stderr)")
+        let both = try Self.run(["validate", "--json-schema", schema, "--xsd", "x.xsd", folder + "/good.json"])
+        #expect(both.status != 0 && both.stderr.contains("give one schema"), "\(both.stderr)")
+    }
+
     @Test func evalPrintsJSONAndExitsTwoForABadExpression() throws {
         let folder = try Self.temporaryFolder()
         try #"{"items":[{"name":"a","price":5},{"name":"b","price":15}]}"#.write(toFile: folder + "/order.json", atomically: true, encoding: .utf8)

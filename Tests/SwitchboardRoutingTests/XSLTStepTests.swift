@@ -134,6 +134,56 @@ import Testing
     }
 }
 
+extension ValidateStepTests {
+    @Test func jsonBodiesAreCheckedAgainstAJSONSchema() async throws {
+        let mappings = FileManager.default.temporaryDirectory.appendingPathComponent("sb-json-schema-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: mappings + "/schemas", withIntermediateDirectories: true)
+        try ##"{"$defs": {"amount": {"type": "number", "exclusiveMinimum": 0}}}"##.write(toFile: mappings + "/schemas/types.json", atomically: true, encoding: .utf8)
+        try ##"""
+        {"type": "object", "required": ["id", "amount"],
+         "properties": {"id": {"type": "string", "pattern": "^[0-9]+$"}, "amount": {"$ref": "types.json#/$defs/amount"}}}
+        """##.write(toFile: mappings + "/schemas/payment.json", atomically: true, encoding: .utf8)
+        try #"{"type": "nothing"}"#.write(toFile: mappings + "/schemas/broken.json", atomically: true, encoding: .utf8)
+        let harness = try Harness("""
+        routes:
+          - id: payments
+            from: direct:payments
+            steps:
+              - validate: { json-schema: schemas/payment.json }
+              - set-body: accepted
+        """, mappings: mappings)
+        #expect(try await harness.send("payments", #"{"id": "42", "amount": 9.5}"#).bodyString == "accepted")
+        await #expect {
+            try await harness.send("payments", #"{"id": "x42", "amount": 0}"#)
+        } throws: { error in
+            guard let failure = error as? StepFailure else { return false }
+            return failure.status == 400
+                && failure.reason.contains("not valid against schemas/payment.json (2 problems): /id: pattern: \"x42\" does not match ^[0-9]+$; /amount: exclusiveMinimum: 0 is not greater than 0")
+        }
+        await #expect {
+            try await harness.send("payments", "id=42")
+        } throws: { error in
+            guard let failure = error as? StepFailure else { return false }
+            return failure.status == 400 && failure.reason.contains("the body is not JSON")
+        }
+
+        let errors = loadErrors("""
+        routes:
+          - id: a
+            from: direct:a
+            steps:
+              - validate: { json-schema: schemas/broken.json }
+              - validate: { json-schema: ../outside.json }
+              - validate: { xsd: a.xsd, json-schema: schemas/payment.json }
+              - validate: {}
+        """, mappings: mappings)
+        #expect(errors.contains { $0.hasPrefix("routes.yaml:5:34: error: ") && $0.contains("broken.json: at #/type: 'type' must be one of") }, "\(errors)")
+        #expect(errors.contains { $0.hasPrefix("routes.yaml:6:34: error: ") && $0.contains("outside") }, "\(errors)")
+        #expect(errors.contains { $0.hasPrefix("routes.yaml:7:9: error: 'validate' takes one schema") }, "\(errors)")
+        #expect(errors.contains { $0.hasPrefix("routes.yaml:8:9: error: 'validate' needs a schema") }, "\(errors)")
+    }
+}
+
 @Suite struct XMLJSONStepTests {
     @Test func xmlToJSONAndBack() async throws {
         let harness = try Harness("""

@@ -28,23 +28,40 @@ struct XSLTStep: Processor {
     }
 }
 
-/// `validate: { xsd: FILE }`: lets a body through only if it validates; otherwise the step
-/// fails with status 400 and the first violations with their lines.
-struct XSDValidateStep: Processor {
-    let schema: XSDSchema
+/// `validate: { xsd: FILE }` or `validate: { json-schema: FILE }`: lets a body through only
+/// if it validates; otherwise the step fails with status 400 and the first problems (XSD:
+/// with their lines; JSON Schema: with their instance paths and keywords).
+struct ValidateStep: Processor {
     let file: String
+    /// The body's problems (none: valid); throws when the body does not parse.
+    let problems: @Sendable (ByteBuffer) throws -> [String]
+
+    static func xsd(_ schema: XSDSchema, file: String) -> ValidateStep {
+        ValidateStep(file: file) { body in
+            do {
+                return try body.withUnsafeReadableBytes { try schema.validate($0, name: "the body") }.map(\.description)
+            } catch let error as XMLError {
+                throw ProcessingError("\(error)", status: 400)
+            }
+        }
+    }
+
+    static func jsonSchema(_ schema: JSONSchema, file: String) -> ValidateStep {
+        ValidateStep(file: file) { body in
+            do {
+                return try body.withUnsafeReadableBytes { try schema.validate($0) }.map(\.description)
+            } catch let error as JSONError {
+                throw ProcessingError("the body is not JSON: \(error)", status: 400)
+            }
+        }
+    }
 
     func process(_ exchange: Exchange) async throws -> StepResult {
-        let violations: [XSDSchema.Violation]
-        do {
-            violations = try exchange.message.body.withUnsafeReadableBytes { try schema.validate($0, name: "the body") }
-        } catch let error as XMLError {
-            throw ProcessingError("\(error)", status: 400)
-        }
-        guard violations.isEmpty else {
-            let count = violations.count
+        let found = try problems(exchange.message.body)
+        guard found.isEmpty else {
+            let count = found.count
             throw ProcessingError(
-                "the body is not valid against \(file) (\(count) problem\(count == 1 ? "" : "s")): \(XSDSchema.summary(violations))",
+                "the body is not valid against \(file) (\(count) problem\(count == 1 ? "" : "s")): \(summarizeProblems(found))",
                 status: 400
             )
         }
