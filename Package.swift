@@ -114,6 +114,7 @@ let package = Package(
                 "SwitchboardRouting",
                 "SwitchboardAudit",
                 "SwitchboardSLA",
+                "SwitchboardTransform",
                 "SwitchboardHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -110,4 +110,8 @@ static inline void switchboard_text_free(switchboard_text *text) {
     text->length = 0;
 }
 
+/* libxml2's element nesting limit (a process-wide variable), read and set once at start-up. */
+static inline unsigned int switchboard_xml_max_depth(void) { return xmlParserMaxDepth; }
+static inline void switchboard_xml_set_max_depth(unsigned int depth) { xmlParserMaxDepth = depth; }
+
 #endif

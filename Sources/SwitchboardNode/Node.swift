@@ -7,6 +7,7 @@ import NIOCore
 import Prometheus
 import SwitchboardHTTP
 import SwitchboardRouting
+import SwitchboardTransform
 import SwitchboardSLA
 import UnixSignals
 
@@ -35,6 +36,8 @@ public final class SwitchboardNode: Sendable {
     public init(configuration: NodeConfiguration, observers: [any ExchangeObserver] = [], logger: Logger) async throws {
         self.configuration = configuration
         self.logger = logger
+        XMLLimits.maximumSize = configuration.xmlMaxSize
+        XMLLimits.maximumDepth = configuration.xmlMaxDepth
         let catalog = AdapterRegistry.makeCatalog(configuration, logger: logger)
         self.catalog = catalog
         var observers = observers

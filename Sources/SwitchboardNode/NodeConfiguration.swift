@@ -50,6 +50,9 @@ public struct NodeConfiguration: Sendable {
     public var file: String?
     public var httpListen = Listen(host: "127.0.0.1", port: 8080)
     public var maxBodySize = 10 * 1024 * 1024
+    /// Largest XML document parsed, and deepest element nesting (see `XMLLimits`).
+    public var xmlMaxSize = 64 << 20
+    public var xmlMaxDepth = 256
     public var connectTimeout: Duration = .seconds(5)
     public var maxConnectionsPerHost = 64
     public var adminListen = Listen(host: "127.0.0.1", port: 8081)
@@ -96,6 +99,8 @@ public struct NodeConfiguration: Sendable {
         ("http.max-body-size", "Largest request body accepted (default 10MiB); routes may override with maxBodySize."),
         ("http.connect-timeout", "Default connect timeout for HTTP producers (default 5s)."),
         ("http.max-connections-per-host", "Pooled keep-alive connections per backend (default 64)."),
+        ("xml.max-size", "Largest XML document any step parses (default 64MiB); larger bodies fail the step with 400."),
+        ("xml.max-depth", "Deepest element nesting in XML documents (default 256, at most 2048)."),
         ("admin.listen", "Address of the admin API (default 127.0.0.1:8081)."),
         ("admin.token", "Bearer token the admin API requires (or SWITCHBOARD_ADMIN_TOKEN)."),
         ("routes", "Folder of route files (default Routes)."),
@@ -301,6 +306,27 @@ public struct NodeConfiguration: Sendable {
                         }
                     default:
                         unknown("audit.\(key)", keyNode)
+                    }
+                }
+            case "xml":
+                section(entry.value, "xml") { key, keyNode, value in
+                    switch key {
+                    case "max-size":
+                        guard let text = scalar(value, "xml.max-size") else { return }
+                        if let size = parseSize(text), size > 0, size <= Int(Int32.max) {
+                            configuration.xmlMaxSize = size
+                        } else {
+                            log.error(value.contentLocation, "'xml.max-size' expects a size up to 2GiB such as 64MiB, found '\(text)'")
+                        }
+                    case "max-depth":
+                        guard let text = scalar(value, "xml.max-depth") else { return }
+                        if let depth = Int(text), (1...2048).contains(depth) {
+                            configuration.xmlMaxDepth = depth
+                        } else {
+                            log.error(value.contentLocation, "'xml.max-depth' expects a whole number from 1 to 2048, found '\(text)'")
+                        }
+                    default:
+                        unknown("xml.\(key)", keyNode)
                     }
                 }
             case "shutdown-timeout":

@@ -24,8 +24,9 @@ public final class XMLDocument {
 
     private static func parse(_ bytes: UnsafeRawBufferPointer, name: String) throws -> xmlDocPtr {
         XMLLibrary.initialize()
-        guard bytes.count <= Int(Int32.max) else {
-            throw XMLError("\(name) is too large to parse as XML (\(bytes.count) bytes)")
+        let limit = XMLLimits.maximumSize
+        guard bytes.count <= limit else {
+            throw XMLError("\(name) is too large to parse as XML: \(bytes.count) bytes, the limit is \(limit) (xml.max-size)")
         }
         guard let context = XMLLibrary.takeParser() else {
             throw XMLError("out of memory creating an XML parser")
@@ -93,10 +94,31 @@ public struct XMLError: Error, Sendable, CustomStringConvertible {
         var message = String(cString: text).trimmingASCIIWhitespaceAndNewlines()
         if message.contains("entity reference loop") || message.contains("amplification") {
             message = "entity expansion refused: entities expand too much or refer to themselves (\(message))"
+        } else if message.hasPrefix("Excessive depth in document") {
+            message = "elements are nested deeper than \(XMLLimits.maximumDepth) levels (xml.max-depth)"
         }
         let line = Int(error.pointee.line)
         let column = Int(error.pointee.int2)
         return XMLError("\(source) is not well-formed XML: \(message)", line: line > 0 ? line : nil, column: column > 0 ? column : nil)
+    }
+}
+
+/// The limits every XML parse obeys, node-wide: set once at start-up (`xml.max-size`,
+/// `xml.max-depth` in the node config), before any parsing.
+public enum XMLLimits {
+    private static let size = Atomic<Int>(64 << 20)
+
+    /// The largest document parsed, in bytes (default 64 MiB); larger input is refused
+    /// before parsing starts.
+    public static var maximumSize: Int {
+        get { size.load(ordering: .relaxed) }
+        set { size.store(max(1, min(newValue, Int(Int32.max))), ordering: .relaxed) }
+    }
+
+    /// The deepest element nesting accepted (default 256, libxml2's; at most 2048).
+    public static var maximumDepth: Int {
+        get { Int(switchboard_xml_max_depth()) }
+        set { switchboard_xml_set_max_depth(UInt32(max(1, min(newValue, 2048)))) }
     }
 }
 

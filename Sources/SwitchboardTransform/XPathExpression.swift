@@ -217,10 +217,13 @@ private final class ErrorCollector {
         let box = Unmanaged.passUnretained(self)
         context.pointee.userData = box.toOpaque()
         context.pointee.error = { userData, error in
-            guard let userData, let error, let text = error.pointee.message else { return }
+            guard let userData, let error else { return }
             let collector = Unmanaged<ErrorCollector>.fromOpaque(userData).takeUnretainedValue()
-            if collector.message == nil {
-                collector.message = String(cString: text).trimmingASCIIWhitespaceAndNewlines()
+            // XPath compile errors arrive with a code and a position but no message text.
+            let text = error.pointee.message.map { String(cString: $0).trimmingASCIIWhitespaceAndNewlines() }
+                ?? ErrorCollector.xpathMessage(code: Int(error.pointee.code))
+            if collector.message == nil, let text {
+                collector.message = text
                 // XPath errors carry the offset into the expression in int1.
                 if error.pointee.domain == Int32(XML_FROM_XPATH.rawValue), error.pointee.int1 >= 0 {
                     collector.column = Int(error.pointee.int1) + 1
@@ -228,5 +231,21 @@ private final class ErrorCollector {
             }
         }
         return withExtendedLifetime(self) { body() }
+    }
+
+    /// libxml2's wording for its XPath error codes (`xmlXPathError`, offset by
+    /// `XML_XPATH_EXPRESSION_OK`), which it does not export.
+    static func xpathMessage(code: Int) -> String? {
+        let messages = [
+            "ok", "number encoding", "unfinished literal", "start of literal", "expected $ for variable reference",
+            "undefined variable", "invalid predicate", "invalid expression", "missing closing curly brace",
+            "unregistered function", "invalid operand", "invalid type", "invalid number of arguments",
+            "invalid context size", "invalid context position", "memory allocation error", "syntax error",
+            "resource error", "sub resource error", "undefined namespace prefix", "encoding error",
+            "character out of XML range", "invalid or incomplete context", "stack usage error",
+            "forbidden variable", "operation limit exceeded", "recursion limit exceeded",
+        ]
+        let index = code - Int(XML_XPATH_EXPRESSION_OK.rawValue)
+        return messages.indices.contains(index) && index > 0 ? messages[index] : nil
     }
 }

@@ -350,6 +350,9 @@ struct CLITests {
         let undeclared = try Self.run(["eval", "--xpath", "//cac:InvoiceLine", invoice])
         #expect(undeclared.status == 2)
         #expect(undeclared.stderr.contains("namespace prefix 'cac'"))
+        let unclosed = try Self.run(["eval", "--xpath", "count(//cac:InvoiceLine[@id='1]", "--ns", cac, invoice])
+        #expect(unclosed.status == 2)
+        #expect(unclosed.stderr.contains("unfinished literal (column 32)"), "\(unclosed.stderr)")
         let notJSON = try Self.run(["eval", "--jsonpath", "$.a", invoice])
         #expect(notJSON.status == 1)
     }

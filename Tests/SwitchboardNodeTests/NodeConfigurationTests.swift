@@ -102,6 +102,27 @@ struct NodeConfigurationTests {
         }
     }
 
+    @Test func xmlLimitsAreReadAndChecked() throws {
+        let defaults = NodeConfiguration(environment: [:])
+        #expect(defaults.xmlMaxSize == 64 << 20)
+        #expect(defaults.xmlMaxDepth == 256)
+        let configuration = try NodeConfiguration.load(file: try write("xml: { max-size: 2MiB, max-depth: 512 }"), environment: [:])
+        #expect(configuration.xmlMaxSize == 2 << 20)
+        #expect(configuration.xmlMaxDepth == 512)
+        let bad = try write("""
+        xml:
+          max-size: huge
+          max-depth: 5000
+        """)
+        #expect {
+            try NodeConfiguration.load(file: bad, environment: [:])
+        } throws: { error in
+            let text = ((error as? ConfigurationError)?.diagnostics ?? []).map(\.description).joined(separator: "\n")
+            return text.contains("2:13: error: 'xml.max-size' expects a size up to 2GiB such as 64MiB, found 'huge'")
+                && text.contains("3:14: error: 'xml.max-depth' expects a whole number from 1 to 2048, found '5000'")
+        }
+    }
+
     @Test func anEmptyConfigMeansDefaultsBesideTheFile() throws {
         let file = try write("")
         let folder = (file as NSString).deletingLastPathComponent

@@ -50,11 +50,28 @@ struct XMLTests {
         }
     }
 
+    @Test func deepAndOversizedDocumentsAreRefusedBeforeTheyCostMuch() throws {
+        #expect(XMLLimits.maximumDepth == 256)
+        let nested = { (depth: Int) in String(repeating: "<a>", count: depth) + String(repeating: "</a>", count: depth) }
+        #expect(throws: Never.self) { try XMLDocument(nested(250)) }
+        #expect {
+            try XMLDocument(nested(300), name: "the body")
+        } throws: { error in
+            "\(error)".hasPrefix("the body is not well-formed XML: elements are nested deeper than 256 levels (xml.max-depth) (line 1")
+        }
+        let oversized = "<a>" + String(repeating: "x", count: XMLLimits.maximumSize) + "</a>"
+        #expect {
+            try XMLDocument(oversized, name: "the body")
+        } throws: { error in
+            "\(error)" == "the body is too large to parse as XML: \(XMLLimits.maximumSize + 7) bytes, the limit is \(XMLLimits.maximumSize) (xml.max-size)"
+        }
+    }
+
     @Test func badXPathIsRefusedAtCompileTime() {
         #expect {
             try XPathExpression("/order[total >")
         } throws: { error in
-            "\(error)".contains("invalid XPath '/order[total >'")
+            "\(error)".contains("invalid XPath '/order[total >': invalid expression") && (error as? XMLError)?.column == 15
         }
     }
 
