@@ -91,6 +91,19 @@ let package = Package(
 
         // Adapters: one target per folder under Adapters/.
         .target(
+            name: "SwitchboardFile",
+            dependencies: [
+                "SwitchboardCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Adapters/File",
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+
+        .target(
             name: "SwitchboardHTTP",
             dependencies: [
                 "SwitchboardCore",
@@ -116,6 +129,7 @@ let package = Package(
                 "SwitchboardSLA",
                 "SwitchboardTransform",
                 "SwitchboardHTTP",
+                "SwitchboardFile",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -185,6 +199,16 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SwitchboardFileTests",
+            dependencies: [
+                "SwitchboardFile",
+                "SwitchboardRouting",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

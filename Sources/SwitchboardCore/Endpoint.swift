@@ -16,6 +16,9 @@ public struct Endpoint: Sendable {
     /// Query parameters that are not options, kept for adapters whose spec passes them on.
     public var query: [(name: String, value: String)]
     public var role: EndpointRole
+    /// The options of type `.template`, compiled by the route loader; adapters render them
+    /// per message. Empty until the loader fills it in.
+    public var templates: [String: any MessageTemplate] = [:]
 
     /// The URI with the password and secret option values replaced by `***`.
     public var description: String
@@ -265,4 +268,14 @@ public func percentDecoded(_ text: some StringProtocol) -> String? {
         }
     }
     return String(validating: bytes, as: UTF8.self)
+}
+
+/// A compiled `${…}` value (an endpoint option of type `.template`), rendered per message.
+public protocol MessageTemplate: Sendable {
+    /// The value as written.
+    var text: String { get }
+    /// The value for one message.
+    ///
+    /// - Throws: When a placeholder cannot be filled (a body that does not parse for `${xpath:…}`).
+    func render(_ message: Message) throws -> String
 }

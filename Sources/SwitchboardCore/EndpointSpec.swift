@@ -57,6 +57,9 @@ public struct OptionSpec: Sendable {
         case size
         /// One of a fixed set of words.
         case choice([String])
+        /// A value with `${…}` placeholders, compiled at load and rendered per message by
+        /// the adapter (``Endpoint/templates``), such as a file name from a header.
+        case template
 
         public var name: String {
             switch self {
@@ -66,6 +69,7 @@ public struct OptionSpec: Sendable {
             case .duration: "duration"
             case .size: "size"
             case .choice(let words): words.joined(separator: "|")
+            case .template: "template"
             }
         }
     }
@@ -100,7 +104,7 @@ public struct OptionSpec: Sendable {
     /// - Throws: An ``EndpointError`` saying what was expected.
     public func parse(_ text: String) throws -> OptionValue {
         switch type {
-        case .string:
+        case .string, .template:
             return .string(text)
         case .int:
             guard let value = Int(text) else {

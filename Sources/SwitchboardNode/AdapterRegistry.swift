@@ -1,5 +1,6 @@
 import Logging
 import SwitchboardCore
+import SwitchboardFile
 import SwitchboardHTTP
 
 /// The adapter catalog: the one place that names concrete adapters. A new adapter is a
@@ -8,6 +9,7 @@ public enum AdapterRegistry {
     /// The specs of every adapter, for `switchboard adapters` and docs.
     public static let specs: [EndpointSpec] = [
         HTTPAdapter.spec,
+        FileAdapter.spec,
     ]
 
     /// Names of options marked secret in any adapter, plus `password`: headers with these
@@ -32,6 +34,7 @@ public enum AdapterRegistry {
                 maxConnectionsPerHost: configuration.maxConnectionsPerHost,
                 connectTimeout: configuration.connectTimeout
             ), logger: logger),
+            FileAdapter(dataDirectory: configuration.dataDirectory, logger: logger),
         ])
     }
 }

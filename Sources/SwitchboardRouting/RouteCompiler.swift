@@ -134,7 +134,7 @@ final class RouteCompiler {
         // Source.
         var source: (endpoint: Endpoint, adapter: any Adapter)?
         if let from = node["from"] {
-            source = resolveEndpoint(from, role: .consumer, what: "from")
+            source = resolveEndpoint(from, role: .consumer, what: "from", namespaces: scope.namespaces)
         } else {
             log.error(node.location, "route '\(displayID)' has no 'from'; expected a source endpoint such as 'from: http:/orders?method=POST'")
         }
@@ -277,7 +277,12 @@ final class RouteCompiler {
     // MARK: Endpoints
 
     /// Resolves a `from`/`to` value: a URI string, or a mapping with `uri` and options.
-    private func resolveEndpoint(_ node: ConfigNode, role: EndpointRole, what: String) -> (endpoint: Endpoint, adapter: any Adapter)? {
+    private func resolveEndpoint(
+        _ node: ConfigNode,
+        role: EndpointRole,
+        what: String,
+        namespaces: XPathNamespaces = XPathNamespaces()
+    ) -> (endpoint: Endpoint, adapter: any Adapter)? {
         var uriNode = node
         var options: [(name: String, value: String)] = []
         var optionLocations: [String: SourceLocation] = [:]
@@ -300,14 +305,34 @@ final class RouteCompiler {
             log.error(uriNode.location, "'\(what)' needs an endpoint URI such as 'http://host:8080/path', found \(uriNode.kindDescription)")
             return nil
         }
-        if let placeholder = text.range(of: "${") {
+        let templateOptions = EndpointURI.scheme(of: text).flatMap { catalog.adapter(for: $0) }.map {
+            Set(type(of: $0).spec.options(for: role).filter { $0.type == .template }.map(\.name))
+        } ?? []
+        var searchFrom = text.startIndex
+        while let placeholder = text.range(of: "${", range: searchFrom..<text.endIndex) {
+            searchFrom = placeholder.upperBound
+            // Placeholders may stand only in the value of an option that is a template.
+            let before = text[..<placeholder.lowerBound]
+            let parameter = before.lastIndex(where: { $0 == "?" || $0 == "&" }).map { before[before.index(after: $0)...] }
+            if let parameter, let equals = parameter.firstIndex(of: "="), templateOptions.contains(String(parameter[..<equals])) { continue }
             let offset = text.distance(from: text.startIndex, to: placeholder.lowerBound)
-            log.error(uriNode.contentLocation.advanced(by: offset), "endpoint URIs are fixed when routes load, so '${…}' placeholders cannot be used in '\(what)'; route with 'choice' to fixed endpoints instead")
+            let allowed = templateOptions.isEmpty ? "" : " (only in the option\(templateOptions.count == 1 ? "" : "s") \(templateOptions.sorted().joined(separator: ", ")))"
+            log.error(uriNode.contentLocation.advanced(by: offset), "endpoint URIs are fixed when routes load, so '${…}' placeholders cannot be used in '\(what)'\(allowed); route with 'choice' to fixed endpoints instead")
             return nil
         }
         do {
-            let resolved = try catalog.resolve(text, role: role, extraOptions: options)
-            return resolved
+            var resolved = try catalog.resolve(text, role: role, extraOptions: options)
+            var failed = false
+            for name in templateOptions.sorted() {
+                guard let value = resolved.endpoint.options.string(name) else { continue }
+                let location = optionLocations[name] ?? uriNode.contentLocation.advanced(by: text.range(of: name + "=").map { text.distance(from: text.startIndex, to: $0.upperBound) } ?? 0)
+                if let template = Template.compile(value, at: location, namespaces: namespaces, environment: environment, log: &log) {
+                    resolved.endpoint.templates[name] = template
+                } else {
+                    failed = true
+                }
+            }
+            return failed ? nil : resolved
         } catch let error as EndpointError {
             var location = uriNode.contentLocation.advanced(by: error.offset ?? 0)
             if error.offset == nil, let name = options.first(where: { error.message.contains("'\($0.name)'") })?.name, let optionLocation = optionLocations[name] {

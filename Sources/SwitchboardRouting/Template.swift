@@ -7,7 +7,7 @@ import SwitchboardTransform
 /// Placeholders: `${id}`, `${correlation-id}`, `${header.NAME}`, `${property.NAME}`, `${body}`,
 /// `${xpath:EXPR}`, `${json:PATH}`, `${date:FORMAT}`, `${env.NAME}` (read at load). `$${` writes a
 /// literal `${`.
-struct Template: Sendable {
+struct Template: MessageTemplate {
     enum Part: Sendable {
         case literal(String)
         case id
@@ -18,6 +18,32 @@ struct Template: Sendable {
         case xpath(XPathExpression)
         case json(JSONPath)
         case date(DateFormat)
+        case file(FileField)
+    }
+
+    /// `${file:…}`, as in Camel: parts of the name a file consumer gave the message
+    /// (`CamelFileName`, relative to the consumer's folder).
+    enum FileField: String, CaseIterable, Sendable {
+        case name, onlyname, ext, size
+        case nameNoExtension = "name.noext"
+        case onlynameNoExtension = "onlyname.noext"
+
+        func value(in message: Message) -> String {
+            let name = message.headers["CamelFileName"] ?? ""
+            let only = message.headers["CamelFileNameOnly"] ?? String(name.split(separator: "/").last ?? "")
+            func withoutExtension(_ text: String) -> String {
+                guard let dot = text.lastIndex(of: "."), dot != text.startIndex, !text[dot...].contains("/") else { return text }
+                return String(text[..<dot])
+            }
+            switch self {
+            case .name: return name
+            case .onlyname: return only
+            case .nameNoExtension: return withoutExtension(name)
+            case .onlynameNoExtension: return withoutExtension(only)
+            case .ext: return only.lastIndex(of: ".").map { String(only[only.index(after: $0)...]) } ?? ""
+            case .size: return message.headers["CamelFileLength"] ?? ""
+            }
+        }
     }
 
     let parts: [Part]
@@ -45,7 +71,7 @@ struct Template: Sendable {
     }
 
     /// The placeholders a template may use, for error messages and docs.
-    static let variables = ["id", "correlation-id", "header.NAME", "property.NAME", "body", "xpath:EXPR", "json:PATH", "date:FORMAT", "env.NAME"]
+    static let variables = ["id", "correlation-id", "header.NAME", "property.NAME", "body", "xpath:EXPR", "json:PATH", "date:FORMAT", "env.NAME", "file:name"]
 
     /// Compiles `text`, reporting problems at `location` (the start of the text in the file).
     static func compile(
@@ -164,6 +190,13 @@ struct Template: Sendable {
         if name.hasPrefix("date:") {
             return .success(.date(DateFormat(String(name.dropFirst("date:".count)))))
         }
+        if name.hasPrefix("file:") {
+            let field = String(name.dropFirst("file:".count))
+            guard let file = FileField(rawValue: field) else {
+                return .failure(Problem(text: "unknown file variable '${file:\(field)}'; known: \(FileField.allCases.map { "${file:\($0.rawValue)}" }.joined(separator: ", "))"))
+            }
+            return .success(.file(file))
+        }
         var message = "unknown template variable '${\(name)}'"
         let bare = name.split(separator: ".").first.map(String.init) ?? name
         if let guess = closestMatch(to: bare, in: ["id", "correlation-id", "header", "property", "body", "xpath", "json", "date", "env"]) {
@@ -196,6 +229,7 @@ struct Template: Sendable {
                     output += JSONValue.array(values).serialized()
                 }
             case .date(let format): output += format.string(from: Date())
+            case .file(let field): output += field.value(in: view.message)
             }
         }
         return output

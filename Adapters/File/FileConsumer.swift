@@ -1,0 +1,293 @@
+import Foundation
+import Logging
+import NIOCore
+import SwitchboardCore
+
+/// `from: file:FOLDER?…`: polls a folder and hands each complete file to the route as one
+/// message. A file is archived (moved or deleted) only after its route succeeded; after a
+/// failure it is moved aside with a `.error.txt` saying why. With `idempotent` (the default)
+/// every file taken is recorded, so a finished file is never processed twice and a file
+/// whose processing a crash interrupted is processed again.
+struct FileConsumer: Consumer {
+    enum ReadLock: String {
+        case rename, stable, marker
+    }
+
+    struct Settings {
+        var folder: String
+        var include: [String]
+        var exclude: [String]
+        var recursive: Bool
+        var delay: Duration
+        var readLock: ReadLock
+        var minAge: Duration
+        var doneSuffix: String
+        var sortByTime: Bool
+        var maxPerPoll: Int
+        var move: (any MessageTemplate)?
+        var delete: Bool
+        var moveFailed: (any MessageTemplate)?
+        var idempotent: Bool
+        var checksumKey: Bool
+    }
+
+    /// Where files being processed wait under rename locking (inside the folder, so the
+    /// rename is atomic).
+    static let inProgressFolder = ".inprogress"
+
+    let settings: Settings
+    let registry: FileRegistryHandle
+    let logger: Logger
+
+    /// What a poll saw of a file: it is taken when the next poll sees the same.
+    struct Signature: Equatable {
+        var size: Int64
+        var modifiedNanos: Int64
+    }
+
+    struct Candidate {
+        var relative: String
+        var path: String
+        var signature: Signature
+    }
+
+    func run(_ deliver: @escaping Delivery) async throws {
+        try FileManager.default.createDirectory(atPath: settings.folder, withIntermediateDirectories: true)
+        let registry = settings.idempotent ? try self.registry.open() : nil
+        recoverInProgress()
+        var previous: [String: Signature] = [:]
+        while !Task.isCancelled {
+            var current: [String: Signature] = [:]
+            var taken = 0
+            for candidate in scan() {
+                guard taken < settings.maxPerPoll, !Task.isCancelled else { break }
+                current[candidate.relative] = candidate.signature
+                guard ready(candidate, previous: previous[candidate.relative]) else { continue }
+                taken += 1
+                await take(candidate, registry: registry, deliver: deliver)
+            }
+            previous = current
+            try? await Task.sleep(for: settings.delay)
+        }
+    }
+
+    // MARK: Finding complete files
+
+    /// The files in the folder that the include and exclude globs let through, in order.
+    func scan() -> [Candidate] {
+        var found: [Candidate] = []
+        func visit(_ folder: String, _ prefix: String) {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
+            for name in names where !name.hasPrefix(".") {
+                let path = folder + "/" + name
+                var info = stat()
+                guard stat(path, &info) == 0 else { continue }
+                if (info.st_mode & S_IFMT) == S_IFDIR {
+                    if settings.recursive { visit(path, prefix + name + "/") }
+                    continue
+                }
+                guard (info.st_mode & S_IFMT) == S_IFREG, wanted(name) else { continue }
+                let modified = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+                found.append(Candidate(relative: prefix + name, path: path, signature: Signature(size: Int64(info.st_size), modifiedNanos: modified)))
+            }
+        }
+        visit(settings.folder, "")
+        if settings.sortByTime {
+            found.sort { ($0.signature.modifiedNanos, $0.relative) < ($1.signature.modifiedNanos, $1.relative) }
+        } else {
+            found.sort { $0.relative < $1.relative }
+        }
+        return found
+    }
+
+    func wanted(_ name: String) -> Bool {
+        if settings.readLock == .marker, name.hasSuffix(settings.doneSuffix) { return false }
+        if name.hasSuffix(".error.txt") { return false }
+        if !settings.include.isEmpty, !settings.include.contains(where: { fnmatch($0, name, 0) == 0 }) { return false }
+        return !settings.exclude.contains { fnmatch($0, name, 0) == 0 }
+    }
+
+    /// Whether a file is complete by the read-lock strategy.
+    func ready(_ candidate: Candidate, previous: Signature?) -> Bool {
+        switch settings.readLock {
+        case .marker:
+            return FileManager.default.fileExists(atPath: candidate.path + settings.doneSuffix)
+        case .rename, .stable:
+            let age = Date().timeIntervalSince1970 * 1e9 - Double(candidate.signature.modifiedNanos)
+            let minimum = Double(settings.minAge.components.seconds) * 1e9 + Double(settings.minAge.components.attoseconds) / 1e9
+            return previous == candidate.signature && age >= minimum
+        }
+    }
+
+    /// Puts files a stopped node left in `.inprogress/` back where they were dropped, so
+    /// they are taken again.
+    func recoverInProgress() {
+        let root = settings.folder + "/" + FileConsumer.inProgressFolder
+        guard let enumerator = FileManager.default.enumerator(atPath: root) else { return }
+        var recovered = 0
+        while let relative = enumerator.nextObject() as? String {
+            let path = root + "/" + relative
+            var info = stat()
+            guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
+            let original = FilePaths.unique(settings.folder + "/" + relative)
+            do {
+                try FilePaths.makeParent(of: original)
+                try FilePaths.rename(path, to: original)
+                recovered += 1
+            } catch {
+                logger.error("cannot put back a file left in progress", metadata: ["file": "\(path)", "error": "\(error)"])
+            }
+        }
+        if recovered > 0 {
+            logger.notice("files left in progress by a stop are taken again", metadata: ["folder": "\(settings.folder)", "files": "\(recovered)"])
+        }
+    }
+
+    // MARK: Processing one file
+
+    func take(_ candidate: Candidate, registry: FileRegistry?, deliver: Delivery) async {
+        var working = candidate.path
+        if settings.readLock == .rename {
+            let target = settings.folder + "/" + FileConsumer.inProgressFolder + "/" + candidate.relative
+            do {
+                try FilePaths.makeParent(of: target)
+                try FilePaths.rename(candidate.path, to: target)
+            } catch {
+                // Another consumer took it, or it went away: nothing to do.
+                logger.debug("file not taken", metadata: ["file": "\(candidate.path)", "reason": "\(error)"])
+                return
+            }
+            working = target
+        }
+        let content: Data
+        do {
+            content = try Data(contentsOf: URL(fileURLWithPath: working))
+        } catch {
+            logger.error("cannot read a dropped file", metadata: ["file": "\(candidate.path)", "error": "\(error)"])
+            putBack(working, candidate)
+            return
+        }
+        let key = settings.checksumKey
+            ? "sha256:" + content.withUnsafeBytes { SHA256.hex($0) }
+            : "\(candidate.path)|\(candidate.signature.size)|\(candidate.signature.modifiedNanos)"
+        let message = makeMessage(candidate, content: content)
+        let consumer = settings.folder
+        do {
+            if let registry, let state = try registry.state(consumer: consumer, key: key), state != .processing {
+                // Finished before a stop that came ahead of the archive step, or dropped again.
+                logger.notice("file already processed; archived without processing it again", metadata: ["file": "\(candidate.path)", "state": "\(state.rawValue)"])
+                if state == .done { archive(working, message) } else { moveAside(working, message, reason: "processed before, and failed then") }
+                return
+            }
+            try registry?.taken(consumer: consumer, key: key, path: candidate.path)
+        } catch {
+            logger.error("cannot record a taken file; leaving it for the next poll", metadata: ["file": "\(candidate.path)", "error": "\(error)"])
+            putBack(working, candidate)
+            return
+        }
+
+        do {
+            _ = try await deliver(Exchange(message: message, pattern: .inOnly))
+        } catch {
+            if Task.isCancelled || error is CancellationError {
+                // Stopping mid-route: the file stays in progress and is taken again at start.
+                return
+            }
+            moveAside(working, message, reason: "\(error)")
+            do {
+                try registry?.finished(consumer: consumer, key: key, state: .failed, error: "\(error)")
+            } catch {
+                logger.error("cannot record a failed file", metadata: ["file": "\(candidate.path)", "error": "\(error)"])
+            }
+            return
+        }
+        do {
+            // Recorded before the archive step: a stop in between archives it at restart
+            // without delivering it again.
+            try registry?.finished(consumer: consumer, key: key, state: .done)
+        } catch {
+            logger.error("cannot record a finished file", metadata: ["file": "\(candidate.path)", "error": "\(error)"])
+        }
+        archive(working, message)
+        if settings.readLock == .marker { unlink(candidate.path + settings.doneSuffix) }
+    }
+
+    func makeMessage(_ candidate: Candidate, content: Data) -> Message {
+        let name = (candidate.relative as NSString).lastPathComponent
+        var headers = Headers()
+        headers["CamelFileName"] = candidate.relative
+        headers["CamelFileNameOnly"] = name
+        headers["CamelFileAbsolutePath"] = candidate.path
+        headers["CamelFileLength"] = String(candidate.signature.size)
+        headers["CamelFileLastModified"] = String(candidate.signature.modifiedNanos / 1_000_000)
+        switch (name as NSString).pathExtension.lowercased() {
+        case "xml": headers["Content-Type"] = "application/xml"
+        case "json": headers["Content-Type"] = "application/json"
+        case "csv": headers["Content-Type"] = "text/csv"
+        case "txt": headers["Content-Type"] = "text/plain"
+        default: headers["Content-Type"] = "application/octet-stream"
+        }
+        return Message(
+            headers: headers,
+            body: ByteBuffer(bytes: content),
+            properties: [SLAPolicy.arrivalProperty: String(candidate.signature.modifiedNanos / 1000)]
+        )
+    }
+
+    /// Moves (or deletes) a file whose route succeeded.
+    func archive(_ working: String, _ message: Message) {
+        if settings.delete {
+            if unlink(working) != 0 {
+                logger.error("cannot delete a processed file", metadata: ["file": "\(working)", "error": "\(String(cString: strerror(errno)))"])
+            }
+            return
+        }
+        relocate(working, message, template: settings.move, fallback: ".done/", what: "move")
+    }
+
+    /// Moves a file whose route failed aside, with `NAME.error.txt` beside it.
+    func moveAside(_ working: String, _ message: Message, reason: String) {
+        guard let target = relocate(working, message, template: settings.moveFailed, fallback: ".error/", what: "moveFailed") else { return }
+        let note = """
+            file: \(message.headers["CamelFileAbsolutePath"] ?? working)
+            failed: \(ISO8601DateFormatter().string(from: Date()))
+            message: \(message.id)
+            error: \(reason)
+
+            """
+        do {
+            try Array(note.utf8).withUnsafeBytes { try FilePaths.write($0, to: target + ".error.txt") }
+        } catch {
+            logger.error("cannot write the error note of a failed file", metadata: ["file": "\(target)", "error": "\(error)"])
+        }
+        logger.warning("file failed and was moved aside", metadata: ["file": "\(target)", "error": "\(reason)"])
+    }
+
+    /// Moves `working` to the place a template names (relative to the folder), never
+    /// overwriting; a name that would leave the folder falls back to `fallback` + the file name.
+    @discardableResult
+    func relocate(_ working: String, _ message: Message, template: (any MessageTemplate)?, fallback: String, what: String) -> String? {
+        let relative = message.headers["CamelFileName"] ?? (working as NSString).lastPathComponent
+        var target: String
+        do {
+            target = try FilePaths.resolve(try template?.render(message) ?? fallback + relative, in: settings.folder)
+        } catch {
+            logger.error("'\(what)' gave no usable name; using \(fallback)", metadata: ["file": "\(working)", "error": "\(error)"])
+            target = settings.folder + "/" + fallback + relative
+        }
+        target = FilePaths.unique(target)
+        do {
+            try FilePaths.makeParent(of: target)
+            try FilePaths.rename(working, to: target)
+            return target
+        } catch {
+            logger.error("cannot archive a file", metadata: ["file": "\(working)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    func putBack(_ working: String, _ candidate: Candidate) {
+        guard working != candidate.path else { return }
+        try? FilePaths.rename(working, to: candidate.path)
+    }
+}

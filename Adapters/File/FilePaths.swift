@@ -1,0 +1,107 @@
+import Foundation
+
+/// File names that come from messages or templates, kept inside their folder.
+enum FilePaths {
+    /// Joins a relative name to `folder`, refusing anything that could leave it: an empty
+    /// name, an absolute path, `..` segments, NUL or control characters.
+    ///
+    /// - Throws: ``FileAdapterError`` saying what was wrong with the name.
+    static func resolve(_ name: String, in folder: String) throws -> String {
+        guard !name.isEmpty else { throw FileAdapterError("the file name is empty") }
+        guard !name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw FileAdapterError("the file name '\(printable(name))' contains NUL or control characters")
+        }
+        guard !name.hasPrefix("/") else {
+            throw FileAdapterError("the file name '\(name)' is absolute; names are relative to \(folder)")
+        }
+        let segments = name.split(separator: "/", omittingEmptySubsequences: true)
+        guard !segments.contains(where: { $0 == ".." }), !segments.isEmpty, segments.last != "." else {
+            throw FileAdapterError("the file name '\(name)' would leave the folder \(folder)")
+        }
+        let joined = URL(fileURLWithPath: folder).appendingPathComponent(segments.filter { $0 != "." }.joined(separator: "/")).standardizedFileURL.path
+        guard joined.hasPrefix(folder.hasSuffix("/") ? folder : folder + "/") else {
+            throw FileAdapterError("the file name '\(name)' would leave the folder \(folder)")
+        }
+        return joined
+    }
+
+    static func printable(_ name: String) -> String {
+        String(String.UnicodeScalarView(name.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : $0 }))
+    }
+
+    /// `path` itself if nothing is there, else the same name with a timestamp (and a counter
+    /// if needed) before the extension.
+    static func unique(_ path: String) -> String {
+        guard FileManager.default.fileExists(atPath: path) else { return path }
+        let url = URL(fileURLWithPath: path)
+        let ext = url.pathExtension
+        let base = url.deletingPathExtension().path
+        let stamp = timestamp()
+        var counter = 0
+        while true {
+            let candidate = base + "-" + stamp + (counter == 0 ? "" : "-\(counter)") + (ext.isEmpty ? "" : "." + ext)
+            if !FileManager.default.fileExists(atPath: candidate) { return candidate }
+            counter += 1
+        }
+    }
+
+    static func timestamp(_ date: Date = Date()) -> String {
+        var seconds = time_t(date.timeIntervalSince1970)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        let millis = Int(date.timeIntervalSince1970 * 1000) % 1000
+        return String(format: "%04d%02d%02dT%02d%02d%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
+                      Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), millis)
+    }
+
+    /// Creates the folders on the way to `path`.
+    static func makeParent(of path: String) throws {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    }
+
+    /// Writes `bytes` to `path` and flushes them to disk.
+    static func write(_ bytes: UnsafeRawBufferPointer, to path: String, append: Bool = false, exclusive: Bool = false) throws {
+        var flags = O_WRONLY | O_CREAT | O_CLOEXEC
+        flags |= append ? O_APPEND : O_TRUNC
+        if exclusive { flags |= O_EXCL }
+        let descriptor = open(path, flags, 0o644)
+        guard descriptor >= 0 else { throw FileAdapterError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        var offset = 0
+        while offset < bytes.count {
+            let written = Glibc.write(descriptor, bytes.baseAddress.map { $0 + offset }, bytes.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw FileAdapterError("cannot write \(path): \(String(cString: strerror(errno)))")
+            }
+            offset += written
+        }
+        guard fsync(descriptor) == 0 else { throw FileAdapterError("cannot flush \(path) to disk: \(String(cString: strerror(errno)))") }
+    }
+
+    /// Renames, failing with the reason.
+    static func rename(_ from: String, to: String) throws {
+        guard Glibc.rename(from, to) == 0 else {
+            throw FileAdapterError("cannot move \(from) to \(to): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Flushes a folder's entries (a rename into it) to disk.
+    static func syncFolder(_ folder: String) {
+        let descriptor = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { return }
+        fsync(descriptor)
+        close(descriptor)
+    }
+}
+
+/// A file adapter problem, with what went wrong and where.
+struct FileAdapterError: Error, CustomStringConvertible {
+    let message: String
+
+    init(_ message: String) {
+        self.message = message
+    }
+
+    var description: String { message }
+}

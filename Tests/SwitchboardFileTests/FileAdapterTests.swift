@@ -1,0 +1,267 @@
+import Foundation
+import Logging
+import NIOCore
+import SwitchboardCore
+import SwitchboardFile
+import SwitchboardRouting
+import Testing
+
+/// The file adapter against real folders: routes load with a file consumer, run, and the
+/// tests drop files and look at what the folders hold.
+@Suite struct FileAdapterTests {
+    /// A scratch folder with `in/`, `out/` and `data/`.
+    struct Folders {
+        let root: String
+        var inbox: String { root + "/in" }
+        var outbox: String { root + "/out" }
+        var data: String { root + "/data" }
+
+        init() throws {
+            root = FileManager.default.temporaryDirectory.appendingPathComponent("sb-file-\(UUID().uuidString)").path
+            for folder in ["/in", "/out", "/data"] {
+                try FileManager.default.createDirectory(atPath: root + folder, withIntermediateDirectories: true)
+            }
+        }
+
+        func files(_ folder: String) -> [String] {
+            guard let enumerator = FileManager.default.enumerator(atPath: folder) else { return [] }
+            var found: [String] = []
+            while let relative = enumerator.nextObject() as? String {
+                var isDirectory: ObjCBool = false
+                if FileManager.default.fileExists(atPath: folder + "/" + relative, isDirectory: &isDirectory), !isDirectory.boolValue {
+                    found.append(relative)
+                }
+            }
+            return found.sorted()
+        }
+
+        func read(_ path: String) -> String? {
+            try? String(contentsOfFile: path, encoding: .utf8)
+        }
+
+        func write(_ text: String, to path: String) throws {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        }
+    }
+
+    static func engine(_ yaml: String, folders: Folders) throws -> RouteEngine {
+        let loader = RouteLoader(
+            catalog: AdapterCatalog([FileAdapter(dataDirectory: folders.data, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })]),
+            logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() },
+            environment: [:]
+        )
+        return try loader.load(sources: [(yaml, "routes.yaml")])
+    }
+
+    /// Runs the engine while `body` runs, then stops it.
+    static func running<T>(_ engine: RouteEngine, _ body: () async throws -> T) async throws -> T {
+        let task = Task { try await engine.run() }
+        defer { task.cancel() }
+        let result = try await body()
+        task.cancel()
+        _ = await task.result
+        return result
+    }
+
+    /// Waits up to `seconds` for `condition`.
+    static func eventually(_ seconds: Double = 10, _ condition: () -> Bool) async -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return condition()
+    }
+
+    static func route(_ folders: Folders, options: String = "", to: String? = nil) -> String {
+        """
+        routes:
+          - id: drop
+            from: "file:\(folders.inbox)?delay=50ms\(options.contains("minAge") ? "" : "&minAge=100ms")\(options)"
+            steps:
+              - to: "\(to ?? "file:\(folders.outbox)?fileName=${file:name.noext}.out&fileExist=unique")"
+        """
+    }
+
+    @Test func completeFilesAreDeliveredThenArchived() async throws {
+        let folders = try Folders()
+        let engine = try Self.engine(Self.route(folders), folders: folders)
+        try await Self.running(engine) {
+            try folders.write("first", to: folders.inbox + "/a.txt")
+            try folders.write("second", to: folders.inbox + "/b.txt")
+            #expect(await Self.eventually { folders.files(folders.inbox) == [".done/a.txt", ".done/b.txt"] }, "\(folders.files(folders.inbox))")
+            #expect(folders.files(folders.outbox) == ["a.out", "b.out"])
+            #expect(folders.read(folders.outbox + "/a.out") == "first")
+            #expect(folders.read(folders.outbox + "/b.out") == "second")
+        }
+    }
+
+    @Test func halfWrittenFilesAreNotTaken() async throws {
+        let folders = try Folders()
+        let engine = try Self.engine(Self.route(folders, options: "&minAge=300ms"), folders: folders)
+        try await Self.running(engine) {
+            let path = folders.inbox + "/big.txt"
+            let handle = try #require(FileHandle(forWritingAtPath: { FileManager.default.createFile(atPath: path, contents: nil); return path }()))
+            // A writer that keeps adding a line every 50 ms for over a second: the file is
+            // never unchanged long enough to be taken.
+            var written = ""
+            for index in 0..<25 {
+                let line = "line \(index)\n"
+                handle.write(Data(line.utf8))
+                written += line
+                try await Task.sleep(for: .milliseconds(50))
+                #expect(folders.files(folders.outbox).isEmpty, "taken while written, after \(index + 1) lines")
+                #expect(FileManager.default.fileExists(atPath: path))
+            }
+            try handle.close()
+            #expect(await Self.eventually { folders.files(folders.outbox) == ["big.out"] })
+            #expect(folders.read(folders.outbox + "/big.out") == written)
+        }
+    }
+
+    @Test func markerFilesSayWhenAFileIsComplete() async throws {
+        let folders = try Folders()
+        let engine = try Self.engine(Self.route(folders, options: "&readLock=marker&delete=true"), folders: folders)
+        try await Self.running(engine) {
+            try folders.write("payload", to: folders.inbox + "/batch.ach")
+            try await Task.sleep(for: .milliseconds(400))
+            #expect(folders.files(folders.outbox).isEmpty)
+            try folders.write("", to: folders.inbox + "/batch.ach.done")
+            #expect(await Self.eventually { folders.files(folders.outbox) == ["batch.out"] })
+            #expect(await Self.eventually { folders.files(folders.inbox).isEmpty }, "\(folders.files(folders.inbox))")
+        }
+    }
+
+    @Test func includeExcludeAndRecursiveChooseTheFiles() async throws {
+        let folders = try Folders()
+        let engine = try Self.engine(Self.route(folders, options: "&include=*.ach,*.txt&exclude=skip*&recursive=true&move=archive/${file:name}"), folders: folders)
+        try await Self.running(engine) {
+            try folders.write("1", to: folders.inbox + "/one.ach")
+            try folders.write("2", to: folders.inbox + "/sub/two.txt")
+            try folders.write("3", to: folders.inbox + "/skip-me.ach")
+            try folders.write("4", to: folders.inbox + "/other.csv")
+            #expect(await Self.eventually { folders.files(folders.outbox) == ["one.out", "sub/two.out"] }, "\(folders.files(folders.outbox))")
+            #expect(await Self.eventually { folders.files(folders.inbox) == ["archive/one.ach", "archive/sub/two.txt", "other.csv", "skip-me.ach"] }, "\(folders.files(folders.inbox))")
+        }
+    }
+
+    @Test func aFailedFileIsMovedAsideWithTheReasonAndNamesCannotEscape() async throws {
+        let folders = try Folders()
+        let engine = try Self.engine(Self.route(folders, to: "file:\(folders.outbox)?fileName=../${file:name}"), folders: folders)
+        try await Self.running(engine) {
+            try folders.write("data", to: folders.inbox + "/escape.txt")
+            #expect(await Self.eventually { folders.files(folders.inbox) == [".error/escape.txt", ".error/escape.txt.error.txt"] }, "\(folders.files(folders.inbox))")
+            let note = try #require(folders.read(folders.inbox + "/.error/escape.txt.error.txt"))
+            #expect(note.contains("error: route 'drop' step 0"), "\(note)")
+            #expect(note.contains("the file name '../escape.txt' would leave the folder \(folders.outbox)"), "\(note)")
+            #expect(!FileManager.default.fileExists(atPath: folders.root + "/escape.txt"))
+        }
+    }
+
+    @Test func aRestartNeverProcessesAFinishedFileTwiceAndTakesUnfinishedOnesAgain() async throws {
+        let folders = try Folders()
+        let yaml = Self.route(folders)
+        try folders.write("once", to: folders.inbox + "/a.txt")
+        try await Self.running(try Self.engine(yaml, folders: folders)) {
+            #expect(await Self.eventually { folders.files(folders.outbox) == ["a.out"] })
+        }
+        // The node stopped after recording a.txt as done but before archiving it (the file
+        // is still in progress), and while c.txt was in its route.
+        try FileManager.default.createDirectory(atPath: folders.inbox + "/.inprogress", withIntermediateDirectories: true)
+        #expect(rename(folders.inbox + "/.done/a.txt", folders.inbox + "/.inprogress/a.txt") == 0)
+        try folders.write("interrupted", to: folders.inbox + "/.inprogress/c.txt")
+        try await Self.running(try Self.engine(yaml, folders: folders)) {
+            #expect(await Self.eventually { folders.files(folders.inbox) == [".done/a.txt", ".done/c.txt"] }, "\(folders.files(folders.inbox))")
+            #expect(folders.files(folders.outbox) == ["a.out", "c.out"], "a.txt delivered twice? \(folders.files(folders.outbox))")
+        }
+        // The same name dropped again with new content is a new file.
+        try folders.write("twice", to: folders.inbox + "/a.txt")
+        try await Self.running(try Self.engine(yaml, folders: folders)) {
+            #expect(await Self.eventually { folders.files(folders.outbox).count == 3 }, "\(folders.files(folders.outbox))")
+        }
+    }
+
+    @Test func checksumKeysRecogniseTheSameContentUnderAnotherTime() async throws {
+        let folders = try Folders()
+        let yaml = Self.route(folders, options: "&idempotentKey=checksum")
+        try await Self.running(try Self.engine(yaml, folders: folders)) {
+            try folders.write("same", to: folders.inbox + "/a.txt")
+            #expect(await Self.eventually { folders.files(folders.outbox) == ["a.out"] })
+            try folders.write("same", to: folders.inbox + "/a.txt")
+            #expect(await Self.eventually { folders.files(folders.inbox).count == 2 }, "\(folders.files(folders.inbox))")
+            #expect(folders.files(folders.outbox) == ["a.out"])
+        }
+    }
+
+    @Test func theProducerWritesAtomicallyAndHonoursFileExist() async throws {
+        let folders = try Folders()
+        let engine = try Self.engine("""
+        routes:
+          - id: override
+            from: direct:override
+            steps: [ { to: "file:\(folders.outbox)?fileName=${header.name}" } ]
+          - id: fail
+            from: direct:fail
+            steps: [ { to: "file:\(folders.outbox)?fileName=${header.name}&fileExist=fail" } ]
+          - id: append
+            from: direct:append
+            steps: [ { to: "file:\(folders.outbox)?fileName=${header.name}&fileExist=append" } ]
+          - id: unique
+            from: direct:unique
+            steps: [ { to: "file:\(folders.outbox)?fileName=${header.name}&fileExist=unique&mkdirs=true" } ]
+        """, folders: folders)
+        func send(_ route: String, _ name: String, _ body: String) async throws -> Exchange {
+            var message = Message(body: ByteBuffer(string: body))
+            message.headers["name"] = name
+            return try await engine.process(routeID: route, Exchange(message: message, pattern: .inOnly))
+        }
+        let reply = try await send("override", "x.txt", "one")
+        #expect(reply.message.headers["CamelFileNameProduced"] == folders.outbox + "/x.txt")
+        _ = try await send("override", "x.txt", "two")
+        #expect(folders.read(folders.outbox + "/x.txt") == "two")
+        await #expect {
+            try await send("fail", "x.txt", "three")
+        } throws: { error in
+            "\(error)".contains("already exists (fileExist=fail)")
+        }
+        #expect(folders.read(folders.outbox + "/x.txt") == "two")
+        _ = try await send("append", "x.txt", "+more")
+        #expect(folders.read(folders.outbox + "/x.txt") == "two+more")
+        _ = try await send("unique", "deep/y.txt", "a")
+        _ = try await send("unique", "deep/y.txt", "b")
+        let deep = folders.files(folders.outbox + "/deep")
+        #expect(deep.count == 2 && deep.contains("y.txt"), "\(deep)")
+        #expect(Set(deep.compactMap { folders.read(folders.outbox + "/deep/" + $0) }) == ["a", "b"])
+        #expect(!folders.files(folders.outbox).contains { $0.hasSuffix(".tmp") })
+
+        for bad in ["../x.txt", "/etc/passwd", "a/../../x", "nul\u{0}.txt", "", "dir/.."] {
+            await #expect {
+                try await send("override", bad, "evil")
+            } throws: { error in
+                guard let failure = error as? StepFailure else { return false }
+                return failure.status == 400 && failure.reason.contains("refused to write")
+            }
+        }
+        #expect(folders.files(folders.root).allSatisfy { $0.hasPrefix("out/") }, "\(folders.files(folders.root))")
+    }
+
+    @Test func placeholdersOnlyInTemplateOptionsAndBadTemplatesAreLoadErrors() throws {
+        let folders = try Folders()
+        #expect {
+            try Self.engine("""
+            routes:
+              - id: a
+                from: "file:\(folders.inbox)?include=${header.x}"
+                steps: [ { log: x } ]
+              - id: b
+                from: "file:\(folders.inbox)/b?move=${nope}"
+                steps: [ { log: x } ]
+            """, folders: folders)
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("'${…}' placeholders cannot be used in 'from' (only in the options move, moveFailed)")
+                && text.contains("unknown template variable '${nope}'")
+        }
+    }
+}
