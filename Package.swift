@@ -91,6 +91,17 @@ let package = Package(
 
         // Adapters: one target per folder under Adapters/.
         .target(
+            name: "SwitchboardFixedWidth",
+            dependencies: [
+                "SwitchboardCore",
+                "SwitchboardTransform",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            path: "Adapters/FixedWidth",
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "SwitchboardFile",
             dependencies: [
                 "SwitchboardCore",
@@ -200,6 +211,11 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SwitchboardFixedWidthTests",
+            dependencies: ["SwitchboardFixedWidth", "SwitchboardTransform"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

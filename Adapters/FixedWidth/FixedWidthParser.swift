@@ -1,0 +1,259 @@
+import Foundation
+import SwitchboardCore
+import SwitchboardTransform
+
+/// A problem in a fixed-width file: where (line, record type, field and columns) and what.
+public struct FixedWidthError: Error, Sendable, CustomStringConvertible {
+    public var line: Int
+    public var record: String?
+    public var field: String?
+    public var columns: String?
+    public var message: String
+
+    public var description: String {
+        var place = "line \(line)"
+        if let record { place += ", record \(record)" }
+        if let field { place += ", field \(field)" }
+        if let columns { place += " (\(columns))" }
+        return "\(place): \(message)"
+    }
+}
+
+/// How a file was laid out beyond its records, so that formatting gives the same bytes back.
+public struct FixedWidthTextFormat: Sendable, Equatable {
+    public var lineEnding: FixedWidthLayout.LineEnding
+    /// Whether the last record ends with a line ending too.
+    public var finalLineEnding: Bool
+    /// Filler records after the last record of the structure.
+    public var fillerRecords: Int
+
+    public init(lineEnding: FixedWidthLayout.LineEnding = .lf, finalLineEnding: Bool = true, fillerRecords: Int = 0) {
+        self.lineEnding = lineEnding
+        self.finalLineEnding = finalLineEnding
+        self.fillerRecords = fillerRecords
+    }
+}
+
+/// Cuts bytes into records: at line endings, or every `record-length` bytes when the file
+/// has none. Reads its source a chunk at a time.
+struct RecordReader {
+    let layout: FixedWidthLayout
+    let next: () throws -> [UInt8]?
+    private var buffer: [UInt8] = []
+    private var position = 0
+    private var finished = false
+    private(set) var line = 0
+    private(set) var ending: FixedWidthLayout.LineEnding?
+    private(set) var lastHadEnding = true
+
+    init(layout: FixedWidthLayout, next: @escaping () throws -> [UInt8]?) {
+        self.layout = layout
+        self.next = next
+        if layout.lineEnding != .auto { ending = layout.lineEnding }
+    }
+
+    /// Makes sure `count` bytes past the position are buffered, if the source has them.
+    private mutating func fill(_ count: Int) throws {
+        while buffer.count - position < count, !finished {
+            if position > 0, position > buffer.count / 2 {
+                buffer.removeFirst(position)
+                position = 0
+            }
+            if let chunk = try next() { buffer += chunk } else { finished = true }
+        }
+    }
+
+    /// The next record's bytes, padded when the layout allows short lines, or nil at the end.
+    mutating func nextRecord() throws -> [UInt8]? {
+        let length = layout.recordLength
+        try fill(length + 2)
+        guard position < buffer.count else { return nil }
+        line += 1
+        if ending == nil {
+            // Detect: a line ending right after the first record, else records back to back.
+            if let newline = buffer[position...].firstIndex(of: 0x0A) {
+                ending = newline > position && buffer[newline - 1] == 0x0D ? .crlf : .lf
+            } else {
+                ending = .none
+            }
+        }
+        if ending == FixedWidthLayout.LineEnding.none {
+            let end = min(position + length, buffer.count)
+            let record = Array(buffer[position..<end])
+            position = end
+            lastHadEnding = false
+            guard record.count == length || layout.padShortLines else {
+                throw FixedWidthError(line: line, message: "the file ends with a record of \(record.count) characters; records are \(length)")
+            }
+            return record + Array(repeating: 0x20, count: length - record.count)
+        }
+        // Find the end of the line, reading more until it turns up.
+        var searched = position
+        var newline: Int?
+        while newline == nil {
+            newline = buffer[searched...].firstIndex(of: 0x0A)
+            if newline != nil || finished { break }
+            searched = buffer.count
+            try fill(buffer.count - position + 65_536)
+        }
+        let end = newline ?? buffer.count
+        var contentEnd = end
+        if contentEnd > position, buffer[contentEnd - 1] == 0x0D { contentEnd -= 1 }
+        var record = Array(buffer[position..<contentEnd])
+        position = newline.map { $0 + 1 } ?? buffer.count
+        lastHadEnding = newline != nil
+        if record.count > length {
+            throw FixedWidthError(line: line, message: "the line has \(record.count) characters; records are \(length)")
+        }
+        if record.count < length {
+            guard layout.padShortLines else {
+                throw FixedWidthError(line: line, message: "the line has \(record.count) characters; records are \(length) (short-lines: pad accepts lines whose trailing spaces were trimmed)")
+            }
+            record += Array(repeating: 0x20, count: length - record.count)
+        }
+        return record
+    }
+}
+
+/// Parses records into JSON as the layout's structure nests them.
+///
+/// With `split`, every value at a path the callback claims (returns true for) is handed to
+/// it as soon as it is complete and left out of the document: memory then holds one such
+/// value at a time, whatever the file's size.
+public struct FixedWidthParser {
+    let layout: FixedWidthLayout
+    var reader: RecordReader
+    var context: [String: [String: String]] = [:]
+    let contextFields: Set<String>
+    var lookahead: (record: RecordLayout, bytes: [UInt8], line: Int)?
+    var looked = false
+    var fillers = 0
+    let split: ((_ path: [String], _ value: JSONValue, _ line: Int) throws -> Bool)?
+
+    public init(
+        layout: FixedWidthLayout,
+        next: @escaping () throws -> [UInt8]?,
+        split: ((_ path: [String], _ value: JSONValue, _ line: Int) throws -> Bool)? = nil
+    ) {
+        self.layout = layout
+        self.reader = RecordReader(layout: layout, next: next)
+        self.split = split
+        self.contextFields = Set(layout.records.compactMap { record in record.whenRecord.flatMap { name in record.whenField.map { name + "." + $0 } } })
+    }
+
+    /// Parses bytes held in memory.
+    public static func parse(_ data: [UInt8], layout: FixedWidthLayout) throws -> (document: JSONValue, format: FixedWidthTextFormat) {
+        var delivered = false
+        var parser = FixedWidthParser(layout: layout, next: {
+            defer { delivered = true }
+            return delivered ? nil : data
+        })
+        return try parser.parse()
+    }
+
+    /// Reads every record; returns the document (without the parts `split` took) and how the
+    /// text was laid out.
+    public mutating func parse() throws -> (document: JSONValue, format: FixedWidthTextFormat) {
+        var members: [(key: String, value: JSONValue)]
+        if layout.structure.isEmpty {
+            var records: [JSONValue] = []
+            while let next = try peek() {
+                guard case .object(let fields) = try consume(next) else { continue }
+                let value = JSONValue.object([("$record", .string(next.record.name))] + fields)
+                if try split?(["records"], value, next.line) != true { records.append(value) }
+            }
+            members = [("records", .array(records))]
+        } else {
+            members = try parseItems(layout.structure, path: [])
+            if let extra = try peek() {
+                throw FixedWidthError(line: extra.line, record: extra.record.name, message: "a \(extra.record.name) record after the end of the file's structure")
+            }
+        }
+        let format = FixedWidthTextFormat(lineEnding: reader.ending ?? .lf, finalLineEnding: reader.lastHadEnding, fillerRecords: fillers)
+        return (.object(members), format)
+    }
+
+    // MARK: Records
+
+    private mutating func peek() throws -> (record: RecordLayout, bytes: [UInt8], line: Int)? {
+        if looked { return lookahead }
+        looked = true
+        lookahead = nil
+        while let bytes = try reader.nextRecord() {
+            if let filler = layout.filler, bytes.allSatisfy({ $0 == filler.character }) {
+                fillers += 1
+                continue
+            }
+            if fillers > 0 {
+                throw FixedWidthError(line: reader.line, message: "a record after the filler records")
+            }
+            let record = try bytes.withUnsafeBytes { raw in
+                guard let found = layout.records.first(where: { $0.matches(raw, context: context) }) else {
+                    let start = String(decoding: bytes.prefix(3), as: UTF8.self)
+                    throw FixedWidthError(line: reader.line, message: "no record type of the layout matches this record (it starts with '\(start)')")
+                }
+                return found
+            }
+            lookahead = (record, bytes, reader.line)
+            break
+        }
+        return lookahead
+    }
+
+    private mutating func consume(_ next: (record: RecordLayout, bytes: [UInt8], line: Int)) throws -> JSONValue {
+        looked = false
+        lookahead = nil
+        let value = try FixedWidthFields.parse(next.bytes, record: next.record, line: next.line)
+        if !contextFields.isEmpty, case .object(let members) = value {
+            for member in members where contextFields.contains(next.record.name + "." + member.key) {
+                context[next.record.name, default: [:]][member.key] = member.value.text
+            }
+        }
+        return value
+    }
+
+    private mutating func parseItems(_ items: [StructureItem], path: [String]) throws -> [(key: String, value: JSONValue)] {
+        var members: [(key: String, value: JSONValue)] = []
+        for item in items {
+            let itemPath = path + [item.key]
+            var values: [JSONValue] = []
+            var kept: [JSONValue] = []
+            while let next = try peek(), item.firstRecords.contains(next.record.name) {
+                let value: JSONValue
+                switch item {
+                case .record: value = try consume(next)
+                case .group(_, let inner, _, _): value = .object(try parseItems(inner, path: itemPath))
+                }
+                values.append(value)
+                if try split?(itemPath, value, next.line) != true { kept.append(value) }
+                if !item.repeats { break }
+            }
+            if values.isEmpty {
+                guard item.isOptional else {
+                    let found = try peek()
+                    throw FixedWidthError(
+                        line: found?.line ?? reader.line,
+                        record: found?.record.name,
+                        message: "expected \(item.firstRecords.joined(separator: " or ")), found \(found.map { "a \($0.record.name) record" } ?? "the end of the file")"
+                    )
+                }
+                if item.repeats { members.append((item.key, .array([]))) }
+                continue
+            }
+            if item.repeats {
+                members.append((item.key, .array(kept)))
+            } else if let first = kept.first {
+                members.append((item.key, first))
+            }
+        }
+        return members
+    }
+}
+
+extension StructureItem {
+    var repeats: Bool {
+        switch self {
+        case .record(_, _, let repeats, _), .group(_, _, let repeats, _): repeats
+        }
+    }
+}

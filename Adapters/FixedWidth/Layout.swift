@@ -1,0 +1,378 @@
+import Foundation
+import SwitchboardCore
+import Yams
+
+/// A fixed-width file layout, compiled once from YAML: record types told apart by a tag,
+/// fields by position, and the structure that nests records into groups.
+///
+/// ```yaml
+/// record-length: 94
+/// line-ending: auto            # lf, crlf, none (records back to back) or auto (detect)
+/// short-lines: error           # or pad: lines that lost their trailing spaces are padded
+/// filler: { char: "9", block: 10 }   # records of only this character after the end, to a multiple of block
+/// records:
+///   - name: fileHeader
+///     tag: { start: 1, value: "1" }
+///     fields:
+///       - { name: recordType, start: 1, length: 1, const: "1" }
+///       - { name: fileCreationDate, start: 24, length: 6, type: date, format: yyMMdd }
+/// structure:
+///   - record: fileHeader
+///   - group: batches
+///     repeat: true
+///     items: [ { record: batchHeader }, { record: batchControl } ]
+/// ```
+public struct FixedWidthLayout: Sendable {
+    public enum LineEnding: String, Sendable {
+        case auto, lf, crlf, none
+    }
+
+    public var name: String
+    public var recordLength: Int
+    public var lineEnding: LineEnding
+    public var padShortLines: Bool
+    public var filler: Filler?
+    var records: [RecordLayout]
+    var structure: [StructureItem]
+
+    public struct Filler: Sendable {
+        public var character: UInt8
+        public var block: Int
+    }
+
+    /// Loads a layout file.
+    ///
+    /// - Throws: ``ConfigurationError`` with every problem at its `file:line:column`.
+    public init(path: String) throws {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ConfigurationError([Diagnostic(at: SourceLocation(file: path, line: 1, column: 1), "cannot read the layout file")])
+        }
+        try self.init(yaml: text, file: path)
+    }
+
+    public init(yaml: String, file: String = "layout.yaml") throws {
+        var loader = LayoutLoader(file: file)
+        guard let layout = loader.load(yaml) else {
+            throw ConfigurationError(loader.diagnostics)
+        }
+        self = layout
+    }
+
+    init(name: String, recordLength: Int, lineEnding: LineEnding, padShortLines: Bool, filler: Filler?, records: [RecordLayout], structure: [StructureItem]) {
+        self.name = name
+        self.recordLength = recordLength
+        self.lineEnding = lineEnding
+        self.padShortLines = padShortLines
+        self.filler = filler
+        self.records = records
+        self.structure = structure
+    }
+}
+
+/// One record type (or one variant of it: several may share a name and differ by `when`).
+struct RecordLayout: Sendable {
+    var name: String
+    /// Every (1-based position, text) the record must hold to be this type.
+    var tags: [(start: Int, value: [UInt8])]
+    /// Another record's field that must hold one of `whenValues` for this variant to apply.
+    var whenRecord: String?
+    var whenField: String?
+    var whenValues: [String]
+    var fields: [FieldLayout]
+    var line: Int
+
+    func matches(_ record: UnsafeRawBufferPointer, context: [String: [String: String]]) -> Bool {
+        for tag in tags {
+            guard tag.start - 1 + tag.value.count <= record.count else { return false }
+            for (offset, byte) in tag.value.enumerated() where record[tag.start - 1 + offset] != byte { return false }
+        }
+        if let whenRecord, let whenField {
+            guard let value = context[whenRecord]?[whenField], whenValues.contains(value) else { return false }
+        }
+        return true
+    }
+}
+
+struct FieldLayout: Sendable {
+    enum Kind: Sendable, Equatable {
+        case string
+        case integer
+        case decimal(Int)
+        case date(String)
+        case constant([UInt8])
+        case filler
+    }
+
+    enum Alignment: Sendable {
+        case left, right
+    }
+
+    var name: String
+    var start: Int
+    var length: Int
+    var kind: Kind
+    var alignment: Alignment
+    var padding: UInt8
+    var trim: Bool
+    var required: Bool
+    var signed: Bool
+
+    var columns: String { "columns \(start)-\(start + length - 1)" }
+}
+
+indirect enum StructureItem: Sendable {
+    case record(name: String, key: String, repeats: Bool, optional: Bool)
+    case group(name: String, items: [StructureItem], repeats: Bool, optional: Bool)
+
+    var key: String {
+        switch self {
+        case .record(_, let key, _, _): key
+        case .group(let name, _, _, _): name
+        }
+    }
+
+    /// The record names that can start this item.
+    var firstRecords: [String] {
+        switch self {
+        case .record(let name, _, _, _): return [name]
+        case .group(_, let items, _, _):
+            var names: [String] = []
+            for item in items {
+                names += item.firstRecords
+                if !item.isOptional { break }
+            }
+            return names
+        }
+    }
+
+    var isOptional: Bool {
+        switch self {
+        case .record(_, _, _, let optional), .group(_, _, _, let optional): optional
+        }
+    }
+}
+
+/// Reads a layout YAML file into a ``FixedWidthLayout``, collecting every problem.
+struct LayoutLoader {
+    let file: String
+    var diagnostics: [Diagnostic] = []
+
+    init(file: String) {
+        self.file = file
+    }
+
+    mutating func error(_ node: Node?, _ message: String) {
+        let mark = node?.mark
+        diagnostics.append(Diagnostic(at: SourceLocation(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1), message))
+    }
+
+    mutating func load(_ yaml: String) -> FixedWidthLayout? {
+        let root: Node
+        do {
+            guard let composed = try Yams.compose(yaml: yaml) else {
+                error(nil, "the layout file is empty")
+                return nil
+            }
+            root = composed
+        } catch {
+            self.error(nil, "not valid YAML: \(error)")
+            return nil
+        }
+        guard let mapping = root.mapping else {
+            error(root, "a layout is a mapping with record-length, records and structure")
+            return nil
+        }
+        let known = ["name", "record-length", "line-ending", "short-lines", "filler", "encoding", "records", "structure", "description"]
+        for key in mapping.keys {
+            if let name = key.string, !known.contains(name) { error(key, "unknown layout key '\(name)'; known: \(known.joined(separator: ", "))") }
+        }
+        let recordLength = mapping["record-length"]?.int ?? 0
+        if recordLength <= 0 { error(mapping["record-length"] ?? root, "'record-length' must be a positive integer") }
+        var lineEnding = FixedWidthLayout.LineEnding.auto
+        if let node = mapping["line-ending"] {
+            if let value = node.string.flatMap(FixedWidthLayout.LineEnding.init(rawValue:)) { lineEnding = value } else { error(node, "'line-ending' is auto, lf, crlf or none") }
+        }
+        var padShort = false
+        if let node = mapping["short-lines"] {
+            switch node.string {
+            case "pad": padShort = true
+            case "error": padShort = false
+            default: error(node, "'short-lines' is error or pad")
+            }
+        }
+        if let node = mapping["encoding"], let encoding = node.string, !["ascii", "utf-8", "iso-8859-1"].contains(encoding) {
+            error(node, "'encoding' \(encoding) is not supported yet; use ascii, utf-8 or iso-8859-1")
+        }
+        var filler: FixedWidthLayout.Filler?
+        if let node = mapping["filler"] {
+            if let character = node.mapping?["char"]?.string, character.utf8.count == 1, let byte = character.utf8.first,
+               let block = node.mapping?["block"]?.int, block > 0 {
+                filler = .init(character: byte, block: block)
+            } else {
+                error(node, "'filler' is { char: \"9\", block: 10 }: one character and a positive block size")
+            }
+        }
+        var records: [RecordLayout] = []
+        if let list = mapping["records"]?.sequence {
+            for node in list {
+                if let record = loadRecord(node, recordLength: recordLength) { records.append(record) }
+            }
+        } else {
+            error(mapping["records"] ?? root, "'records' must be a list of record types")
+        }
+        let names = Set(records.map(\.name))
+        var structure: [StructureItem] = []
+        if let node = mapping["structure"] {
+            structure = loadItems(node, names: names) ?? []
+        } else {
+            // Without a structure: any record, any number of times, in a list named "records".
+            structure = []
+        }
+        for record in records where record.whenRecord != nil && !names.contains(record.whenRecord ?? "") {
+            diagnostics.append(Diagnostic(at: SourceLocation(file: file, line: record.line, column: 1), "'when' names record '\(record.whenRecord ?? "")', which the layout does not define"))
+        }
+        guard diagnostics.isEmpty else { return nil }
+        return FixedWidthLayout(
+            name: mapping["name"]?.string ?? (file as NSString).lastPathComponent,
+            recordLength: recordLength,
+            lineEnding: lineEnding,
+            padShortLines: padShort,
+            filler: filler,
+            records: records,
+            structure: structure
+        )
+    }
+
+    mutating func loadRecord(_ node: Node, recordLength: Int) -> RecordLayout? {
+        guard let mapping = node.mapping, let name = mapping["name"]?.string else {
+            error(node, "a record needs a 'name', a 'tag' and 'fields'")
+            return nil
+        }
+        let tagNodes = mapping["tag"].map { $0.sequence ?? [$0] } ?? []
+        var tags: [(start: Int, value: [UInt8])] = []
+        for tagNode in tagNodes {
+            guard let tag = tagNode.mapping, let start = tag["start"]?.int, let value = tag["value"]?.string, start >= 1, !value.isEmpty,
+                  start - 1 + value.utf8.count <= recordLength else {
+                error(tagNode, "a tag is { start: POSITION, value: TEXT } inside the record")
+                return nil
+            }
+            tags.append((start, Array(value.utf8)))
+        }
+        guard !tags.isEmpty else {
+            error(mapping["tag"] ?? node, "record '\(name)' needs a tag: { start: POSITION, value: TEXT }, or a list of them")
+            return nil
+        }
+        var whenRecord: String?
+        var whenField: String?
+        var whenValues: [String] = []
+        if let when = mapping["when"] {
+            let path = when.mapping?["field"]?.string?.split(separator: ".").map(String.init) ?? []
+            let values = when.mapping?["in"]?.sequence?.compactMap(\.string) ?? when.mapping?["equals"]?.string.map { [$0] } ?? []
+            if path.count == 2, !values.isEmpty {
+                whenRecord = path[0]
+                whenField = path[1]
+                whenValues = values
+            } else {
+                error(when, "'when' is { field: RECORD.FIELD, in: [values] } or { field: RECORD.FIELD, equals: value }")
+            }
+        }
+        var fields: [FieldLayout] = []
+        for fieldNode in mapping["fields"]?.sequence ?? [] {
+            if let field = loadField(fieldNode, record: name, recordLength: recordLength) { fields.append(field) }
+        }
+        if fields.isEmpty { error(mapping["fields"] ?? node, "record '\(name)' has no fields") }
+        let sorted = fields.sorted { $0.start < $1.start }
+        for (earlier, later) in zip(sorted, sorted.dropFirst()) where earlier.start + earlier.length > later.start {
+            error(node, "record '\(name)': fields '\(earlier.name)' (\(earlier.columns)) and '\(later.name)' (\(later.columns)) overlap")
+        }
+        return RecordLayout(
+            name: name, tags: tags, whenRecord: whenRecord, whenField: whenField,
+            whenValues: whenValues, fields: sorted, line: node.mark?.line ?? 1
+        )
+    }
+
+    mutating func loadField(_ node: Node, record: String, recordLength: Int) -> FieldLayout? {
+        guard let mapping = node.mapping, let name = mapping["name"]?.string, let start = mapping["start"]?.int, let length = mapping["length"]?.int,
+              start >= 1, length >= 1 else {
+            error(node, "a field needs a name, a 1-based start and a length")
+            return nil
+        }
+        if start + length - 1 > recordLength {
+            error(node, "field '\(name)' (columns \(start)-\(start + length - 1)) ends past the record length \(recordLength)")
+            return nil
+        }
+        let type = mapping["type"]?.string ?? (mapping["const"] != nil ? "const" : "string")
+        let kind: FieldLayout.Kind
+        switch type {
+        case "string": kind = .string
+        case "integer": kind = .integer
+        case "decimal":
+            kind = .decimal(mapping["decimals"]?.int ?? 0)
+        case "date":
+            guard let format = mapping["format"]?.string, DateLayout(format) != nil else {
+                error(mapping["format"] ?? node, "date field '\(name)' needs a format made of yyyy, yy, MM, dd, HH, mm, ss (such as yyMMdd)")
+                return nil
+            }
+            kind = .date(format)
+        case "const":
+            guard let value = mapping["const"]?.string, value.utf8.count == length else {
+                error(mapping["const"] ?? node, "constant field '\(name)' needs 'const' of exactly \(length) characters")
+                return nil
+            }
+            kind = .constant(Array(value.utf8))
+        case "filler": kind = .filler
+        default:
+            error(mapping["type"], "field '\(name)': type '\(type)' is not one of string, integer, decimal, date, const, filler")
+            return nil
+        }
+        let numeric: Bool
+        switch kind {
+        case .integer, .decimal: numeric = true
+        default: numeric = false
+        }
+        var alignment: FieldLayout.Alignment = numeric ? .right : .left
+        if let node = mapping["align"] {
+            switch node.string {
+            case "left": alignment = .left
+            case "right": alignment = .right
+            default: error(node, "'align' is left or right")
+            }
+        }
+        var padding: UInt8 = numeric ? UInt8(ascii: "0") : UInt8(ascii: " ")
+        if let node = mapping["pad"] {
+            if let text = node.string, text.utf8.count == 1, let byte = text.utf8.first { padding = byte } else { error(node, "'pad' is one character") }
+        }
+        return FieldLayout(
+            name: name, start: start, length: length, kind: kind, alignment: alignment, padding: padding,
+            trim: mapping["trim"]?.bool ?? true, required: mapping["required"]?.bool ?? false,
+            signed: mapping["signed"]?.bool ?? false
+        )
+    }
+
+    mutating func loadItems(_ node: Node, names: Set<String>) -> [StructureItem]? {
+        guard let list = node.sequence, !list.isEmpty else {
+            error(node, "a structure is a list of { record: NAME } and { group: NAME, items: [...] }")
+            return nil
+        }
+        var items: [StructureItem] = []
+        for item in list {
+            guard let mapping = item.mapping else {
+                error(item, "expected { record: NAME } or { group: NAME, items: [...] }")
+                continue
+            }
+            let repeats = mapping["repeat"]?.bool ?? false
+            let optional = mapping["optional"]?.bool ?? false
+            if let record = mapping["record"]?.string {
+                if !names.contains(record) { error(mapping["record"], "no record named '\(record)' in 'records'") }
+                items.append(.record(name: record, key: mapping["as"]?.string ?? record, repeats: repeats, optional: optional))
+            } else if let group = mapping["group"]?.string, let inner = mapping["items"] {
+                if let children = loadItems(inner, names: names) {
+                    items.append(.group(name: group, items: children, repeats: repeats, optional: optional))
+                }
+            } else {
+                error(item, "expected { record: NAME } or { group: NAME, items: [...] }")
+            }
+        }
+        return items
+    }
+}
