@@ -1,13 +1,21 @@
 import Foundation
 import SwitchboardTransform
 
-/// Field values in and out of their columns.
-enum FixedWidthFields {
+/// Field values in and out of their columns, in the layout's encoding (UTF-8, of which
+/// ASCII is a part, or ISO-8859-1, one byte per character).
+struct FixedWidthFields {
     static let space = UInt8(ascii: " ")
+    var space: UInt8 { FixedWidthFields.space }
+    let latin1: Bool
+
+    func encode(_ text: String) -> [UInt8] {
+        guard latin1 else { return Array(text.utf8) }
+        return text.unicodeScalars.map { $0.value <= 0xFF ? UInt8($0.value) : UInt8(ascii: "?") }
+    }
 
     /// The fields of one record as a JSON object (constants are checked and left out; filler
     /// appears only when it is not blank).
-    static func parse(_ bytes: [UInt8], record: RecordLayout, line: Int) throws -> JSONValue {
+    func parse(_ bytes: [UInt8], record: RecordLayout, line: Int) throws -> JSONValue {
         var members: [(key: String, value: JSONValue)] = []
         members.reserveCapacity(record.fields.count)
         for field in record.fields {
@@ -46,11 +54,14 @@ enum FixedWidthFields {
         return .object(members)
     }
 
-    static func text(_ raw: ArraySlice<UInt8>) -> String {
-        String(decoding: raw, as: UTF8.self)
+    func text(_ raw: ArraySlice<UInt8>) -> String {
+        guard latin1 else { return String(decoding: raw, as: UTF8.self) }
+        var text = ""
+        text.unicodeScalars.append(contentsOf: raw.map { Unicode.Scalar($0) })
+        return text
     }
 
-    static func trimmed(_ raw: ArraySlice<UInt8>, _ field: FieldLayout) -> String {
+    func trimmed(_ raw: ArraySlice<UInt8>, _ field: FieldLayout) -> String {
         var slice = raw
         switch field.alignment {
         case .left: while let last = slice.last, last == field.padding { slice = slice.dropLast() }
@@ -59,7 +70,7 @@ enum FixedWidthFields {
         return text(slice)
     }
 
-    static func number(_ raw: ArraySlice<UInt8>, _ field: FieldLayout, _ failure: (String) -> FixedWidthError) throws -> JSONValue {
+    func number(_ raw: ArraySlice<UInt8>, _ field: FieldLayout, _ failure: (String) -> FixedWidthError) throws -> JSONValue {
         var digits = raw.drop { $0 == space }
         while digits.last == space { digits = digits.dropLast() }
         if digits.isEmpty {
@@ -90,7 +101,7 @@ enum FixedWidthFields {
     // MARK: Formatting
 
     /// Writes one record's fields from a JSON object into `record-length` bytes.
-    static func format(_ value: JSONValue, record: RecordLayout, length: Int, path: String) throws -> [UInt8] {
+    func format(_ value: JSONValue, record: RecordLayout, length: Int, path: String) throws -> [UInt8] {
         var bytes = [UInt8](repeating: space, count: length)
         for field in record.fields {
             func failure(_ message: String) -> FixedWidthError {
@@ -103,7 +114,7 @@ enum FixedWidthFields {
             case .constant(let constant):
                 written = constant
             case .filler:
-                if case .string(let text) = member { written = try padded(Array(text.utf8), field, failure) } else { written = Array(repeating: field.padding, count: field.length) }
+                if case .string(let text) = member { written = try padded(encode(text), field, failure) } else { written = Array(repeating: field.padding, count: field.length) }
             case .string:
                 let text: String
                 switch member {
@@ -111,7 +122,7 @@ enum FixedWidthFields {
                 case .string(let string): text = string
                 default: text = member.text
                 }
-                written = try padded(Array(text.utf8), field, failure)
+                written = try padded(encode(text), field, failure)
             case .integer, .decimal:
                 written = try formatNumber(member, field, failure)
             case .date(let format):
@@ -132,7 +143,7 @@ enum FixedWidthFields {
         return bytes
     }
 
-    static func padded(_ text: [UInt8], _ field: FieldLayout, _ failure: (String) -> FixedWidthError) throws -> [UInt8] {
+    func padded(_ text: [UInt8], _ field: FieldLayout, _ failure: (String) -> FixedWidthError) throws -> [UInt8] {
         guard text.count <= field.length else {
             throw failure("'\(String(decoding: text, as: UTF8.self))' is longer than \(field.length) characters")
         }
@@ -140,7 +151,7 @@ enum FixedWidthFields {
         return field.alignment == .left ? text + padding : padding + text
     }
 
-    static func formatNumber(_ member: JSONValue, _ field: FieldLayout, _ failure: (String) -> FixedWidthError) throws -> [UInt8] {
+    func formatNumber(_ member: JSONValue, _ field: FieldLayout, _ failure: (String) -> FixedWidthError) throws -> [UInt8] {
         var decimals = 0
         if case .decimal(let places) = field.kind { decimals = places }
         var digits: String

@@ -35,7 +35,7 @@ public struct FixedWidthFormatter {
                 guard case .string(let name)? = item["$record"], let record = layout.records.first(where: { $0.name == name }) else {
                     throw FixedWidthError(line: 0, message: "/records/\(index): needs '$record' naming one of the layout's records")
                 }
-                lines.append(try FixedWidthFields.format(item, record: record, length: layout.recordLength, path: "/records/\(index)"))
+                lines.append(try FixedWidthFields(latin1: layout.latin1).format(item, record: record, length: layout.recordLength, path: "/records/\(index)"))
             }
         } else {
             try writeItems(layout.structure, document, path: "", into: &lines)
@@ -48,7 +48,12 @@ public struct FixedWidthFormatter {
         bytes.reserveCapacity(lines.count * (layout.recordLength + terminator.count))
         for (index, line) in lines.enumerated() {
             bytes += line
-            if index < lines.count - 1 || (format?.finalLineEnding ?? true) { bytes += terminator }
+            if index < lines.count - 1 {
+                bytes += terminator
+            } else if format?.finalLineEnding ?? true {
+                // Records without line breaks may still end with one newline.
+                bytes += terminator.isEmpty ? [0x0A] : terminator
+            }
         }
         return bytes
     }
@@ -89,7 +94,7 @@ public struct FixedWidthFormatter {
                 guard let current = context[whenRecord]?[whenField], variant.whenValues.contains(current) else { continue }
             }
             do {
-                let bytes = try FixedWidthFields.format(value, record: variant, length: layout.recordLength, path: path)
+                let bytes = try FixedWidthFields(latin1: layout.latin1).format(value, record: variant, length: layout.recordLength, path: path)
                 guard bytes.withUnsafeBytes({ variant.matches($0, context: context) }) else { continue }
                 for other in layout.records where other.whenRecord == name {
                     if let field = other.whenField, let member = value[field] { context[name, default: [:]][field] = member.text }

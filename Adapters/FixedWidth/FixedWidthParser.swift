@@ -71,13 +71,23 @@ struct RecordReader {
         line += 1
         if ending == nil {
             // Detect: a line ending right after the first record, else records back to back.
-            if let newline = buffer[position...].firstIndex(of: 0x0A) {
+            // A line ending where the first record ends (or earlier, for a trimmed line) means
+            // lines; none there means records back to back (perhaps with one final newline).
+            if let newline = buffer[position...].firstIndex(of: 0x0A), newline - position <= length + 1 {
                 ending = newline > position && buffer[newline - 1] == 0x0D ? .crlf : .lf
             } else {
-                ending = .none
+                ending = FixedWidthLayout.LineEnding.none
             }
         }
         if ending == FixedWidthLayout.LineEnding.none {
+            let rest = buffer[position...]
+            if finished, rest.count <= 2, rest.last == 0x0A, rest.count == 1 || rest.first == 0x0D {
+                // The newline some writers put after records without line breaks.
+                position = buffer.count
+                line -= 1
+                lastHadEnding = true
+                return nil
+            }
             let end = min(position + length, buffer.count)
             let record = Array(buffer[position..<end])
             position = end
@@ -138,8 +148,15 @@ public struct FixedWidthParser {
         self.layout = layout
         self.reader = RecordReader(layout: layout, next: next)
         self.split = split
-        self.contextFields = Set(layout.records.compactMap { record in record.whenRecord.flatMap { name in record.whenField.map { name + "." + $0 } } })
+        var contextFields = Set(layout.records.compactMap { record in record.whenRecord.flatMap { name in record.whenField.map { name + "." + $0 } } })
+        for rule in layout.rules {
+            if case .sameAs(let record, let field) = rule.kind { contextFields.insert(record + "." + field) }
+        }
+        self.contextFields = contextFields
+        self.rules = RuleState(rules: layout.rules)
     }
+
+    var rules: RuleState
 
     /// Parses bytes held in memory.
     public static func parse(_ data: [UInt8], layout: FixedWidthLayout) throws -> (document: JSONValue, format: FixedWidthTextFormat) {
@@ -169,6 +186,7 @@ public struct FixedWidthParser {
                 throw FixedWidthError(line: extra.line, record: extra.record.name, message: "a \(extra.record.name) record after the end of the file's structure")
             }
         }
+        if layout.checkRules { try rules.finish(fillers: fillers) }
         let format = FixedWidthTextFormat(lineEnding: reader.ending ?? .lf, finalLineEnding: reader.lastHadEnding, fillerRecords: fillers)
         return (.object(members), format)
     }
@@ -203,7 +221,10 @@ public struct FixedWidthParser {
     private mutating func consume(_ next: (record: RecordLayout, bytes: [UInt8], line: Int)) throws -> JSONValue {
         looked = false
         lookahead = nil
-        let value = try FixedWidthFields.parse(next.bytes, record: next.record, line: next.line)
+        let value = try FixedWidthFields(latin1: layout.latin1).parse(next.bytes, record: next.record, line: next.line)
+        if layout.checkRules, !layout.rules.isEmpty {
+            try rules.record(next.record.name, value, line: next.line, context: context)
+        }
         if !contextFields.isEmpty, case .object(let members) = value {
             for member in members where contextFields.contains(next.record.name + "." + member.key) {
                 context[next.record.name, default: [:]][member.key] = member.value.text
@@ -222,7 +243,9 @@ public struct FixedWidthParser {
                 let value: JSONValue
                 switch item {
                 case .record: value = try consume(next)
-                case .group(_, let inner, _, _): value = .object(try parseItems(inner, path: itemPath))
+                case .group(_, let inner, _, _):
+                    rules.enter(itemPath)
+                    value = .object(try parseItems(inner, path: itemPath))
                 }
                 values.append(value)
                 if try split?(itemPath, value, next.line) != true { kept.append(value) }

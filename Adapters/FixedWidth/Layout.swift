@@ -30,10 +30,17 @@ public struct FixedWidthLayout: Sendable {
     public var name: String
     public var recordLength: Int
     public var lineEnding: LineEnding
+    /// Whether lines that lost their trailing spaces are padded back (`short-lines: pad`);
+    /// callers may override the layout's choice.
     public var padShortLines: Bool
+    /// ISO-8859-1 (one byte, one character) rather than UTF-8; callers may override.
+    public var latin1 = false
+    /// Whether the layout's `rules:` are checked while parsing (on unless turned off).
+    public var checkRules = true
     public var filler: Filler?
     var records: [RecordLayout]
     var structure: [StructureItem]
+    var rules: [LayoutRule] = []
 
     public struct Filler: Sendable {
         public var character: UInt8
@@ -182,7 +189,7 @@ struct LayoutLoader {
             error(root, "a layout is a mapping with record-length, records and structure")
             return nil
         }
-        let known = ["name", "record-length", "line-ending", "short-lines", "filler", "encoding", "records", "structure", "description"]
+        let known = ["name", "record-length", "line-ending", "short-lines", "filler", "encoding", "records", "structure", "rules", "description"]
         for key in mapping.keys {
             if let name = key.string, !known.contains(name) { error(key, "unknown layout key '\(name)'; known: \(known.joined(separator: ", "))") }
         }
@@ -200,8 +207,13 @@ struct LayoutLoader {
             default: error(node, "'short-lines' is error or pad")
             }
         }
-        if let node = mapping["encoding"], let encoding = node.string, !["ascii", "utf-8", "iso-8859-1"].contains(encoding) {
-            error(node, "'encoding' \(encoding) is not supported yet; use ascii, utf-8 or iso-8859-1")
+        var latin1 = false
+        if let node = mapping["encoding"], let encoding = node.string {
+            switch encoding {
+            case "ascii", "utf-8": latin1 = false
+            case "iso-8859-1", "latin1": latin1 = true
+            default: error(node, "'encoding' \(encoding) is not supported yet; use ascii, utf-8 or iso-8859-1")
+            }
         }
         var filler: FixedWidthLayout.Filler?
         if let node = mapping["filler"] {
@@ -231,8 +243,9 @@ struct LayoutLoader {
         for record in records where record.whenRecord != nil && !names.contains(record.whenRecord ?? "") {
             diagnostics.append(Diagnostic(at: SourceLocation(file: file, line: record.line, column: 1), "'when' names record '\(record.whenRecord ?? "")', which the layout does not define"))
         }
+        let rules = mapping["rules"].map { loadRules($0, names: names) } ?? []
         guard diagnostics.isEmpty else { return nil }
-        return FixedWidthLayout(
+        var layout = FixedWidthLayout(
             name: mapping["name"]?.string ?? (file as NSString).lastPathComponent,
             recordLength: recordLength,
             lineEnding: lineEnding,
@@ -241,6 +254,9 @@ struct LayoutLoader {
             records: records,
             structure: structure
         )
+        layout.rules = rules
+        layout.latin1 = latin1
+        return layout
     }
 
     mutating func loadRecord(_ node: Node, recordLength: Int) -> RecordLayout? {
