@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # C libraries the node links (XML, XSLT, SFTP, FTP, SQLite), from Debian.
 SYSTEM_PACKAGES := libxml2-dev libxslt1-dev libssh2-1-dev libcurl4-openssl-dev libsqlite3-dev
 # Real servers the tests talk to, and the benchmark's tools.
-TEST_PACKAGES := nginx openssh-server postgresql vsftpd xsltproc
+TEST_PACKAGES := nginx openssh-server postgresql vsftpd xsltproc time
 BENCH_PACKAGES := nginx wrk
 
 SWIFT ?= swift

@@ -159,6 +159,7 @@ let package = Package(
                 "SwitchboardAudit",
                 "SwitchboardRouting",
                 "SwitchboardTransform",
+                "SwitchboardFixedWidth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),

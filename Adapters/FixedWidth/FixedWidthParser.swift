@@ -237,7 +237,7 @@ public struct FixedWidthParser {
         var members: [(key: String, value: JSONValue)] = []
         for item in items {
             let itemPath = path + [item.key]
-            var values: [JSONValue] = []
+            var found = 0
             var kept: [JSONValue] = []
             while let next = try peek(), item.firstRecords.contains(next.record.name) {
                 let value: JSONValue
@@ -247,11 +247,11 @@ public struct FixedWidthParser {
                     rules.enter(itemPath)
                     value = .object(try parseItems(inner, path: itemPath))
                 }
-                values.append(value)
+                found += 1
                 if try split?(itemPath, value, next.line) != true { kept.append(value) }
                 if !item.repeats { break }
             }
-            if values.isEmpty {
+            if found == 0 {
                 guard item.isOptional else {
                     let found = try peek()
                     throw FixedWidthError(
