@@ -54,6 +54,7 @@ let package = Package(
         .target(
             name: "SwitchboardRouting",
             dependencies: [
+                "SwitchboardFixedWidth",
                 "SwitchboardCore",
                 "SwitchboardTransform",
                 .product(name: "Yams", package: "Yams"),

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Yams
 import SwitchboardCore
+import SwitchboardFixedWidth
 import SwitchboardTransform
 
 /// Turns route files into compiled routes, collecting every problem with its location.
@@ -29,6 +30,7 @@ final class RouteCompiler {
     /// Schemas compiled so far, by absolute path.
     private var schemas: [String: XSDSchema] = [:]
     private var jsonSchemas: [String: JSONSchema] = [:]
+    private var layouts: [String: FixedWidthLayout] = [:]
 
     init(catalog: AdapterCatalog, observers: ObserverSet, logger: Logger, environment: [String: String], mappingsDirectory: String = "Mappings") {
         self.mappingsDirectory = mappingsDirectory
@@ -588,6 +590,8 @@ final class RouteCompiler {
                 } else {
                     log.error(node.contentLocation, "'lines' must be true to split by lines")
                 }
+            } else if let node = fields["fixed-width"] {
+                source = fixedWidthSource(node, path: fields["path"], at: step.location)
             }
             let pipeline = fields["steps"].flatMap { compileSteps($0, scope: scope, pathPrefix: info.path + ".") }
             guard let source, let pipeline else { return nil }
@@ -669,6 +673,35 @@ final class RouteCompiler {
             log.error(fileNode.contentLocation, "\(error)")
             return nil
         }
+    }
+
+    /// `split: { fixed-width: LAYOUT, path: batches.entries }`: the layout compiled once.
+    private func fixedWidthSource(_ node: ConfigNode, path pathNode: ConfigNode?, at location: SourceLocation) -> SplitStep.Source? {
+        guard let file = node.scalar, let path = mappingsPath(file, at: node.contentLocation, what: "layout") else { return nil }
+        let layout: FixedWidthLayout
+        if let compiled = layouts[path] {
+            layout = compiled
+        } else {
+            do {
+                layout = try FixedWidthLayout(path: path)
+                layouts[path] = layout
+            } catch let error as ConfigurationError {
+                for diagnostic in error.diagnostics { log.error(diagnostic.location, diagnostic.message) }
+                return nil
+            } catch {
+                log.error(node.contentLocation, "\(error)")
+                return nil
+            }
+        }
+        guard let pathNode, let split = pathNode.scalar else {
+            log.error(location, "'split' with 'fixed-width' needs 'path': one of \(layout.structurePaths.joined(separator: ", "))")
+            return nil
+        }
+        guard layout.structurePaths.contains(split) else {
+            log.error(pathNode.contentLocation, "'\(split)' is not a path of the layout's structure; paths: \(layout.structurePaths.joined(separator: ", "))")
+            return nil
+        }
+        return .fixedWidth(layout, path: split.split(separator: ".").map(String.init))
     }
 
     /// `validate: { xsd: F }` or `validate: { json-schema: F }`: the schema compiled once,

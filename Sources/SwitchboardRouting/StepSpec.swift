@@ -232,11 +232,13 @@ public struct StepSpec: Sendable {
                 Field("xpath", .xpath, "Split an XML body into the nodes this selects."),
                 Field("jsonpath", .jsonpath, "Split a JSON body into the values this selects."),
                 Field("lines", .boolean, "Split the body into lines."),
+                Field("fixed-width", .string, "Split a fixed-width file, read with this layout from the mappings folder, into the JSON values at 'path'."),
+                Field("path", .string, "With 'fixed-width': the structure path whose values become the parts, such as batches.entries."),
                 Field("steps", .steps, required: true, "Steps run on each part."),
                 Field("aggregate", .choice(Aggregation.allCases.map(\.rawValue)), default: "original", "What the route continues with: the original message, or the parts' results combined."),
                 Field("parallel", .boolean, default: "false", "Process up to 16 parts at the same time."),
             ],
-            oneOf: ["xpath", "jsonpath", "lines"],
+            oneOf: ["xpath", "jsonpath", "lines", "fixed-width"],
             example: """
             - split:
                 xpath: "/orders/order"

@@ -22,10 +22,11 @@ final class NodeProcess: Sendable {
     let adminPort: Int
 
     /// Starts the node on `config` and waits until both listeners are up.
-    init(config: String) async throws {
+    init(config: String, directory: String? = nil) async throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: CLITests.binary)
         process.arguments = ["run", "--config", config]
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         let err = Pipe()
         process.standardError = err
         process.standardOutput = FileHandle.nullDevice

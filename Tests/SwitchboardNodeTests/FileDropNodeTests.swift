@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardTransform
 import Testing
 
 #if canImport(Glibc)
@@ -60,5 +61,45 @@ struct FileDropNodeTests {
             let written = try String(contentsOfFile: "\(outbox)/\(name).json", encoding: .utf8)
             #expect(written == "copy of \(name).txt: record \(name)", "\(name): \(written)")
         }
+    }
+
+    @Test func theShippedACHRouteWritesOneLinePerEntryAndArchivesTheFile() async throws {
+        let folder = try CLITests.temporaryFolder()
+        let inbox = folder + "/var/inbox/ach"
+        try FileManager.default.createDirectory(atPath: inbox, withIntermediateDirectories: true)
+        try """
+        http: { listen: "127.0.0.1:0" }
+        admin: { listen: "127.0.0.1:0" }
+        routes: \(CLITests.repository)/Routes
+        mappings: \(CLITests.repository)/Mappings
+        """.write(toFile: folder + "/switchboard.yaml", atomically: true, encoding: .utf8)
+        let ach = "/work/shared/data/ach"
+        let dropped = ["ppd-debit.ach", "web-ppd-multibatch.ach", "ctx-debit.ach"]
+        for name in dropped {
+            try FileManager.default.copyItem(atPath: "\(ach)/valid/\(name)", toPath: "\(inbox)/\(name)")
+        }
+        try FileManager.default.copyItem(atPath: "\(ach)/invalid/file-control-count-wrong.ach", toPath: "\(inbox)/wrong.ach")
+        let node = try await NodeProcess(config: folder + "/switchboard.yaml", directory: folder)
+        let outbox = folder + "/var/outbox/ach"
+        for _ in 0..<1000 where Self.files(outbox).count < dropped.count || !Self.files(inbox).isEmpty {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try await node.stop()
+        #expect(Self.files(outbox) == dropped.map { $0.replacingOccurrences(of: ".ach", with: ".jsonl") }.sorted())
+        for name in dropped {
+            let source = try String(contentsOfFile: "\(ach)/valid/\(name)", encoding: .utf8)
+            let entries = source.split(separator: "\n").filter { $0.hasPrefix("6") }
+            let output = try String(contentsOfFile: "\(outbox)/\(name.replacingOccurrences(of: ".ach", with: ".jsonl"))", encoding: .utf8)
+            let lines = try output.split(separator: "\n").map { try JSONValue(parsing: String($0)) }
+            #expect(lines.count == entries.count, "\(name)")
+            let traces = entries.map { String($0.suffix(15)) }
+            #expect(lines.map { $0["traceNumber"]?.text ?? "" } == traces, "\(name)")
+            #expect(lines.allSatisfy { $0["file"] == .string(name) })
+        }
+        let archived = Self.files(inbox + "/.done").flatMap { day in Self.files(inbox + "/.done/" + day) }
+        #expect(archived.sorted() == dropped.sorted())
+        #expect(Self.files(inbox + "/.error") == ["wrong.ach", "wrong.ach.error.txt"])
+        let note = try String(contentsOfFile: inbox + "/.error/wrong.ach.error.txt", encoding: .utf8)
+        #expect(note.contains("record fileControl, field entryAddendaCount: rule 'file entry/addenda count'"), "\(note)")
     }
 }

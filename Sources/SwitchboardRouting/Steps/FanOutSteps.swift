@@ -1,5 +1,6 @@
 import NIOCore
 import SwitchboardCore
+import SwitchboardFixedWidth
 import SwitchboardTransform
 
 /// `multicast`: sends a copy of the message down every branch (each step of its `steps` is
@@ -54,6 +55,8 @@ struct SplitStep: Processor {
         case xpath(XPathExpression)
         case jsonpath(JSONPath)
         case lines
+        /// The values at a structure path of a fixed-width file, as JSON.
+        case fixedWidth(FixedWidthLayout, path: [String])
     }
 
     let source: Source
@@ -132,6 +135,24 @@ struct SplitStep: Processor {
                 }
             }
             return (parts, nil)
+        case .fixedWidth(let layout, let path):
+            var parts: [ByteBuffer] = []
+            let bytes = Array(message.body.readableBytesView)
+            var delivered = false
+            var parser = FixedWidthParser(layout: layout, next: {
+                defer { delivered = true }
+                return delivered ? nil : bytes
+            }, split: { found, value, _ in
+                guard found == path else { return false }
+                parts.append(ByteBuffer(string: value.serialized()))
+                return true
+            })
+            do {
+                _ = try parser.parse()
+            } catch let error as FixedWidthError {
+                throw ProcessingError("the body does not fit the layout \(layout.name): \(error)", status: 422)
+            }
+            return (parts, "application/json")
         }
     }
 }
