@@ -88,7 +88,7 @@ public struct FixedWidthFormatter {
 
     private mutating func writeRecord(_ name: String, _ value: JSONValue, path: String) throws -> [UInt8] {
         // The first variant whose condition holds and whose tags the written record carries.
-        var firstError: Error?
+        var firstError: (any Error)?
         for variant in layout.records where variant.name == name {
             if let whenRecord = variant.whenRecord, let whenField = variant.whenField {
                 guard let current = context[whenRecord]?[whenField], variant.whenValues.contains(current) else { continue }

@@ -134,7 +134,8 @@ public struct FixedWidthParser {
     let layout: FixedWidthLayout
     var reader: RecordReader
     var context: [String: [String: String]] = [:]
-    let contextFields: Set<String>
+    /// Per record type, the fields that `when` conditions and `same-as` rules read later.
+    let contextFields: [String: Set<String>]
     var lookahead: (record: RecordLayout, bytes: [UInt8], line: Int)?
     var looked = false
     var fillers = 0
@@ -148,12 +149,15 @@ public struct FixedWidthParser {
         self.layout = layout
         self.reader = RecordReader(layout: layout, next: next)
         self.split = split
-        var contextFields = Set(layout.records.compactMap { record in record.whenRecord.flatMap { name in record.whenField.map { name + "." + $0 } } })
+        var contextFields: [String: Set<String>] = [:]
+        for record in layout.records {
+            if let name = record.whenRecord, let field = record.whenField { contextFields[name, default: []].insert(field) }
+        }
         for rule in layout.rules {
-            if case .sameAs(let record, let field) = rule.kind { contextFields.insert(record + "." + field) }
+            if case .sameAs(let record, let field) = rule.kind { contextFields[record, default: []].insert(field) }
         }
         self.contextFields = contextFields
-        self.rules = RuleState(rules: layout.rules)
+        self.rules = RuleState(rules: layout.rules, records: layout.records.map(\.name))
     }
 
     var rules: RuleState
@@ -225,8 +229,8 @@ public struct FixedWidthParser {
         if layout.checkRules, !layout.rules.isEmpty {
             try rules.record(next.record.name, value, line: next.line, context: context)
         }
-        if !contextFields.isEmpty, case .object(let members) = value {
-            for member in members where contextFields.contains(next.record.name + "." + member.key) {
+        if let wanted = contextFields[next.record.name], case .object(let members) = value {
+            for member in members where wanted.contains(member.key) {
                 context[next.record.name, default: [:]][member.key] = member.value.text
             }
         }

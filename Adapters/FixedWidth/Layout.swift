@@ -77,16 +77,26 @@ public struct FixedWidthLayout: Sendable {
 }
 
 /// One record type (or one variant of it: several may share a name and differ by `when`).
-struct RecordLayout: Sendable {
-    var name: String
+final class RecordLayout: Sendable {
+    let name: String
     /// Every (1-based position, text) the record must hold to be this type.
-    var tags: [(start: Int, value: [UInt8])]
+    let tags: [(start: Int, value: [UInt8])]
     /// Another record's field that must hold one of `whenValues` for this variant to apply.
-    var whenRecord: String?
-    var whenField: String?
-    var whenValues: [String]
-    var fields: [FieldLayout]
-    var line: Int
+    let whenRecord: String?
+    let whenField: String?
+    let whenValues: [String]
+    let fields: [FieldLayout]
+    let line: Int
+
+    init(name: String, tags: [(start: Int, value: [UInt8])], whenRecord: String?, whenField: String?, whenValues: [String], fields: [FieldLayout], line: Int) {
+        self.name = name
+        self.tags = tags
+        self.whenRecord = whenRecord
+        self.whenField = whenField
+        self.whenValues = whenValues
+        self.fields = fields
+        self.line = line
+    }
 
     func matches(_ record: UnsafeRawBufferPointer, context: [String: [String: String]]) -> Bool {
         for tag in tags {

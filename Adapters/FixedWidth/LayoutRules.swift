@@ -4,8 +4,8 @@ import Yams
 
 /// A check a layout carries, made as the file streams: sums and counts over a group against
 /// a control field, equal fields, check digits, allowed values, patterns.
-struct LayoutRule: @unchecked Sendable {
-    // @unchecked: the compiled regular expressions are only read.
+final class LayoutRule: @unchecked Sendable {
+    // @unchecked: immutable once loaded; the compiled regular expressions are only read.
     enum Kind {
         /// Sum of a field over a group's records (optionally only records whose `whereField`
         /// matches), modulo a power of ten, against `target`.
@@ -23,13 +23,21 @@ struct LayoutRule: @unchecked Sendable {
         case not(String)
     }
 
-    var name: String
-    var kind: Kind
+    let name: String
+    let kind: Kind
     /// Group path (keys) the aggregate runs over; empty for the whole file.
-    var scope: [String]
+    let scope: [String]
     /// For aggregates, the control field compared; for the others, the field checked.
-    var record: String
-    var field: String
+    let record: String
+    let field: String
+
+    init(name: String, kind: Kind, scope: [String], record: String, field: String) {
+        self.name = name
+        self.kind = kind
+        self.scope = scope
+        self.record = record
+        self.field = field
+    }
 
     var isAggregate: Bool {
         switch kind {
@@ -132,47 +140,106 @@ struct RuleState {
     /// The control value of a `blocks` rule and the line it was on, checked at the end.
     var pendingBlocks: [(rule: Int, value: Int64, line: Int)] = []
 
-    init(rules: [LayoutRule]) {
+    /// What a record adds to an aggregate: the rule, and the field summed (nil: counted).
+    struct Contribution {
+        let rule: Int
+        let field: String?
+        let modulo: Int64?
+        let whereField: String?
+        let wherePattern: Regex<AnyRegexOutput>?
+        /// Pattern results by value: a field such as a transaction code has few values.
+        let seen = PatternMemo()
+    }
+
+    final class PatternMemo {
+        var results: [String: Bool] = [:]
+    }
+
+    /// Worked out once: per record type, the aggregates it adds to and the rules that check
+    /// it; per group path, the aggregates that start again there.
+    let contributions: [String: [Contribution]]
+    let checks: [String: [Int]]
+    let scopes: [[String]: [Int]]
+
+    init(rules: [LayoutRule], records: [String]) {
         self.rules = rules
         totals = Array(repeating: 0, count: rules.count)
+        var contributions: [String: [Contribution]] = [:]
+        var checks: [String: [Int]] = [:]
+        var scopes: [[String]: [Int]] = [:]
+        for (index, rule) in rules.enumerated() {
+            switch rule.kind {
+            case .sum(let record, let field, let modulo, let whereField, let wherePattern):
+                contributions[record, default: []].append(Contribution(rule: index, field: field, modulo: modulo, whereField: whereField, wherePattern: wherePattern))
+            case .count(let counted):
+                for record in counted { contributions[record, default: []].append(Contribution(rule: index, field: nil, modulo: nil, whereField: nil, wherePattern: nil)) }
+            default:
+                break
+            }
+            checks[rule.record, default: []].append(index)
+            if rule.isAggregate { scopes[rule.scope, default: []].append(index) }
+        }
+        self.contributions = contributions
+        self.checks = checks
+        self.scopes = scopes
     }
 
     /// A group instance at `path` begins: its aggregates start again.
     mutating func enter(_ path: [String]) {
-        for (index, rule) in rules.enumerated() where rule.isAggregate && rule.scope == path { totals[index] = 0 }
+        guard let starting = scopes[path] else { return }
+        for index in starting { totals[index] = 0 }
     }
 
     static func integer(_ value: JSONValue?) -> Int64? {
         switch value {
-        case .number(let number)?: Int64(exactly: number.rounded())
-        case .string(let text)?: Int64(text.trimmingCharacters(in: .whitespaces))
-        default: nil
+        case .number(let number)?:
+            return Int64(exactly: number.rounded())
+        case .string(var text)?:
+            return text.withUTF8 { bytes -> Int64? in
+                var result: Int64 = 0
+                var digits = 0
+                for byte in bytes where byte != 0x20 {
+                    guard byte >= 0x30, byte <= 0x39, digits < 18 else { return nil }
+                    result = result * 10 + Int64(byte - 0x30)
+                    digits += 1
+                }
+                return digits > 0 ? result : nil
+            }
+        default:
+            return nil
         }
     }
 
     /// Checks and counts one record.
     mutating func record(_ name: String, _ fields: JSONValue, line: Int, context: [String: [String: String]]) throws {
         records += 1
-        for (index, rule) in rules.enumerated() {
+        for contribution in contributions[name] ?? [] {
+            guard let field = contribution.field else {
+                totals[contribution.rule] += 1
+                continue
+            }
+            if let whereField = contribution.whereField, let pattern = contribution.wherePattern {
+                guard let text = fields[whereField]?.text else { continue }
+                let matches: Bool
+                if let known = contribution.seen.results[text] {
+                    matches = known
+                } else {
+                    matches = (try? pattern.wholeMatch(in: text)) != nil
+                    if contribution.seen.results.count < 1024 { contribution.seen.results[text] = matches }
+                }
+                guard matches else { continue }
+            }
+            guard let value = RuleState.integer(fields[field]) else {
+                throw FixedWidthError(line: line, record: name, field: field, message: "rule '\(rules[contribution.rule].name)': not a number")
+            }
+            totals[contribution.rule] += value
+            if let modulo = contribution.modulo { totals[contribution.rule] %= modulo }
+        }
+        for index in checks[name] ?? [] {
+            let rule = rules[index]
             func failure(_ message: String) -> FixedWidthError {
                 FixedWidthError(line: line, record: name, field: rule.field, message: "rule '\(rule.name)': \(message)")
             }
-            switch rule.kind {
-            case .sum(let record, let field, let modulo, let whereField, let wherePattern) where record == name:
-                if let whereField, let wherePattern {
-                    guard let text = fields[whereField]?.text, (try? wherePattern.wholeMatch(in: text)) != nil else { break }
-                }
-                guard let value = RuleState.integer(fields[field]) else {
-                    throw FixedWidthError(line: line, record: name, field: field, message: "rule '\(rule.name)': not a number")
-                }
-                totals[index] += value
-                if let modulo { totals[index] %= modulo }
-            case .count(let counted) where counted.contains(name):
-                totals[index] += 1
-            default:
-                break
-            }
-            guard rule.record == name else { continue }
             let value = fields[rule.field]
             switch rule.kind {
             case .sum, .count:
@@ -188,10 +255,10 @@ struct RuleState {
                     throw failure("'\(value?.text ?? "")' differs from \(other).\(otherField) '\(expected ?? "")'")
                 }
             case .checkDigit(let of, let weights, let modulo):
-                guard let digits = fields[of]?.text, digits.count == weights.count, digits.allSatisfy(\.isWholeNumber) else {
+                guard let digits = fields[of]?.text, digits.utf8.count == weights.count, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
                     throw failure("\(of) '\(fields[of]?.text ?? "")' is not \(weights.count) digits")
                 }
-                let sum = zip(digits.compactMap(\.wholeNumberValue), weights).reduce(0) { $0 + $1.0 * $1.1 }
+                let sum = zip(digits.utf8, weights).reduce(0) { $0 + Int($1.0 - 0x30) * $1.1 }
                 let expected = (modulo - sum % modulo) % modulo
                 if value?.text != String(expected) {
                     throw failure("check digit '\(value?.text ?? "")' is wrong for \(digits) (expected \(expected))")

@@ -110,9 +110,7 @@ struct ConvertCommand: ParsableCommand {
         let wanted = split.map { $0.split(separator: ".").map(String.init) }
         var parser = FixedWidthParser(layout: layout, reading: handle, progress: progress.map { bar in { bar.update($0) } }) { path, value, _ in
             guard let wanted, path == wanted else { return false }
-            var line = value.serialized()
-            line += "\n"
-            output.write(Array(line.utf8))
+            output.writeJSONLine(value)
             return true
         }
         let (document, _) = try parser.parse()
@@ -139,6 +137,12 @@ final class OutputFile {
 
     func write(_ bytes: [UInt8]) {
         buffer += bytes
+        if buffer.count >= 1 << 20 { flush() }
+    }
+
+    func writeJSONLine(_ value: JSONValue) {
+        JSONBytes.write(value, into: &buffer)
+        buffer.append(0x0A)
         if buffer.count >= 1 << 20 { flush() }
     }
 
