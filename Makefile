@@ -6,7 +6,7 @@ SHELL := /bin/bash
 SYSTEM_PACKAGES := libxml2-dev libxslt1-dev libssh2-1-dev libcurl4-openssl-dev libsqlite3-dev
 # Real servers the tests talk to, and the benchmark's tools.
 TEST_PACKAGES := nginx openssh-server postgresql vsftpd xsltproc time
-BENCH_PACKAGES := nginx wrk
+BENCH_PACKAGES := nginx wrk time python3-pip
 
 SWIFT ?= swift
 # Release builds optimize across module boundaries (NIO, Hummingbird, AsyncHTTPClient and
@@ -68,6 +68,7 @@ bench: bench-deps
 	bench/audit-overhead
 	bench/xslt
 	bench/xslt-http
+	bench/fixed-width
 
 clean:
 	rm -rf .build var
