@@ -64,8 +64,9 @@ import Testing
         return result
     }
 
-    /// Waits up to `seconds` for `condition`.
-    static func eventually(_ seconds: Double = 10, _ condition: () -> Bool) async -> Bool {
+    /// Waits up to `seconds` for `condition` (generous: under a full parallel test run the
+    /// consumer's tasks may wait long for a thread; it returns as soon as the condition holds).
+    static func eventually(_ seconds: Double = 60, _ condition: () -> Bool) async -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if condition() { return true }

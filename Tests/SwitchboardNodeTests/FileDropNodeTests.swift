@@ -21,7 +21,7 @@ struct FileDropNodeTests {
         try """
         routes:
           - id: drops
-            from: "file:\(inbox)?delay=10ms&minAge=20ms&maxMessagesPerPoll=20"
+            from: "file:\(inbox)?delay=100ms&minAge=20ms&maxMessagesPerPoll=5"
             steps:
               - set-body: "copy of ${file:name}: ${body}"
               - to: "file:\(outbox)?fileName=${file:name.noext}.json"
@@ -38,7 +38,8 @@ struct FileDropNodeTests {
             try Data("record \(name)".utf8).write(to: URL(fileURLWithPath: "\(inbox)/\(name).txt"))
         }
         let first = try await NodeProcess(config: folder + "/switchboard.yaml")
-        // Kill it once part of the batch is through.
+        // Kill it once part of the batch is through. At most 5 files per 100 ms poll, the
+        // batch takes seconds, so the kill lands mid-batch even on a loaded machine.
         for _ in 0..<1000 where Self.files(outbox).count < 30 {
             try await Task.sleep(for: .milliseconds(5))
         }
@@ -48,7 +49,7 @@ struct FileDropNodeTests {
 
         let second = try await NodeProcess(config: folder + "/switchboard.yaml")
         defer { _ = second }
-        for _ in 0..<3000 where Self.files(inbox).count > 0 || Self.files(inbox + "/.inprogress").count > 0 || Self.files(outbox).count < count {
+        for _ in 0..<6000 where Self.files(inbox).count > 0 || Self.files(inbox + "/.inprogress").count > 0 || Self.files(outbox).count < count {
             try await Task.sleep(for: .milliseconds(10))
         }
         try await second.stop()
