@@ -55,6 +55,7 @@ public struct FixedWidthFormatter {
                 bytes += terminator.isEmpty ? [0x0A] : terminator
             }
         }
+        if layout.ebcdic { return EBCDIC037.encoded(bytes) }
         return bytes
     }
 

@@ -147,7 +147,7 @@ public struct FixedWidthParser {
         split: ((_ path: [String], _ value: JSONValue, _ line: Int) throws -> Bool)? = nil
     ) {
         self.layout = layout
-        self.reader = RecordReader(layout: layout, next: next)
+        self.reader = RecordReader(layout: layout, next: layout.ebcdic ? { try next().map(EBCDIC037.decoded) } : next)
         self.split = split
         var contextFields: [String: Set<String>] = [:]
         for record in layout.records {

@@ -35,6 +35,8 @@ public struct FixedWidthLayout: Sendable {
     public var padShortLines: Bool
     /// ISO-8859-1 (one byte, one character) rather than UTF-8; callers may override.
     public var latin1 = false
+    /// EBCDIC code page 037: bytes are mapped to ISO-8859-1 when read and back when written.
+    public var ebcdic = false
     /// Whether the layout's `rules:` are checked while parsing (on unless turned off).
     public var checkRules = true
     public var filler: Filler?
@@ -77,10 +79,13 @@ public struct FixedWidthLayout: Sendable {
 }
 
 /// One record type (or one variant of it: several may share a name and differ by `when`).
-final class RecordLayout: Sendable {
+final class RecordLayout: @unchecked Sendable {
+    // @unchecked: immutable; the compiled tag patterns are only read.
     let name: String
     /// Every (1-based position, text) the record must hold to be this type.
     let tags: [(start: Int, value: [UInt8])]
+    /// Regular expressions the record's text must match (tags written as { pattern: … }).
+    let patterns: [Regex<AnyRegexOutput>]
     /// Another record's field that must hold one of `whenValues` for this variant to apply.
     let whenRecord: String?
     let whenField: String?
@@ -88,9 +93,13 @@ final class RecordLayout: Sendable {
     let fields: [FieldLayout]
     let line: Int
 
-    init(name: String, tags: [(start: Int, value: [UInt8])], whenRecord: String?, whenField: String?, whenValues: [String], fields: [FieldLayout], line: Int) {
+    init(
+        name: String, tags: [(start: Int, value: [UInt8])], patterns: [Regex<AnyRegexOutput>] = [],
+        whenRecord: String?, whenField: String?, whenValues: [String], fields: [FieldLayout], line: Int
+    ) {
         self.name = name
         self.tags = tags
+        self.patterns = patterns
         self.whenRecord = whenRecord
         self.whenField = whenField
         self.whenValues = whenValues
@@ -105,6 +114,11 @@ final class RecordLayout: Sendable {
         }
         if let whenRecord, let whenField {
             guard let value = context[whenRecord]?[whenField], whenValues.contains(value) else { return false }
+        }
+        if !patterns.isEmpty {
+            var text = ""
+            text.unicodeScalars.append(contentsOf: record.map { Unicode.Scalar($0) })
+            for pattern in patterns where (try? pattern.firstMatch(in: text)) == nil { return false }
         }
         return true
     }
@@ -218,11 +232,15 @@ struct LayoutLoader {
             }
         }
         var latin1 = false
+        var ebcdic = false
         if let node = mapping["encoding"], let encoding = node.string {
             switch encoding {
             case "ascii", "utf-8": latin1 = false
             case "iso-8859-1", "latin1": latin1 = true
-            default: error(node, "'encoding' \(encoding) is not supported yet; use ascii, utf-8 or iso-8859-1")
+            case "ebcdic-037", "cp037":
+                latin1 = true
+                ebcdic = true
+            default: error(node, "'encoding' is ascii, utf-8, iso-8859-1 or ebcdic-037, found '\(encoding)'")
             }
         }
         var filler: FixedWidthLayout.Filler?
@@ -266,6 +284,7 @@ struct LayoutLoader {
         )
         layout.rules = rules
         layout.latin1 = latin1
+        layout.ebcdic = ebcdic
         return layout
     }
 
@@ -276,16 +295,25 @@ struct LayoutLoader {
         }
         let tagNodes = mapping["tag"].map { $0.sequence ?? [$0] } ?? []
         var tags: [(start: Int, value: [UInt8])] = []
+        var patterns: [Regex<AnyRegexOutput>] = []
         for tagNode in tagNodes {
+            if let source = tagNode.mapping?["pattern"]?.string {
+                guard let pattern = try? Regex(source) else {
+                    error(tagNode, "tag pattern '\(source)' is not a valid regular expression")
+                    return nil
+                }
+                patterns.append(pattern)
+                continue
+            }
             guard let tag = tagNode.mapping, let start = tag["start"]?.int, let value = tag["value"]?.string, start >= 1, !value.isEmpty,
                   start - 1 + value.utf8.count <= recordLength else {
-                error(tagNode, "a tag is { start: POSITION, value: TEXT } inside the record")
+                error(tagNode, "a tag is { start: POSITION, value: TEXT } inside the record, or { pattern: REGEX }")
                 return nil
             }
             tags.append((start, Array(value.utf8)))
         }
-        guard !tags.isEmpty else {
-            error(mapping["tag"] ?? node, "record '\(name)' needs a tag: { start: POSITION, value: TEXT }, or a list of them")
+        guard !tags.isEmpty || !patterns.isEmpty else {
+            error(mapping["tag"] ?? node, "record '\(name)' needs a tag: { start: POSITION, value: TEXT } or { pattern: REGEX }, or a list of them")
             return nil
         }
         var whenRecord: String?
@@ -312,7 +340,7 @@ struct LayoutLoader {
             error(node, "record '\(name)': fields '\(earlier.name)' (\(earlier.columns)) and '\(later.name)' (\(later.columns)) overlap")
         }
         return RecordLayout(
-            name: name, tags: tags, whenRecord: whenRecord, whenField: whenField,
+            name: name, tags: tags, patterns: patterns, whenRecord: whenRecord, whenField: whenField,
             whenValues: whenValues, fields: sorted, line: node.mark?.line ?? 1
         )
     }
