@@ -81,7 +81,7 @@ public struct FileAdapter: Adapter {
             (options.string(name) ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
         let settings = FileConsumer.Settings(
-            folder: try FileAdapter.folder(of: endpoint),
+            drop: LocalFolder(root: try FileAdapter.folder(of: endpoint)),
             include: globs("include"),
             exclude: globs("exclude"),
             recursive: options.bool("recursive") ?? false,

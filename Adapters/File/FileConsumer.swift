@@ -14,7 +14,8 @@ struct FileConsumer: Consumer {
     }
 
     struct Settings {
-        var folder: String
+        var folder: String { drop.root }
+        var drop: any DropFolder
         var include: [String]
         var exclude: [String]
         var recursive: Bool
@@ -52,7 +53,7 @@ struct FileConsumer: Consumer {
     }
 
     func run(_ deliver: @escaping Delivery) async throws {
-        try FileManager.default.createDirectory(atPath: settings.folder, withIntermediateDirectories: true)
+        try settings.drop.prepare()
         let registry = settings.idempotent ? try self.registry.open() : nil
         recoverInProgress()
         var previous: [String: Signature] = [:]
@@ -77,18 +78,17 @@ struct FileConsumer: Consumer {
     func scan() -> [Candidate] {
         var found: [Candidate] = []
         func visit(_ folder: String, _ prefix: String) {
-            guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
-            for name in names where !name.hasPrefix(".") {
-                let path = folder + "/" + name
-                var info = stat()
-                guard stat(path, &info) == 0 else { continue }
-                if (info.st_mode & S_IFMT) == S_IFDIR {
-                    if settings.recursive { visit(path, prefix + name + "/") }
+            guard let entries = try? settings.drop.list(folder) else { return }
+            for entry in entries where !entry.name.hasPrefix(".") {
+                if entry.isDirectory {
+                    if settings.recursive { visit(folder + "/" + entry.name, prefix + entry.name + "/") }
                     continue
                 }
-                guard (info.st_mode & S_IFMT) == S_IFREG, wanted(name) else { continue }
-                let modified = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
-                found.append(Candidate(relative: prefix + name, path: path, signature: Signature(size: Int64(info.st_size), modifiedNanos: modified)))
+                guard entry.isFile, wanted(entry.name) else { continue }
+                found.append(Candidate(
+                    relative: prefix + entry.name, path: folder + "/" + entry.name,
+                    signature: Signature(size: entry.size, modifiedNanos: entry.modifiedNanos)
+                ))
             }
         }
         visit(settings.folder, "")
@@ -111,7 +111,7 @@ struct FileConsumer: Consumer {
     func ready(_ candidate: Candidate, previous: Signature?) -> Bool {
         switch settings.readLock {
         case .marker:
-            return FileManager.default.fileExists(atPath: candidate.path + settings.doneSuffix)
+            return (try? settings.drop.exists(candidate.path + settings.doneSuffix)) ?? false
         case .rename, .stable:
             let age = Date().timeIntervalSince1970 * 1e9 - Double(candidate.signature.modifiedNanos)
             let minimum = Double(settings.minAge.components.seconds) * 1e9 + Double(settings.minAge.components.attoseconds) / 1e9
@@ -123,23 +123,29 @@ struct FileConsumer: Consumer {
     /// they are taken again.
     func recoverInProgress() {
         let root = settings.folder + "/" + FileConsumer.inProgressFolder
-        guard let enumerator = FileManager.default.enumerator(atPath: root) else { return }
         var recovered = 0
-        while let relative = enumerator.nextObject() as? String {
-            let path = root + "/" + relative
-            var info = stat()
-            guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
-            let original = FilePaths.unique(settings.folder + "/" + relative)
-            do {
-                try FilePaths.makeParent(of: original)
-                try FilePaths.rename(path, to: original)
-                recovered += 1
-            } catch {
-                logger.error("cannot put back a file left in progress", metadata: ["file": "\(path)", "error": "\(error)"])
+        func visit(_ folder: String, _ prefix: String) {
+            guard let entries = try? settings.drop.list(folder) else { return }
+            for entry in entries where entry.name != "." && entry.name != ".." {
+                if entry.isDirectory {
+                    visit(folder + "/" + entry.name, prefix + entry.name + "/")
+                    continue
+                }
+                guard entry.isFile else { continue }
+                let path = folder + "/" + entry.name
+                do {
+                    let original = try settings.drop.unique(settings.folder + "/" + prefix + entry.name)
+                    try settings.drop.makeParent(of: original)
+                    try settings.drop.rename(path, to: original)
+                    recovered += 1
+                } catch {
+                    logger.error("cannot put back a file left in progress", metadata: ["file": "\(path)", "error": "\(error)"])
+                }
             }
         }
+        visit(root, "")
         if recovered > 0 {
-            logger.notice("files left in progress by a stop are taken again", metadata: ["folder": "\(settings.folder)", "files": "\(recovered)"])
+            logger.notice("files left in progress by a stop are taken again", metadata: ["folder": "\(settings.drop.identity)", "files": "\(recovered)"])
         }
     }
 
@@ -150,8 +156,8 @@ struct FileConsumer: Consumer {
         if settings.readLock == .rename {
             let target = settings.folder + "/" + FileConsumer.inProgressFolder + "/" + candidate.relative
             do {
-                try FilePaths.makeParent(of: target)
-                try FilePaths.rename(candidate.path, to: target)
+                try settings.drop.makeParent(of: target)
+                try settings.drop.rename(candidate.path, to: target)
             } catch {
                 // Another consumer took it, or it went away: nothing to do.
                 logger.debug("file not taken", metadata: ["file": "\(candidate.path)", "reason": "\(error)"])
@@ -159,9 +165,9 @@ struct FileConsumer: Consumer {
             }
             working = target
         }
-        let content: Data
+        let content: [UInt8]
         do {
-            content = try Data(contentsOf: URL(fileURLWithPath: working))
+            content = try settings.drop.read(working)
         } catch {
             logger.error("cannot read a dropped file", metadata: ["file": "\(candidate.path)", "error": "\(error)"])
             putBack(working, candidate)
@@ -171,7 +177,7 @@ struct FileConsumer: Consumer {
             ? "sha256:" + content.withUnsafeBytes { SHA256.hex($0) }
             : "\(candidate.path)|\(candidate.signature.size)|\(candidate.signature.modifiedNanos)"
         let message = makeMessage(candidate, content: content)
-        let consumer = settings.folder
+        let consumer = settings.drop.identity
         do {
             if let registry, let state = try registry.state(consumer: consumer, key: key), state != .processing {
                 // Finished before a stop that came ahead of the archive step, or dropped again.
@@ -209,10 +215,10 @@ struct FileConsumer: Consumer {
             logger.error("cannot record a finished file", metadata: ["file": "\(candidate.path)", "error": "\(error)"])
         }
         archive(working, message)
-        if settings.readLock == .marker { unlink(candidate.path + settings.doneSuffix) }
+        if settings.readLock == .marker { try? settings.drop.remove(candidate.path + settings.doneSuffix) }
     }
 
-    func makeMessage(_ candidate: Candidate, content: Data) -> Message {
+    func makeMessage(_ candidate: Candidate, content: [UInt8]) -> Message {
         let name = (candidate.relative as NSString).lastPathComponent
         var headers = Headers()
         headers["CamelFileName"] = candidate.relative
@@ -237,8 +243,10 @@ struct FileConsumer: Consumer {
     /// Moves (or deletes) a file whose route succeeded.
     func archive(_ working: String, _ message: Message) {
         if settings.delete {
-            if unlink(working) != 0 {
-                logger.error("cannot delete a processed file", metadata: ["file": "\(working)", "error": "\(String(cString: strerror(errno)))"])
+            do {
+                try settings.drop.remove(working)
+            } catch {
+                logger.error("cannot delete a processed file", metadata: ["file": "\(working)", "error": "\(error)"])
             }
             return
         }
@@ -256,7 +264,7 @@ struct FileConsumer: Consumer {
 
             """
         do {
-            try Array(note.utf8).withUnsafeBytes { try FilePaths.write($0, to: target + ".error.txt") }
+            try settings.drop.write(Array(note.utf8), to: target + ".error.txt")
         } catch {
             logger.error("cannot write the error note of a failed file", metadata: ["file": "\(target)", "error": "\(error)"])
         }
@@ -275,10 +283,10 @@ struct FileConsumer: Consumer {
             logger.error("'\(what)' gave no usable name; using \(fallback)", metadata: ["file": "\(working)", "error": "\(error)"])
             target = settings.folder + "/" + fallback + relative
         }
-        target = FilePaths.unique(target)
         do {
-            try FilePaths.makeParent(of: target)
-            try FilePaths.rename(working, to: target)
+            target = try settings.drop.unique(target)
+            try settings.drop.makeParent(of: target)
+            try settings.drop.rename(working, to: target)
             return target
         } catch {
             logger.error("cannot archive a file", metadata: ["file": "\(working)", "error": "\(error)"])
@@ -288,6 +296,6 @@ struct FileConsumer: Consumer {
 
     func putBack(_ working: String, _ candidate: Candidate) {
         guard working != candidate.path else { return }
-        try? FilePaths.rename(working, to: candidate.path)
+        try? settings.drop.rename(working, to: candidate.path)
     }
 }

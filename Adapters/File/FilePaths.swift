@@ -29,22 +29,6 @@ enum FilePaths {
         String(String.UnicodeScalarView(name.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : $0 }))
     }
 
-    /// `path` itself if nothing is there, else the same name with a timestamp (and a counter
-    /// if needed) before the extension.
-    static func unique(_ path: String) -> String {
-        guard FileManager.default.fileExists(atPath: path) else { return path }
-        let url = URL(fileURLWithPath: path)
-        let ext = url.pathExtension
-        let base = url.deletingPathExtension().path
-        let stamp = timestamp()
-        var counter = 0
-        while true {
-            let candidate = base + "-" + stamp + (counter == 0 ? "" : "-\(counter)") + (ext.isEmpty ? "" : "." + ext)
-            if !FileManager.default.fileExists(atPath: candidate) { return candidate }
-            counter += 1
-        }
-    }
-
     static func timestamp(_ date: Date = Date()) -> String {
         var seconds = time_t(date.timeIntervalSince1970)
         var parts = tm()

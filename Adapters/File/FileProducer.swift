@@ -37,7 +37,7 @@ struct FileProducer: Producer {
         case .append where exists:
             try message.body.withUnsafeReadableBytes { try FilePaths.write($0, to: path, append: true) }
         case .unique:
-            path = FilePaths.unique(path)
+            path = try LocalFolder(root: folder).unique(path)
             try writeAtomically(message.body, to: path, replace: false)
         default:
             try writeAtomically(message.body, to: path, replace: fileExist != .fail)

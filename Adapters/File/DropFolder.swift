@@ -1,0 +1,110 @@
+import Foundation
+
+/// One entry of a folder listing.
+public struct DropEntry: Sendable {
+    public var name: String
+    public var isDirectory: Bool
+    public var isFile: Bool
+    public var size: Int64
+    /// Modification time in nanoseconds since the epoch (as precise as the system gives it).
+    public var modifiedNanos: Int64
+
+    public init(name: String, isDirectory: Bool, isFile: Bool, size: Int64, modifiedNanos: Int64) {
+        self.name = name
+        self.isDirectory = isDirectory
+        self.isFile = isFile
+        self.size = size
+        self.modifiedNanos = modifiedNanos
+    }
+}
+
+/// Where dropped files are taken from: a local folder, or one on an SFTP or FTP server. The
+/// consumer's rules (complete files only, archive after success, never twice) are written
+/// once against this; paths are absolute on the folder's own system.
+public protocol DropFolder: Sendable {
+    /// The folder itself, absolute.
+    var root: String { get }
+    /// Names the folder in the record of files taken and in logs (`sftp://user@host:22/in`).
+    var identity: String { get }
+    /// Makes the folder if it is missing (and connects, for a remote one).
+    func prepare() throws
+    func list(_ folder: String) throws -> [DropEntry]
+    func exists(_ path: String) throws -> Bool
+    func read(_ path: String) throws -> [UInt8]
+    /// Writes a small file (an error note) in place.
+    func write(_ bytes: [UInt8], to path: String) throws
+    /// Renames within the folder; the target does not exist (callers pick a free name).
+    func rename(_ from: String, to: String) throws
+    func makeDirectories(_ path: String) throws
+    func remove(_ path: String) throws
+}
+
+extension DropFolder {
+    /// `path` if nothing is there, else the same name with a timestamp (and a counter if
+    /// needed) before the extension.
+    func unique(_ path: String) throws -> String {
+        guard try exists(path) else { return path }
+        let url = URL(fileURLWithPath: path)
+        let ext = url.pathExtension
+        let base = url.deletingPathExtension().path
+        let stamp = FilePaths.timestamp()
+        var counter = 0
+        while true {
+            let candidate = base + "-" + stamp + (counter == 0 ? "" : "-\(counter)") + (ext.isEmpty ? "" : "." + ext)
+            if try !exists(candidate) { return candidate }
+            counter += 1
+        }
+    }
+
+    func makeParent(of path: String) throws {
+        try makeDirectories((path as NSString).deletingLastPathComponent)
+    }
+}
+
+/// A folder on this machine's file system.
+struct LocalFolder: DropFolder {
+    let root: String
+    var identity: String { root }
+
+    func prepare() throws {
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    }
+
+    func list(_ folder: String) throws -> [DropEntry] {
+        try FileManager.default.contentsOfDirectory(atPath: folder).compactMap { name in
+            var info = stat()
+            guard stat(folder + "/" + name, &info) == 0 else { return nil }
+            let kind = info.st_mode & S_IFMT
+            return DropEntry(
+                name: name, isDirectory: kind == S_IFDIR, isFile: kind == S_IFREG, size: Int64(info.st_size),
+                modifiedNanos: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+            )
+        }
+    }
+
+    func exists(_ path: String) throws -> Bool {
+        FileManager.default.fileExists(atPath: path)
+    }
+
+    func read(_ path: String) throws -> [UInt8] {
+        Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+
+    func write(_ bytes: [UInt8], to path: String) throws {
+        try bytes.withUnsafeBytes { try FilePaths.write($0, to: path) }
+    }
+
+    func rename(_ from: String, to: String) throws {
+        try FilePaths.rename(from, to: to)
+    }
+
+    func makeDirectories(_ path: String) throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    func remove(_ path: String) throws {
+        guard unlink(path) == 0 else {
+            throw FileAdapterError("cannot delete \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}
