@@ -102,6 +102,22 @@ let package = Package(
             exclude: ["README.md"],
             swiftSettings: swiftSettings
         ),
+        .systemLibrary(
+            name: "CLibSSH2",
+            path: "Sources/CLibSSH2"
+        ),
+        .target(
+            name: "SwitchboardSFTP",
+            dependencies: [
+                "SwitchboardCore",
+                "SwitchboardFile",
+                "CLibSSH2",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Adapters/SFTP",
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "SwitchboardFile",
             dependencies: [
@@ -218,6 +234,12 @@ let package = Package(
         .testTarget(
             name: "SwitchboardFixedWidthTests",
             dependencies: ["SwitchboardFixedWidth", "SwitchboardTransform"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SwitchboardSFTPTests",
+            dependencies: ["SwitchboardSFTP", "SwitchboardFile", "SwitchboardRouting", .product(name: "Logging", package: "swift-log")],
+            exclude: [],
             swiftSettings: swiftSettings
         ),
         .testTarget(
