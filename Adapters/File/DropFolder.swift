@@ -42,7 +42,7 @@ public protocol DropFolder: Sendable {
 extension DropFolder {
     /// `path` if nothing is there, else the same name with a timestamp (and a counter if
     /// needed) before the extension.
-    func unique(_ path: String) throws -> String {
+    public func unique(_ path: String) throws -> String {
         guard try exists(path) else { return path }
         let url = URL(fileURLWithPath: path)
         let ext = url.pathExtension
@@ -56,7 +56,7 @@ extension DropFolder {
         }
     }
 
-    func makeParent(of path: String) throws {
+    public func makeParent(of path: String) throws {
         try makeDirectories((path as NSString).deletingLastPathComponent)
     }
 }

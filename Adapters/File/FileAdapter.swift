@@ -11,7 +11,11 @@ public struct FileAdapter: Adapter {
         summary: "Folder drops: poll a folder for complete files (archived after success, moved aside with the reason after failure, each taken once), or write files atomically.",
         consumerSyntax: "file:FOLDER[?include=*.ach&delay=1s&readLock=rename&move=.done/${file:name}] (relative folders resolve against the working directory)",
         producerSyntax: "file:FOLDER[?fileName=${file:name}&fileExist=override]",
-        options: [
+        options: consumerOptions + producerOptions
+    )
+
+    /// The consumer options every drop folder shares (local, SFTP, FTP).
+    public static let consumerOptions: [OptionSpec] = [
             OptionSpec("include", .string, roles: [.consumer],
                        doc: "Comma-separated globs of file names to take (default: every file)."),
             OptionSpec("exclude", .string, roles: [.consumer],
@@ -40,19 +44,47 @@ public struct FileAdapter: Adapter {
                        doc: "Record every file taken (in DATA/file-consumers.db) so that a restart never processes a finished file again."),
             OptionSpec("idempotentKey", .choice(["path", "checksum"]), default: "path", roles: [.consumer],
                        doc: "What identifies a file: path (full path + size + modification time) or checksum (SHA-256 of the content)."),
+    ]
+
+    /// The producer options of the local folder.
+    public static let producerOptions: [OptionSpec] = [
             OptionSpec("fileName", .template, roles: [.producer],
                        doc: "Name of the file written, relative to the folder (default: ${file:name}, else the message id). A name that would leave the folder fails the step."),
             OptionSpec("fileExist", .choice(["override", "fail", "append", "unique"]), default: "override", roles: [.producer],
                        doc: "When the file exists: replace it atomically, fail the step, append to it, or write NAME-TIMESTAMP instead."),
             OptionSpec("mkdirs", .bool, default: "true", roles: [.producer],
                        doc: "Create missing folders on the way to the file."),
-        ]
-    )
+    ]
+
+    /// The consumer settings an endpoint's shared options give, for a drop folder.
+    public static func consumerSettings(_ endpoint: Endpoint, drop: any DropFolder) -> FileConsumer.Settings {
+        let options = endpoint.options
+        let globs = { (name: String) in
+            (options.string(name) ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        return FileConsumer.Settings(
+            drop: drop,
+            include: globs("include"),
+            exclude: globs("exclude"),
+            recursive: options.bool("recursive") ?? false,
+            delay: options.duration("delay") ?? .seconds(1),
+            readLock: FileConsumer.ReadLock(rawValue: options.string("readLock") ?? "rename") ?? .rename,
+            minAge: options.duration("minAge") ?? .seconds(1),
+            doneSuffix: options.string("doneSuffix") ?? ".done",
+            sortByTime: options.string("sortBy") == "time",
+            maxPerPoll: max(1, options.int("maxMessagesPerPoll") ?? 100),
+            move: endpoint.templates["move"],
+            delete: options.bool("delete") ?? false,
+            moveFailed: endpoint.templates["moveFailed"],
+            idempotent: options.bool("idempotent") ?? true,
+            checksumKey: options.string("idempotentKey") == "checksum"
+        )
+    }
 
     /// Where the adapter keeps its records of files taken.
     public let dataDirectory: String
     let logger: Logger
-    let registry: FileRegistryHandle
+    public let registry: FileRegistryHandle
 
     public init(dataDirectory: String, logger: Logger = Logger(label: "switchboard.file")) {
         self.dataDirectory = dataDirectory
@@ -76,27 +108,7 @@ public struct FileAdapter: Adapter {
     }
 
     public func makeConsumer(_ endpoint: Endpoint) throws -> any Consumer {
-        let options = endpoint.options
-        let globs = { (name: String) in
-            (options.string(name) ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        }
-        let settings = FileConsumer.Settings(
-            drop: LocalFolder(root: try FileAdapter.folder(of: endpoint)),
-            include: globs("include"),
-            exclude: globs("exclude"),
-            recursive: options.bool("recursive") ?? false,
-            delay: options.duration("delay") ?? .seconds(1),
-            readLock: FileConsumer.ReadLock(rawValue: options.string("readLock") ?? "rename") ?? .rename,
-            minAge: options.duration("minAge") ?? .seconds(1),
-            doneSuffix: options.string("doneSuffix") ?? ".done",
-            sortByTime: options.string("sortBy") == "time",
-            maxPerPoll: max(1, options.int("maxMessagesPerPoll") ?? 100),
-            move: endpoint.templates["move"],
-            delete: options.bool("delete") ?? false,
-            moveFailed: endpoint.templates["moveFailed"],
-            idempotent: options.bool("idempotent") ?? true,
-            checksumKey: options.string("idempotentKey") == "checksum"
-        )
+        let settings = FileAdapter.consumerSettings(endpoint, drop: LocalFolder(root: try FileAdapter.folder(of: endpoint)))
         return FileConsumer(settings: settings, registry: registry, logger: logger)
     }
 

@@ -8,12 +8,12 @@ import SwitchboardCore
 /// failure it is moved aside with a `.error.txt` saying why. With `idempotent` (the default)
 /// every file taken is recorded, so a finished file is never processed twice and a file
 /// whose processing a crash interrupted is processed again.
-struct FileConsumer: Consumer {
-    enum ReadLock: String {
+public struct FileConsumer: Consumer {
+    public enum ReadLock: String, Sendable {
         case rename, stable, marker
     }
 
-    struct Settings {
+    public struct Settings: Sendable {
         var folder: String { drop.root }
         var drop: any DropFolder
         var include: [String]
@@ -40,6 +40,12 @@ struct FileConsumer: Consumer {
     let registry: FileRegistryHandle
     let logger: Logger
 
+    public init(settings: Settings, registry: FileRegistryHandle, logger: Logger) {
+        self.settings = settings
+        self.registry = registry
+        self.logger = logger
+    }
+
     /// What a poll saw of a file: it is taken when the next poll sees the same.
     struct Signature: Equatable {
         var size: Int64
@@ -52,8 +58,23 @@ struct FileConsumer: Consumer {
         var signature: Signature
     }
 
-    func run(_ deliver: @escaping Delivery) async throws {
-        try settings.drop.prepare()
+    public func run(_ deliver: @escaping Delivery) async throws {
+        // A remote folder that cannot be reached yet is tried again (the folder backs off);
+        // the route waits instead of failing the node.
+        var reported = false
+        while !Task.isCancelled {
+            do {
+                try settings.drop.prepare()
+                if reported { logger.notice("drop folder reachable again", metadata: ["folder": "\(settings.drop.identity)"]) }
+                break
+            } catch {
+                if !reported {
+                    logger.error("drop folder not reachable; trying again", metadata: ["folder": "\(settings.drop.identity)", "error": "\(error)"])
+                    reported = true
+                }
+                try? await Task.sleep(for: max(settings.delay, .seconds(1)))
+            }
+        }
         let registry = settings.idempotent ? try self.registry.open() : nil
         recoverInProgress()
         var previous: [String: Signature] = [:]

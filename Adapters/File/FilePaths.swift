@@ -1,12 +1,12 @@
 import Foundation
 
 /// File names that come from messages or templates, kept inside their folder.
-enum FilePaths {
+public enum FilePaths {
     /// Joins a relative name to `folder`, refusing anything that could leave it: an empty
     /// name, an absolute path, `..` segments, NUL or control characters.
     ///
     /// - Throws: ``FileAdapterError`` saying what was wrong with the name.
-    static func resolve(_ name: String, in folder: String) throws -> String {
+    public static func resolve(_ name: String, in folder: String) throws -> String {
         guard !name.isEmpty else { throw FileAdapterError("the file name is empty") }
         guard !name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
             throw FileAdapterError("the file name '\(printable(name))' contains NUL or control characters")
@@ -80,12 +80,12 @@ enum FilePaths {
 }
 
 /// A file adapter problem, with what went wrong and where.
-struct FileAdapterError: Error, CustomStringConvertible {
-    let message: String
+public struct FileAdapterError: Error, CustomStringConvertible {
+    public let message: String
 
-    init(_ message: String) {
+    public init(_ message: String) {
         self.message = message
     }
 
-    var description: String { message }
+    public var description: String { message }
 }

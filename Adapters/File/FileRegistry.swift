@@ -65,11 +65,11 @@ final class FileRegistry: Sendable {
 
 /// Opens the registry the first time a consumer needs it (a node without file consumers
 /// never creates the database), and shares it between consumers.
-final class FileRegistryHandle: Sendable {
+public final class FileRegistryHandle: Sendable {
     let path: String
     private let registry = Mutex<FileRegistry?>(nil)
 
-    init(path: String) {
+    public init(path: String) {
         self.path = path
     }
 
@@ -82,7 +82,7 @@ final class FileRegistryHandle: Sendable {
         }
     }
 
-    func close() {
+    public func close() {
         registry.withLock { $0 = nil }
     }
 }

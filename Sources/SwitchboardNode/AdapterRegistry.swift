@@ -2,6 +2,7 @@ import Logging
 import SwitchboardCore
 import SwitchboardFile
 import SwitchboardHTTP
+import SwitchboardSFTP
 
 /// The adapter catalog: the one place that names concrete adapters. A new adapter is a
 /// folder under `Adapters/` plus one line here.
@@ -10,6 +11,7 @@ public enum AdapterRegistry {
     public static let specs: [EndpointSpec] = [
         HTTPAdapter.spec,
         FileAdapter.spec,
+        SFTPAdapter.spec,
     ]
 
     /// Names of options marked secret in any adapter, plus `password`: headers with these
@@ -35,6 +37,7 @@ public enum AdapterRegistry {
                 connectTimeout: configuration.connectTimeout
             ), logger: logger),
             FileAdapter(dataDirectory: configuration.dataDirectory, logger: logger),
+            SFTPAdapter(dataDirectory: configuration.dataDirectory, logger: logger),
         ])
     }
 }

@@ -1,0 +1,147 @@
+import Foundation
+import Logging
+import NIOCore
+import SwitchboardCore
+import SwitchboardFile
+
+/// SFTP drops (libssh2): the file consumer's rules on a remote folder, and uploads to a
+/// temporary name renamed into place. The host key is always checked: pinned by fingerprint
+/// or against a known_hosts file.
+public struct SFTPAdapter: Adapter {
+    static let connectionOptions: [OptionSpec] = [
+        OptionSpec("privateKey", .string, doc: "Private key file (ed25519 or RSA, OpenSSH or PEM format)."),
+        OptionSpec("passphrase", .string, secret: true, doc: "Passphrase of the private key."),
+        OptionSpec("password", .string, secret: true, doc: "Password, when the server takes one (or in the URI: sftp://user:password@host)."),
+        OptionSpec("hostKey", .string, doc: "The server's host key fingerprint as OpenSSH prints it (SHA256:…). This or knownHosts is required."),
+        OptionSpec("knownHosts", .string, doc: "A known_hosts file that lists the server. This or hostKey is required."),
+        OptionSpec("connectTimeout", .duration, default: "10s", doc: "Time allowed to connect and for each operation."),
+    ]
+
+    public static let spec = EndpointSpec(
+        schemes: ["sftp"],
+        summary: "SFTP drops: poll a remote folder for complete files (archived after success, moved aside after failure, each taken once), or upload atomically. Host keys are always checked.",
+        consumerSyntax: "sftp://USER@HOST[:PORT]/FOLDER?privateKey=FILE&hostKey=SHA256:…[&include=*.ach&delay=5s]",
+        producerSyntax: "sftp://USER@HOST[:PORT]/FOLDER?privateKey=FILE&knownHosts=FILE[&fileName=${file:name}]",
+        options: FileAdapter.consumerOptions + connectionOptions + [
+            OptionSpec("fileName", .template, roles: [.producer],
+                       doc: "Name of the file written, relative to the folder (default: ${file:name}, else the message id). A name that would leave the folder fails the step."),
+            OptionSpec("fileExist", .choice(["override", "fail", "unique"]), default: "override", roles: [.producer],
+                       doc: "When the file exists: replace it, fail the step, or write NAME-TIMESTAMP instead."),
+            OptionSpec("mkdirs", .bool, default: "true", roles: [.producer], doc: "Create missing folders on the way to the file."),
+        ]
+    )
+
+    let registry: FileRegistryHandle
+    let logger: Logger
+
+    public init(dataDirectory: String, logger: Logger = Logger(label: "switchboard.sftp")) {
+        self.registry = FileRegistryHandle(path: (dataDirectory as NSString).appendingPathComponent("file-consumers.db"))
+        self.logger = logger
+    }
+
+    /// The remote folder an endpoint names, connecting on first use.
+    static func folder(_ endpoint: Endpoint) throws -> SFTPFolder {
+        guard endpoint.hasAuthority, let host = endpoint.host, !host.isEmpty else {
+            throw EndpointError("an SFTP endpoint is sftp://USER@HOST[:PORT]/FOLDER")
+        }
+        guard let user = endpoint.user, !user.isEmpty else {
+            throw EndpointError("an SFTP endpoint names its user: sftp://USER@\(host)/…")
+        }
+        let path = endpoint.path.isEmpty ? "/" : endpoint.path
+        let options = endpoint.options
+        let check: SFTPHostKeyCheck
+        switch (options.string("hostKey"), options.string("knownHosts")) {
+        case (let fingerprint?, nil):
+            guard fingerprint.hasPrefix("SHA256:") else {
+                throw EndpointError("option 'hostKey' is the fingerprint as OpenSSH prints it, SHA256:…; got '\(fingerprint)'")
+            }
+            check = .fingerprint(fingerprint)
+        case (nil, let file?):
+            check = .knownHosts(file)
+        case (.some, .some):
+            throw EndpointError("give one of 'hostKey' and 'knownHosts', not both")
+        case (nil, nil):
+            throw EndpointError("an SFTP endpoint needs 'hostKey=SHA256:…' or 'knownHosts=FILE': the server's host key is always checked (ssh-keyscan -p PORT HOST | ssh-keygen -lf - shows it)")
+        }
+        let authentication: SFTPAuthentication
+        if let key = options.string("privateKey") {
+            authentication = .privateKey(path: key, passphrase: options.string("passphrase"))
+        } else if let password = options.string("password") ?? endpoint.password {
+            authentication = .password(password)
+        } else {
+            throw EndpointError("an SFTP endpoint needs 'privateKey=FILE' or a password")
+        }
+        let port = endpoint.port ?? 22
+        let timeout = options.duration("connectTimeout") ?? .seconds(10)
+        return SFTPFolder(root: path, identity: "sftp://\(user)@\(host):\(port)\(path)") {
+            try SFTPSession(host: host, port: port, user: user, authentication: authentication, hostKey: check, timeout: timeout)
+        }
+    }
+
+    public func consumerBinding(_ endpoint: Endpoint) -> String? {
+        "sftp \(endpoint.user ?? "")@\(endpoint.host ?? ""):\(endpoint.port ?? 22)\(endpoint.path)"
+    }
+
+    public func makeConsumer(_ endpoint: Endpoint) throws -> any Consumer {
+        FileConsumer(settings: FileAdapter.consumerSettings(endpoint, drop: try SFTPAdapter.folder(endpoint)), registry: registry, logger: logger)
+    }
+
+    public func makeProducer(_ endpoint: Endpoint) throws -> any Producer {
+        SFTPProducer(
+            folder: try SFTPAdapter.folder(endpoint),
+            fileName: endpoint.templates["fileName"],
+            fileExist: endpoint.options.string("fileExist") ?? "override",
+            mkdirs: endpoint.options.bool("mkdirs") ?? true
+        )
+    }
+
+    public func shutdown() async {
+        registry.close()
+    }
+}
+
+/// `to: sftp://…?fileName=…`: uploads to `.NAME.ID.tmp` beside the target and renames it into place.
+struct SFTPProducer: Producer {
+    let folder: SFTPFolder
+    let fileName: (any MessageTemplate)?
+    let fileExist: String
+    let mkdirs: Bool
+
+    func send(_ exchange: Exchange) async throws -> Exchange {
+        let message = exchange.message
+        let name = try fileName?.render(message) ?? message.headers["CamelFileName"] ?? message.id.description
+        var path: String
+        do {
+            path = try FilePaths.resolve(name, in: folder.root)
+        } catch let error as FileAdapterError {
+            throw ProcessingError("refused to write: \(error.message)", status: 400)
+        }
+        let body = Array(message.body.readableBytesView)
+        let temporary = (path as NSString).deletingLastPathComponent + "/." + (path as NSString).lastPathComponent + "." + MessageID().description + ".tmp"
+        if mkdirs { try folder.makeParent(of: path) }
+        let exists = try folder.exists(path)
+        switch fileExist {
+        case "fail" where exists:
+            throw ProcessingError("\(path) already exists on \(folder.identity) (fileExist=fail)", status: 409)
+        case "unique":
+            path = try folder.unique(path)
+        default:
+            break
+        }
+        try folder.write(body, to: temporary)
+        do {
+            if exists, fileExist == "override" { try folder.remove(path) }
+            try folder.rename(temporary, to: path)
+        } catch {
+            try? folder.remove(temporary)
+            throw error
+        }
+        var reply = exchange
+        reply.message.headers["CamelFileNameProduced"] = path
+        return reply
+    }
+
+    func describeReply(_ reply: Exchange) -> String? {
+        reply.message.headers["CamelFileNameProduced"].map { "uploaded \($0)" }
+    }
+}
