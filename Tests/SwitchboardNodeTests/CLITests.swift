@@ -25,9 +25,9 @@ struct CLITests {
     }
 
     /// Runs the CLI to completion.
-    static func run(_ arguments: [String], in directory: String = repository) throws -> Output {
+    static func run(_ arguments: [String], in directory: String = repository, executable: String = binary) throws -> Output {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         let out = Pipe()

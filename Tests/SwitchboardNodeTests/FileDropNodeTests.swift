@@ -15,16 +15,44 @@ struct FileDropNodeTests {
 
     @Test func aNodeKilledMidBatchLeavesNoFileUnprocessedAndWritesEachOnce() async throws {
         let folder = try CLITests.temporaryFolder()
-        let inbox = folder + "/inbox"
-        let outbox = folder + "/outbox"
+        try await Self.killMidBatch(folder: folder, inbox: folder + "/inbox", outbox: folder + "/outbox") { inbox, outbox in
+            ("file:\(inbox)?", "file:\(outbox)?")
+        }
+    }
+
+    @Test func aNodeKilledMidBatchOverSFTPLeavesNoFileUnprocessedAndWritesEachOnce() async throws {
+        let folder = try CLITests.temporaryFolder()
+        let script = CLITests.repository + "/Tests/servers/sshd"
+        let server = folder + "/sshd"
+        var values: [String: String] = [:]
+        for _ in 0..<5 where values["port"] == nil {
+            let output = try CLITests.run(["/bin/bash", script, "start", server, String(Int.random(in: 20000...60000))], executable: "/usr/bin/env")
+            for line in output.stdout.split(separator: "\n") {
+                let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
+                if parts.count == 2 { values[parts[0]] = parts[1] }
+            }
+        }
+        defer { _ = try? CLITests.run(["/bin/bash", script, "stop", server], executable: "/usr/bin/env") }
+        let port = try #require(values["port"])
+        let user = values["user"] ?? "root"
+        let options = "privateKey=\(values["key"] ?? "")&hostKey=\(values["fingerprint"] ?? "")&"
+        try await Self.killMidBatch(folder: folder, inbox: folder + "/inbox", outbox: folder + "/outbox") { inbox, outbox in
+            ("sftp://\(user)@127.0.0.1:\(port)\(inbox)?\(options)", "sftp://\(user)@127.0.0.1:\(port)\(outbox)?\(options)")
+        }
+    }
+
+    /// Drops 400 files, kills the node once part of the batch is through, starts it again,
+    /// and checks that every file was written once and archived, and none is left.
+    static func killMidBatch(folder: String, inbox: String, outbox: String, endpoints: (String, String) -> (from: String, to: String)) async throws {
         try FileManager.default.createDirectory(atPath: inbox, withIntermediateDirectories: true)
+        let (from, to) = endpoints(inbox, outbox)
         try """
         routes:
           - id: drops
-            from: "file:\(inbox)?delay=100ms&minAge=20ms&maxMessagesPerPoll=5"
+            from: "\(from)delay=100ms&minAge=20ms&maxMessagesPerPoll=5"
             steps:
               - set-body: "copy of ${file:name}: ${body}"
-              - to: "file:\(outbox)?fileName=${file:name.noext}.json"
+              - to: "\(to)fileName=${file:name.noext}.json"
         """.write(toFile: folder + "/routes/drops.yaml", atomically: true, encoding: .utf8)
         try """
         http: { listen: "127.0.0.1:0" }
@@ -40,7 +68,7 @@ struct FileDropNodeTests {
         let first = try await NodeProcess(config: folder + "/switchboard.yaml")
         // Kill it once part of the batch is through. At most 5 files per 100 ms poll, the
         // batch takes seconds, so the kill lands mid-batch even on a loaded machine.
-        for _ in 0..<1000 where Self.files(outbox).count < 30 {
+        for _ in 0..<3000 where Self.files(outbox).count < 30 {
             try await Task.sleep(for: .milliseconds(5))
         }
         try await first.kill9()
@@ -48,7 +76,6 @@ struct FileDropNodeTests {
         #expect(before >= 30 && before < count, "the kill should land mid-batch, found \(before) of \(count) written")
 
         let second = try await NodeProcess(config: folder + "/switchboard.yaml")
-        defer { _ = second }
         for _ in 0..<6000 where Self.files(inbox).count > 0 || Self.files(inbox + "/.inprogress").count > 0 || Self.files(outbox).count < count {
             try await Task.sleep(for: .milliseconds(10))
         }
