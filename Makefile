@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # C libraries the node links (XML, XSLT, SFTP, FTP, SQLite), from Debian.
 SYSTEM_PACKAGES := libxml2-dev libxslt1-dev libssh2-1-dev libcurl4-openssl-dev libsqlite3-dev
 # Real servers the tests talk to, and the benchmark's tools.
-TEST_PACKAGES := nginx openssh-server postgresql vsftpd xsltproc time
+TEST_PACKAGES := nginx openssh-server postgresql xsltproc time python3-pip openssl
 BENCH_PACKAGES := nginx wrk time python3-pip
 
 SWIFT ?= swift
@@ -35,6 +35,8 @@ deps:
 
 test-deps: deps
 	$(call apt_install,$(TEST_PACKAGES))
+	@python3 -c "import pyftpdlib, OpenSSL" 2>/dev/null || pip install -q pyftpdlib pyopenssl 2>/dev/null \
+		|| pip install -q --break-system-packages pyftpdlib pyopenssl
 
 bench-deps: deps
 	$(call apt_install,$(BENCH_PACKAGES))

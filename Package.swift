@@ -103,6 +103,23 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .systemLibrary(
+            name: "CCurl",
+            path: "Sources/CCurl"
+        ),
+        .target(
+            name: "SwitchboardFTP",
+            dependencies: [
+                "SwitchboardCore",
+                "SwitchboardFile",
+                "CCurl",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Adapters/FTP",
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+        .systemLibrary(
             name: "CLibSSH2",
             path: "Sources/CLibSSH2"
         ),
@@ -160,6 +177,7 @@ let package = Package(
                 "SwitchboardHTTP",
                 "SwitchboardFile",
                 "SwitchboardSFTP",
+                "SwitchboardFTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -236,6 +254,11 @@ let package = Package(
         .testTarget(
             name: "SwitchboardFixedWidthTests",
             dependencies: ["SwitchboardFixedWidth", "SwitchboardTransform"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SwitchboardFTPTests",
+            dependencies: ["SwitchboardFTP", "SwitchboardFile", "SwitchboardRouting", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

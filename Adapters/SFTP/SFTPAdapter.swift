@@ -40,7 +40,7 @@ public struct SFTPAdapter: Adapter {
     }
 
     /// The remote folder an endpoint names, connecting on first use.
-    static func folder(_ endpoint: Endpoint) throws -> SFTPFolder {
+    static func folder(_ endpoint: Endpoint) throws -> RemoteFolder {
         guard endpoint.hasAuthority, let host = endpoint.host, !host.isEmpty else {
             throw EndpointError("an SFTP endpoint is sftp://USER@HOST[:PORT]/FOLDER")
         }
@@ -73,9 +73,12 @@ public struct SFTPAdapter: Adapter {
         }
         let port = endpoint.port ?? 22
         let timeout = options.duration("connectTimeout") ?? .seconds(10)
-        return SFTPFolder(root: path, identity: "sftp://\(user)@\(host):\(port)\(path)") {
-            try SFTPSession(host: host, port: port, user: user, authentication: authentication, hostKey: check, timeout: timeout)
-        }
+        return RemoteFolder(
+            root: path,
+            identity: "sftp://\(user)@\(host):\(port)\(path)",
+            connect: { try SFTPSession(host: host, port: port, user: user, authentication: authentication, hostKey: check, timeout: timeout) },
+            isConnectionError: { ($0 as? SFTPError)?.connection ?? false }
+        )
     }
 
     public func consumerBinding(_ endpoint: Endpoint) -> String? {
@@ -87,7 +90,7 @@ public struct SFTPAdapter: Adapter {
     }
 
     public func makeProducer(_ endpoint: Endpoint) throws -> any Producer {
-        SFTPProducer(
+        RemoteFileProducer(
             folder: try SFTPAdapter.folder(endpoint),
             fileName: endpoint.templates["fileName"],
             fileExist: endpoint.options.string("fileExist") ?? "override",
@@ -97,51 +100,5 @@ public struct SFTPAdapter: Adapter {
 
     public func shutdown() async {
         registry.close()
-    }
-}
-
-/// `to: sftp://…?fileName=…`: uploads to `.NAME.ID.tmp` beside the target and renames it into place.
-struct SFTPProducer: Producer {
-    let folder: SFTPFolder
-    let fileName: (any MessageTemplate)?
-    let fileExist: String
-    let mkdirs: Bool
-
-    func send(_ exchange: Exchange) async throws -> Exchange {
-        let message = exchange.message
-        let name = try fileName?.render(message) ?? message.headers["CamelFileName"] ?? message.id.description
-        var path: String
-        do {
-            path = try FilePaths.resolve(name, in: folder.root)
-        } catch let error as FileAdapterError {
-            throw ProcessingError("refused to write: \(error.message)", status: 400)
-        }
-        let body = Array(message.body.readableBytesView)
-        let temporary = (path as NSString).deletingLastPathComponent + "/." + (path as NSString).lastPathComponent + "." + MessageID().description + ".tmp"
-        if mkdirs { try folder.makeParent(of: path) }
-        let exists = try folder.exists(path)
-        switch fileExist {
-        case "fail" where exists:
-            throw ProcessingError("\(path) already exists on \(folder.identity) (fileExist=fail)", status: 409)
-        case "unique":
-            path = try folder.unique(path)
-        default:
-            break
-        }
-        try folder.write(body, to: temporary)
-        do {
-            if exists, fileExist == "override" { try folder.remove(path) }
-            try folder.rename(temporary, to: path)
-        } catch {
-            try? folder.remove(temporary)
-            throw error
-        }
-        var reply = exchange
-        reply.message.headers["CamelFileNameProduced"] = path
-        return reply
-    }
-
-    func describeReply(_ reply: Exchange) -> String? {
-        reply.message.headers["CamelFileNameProduced"].map { "uploaded \($0)" }
     }
 }

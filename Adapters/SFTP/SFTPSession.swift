@@ -31,8 +31,8 @@ public struct SFTPError: Error, Sendable, CustomStringConvertible {
 }
 
 /// One SSH session with its SFTP channel (libssh2, blocking calls). Not shared between
-/// threads at once: ``SFTPFolder`` serialises its use.
-public final class SFTPSession {
+/// threads at once: ``RemoteFolder`` serialises its use.
+public final class SFTPSession: DropClient {
     public let host: String
     public let port: Int
     public let user: String
@@ -201,6 +201,10 @@ public final class SFTPSession {
             // SFTP version 3 carries whole seconds.
             modifiedNanos: Int64(attributes.mtime) * 1_000_000_000
         )
+    }
+
+    public func exists(_ path: String) throws -> Bool {
+        try stat(path) != nil
     }
 
     public func stat(_ path: String) throws -> DropEntry? {

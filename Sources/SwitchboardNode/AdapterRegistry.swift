@@ -2,6 +2,7 @@ import Logging
 import SwitchboardCore
 import SwitchboardFile
 import SwitchboardHTTP
+import SwitchboardFTP
 import SwitchboardSFTP
 
 /// The adapter catalog: the one place that names concrete adapters. A new adapter is a
@@ -12,6 +13,7 @@ public enum AdapterRegistry {
         HTTPAdapter.spec,
         FileAdapter.spec,
         SFTPAdapter.spec,
+        FTPAdapter.spec,
     ]
 
     /// Names of options marked secret in any adapter, plus `password`: headers with these
@@ -38,6 +40,7 @@ public enum AdapterRegistry {
             ), logger: logger),
             FileAdapter(dataDirectory: configuration.dataDirectory, logger: logger),
             SFTPAdapter(dataDirectory: configuration.dataDirectory, logger: logger),
+            FTPAdapter(dataDirectory: configuration.dataDirectory, logger: logger),
         ])
     }
 }

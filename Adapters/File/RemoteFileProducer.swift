@@ -1,0 +1,58 @@
+import Foundation
+import NIOCore
+import SwitchboardCore
+
+/// `to:` a remote drop folder (SFTP, FTP): uploads to `.NAME.ID.tmp` beside the target and
+/// renames it into place. `override` removes an existing file just before the rename (SFTP
+/// version 3 and FTP cannot rename over a file).
+public struct RemoteFileProducer: Producer {
+    let folder: any DropFolder
+    let fileName: (any MessageTemplate)?
+    let fileExist: String
+    let mkdirs: Bool
+
+    public init(folder: any DropFolder, fileName: (any MessageTemplate)?, fileExist: String, mkdirs: Bool) {
+        self.folder = folder
+        self.fileName = fileName
+        self.fileExist = fileExist
+        self.mkdirs = mkdirs
+    }
+
+    public func send(_ exchange: Exchange) async throws -> Exchange {
+        let message = exchange.message
+        let name = try fileName?.render(message) ?? message.headers["CamelFileName"] ?? message.id.description
+        var path: String
+        do {
+            path = try FilePaths.resolve(name, in: folder.root)
+        } catch let error as FileAdapterError {
+            throw ProcessingError("refused to write: \(error.message)", status: 400)
+        }
+        let body = Array(message.body.readableBytesView)
+        let temporary = (path as NSString).deletingLastPathComponent + "/." + (path as NSString).lastPathComponent + "." + MessageID().description + ".tmp"
+        if mkdirs { try folder.makeParent(of: path) }
+        let exists = try folder.exists(path)
+        switch fileExist {
+        case "fail" where exists:
+            throw ProcessingError("\(path) already exists on \(folder.identity) (fileExist=fail)", status: 409)
+        case "unique":
+            path = try folder.unique(path)
+        default:
+            break
+        }
+        try folder.write(body, to: temporary)
+        do {
+            if exists, fileExist == "override" { try folder.remove(path) }
+            try folder.rename(temporary, to: path)
+        } catch {
+            try? folder.remove(temporary)
+            throw error
+        }
+        var reply = exchange
+        reply.message.headers["CamelFileNameProduced"] = path
+        return reply
+    }
+
+    public func describeReply(_ reply: Exchange) -> String? {
+        reply.message.headers["CamelFileNameProduced"].map { "uploaded \($0)" }
+    }
+}
