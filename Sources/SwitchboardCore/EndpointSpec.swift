@@ -247,14 +247,19 @@ extension StringProtocol {
 
 /// The candidate closest to `word` by edit distance, if it is close enough to be a typo.
 public func closestMatch(to word: String, in candidates: some Sequence<String>) -> String? {
-    var best: (String, Int)?
+    // Nearest by edit distance; among equally near ones, the one sharing the longest start
+    // (a typo rarely hits the first letter: 'htp' is 'http', not 'ftp').
+    var best: (candidate: String, distance: Int, prefix: Int)?
+    let lowered = word.lowercased()
     for candidate in candidates {
-        let distance = editDistance(word.lowercased(), candidate.lowercased())
-        if distance <= max(2, candidate.count / 3), distance < (best?.1 ?? .max) {
-            best = (candidate, distance)
-        }
+        let other = candidate.lowercased()
+        let distance = editDistance(lowered, other)
+        guard distance <= max(2, candidate.count / 3) else { continue }
+        let prefix = zip(lowered, other).prefix { $0 == $1 }.count
+        if let best, (distance, -prefix) >= (best.distance, -best.prefix) { continue }
+        best = (candidate, distance, prefix)
     }
-    return best?.0
+    return best?.candidate
 }
 
 /// Optimal string alignment distance: insertions, deletions, substitutions and swaps of
