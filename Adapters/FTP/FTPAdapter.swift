@@ -16,12 +16,7 @@ public struct FTPAdapter: Adapter {
             OptionSpec("password", .string, secret: true, doc: "Password (or in the URI: ftp://user:password@host)."),
             OptionSpec("caFile", .string, doc: "ftps: certificates to trust besides the system's (a private CA, or the server's own certificate)."),
             OptionSpec("connectTimeout", .duration, default: "10s", doc: "Time allowed to connect and for each server response."),
-            OptionSpec("fileName", .template, roles: [.producer],
-                       doc: "Name of the file written, relative to the folder (default: ${file:name}, else the message id). A name that would leave the folder fails the step."),
-            OptionSpec("fileExist", .choice(["override", "fail", "unique"]), default: "override", roles: [.producer],
-                       doc: "When the file exists: replace it, fail the step, or write NAME-TIMESTAMP instead."),
-            OptionSpec("mkdirs", .bool, default: "true", roles: [.producer], doc: "Create missing folders on the way to the file."),
-        ]
+        ] + RemoteFileProducer.options
     )
 
     let registry: FileRegistryHandle
@@ -65,12 +60,7 @@ public struct FTPAdapter: Adapter {
     }
 
     public func makeProducer(_ endpoint: Endpoint) throws -> any Producer {
-        RemoteFileProducer(
-            folder: try FTPAdapter.folder(endpoint),
-            fileName: endpoint.templates["fileName"],
-            fileExist: endpoint.options.string("fileExist") ?? "override",
-            mkdirs: endpoint.options.bool("mkdirs") ?? true
-        )
+        RemoteFileProducer(endpoint: endpoint, folder: try FTPAdapter.folder(endpoint))
     }
 
     public func shutdown() async {

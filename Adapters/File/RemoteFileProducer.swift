@@ -56,3 +56,24 @@ public struct RemoteFileProducer: Producer {
         reply.message.headers["CamelFileNameProduced"].map { "uploaded \($0)" }
     }
 }
+
+extension RemoteFileProducer {
+    /// The producer options every remote drop folder takes.
+    public static let options: [OptionSpec] = [
+        OptionSpec("fileName", .template, roles: [.producer],
+                   doc: "Name of the file written, relative to the folder (default: ${file:name}, else the message id). A name that would leave the folder fails the step."),
+        OptionSpec("fileExist", .choice(["override", "fail", "unique"]), default: "override", roles: [.producer],
+                   doc: "When the file exists: replace it, fail the step, or write NAME-TIMESTAMP instead."),
+        OptionSpec("mkdirs", .bool, default: "true", roles: [.producer], doc: "Create missing folders on the way to the file."),
+    ]
+
+    /// A producer configured from an endpoint's `fileName`, `fileExist` and `mkdirs`.
+    public init(endpoint: Endpoint, folder: any DropFolder) {
+        self.init(
+            folder: folder,
+            fileName: endpoint.templates["fileName"],
+            fileExist: endpoint.options.string("fileExist") ?? "override",
+            mkdirs: endpoint.options.bool("mkdirs") ?? true
+        )
+    }
+}

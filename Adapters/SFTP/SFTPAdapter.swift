@@ -22,13 +22,7 @@ public struct SFTPAdapter: Adapter {
         summary: "SFTP drops: poll a remote folder for complete files (archived after success, moved aside after failure, each taken once), or upload atomically. Host keys are always checked.",
         consumerSyntax: "sftp://USER@HOST[:PORT]/FOLDER?privateKey=FILE&hostKey=SHA256:…[&include=*.ach&delay=5s]",
         producerSyntax: "sftp://USER@HOST[:PORT]/FOLDER?privateKey=FILE&knownHosts=FILE[&fileName=${file:name}]",
-        options: FileAdapter.consumerOptions + connectionOptions + [
-            OptionSpec("fileName", .template, roles: [.producer],
-                       doc: "Name of the file written, relative to the folder (default: ${file:name}, else the message id). A name that would leave the folder fails the step."),
-            OptionSpec("fileExist", .choice(["override", "fail", "unique"]), default: "override", roles: [.producer],
-                       doc: "When the file exists: replace it, fail the step, or write NAME-TIMESTAMP instead."),
-            OptionSpec("mkdirs", .bool, default: "true", roles: [.producer], doc: "Create missing folders on the way to the file."),
-        ]
+        options: FileAdapter.consumerOptions + connectionOptions + RemoteFileProducer.options
     )
 
     let registry: FileRegistryHandle
@@ -90,12 +84,7 @@ public struct SFTPAdapter: Adapter {
     }
 
     public func makeProducer(_ endpoint: Endpoint) throws -> any Producer {
-        RemoteFileProducer(
-            folder: try SFTPAdapter.folder(endpoint),
-            fileName: endpoint.templates["fileName"],
-            fileExist: endpoint.options.string("fileExist") ?? "override",
-            mkdirs: endpoint.options.bool("mkdirs") ?? true
-        )
+        RemoteFileProducer(endpoint: endpoint, folder: try SFTPAdapter.folder(endpoint))
     }
 
     public func shutdown() async {
