@@ -256,14 +256,19 @@ let package = Package(
             dependencies: ["SwitchboardFixedWidth", "SwitchboardTransform"],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "SwitchboardTestServers",
+            path: "Tests/Support",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "SwitchboardFTPTests",
-            dependencies: ["SwitchboardFTP", "SwitchboardFile", "SwitchboardRouting", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["SwitchboardFTP", "SwitchboardFile", "SwitchboardRouting", "SwitchboardTestServers", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "SwitchboardSFTPTests",
-            dependencies: ["SwitchboardSFTP", "SwitchboardFile", "SwitchboardRouting", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["SwitchboardSFTP", "SwitchboardFile", "SwitchboardRouting", "SwitchboardTestServers", .product(name: "Logging", package: "swift-log")],
             exclude: [],
             swiftSettings: swiftSettings
         ),
@@ -282,6 +287,7 @@ let package = Package(
             dependencies: [
                 "SwitchboardNode",
                 "SwitchboardAudit",
+                "SwitchboardTestServers",
                 .product(name: "Yams", package: "Yams"),
                 "SwitchboardTransform",
                 "switchboard",

@@ -5,51 +5,8 @@ import SwitchboardCore
 import SwitchboardFile
 import SwitchboardFTP
 import SwitchboardRouting
+import SwitchboardTestServers
 import Testing
-
-/// A throwaway FTP server (Tests/servers/ftpd, pyftpdlib) on a free loopback port.
-final class FTPServer {
-    let folder: String
-    let values: [String: String]
-    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().path + "/servers/ftpd"
-
-    init(tls: Bool) throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-ftpd-\(UUID().uuidString)").path
-        var values: [String: String] = [:]
-        for _ in 0..<5 where values["port"] == nil {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/bin/bash")
-            process.arguments = [FTPServer.script, "start", folder, String(Int.random(in: 20000...59000))] + (tls ? ["tls"] : [])
-            // Output to a file, not a pipe: the server the script leaves running inherits the
-            // pipe, so it would never reach its end.
-            let report = FileManager.default.temporaryDirectory.appendingPathComponent("sb-ftpd-\(UUID().uuidString).txt").path
-            FileManager.default.createFile(atPath: report, contents: nil)
-            defer { try? FileManager.default.removeItem(atPath: report) }
-            process.standardOutput = FileHandle(forWritingAtPath: report)
-            try process.run()
-            process.waitUntilExit()
-            let output = (try? String(contentsOfFile: report, encoding: .utf8)) ?? ""
-            for line in output.split(separator: "\n") {
-                let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
-                if parts.count == 2 { values[parts[0]] = parts[1] }
-            }
-        }
-        self.values = values
-    }
-
-    var port: Int { Int(values["port"] ?? "") ?? 0 }
-    var root: String { values["root"] ?? "" }
-    var cert: String? { values["cert"] }
-
-    deinit {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [FTPServer.script, "stop", folder]
-        try? process.run()
-        process.waitUntilExit()
-        try? FileManager.default.removeItem(atPath: folder)
-    }
-}
 
 @Suite(.serialized)
 struct FTPTests {

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import SwitchboardAudit
 import SwitchboardCore
+import SwitchboardTestServers
 import Synchronization
 import Testing
 
@@ -75,20 +76,6 @@ final class NodeProcess: Sendable {
     deinit {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
-}
-
-/// A free loopback port (bound, read, released).
-func freePort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
 }
 
 func post(_ url: String, _ body: String, headers: [(String, String)] = []) async throws -> (status: Int, body: String, headers: [(String, String)]) {

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardTestServers
 import SwitchboardTransform
 import Testing
 
@@ -22,20 +23,10 @@ struct FileDropNodeTests {
 
     @Test func aNodeKilledMidBatchOverSFTPLeavesNoFileUnprocessedAndWritesEachOnce() async throws {
         let folder = try CLITests.temporaryFolder()
-        let script = CLITests.repository + "/Tests/servers/sshd"
-        let server = folder + "/sshd"
-        var values: [String: String] = [:]
-        for _ in 0..<5 where values["port"] == nil {
-            let output = try CLITests.run(["/bin/bash", script, "start", server, String(Int.random(in: 20000...60000))], executable: "/usr/bin/env")
-            for line in output.stdout.split(separator: "\n") {
-                let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
-                if parts.count == 2 { values[parts[0]] = parts[1] }
-            }
-        }
-        defer { _ = try? CLITests.run(["/bin/bash", script, "stop", server], executable: "/usr/bin/env") }
-        let port = try #require(values["port"])
-        let user = values["user"] ?? "root"
-        let options = "privateKey=\(values["key"] ?? "")&hostKey=\(values["fingerprint"] ?? "")&"
+        let server = try SSHServer()
+        let port = server.port
+        let user = server.user
+        let options = "privateKey=\(server.key)&hostKey=\(server.fingerprint)&"
         try await Self.killMidBatch(folder: folder, inbox: folder + "/inbox", outbox: folder + "/outbox") { inbox, outbox in
             ("sftp://\(user)@127.0.0.1:\(port)\(inbox)?\(options)", "sftp://\(user)@127.0.0.1:\(port)\(outbox)?\(options)")
         }

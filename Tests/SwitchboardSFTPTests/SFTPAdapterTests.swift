@@ -5,6 +5,7 @@ import SwitchboardCore
 import SwitchboardFile
 import SwitchboardRouting
 import SwitchboardSFTP
+import SwitchboardTestServers
 import Testing
 
 /// SFTP drops through routes, against a real sshd: the remote folder is a local folder the

@@ -1,5 +1,6 @@
 import Foundation
 import SwitchboardSFTP
+import SwitchboardTestServers
 import Testing
 
 /// The SFTP client against a real OpenSSH server on loopback.

@@ -1,0 +1,144 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A loopback port nothing listens on now (the kernel's pick); `below` leaves room for a
+/// range after it (an FTP server's passive ports).
+public func freePort(below limit: Int = 65_536) -> Int {
+    for _ in 0..<20 {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+        }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        if port > 0, port < limit { return port }
+    }
+    return Int.random(in: 20000..<min(limit, 60000))
+}
+
+/// A throwaway OpenSSH server (Tests/servers/sshd) on a free loopback port, stopped when the
+/// value goes away.
+public final class SSHServer {
+    public let folder: String
+    public let values: [String: String]
+
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().path + "/servers/sshd"
+
+    public init() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-sshd-\(UUID().uuidString)").path
+        var values: [String: String] = [:]
+        for _ in 0..<5 {
+            let port = freePort()
+            let output = try SSHServer.run([SSHServer.script, "start", folder, String(port)])
+            for line in output.split(separator: "\n") {
+                let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
+                if parts.count == 2 { values[parts[0]] = parts[1] }
+            }
+            if values["port"] != nil, SSHServer.speaksSSH(port) { break }
+            _ = try? SSHServer.run([SSHServer.script, "stop", folder])
+            values = [:]
+        }
+        guard values["port"] != nil else { throw ServerError() }
+        self.values = values
+    }
+
+    public struct ServerError: Error {}
+
+    public var port: Int { Int(values["port"] ?? "") ?? 0 }
+    public var user: String { values["user"] ?? "root" }
+    public var key: String { values["key"] ?? "" }
+    public var rsaKey: String { values["rsa_key"] ?? "" }
+    public var secretKey: String { values["secret_key"] ?? "" }
+    public var fingerprint: String { values["fingerprint"] ?? "" }
+    public var otherFingerprint: String { values["other_fingerprint"] ?? "" }
+    public var knownHosts: String { values["known_hosts"] ?? "" }
+    public var wrongKnownHosts: String { values["wrong_known_hosts"] ?? "" }
+
+    deinit {
+        _ = try? SSHServer.run([SSHServer.script, "stop", folder])
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
+    /// Whether the server on `port` greets with an SSH banner (and not another test's server).
+    static func speaksSSH(_ port: Int) -> Bool {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard connected else { return false }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var banner = [UInt8](repeating: 0, count: 8)
+        return recv(descriptor, &banner, banner.count, 0) >= 4 && banner.starts(with: Array("SSH-".utf8))
+    }
+
+    static func run(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// A throwaway FTP server (Tests/servers/ftpd, pyftpdlib) on a free loopback port.
+public final class FTPServer {
+    public let folder: String
+    public let values: [String: String]
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().path + "/servers/ftpd"
+
+    public init(tls: Bool) throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-ftpd-\(UUID().uuidString)").path
+        var values: [String: String] = [:]
+        for _ in 0..<5 where values["port"] == nil {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/bash")
+            process.arguments = [FTPServer.script, "start", folder, String(freePort(below: 65_000))] + (tls ? ["tls"] : [])
+            // Output to a file, not a pipe: the server the script leaves running inherits the
+            // pipe, so it would never reach its end.
+            let report = FileManager.default.temporaryDirectory.appendingPathComponent("sb-ftpd-\(UUID().uuidString).txt").path
+            FileManager.default.createFile(atPath: report, contents: nil)
+            defer { try? FileManager.default.removeItem(atPath: report) }
+            process.standardOutput = FileHandle(forWritingAtPath: report)
+            try process.run()
+            process.waitUntilExit()
+            let output = (try? String(contentsOfFile: report, encoding: .utf8)) ?? ""
+            for line in output.split(separator: "\n") {
+                let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
+                if parts.count == 2 { values[parts[0]] = parts[1] }
+            }
+        }
+        self.values = values
+    }
+
+    public var port: Int { Int(values["port"] ?? "") ?? 0 }
+    public var root: String { values["root"] ?? "" }
+    public var cert: String? { values["cert"] }
+
+    deinit {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [FTPServer.script, "stop", folder]
+        try? process.run()
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+}
+
