@@ -19,11 +19,11 @@ public struct FTPAdapter: Adapter {
         ] + RemoteFileProducer.options
     )
 
-    let registry: FileRegistryHandle
+    let folders: RemoteFolders
     let logger: Logger
 
     public init(dataDirectory: String, logger: Logger = Logger(label: "switchboard.ftp")) {
-        self.registry = FileRegistryHandle(path: (dataDirectory as NSString).appendingPathComponent("file-consumers.db"))
+        self.folders = RemoteFolders(dataDirectory: dataDirectory)
         self.logger = logger
     }
 
@@ -56,14 +56,14 @@ public struct FTPAdapter: Adapter {
     }
 
     public func makeConsumer(_ endpoint: Endpoint) throws -> any Consumer {
-        FileConsumer(settings: FileAdapter.consumerSettings(endpoint, drop: try FTPAdapter.folder(endpoint)), registry: registry, logger: logger)
+        folders.consumer(endpoint, folder: try FTPAdapter.folder(endpoint), logger: logger)
     }
 
     public func makeProducer(_ endpoint: Endpoint) throws -> any Producer {
-        RemoteFileProducer(endpoint: endpoint, folder: try FTPAdapter.folder(endpoint))
+        folders.producer(endpoint, folder: try FTPAdapter.folder(endpoint))
     }
 
     public func shutdown() async {
-        registry.close()
+        folders.close()
     }
 }

@@ -92,6 +92,9 @@ public final class FTPClient: DropClient {
         _ = switchboard_curl_string(curl, CURLOPT_PASSWORD, settings.password)
         _ = switchboard_curl_long(curl, CURLOPT_CONNECTTIMEOUT_MS, timeoutMs)
         _ = switchboard_curl_long(curl, CURLOPT_SERVER_RESPONSE_TIMEOUT, max(1, timeoutMs / 1000))
+        // A data transfer that stalls (under 1 byte/s for the timeout) is given up, not waited on forever.
+        _ = switchboard_curl_long(curl, CURLOPT_LOW_SPEED_LIMIT, 1)
+        _ = switchboard_curl_long(curl, CURLOPT_LOW_SPEED_TIME, max(1, timeoutMs / 1000))
         _ = switchboard_curl_long(curl, CURLOPT_NOSIGNAL, 1)
         _ = switchboard_curl_long(curl, CURLOPT_FTP_USE_EPSV, 1)
         if settings.tls {

@@ -1,4 +1,7 @@
 import Foundation
+import Logging
+import SwitchboardCore
+import Synchronization
 
 /// A connection to a remote server's files (an SFTP session, an FTP control connection).
 public protocol DropClient: AnyObject {
@@ -26,6 +29,8 @@ public final class RemoteFolder: DropFolder, @unchecked Sendable {
     private var client: (any DropClient)?
     private var failures = 0
     private var retryAt = Date.distantPast
+    /// Folders known to exist on the server (forgotten after any failure).
+    private var knownDirectories: Set<String> = []
 
     public init(root: String, identity: String, connect: @escaping () throws -> any DropClient, isConnectionError: @escaping (any Error) -> Bool) {
         self.root = root
@@ -56,6 +61,8 @@ public final class RemoteFolder: DropFolder, @unchecked Sendable {
         do {
             return try body(client)
         } catch {
+            // A folder removed on the server shows up as a failure: ask again next time.
+            knownDirectories = []
             if isConnectionError(error) {
                 client.close()
                 self.client = nil
@@ -100,12 +107,47 @@ public final class RemoteFolder: DropFolder, @unchecked Sendable {
             var built = ""
             for part in path.split(separator: "/") {
                 built += "/" + part
+                // Folders seen or made are remembered, so that writing many files into one
+                // folder does not ask the server about it again for each file.
+                if knownDirectories.contains(built) { continue }
                 if try !client.exists(built) { try client.makeDirectory(built) }
+                knownDirectories.insert(built)
             }
         }
     }
 
     public func remove(_ path: String) throws {
         try with { try $0.remove(path) }
+    }
+}
+
+/// The remote folders an adapter opened, so that shutdown closes their connections, and the
+/// consumer and producer set-up the remote adapters share.
+public final class RemoteFolders: Sendable {
+    private let open = Mutex<[RemoteFolder]>([])
+    public let registry: FileRegistryHandle
+
+    /// `dataDirectory` holds the record of files taken (shared with `file:` consumers).
+    public init(dataDirectory: String) {
+        registry = FileRegistryHandle(path: (dataDirectory as NSString).appendingPathComponent("file-consumers.db"))
+    }
+
+    public func consumer(_ endpoint: Endpoint, folder: RemoteFolder, logger: Logger) -> FileConsumer {
+        FileConsumer(settings: FileAdapter.consumerSettings(endpoint, drop: track(folder)), registry: registry, logger: logger)
+    }
+
+    public func producer(_ endpoint: Endpoint, folder: RemoteFolder) -> RemoteFileProducer {
+        RemoteFileProducer(endpoint: endpoint, folder: track(folder))
+    }
+
+    private func track(_ folder: RemoteFolder) -> RemoteFolder {
+        open.withLock { $0.append(folder) }
+        return folder
+    }
+
+    /// Closes every connection and the record of files taken.
+    public func close() {
+        for folder in open.withLock({ $0 }) { folder.close() }
+        registry.close()
     }
 }

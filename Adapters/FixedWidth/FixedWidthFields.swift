@@ -44,10 +44,10 @@ struct FixedWidthFields {
                 } else if value.allSatisfy({ $0 == "0" }) {
                     // "No date" as some files write it: kept as written.
                     members.append((field.name, .string(value)))
-                } else if let layout = DateLayout(format), let iso = layout.iso(from: value) {
+                } else if let iso = format.iso(from: value) {
                     members.append((field.name, .string(iso)))
                 } else {
-                    throw failure("'\(value)' is not a date in the format \(format)")
+                    throw failure("'\(value)' is not a date in the format \(format.pattern)")
                 }
             }
         }
@@ -131,8 +131,8 @@ struct FixedWidthFields {
                 case .string(let zeros) where zeros.utf8.count == field.length && zeros.allSatisfy({ $0 == "0" }):
                     written = Array(zeros.utf8)
                 case .string(let iso):
-                    guard let layout = DateLayout(format), let text = layout.text(fromISO: iso), text.utf8.count == field.length else {
-                        throw failure("'\(iso)' cannot be written as a date in the format \(format)")
+                    guard let text = format.text(fromISO: iso), text.utf8.count == field.length else {
+                        throw failure("'\(iso)' cannot be written as a date in the format \(format.pattern)")
                     }
                     written = Array(text.utf8)
                 default: throw failure("expected a date string, found \(member.serialized())")
@@ -184,14 +184,17 @@ struct FixedWidthFields {
 /// A date pattern such as `yyMMdd`, `yyyyMMdd`, `HHmm`: read into ISO 8601 text
 /// (`2019-08-16`, `10:55`, `2019-08-16T10:55`) and written back. Two-digit years are
 /// 2000-2069 for 00-69 and 1970-1999 otherwise.
-struct DateLayout {
-    enum Part: String, CaseIterable {
+struct DateLayout: Sendable, Equatable {
+    enum Part: String, CaseIterable, Sendable {
         case yyyy, yy, MM, dd, HH, mm, ss
     }
 
+    /// The format as written in the layout.
+    let pattern: String
     let parts: [Part]
 
     init?(_ format: String) {
+        pattern = format
         var parts: [Part] = []
         var rest = Substring(format)
         while !rest.isEmpty {

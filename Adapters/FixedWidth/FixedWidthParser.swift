@@ -134,8 +134,6 @@ public struct FixedWidthParser {
     let layout: FixedWidthLayout
     var reader: RecordReader
     var context: [String: [String: String]] = [:]
-    /// Per record type, the fields that `when` conditions and `same-as` rules read later.
-    let contextFields: [String: Set<String>]
     var lookahead: (record: RecordLayout, bytes: [UInt8], line: Int)?
     var looked = false
     var fillers = 0
@@ -149,15 +147,7 @@ public struct FixedWidthParser {
         self.layout = layout
         self.reader = RecordReader(layout: layout, next: layout.ebcdic ? { try next().map(EBCDIC037.decoded) } : next)
         self.split = split
-        var contextFields: [String: Set<String>] = [:]
-        for record in layout.records {
-            if let name = record.whenRecord, let field = record.whenField { contextFields[name, default: []].insert(field) }
-        }
-        for rule in layout.rules {
-            if case .sameAs(let record, let field) = rule.kind { contextFields[record, default: []].insert(field) }
-        }
-        self.contextFields = contextFields
-        self.rules = RuleState(rules: layout.rules, records: layout.records.map(\.name))
+        self.rules = RuleState(tables: layout.tables)
     }
 
     var rules: RuleState
@@ -229,7 +219,7 @@ public struct FixedWidthParser {
         if layout.checkRules, !layout.rules.isEmpty {
             try rules.record(next.record.name, value, line: next.line, context: context)
         }
-        if let wanted = contextFields[next.record.name], case .object(let members) = value {
+        if let wanted = layout.tables.contextFields[next.record.name], case .object(let members) = value {
             for member in members where wanted.contains(member.key) {
                 context[next.record.name, default: [:]][member.key] = member.value.text
             }

@@ -43,6 +43,8 @@ public struct FixedWidthLayout: Sendable {
     var records: [RecordLayout]
     var structure: [StructureItem]
     var rules: [LayoutRule] = []
+    /// The rules and `when` conditions, arranged for streaming (built when the layout loads).
+    var tables = RuleTables(rules: [], records: [])
 
     public struct Filler: Sendable {
         public var character: UInt8
@@ -129,7 +131,8 @@ struct FieldLayout: Sendable {
         case string
         case integer
         case decimal(Int)
-        case date(String)
+        /// Compiled when the layout loads.
+        case date(DateLayout)
         case constant([UInt8])
         case filler
     }
@@ -283,6 +286,7 @@ struct LayoutLoader {
             structure: structure
         )
         layout.rules = rules
+        layout.tables = RuleTables(rules: rules, records: records)
         layout.latin1 = latin1
         layout.ebcdic = ebcdic
         return layout
@@ -363,7 +367,7 @@ struct LayoutLoader {
         case "decimal":
             kind = .decimal(mapping["decimals"]?.int ?? 0)
         case "date":
-            guard let format = mapping["format"]?.string, DateLayout(format) != nil else {
+            guard let format = mapping["format"]?.string.flatMap(DateLayout.init) else {
                 error(mapping["format"] ?? node, "date field '\(name)' needs a format made of yyyy, yy, MM, dd, HH, mm, ss (such as yyMMdd)")
                 return nil
             }

@@ -132,47 +132,52 @@ extension LayoutLoader {
     }
 }
 
-/// The running state of a layout's rules while a file streams.
-struct RuleState {
-    let rules: [LayoutRule]
-    var totals: [Int64]
-    var records = 0
-    /// The control value of a `blocks` rule and the line it was on, checked at the end.
-    var pendingBlocks: [(rule: Int, value: Int64, line: Int)] = []
+/// What a layout's rules need while a file streams, worked out once when the layout loads:
+/// per record type, the aggregates it adds to and the rules that check it; per group path,
+/// the aggregates that start again there; and the fields `when` and `same-as` read later.
+final class RuleTables: @unchecked Sendable {
+    // @unchecked: immutable once built; the compiled patterns are only read.
 
     /// What a record adds to an aggregate: the rule, and the field summed (nil: counted).
     struct Contribution {
+        /// Position among all contributions, for the per-parse pattern memo.
+        let index: Int
         let rule: Int
         let field: String?
         let modulo: Int64?
         let whereField: String?
         let wherePattern: Regex<AnyRegexOutput>?
-        /// Pattern results by value: a field such as a transaction code has few values.
-        let seen = PatternMemo()
     }
 
-    final class PatternMemo {
-        var results: [String: Bool] = [:]
-    }
-
-    /// Worked out once: per record type, the aggregates it adds to and the rules that check
-    /// it; per group path, the aggregates that start again there.
+    let rules: [LayoutRule]
     let contributions: [String: [Contribution]]
+    let contributionCount: Int
     let checks: [String: [Int]]
     let scopes: [[String]: [Int]]
+    let contextFields: [String: Set<String>]
 
-    init(rules: [LayoutRule], records: [String]) {
+    init(rules: [LayoutRule], records: [RecordLayout]) {
         self.rules = rules
-        totals = Array(repeating: 0, count: rules.count)
         var contributions: [String: [Contribution]] = [:]
+        var count = 0
         var checks: [String: [Int]] = [:]
         var scopes: [[String]: [Int]] = [:]
+        func contribute(_ record: String, _ rule: Int, _ field: String?, _ modulo: Int64?, _ whereField: String?, _ wherePattern: Regex<AnyRegexOutput>?) {
+            contributions[record, default: []].append(Contribution(index: count, rule: rule, field: field, modulo: modulo, whereField: whereField, wherePattern: wherePattern))
+            count += 1
+        }
+        var contextFields: [String: Set<String>] = [:]
+        for record in records {
+            if let name = record.whenRecord, let field = record.whenField { contextFields[name, default: []].insert(field) }
+        }
         for (index, rule) in rules.enumerated() {
             switch rule.kind {
             case .sum(let record, let field, let modulo, let whereField, let wherePattern):
-                contributions[record, default: []].append(Contribution(rule: index, field: field, modulo: modulo, whereField: whereField, wherePattern: wherePattern))
+                contribute(record, index, field, modulo, whereField, wherePattern)
             case .count(let counted):
-                for record in counted { contributions[record, default: []].append(Contribution(rule: index, field: nil, modulo: nil, whereField: nil, wherePattern: nil)) }
+                for record in counted.sorted() { contribute(record, index, nil, nil, nil, nil) }
+            case .sameAs(let record, let field):
+                contextFields[record, default: []].insert(field)
             default:
                 break
             }
@@ -180,13 +185,34 @@ struct RuleState {
             if rule.isAggregate { scopes[rule.scope, default: []].append(index) }
         }
         self.contributions = contributions
+        self.contributionCount = count
         self.checks = checks
         self.scopes = scopes
+        self.contextFields = contextFields
+    }
+}
+
+/// The running state of a layout's rules while one file streams.
+struct RuleState {
+    let tables: RuleTables
+    var rules: [LayoutRule] { tables.rules }
+    var totals: [Int64]
+    var records = 0
+    /// The control value of a `blocks` rule and the line it was on, checked at the end.
+    var pendingBlocks: [(rule: Int, value: Int64, line: Int)] = []
+    /// Pattern results by value, per contribution: a field such as a transaction code has
+    /// few values.
+    var seen: [[String: Bool]]
+
+    init(tables: RuleTables) {
+        self.tables = tables
+        totals = Array(repeating: 0, count: tables.rules.count)
+        seen = Array(repeating: [:], count: tables.contributionCount)
     }
 
     /// A group instance at `path` begins: its aggregates start again.
     mutating func enter(_ path: [String]) {
-        guard let starting = scopes[path] else { return }
+        guard let starting = tables.scopes[path] else { return }
         for index in starting { totals[index] = 0 }
     }
 
@@ -213,7 +239,7 @@ struct RuleState {
     /// Checks and counts one record.
     mutating func record(_ name: String, _ fields: JSONValue, line: Int, context: [String: [String: String]]) throws {
         records += 1
-        for contribution in contributions[name] ?? [] {
+        for contribution in tables.contributions[name] ?? [] {
             guard let field = contribution.field else {
                 totals[contribution.rule] += 1
                 continue
@@ -221,21 +247,26 @@ struct RuleState {
             if let whereField = contribution.whereField, let pattern = contribution.wherePattern {
                 guard let text = fields[whereField]?.text else { continue }
                 let matches: Bool
-                if let known = contribution.seen.results[text] {
+                if let known = seen[contribution.index][text] {
                     matches = known
                 } else {
                     matches = (try? pattern.wholeMatch(in: text)) != nil
-                    if contribution.seen.results.count < 1024 { contribution.seen.results[text] = matches }
+                    if seen[contribution.index].count < 1024 { seen[contribution.index][text] = matches }
                 }
                 guard matches else { continue }
             }
+            let rule = rules[contribution.rule]
             guard let value = RuleState.integer(fields[field]) else {
-                throw FixedWidthError(line: line, record: name, field: field, message: "rule '\(rules[contribution.rule].name)': not a number")
+                throw FixedWidthError(line: line, record: name, field: field, message: "rule '\(rule.name)': not a number")
             }
-            totals[contribution.rule] += value
+            let (sum, overflow) = totals[contribution.rule].addingReportingOverflow(value)
+            guard !overflow else {
+                throw FixedWidthError(line: line, record: name, field: field, message: "rule '\(rule.name)': the sum grows past 19 digits")
+            }
+            totals[contribution.rule] = sum
             if let modulo = contribution.modulo { totals[contribution.rule] %= modulo }
         }
-        for index in checks[name] ?? [] {
+        for index in tables.checks[name] ?? [] {
             let rule = rules[index]
             func failure(_ message: String) -> FixedWidthError {
                 FixedWidthError(line: line, record: name, field: rule.field, message: "rule '\(rule.name)': \(message)")

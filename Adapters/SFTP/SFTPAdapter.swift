@@ -25,15 +25,14 @@ public struct SFTPAdapter: Adapter {
         options: FileAdapter.consumerOptions + connectionOptions + RemoteFileProducer.options
     )
 
-    let registry: FileRegistryHandle
+    let folders: RemoteFolders
     let logger: Logger
 
     public init(dataDirectory: String, logger: Logger = Logger(label: "switchboard.sftp")) {
-        self.registry = FileRegistryHandle(path: (dataDirectory as NSString).appendingPathComponent("file-consumers.db"))
+        self.folders = RemoteFolders(dataDirectory: dataDirectory)
         self.logger = logger
     }
 
-    /// The remote folder an endpoint names, connecting on first use.
     static func folder(_ endpoint: Endpoint) throws -> RemoteFolder {
         guard endpoint.hasAuthority, let host = endpoint.host, !host.isEmpty else {
             throw EndpointError("an SFTP endpoint is sftp://USER@HOST[:PORT]/FOLDER")
@@ -80,14 +79,14 @@ public struct SFTPAdapter: Adapter {
     }
 
     public func makeConsumer(_ endpoint: Endpoint) throws -> any Consumer {
-        FileConsumer(settings: FileAdapter.consumerSettings(endpoint, drop: try SFTPAdapter.folder(endpoint)), registry: registry, logger: logger)
+        folders.consumer(endpoint, folder: try SFTPAdapter.folder(endpoint), logger: logger)
     }
 
     public func makeProducer(_ endpoint: Endpoint) throws -> any Producer {
-        RemoteFileProducer(endpoint: endpoint, folder: try SFTPAdapter.folder(endpoint))
+        folders.producer(endpoint, folder: try SFTPAdapter.folder(endpoint))
     }
 
     public func shutdown() async {
-        registry.close()
+        folders.close()
     }
 }

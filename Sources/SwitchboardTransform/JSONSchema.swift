@@ -605,8 +605,6 @@ final class SchemaRun {
         self.quiet = quiet ? 1 : 0
     }
 
-    var reporting: Bool { quiet == 0 }
-
     func fail(_ node: SchemaNode, _ keyword: String, _ message: @autoclosure () -> String, child: String? = nil) {
         guard quiet == 0, violations.count < limit else { return }
         var pointer = path.map { "/" + SchemaCompiler.escape($0) }.joined()

@@ -141,7 +141,7 @@ final class OutputFile {
     }
 
     func writeJSONLine(_ value: JSONValue) {
-        JSONBytes.write(value, into: &buffer)
+        value.write(into: &buffer)
         buffer.append(0x0A)
         if buffer.count >= 1 << 20 { flush() }
     }

@@ -79,6 +79,32 @@ struct LayoutTests {
         #expect(throws: FixedWidthError.self) { try FixedWidthFormatter.format(unsigned, layout: layout) }
     }
 
+    @Test func aSumThatOutgrowsItsIntegerIsAnErrorNotACrash() throws {
+        let layout = try FixedWidthLayout(yaml: """
+        record-length: 20
+        records:
+          - name: item
+            tag: { start: 1, value: "I" }
+            fields: [ { name: amount, start: 2, length: 18, type: integer } ]
+          - name: total
+            tag: { start: 1, value: "T" }
+            fields: [ { name: amount, start: 2, length: 19, type: integer } ]
+        structure:
+          - { record: item, repeat: true }
+          - record: total
+        rules:
+          - { name: total amount, sum: item.amount, equals: total.amount }
+        """)
+        let big = "I" + String(repeating: "9", count: 17) + "0"
+        let rows = Array(repeating: big, count: 12) + ["T" + String(repeating: "0", count: 19)]
+        let bytes = Array(rows.map { $0.padding(toLength: 20, withPad: " ", startingAt: 0) + "\n" }.joined().utf8)
+        #expect {
+            try FixedWidthParser.parse(bytes, layout: layout)
+        } throws: { error in
+            "\(error)" == "line 10, record item, field amount: rule 'total amount': the sum grows past 19 digits"
+        }
+    }
+
     @Test func layoutMistakesAreReportedWithTheirPlace() {
         let yaml = """
         record-length: 10

@@ -6,6 +6,7 @@ import SwitchboardFile
 import SwitchboardRouting
 import SwitchboardSFTP
 import SwitchboardTestServers
+import Synchronization
 import Testing
 
 /// SFTP drops through routes, against a real sshd: the remote folder is a local folder the
@@ -86,10 +87,14 @@ struct SFTPAdapterTests {
             from: "\(wrong)"
             steps: [ { log: taken } ]
         """, data: server.folder + "/data")
-        let task = Task { try await engine.run() }
+        let ended = Mutex(false)
+        let task = Task {
+            defer { ended.withLock { $0 = true } }
+            try await engine.run()
+        }
         try await Task.sleep(for: .milliseconds(800))
         // The consumer keeps trying (and refusing) instead of ending the engine.
-        #expect(!task.isCancelled)
+        #expect(!ended.withLock { $0 }, "the engine stopped on its own")
         task.cancel()
         let result = await task.result
         #expect((try? result.get()) != nil, "the engine ended with \(result)")

@@ -144,7 +144,9 @@ struct SplitStep: Processor {
                 return delivered ? nil : bytes
             }, split: { found, value, _ in
                 guard found == path else { return false }
-                parts.append(ByteBuffer(string: value.serialized()))
+                var bytes: [UInt8] = []
+                value.write(into: &bytes)
+                parts.append(ByteBuffer(bytes: bytes))
                 return true
             })
             do {
