@@ -69,11 +69,38 @@ let package = Package(
             name: "SwitchboardAudit",
             dependencies: [
                 "SwitchboardCore",
+                "SwitchboardStorage",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // Database files and connections (SQLite pools, postgres:// URLs and clients) shared by
+        // the audit store, the state store and SQL datasources.
+        .target(
+            name: "SwitchboardStorage",
+            dependencies: [
+                "SwitchboardCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Durable node state: dead letters, idempotency keys, the asynchronous intake.
+        .target(
+            name: "SwitchboardState",
+            dependencies: [
+                "SwitchboardCore",
+                "SwitchboardStorage",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -173,6 +200,8 @@ let package = Package(
                 "SwitchboardRouting",
                 "SwitchboardAudit",
                 "SwitchboardSLA",
+                "SwitchboardState",
+                "SwitchboardStorage",
                 "SwitchboardTransform",
                 "SwitchboardHTTP",
                 "SwitchboardFile",
@@ -193,6 +222,8 @@ let package = Package(
             name: "switchboard",
             dependencies: [
                 "SwitchboardNode",
+                "SwitchboardState",
+                "SwitchboardStorage",
                 "SwitchboardAudit",
                 "SwitchboardRouting",
                 "SwitchboardTransform",
@@ -219,7 +250,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchboardRoutingTests",
-            dependencies: ["SwitchboardRouting"],
+            dependencies: ["SwitchboardRouting", "SwitchboardState"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

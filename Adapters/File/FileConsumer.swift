@@ -215,6 +215,12 @@ public struct FileConsumer: Consumer {
 
         do {
             _ = try await deliver(Exchange(message: message, pattern: .inOnly))
+        } catch let failure as StepFailure where failure.deadLetter != nil {
+            // The message is safe in the dead letter channel, to be replayed from there:
+            // the file counts as handled and is archived, so it is not processed twice.
+            logger.warning("file failed and went to the dead letter channel; archived", metadata: [
+                "file": "\(candidate.path)", "dead-letter": "\(failure.messageID)", "error": "\(failure.reason)",
+            ])
         } catch {
             if Task.isCancelled || error is CancellationError {
                 // Stopping mid-route: the file stays in progress and is taken again at start.

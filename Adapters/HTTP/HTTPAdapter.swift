@@ -50,6 +50,8 @@ public struct HTTPAdapter: Adapter {
         options: [
             OptionSpec("method", .choice(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
                        doc: "Consumer: the method bound (default: any). Producer: the method used (default: the message's http.method, else POST with a body and GET without)."),
+            OptionSpec("mode", .choice(["sync", "async"]), default: "sync", roles: [.consumer],
+                       doc: "sync: answer with the route's result. async: store the request durably, answer 202 Accepted with its id, then route it; accepted requests not finished when the node stops are routed after it restarts."),
             OptionSpec("maxBodySize", .size, roles: [.consumer],
                        doc: "Largest request body accepted; larger ones get 413 (default: the node's http.max-body-size, 10MiB)."),
             OptionSpec("connectTimeout", .duration, roles: [.producer],
@@ -83,7 +85,8 @@ public struct HTTPAdapter: Adapter {
         let binding = HTTPListener.Binding(
             method: endpoint.options.string("method"),
             path: try PathTemplate(endpoint.path),
-            maxBodySize: endpoint.options.size("maxBodySize") ?? configuration.maxBodySize
+            maxBodySize: endpoint.options.size("maxBodySize") ?? configuration.maxBodySize,
+            async: endpoint.options.string("mode") == "async"
         )
         guard !endpoint.hasAuthority else {
             throw EndpointError("an HTTP consumer is a path on the node's listener, as in http:/orders; the listen address is set in the node config (http.listen)")

@@ -7,6 +7,8 @@ import SwitchboardCore
 struct HTTPConsumer: Consumer {
     let binding: HTTPListener.Binding
 
+    var storesBeforeRouting: Bool { binding.async }
+
     func run(_ deliver: @escaping Delivery) async throws {
         binding.install(deliver)
         defer { binding.install(nil) }

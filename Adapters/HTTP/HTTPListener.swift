@@ -16,15 +16,18 @@ final class HTTPListener: Sendable {
         let method: String?
         let path: PathTemplate
         let maxBodySize: Int
+        /// `mode=async`: answer 202 Accepted once the message is stored, route it after.
+        let async: Bool
         /// The installed route, boxed: a closure kept directly in a generic `Mutex` and read
         /// through `withLock`'s `inout` is re-wrapped in reabstraction thunks on every read,
         /// so each request would run through a longer chain of them than the last.
         private let delivery = Mutex<DeliveryBox?>(nil)
 
-        init(method: String?, path: PathTemplate, maxBodySize: Int) {
+        init(method: String?, path: PathTemplate, maxBodySize: Int, async: Bool = false) {
             self.method = method
             self.path = path
             self.maxBodySize = maxBodySize
+            self.async = async
         }
 
         /// What the consumer's `run` installed; nil before it runs and after it stops.
@@ -187,9 +190,15 @@ struct ListenerResponder: HTTPResponder {
         // W3C trace context: continue the caller's trace, or start one.
         let trace = headers[TraceContext.header].flatMap(TraceContext.init(traceparent:)) ?? .random()
         let message = Message(headers: headers, body: body, trace: trace)
-        let exchange = Exchange(message: message, pattern: .inOut)
+        let exchange = Exchange(message: message, pattern: binding.async ? .inOnly : .inOut)
         do {
             let result = try await deliver(exchange)
+            if binding.async {
+                let response = ListenerResponder.jsonResponse(
+                    status: 202, "{\"id\":\(jsonQuoted(exchange.id.description)),\"status\":\"accepted\"}"
+                )
+                return ListenerResponder.identified(response, exchangeID: exchange.id, correlationID: message.correlationID)
+            }
             return ListenerResponder.response(for: result.message, exchangeID: exchange.id, request: headers)
         } catch let failure as StepFailure {
             let response = ListenerResponder.errorResponse(
@@ -200,7 +209,7 @@ struct ListenerResponder: HTTPResponder {
                     ("step", failure.step.path),
                     ("kind", failure.step.kind),
                     ("messageId", exchange.id.description),
-                ]
+                ] + (failure.deadLetter.map { [("deadLetter", $0.description)] } ?? [])
             )
             return ListenerResponder.identified(response, exchangeID: exchange.id, correlationID: message.correlationID)
         } catch {
@@ -253,7 +262,11 @@ struct ListenerResponder: HTTPResponder {
             json += ",\(jsonQuoted(key)):\(jsonQuoted(value))"
         }
         json += "}"
-        return Response(
+        return jsonResponse(status: status, json)
+    }
+
+    static func jsonResponse(status: Int, _ json: String) -> Response {
+        Response(
             status: HTTPResponse.Status(code: status),
             headers: [.contentType: "application/json"],
             body: ResponseBody(byteBuffer: ByteBuffer(string: json))

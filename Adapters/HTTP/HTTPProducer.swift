@@ -56,7 +56,7 @@ struct HTTPProducer: Producer {
         }
         let status = Int(response.status.code)
         if failOnServerError, status >= 500 {
-            throw ProcessingError("\(display) answered HTTP \(status) \(response.status.reasonPhrase)", status: 502)
+            throw ProcessingError("\(display) answered HTTP \(status) \(response.status.reasonPhrase)", status: 502, kind: ErrorKind.serverError)
         }
         var reply = exchange
         reply.message.headers.remove("Content-Type")
@@ -85,11 +85,11 @@ struct HTTPProducer: Producer {
         case let error as HTTPClientError:
             switch error {
             case .connectTimeout:
-                return ProcessingError("cannot connect to \(display): connect timed out", status: 504)
+                return ProcessingError("cannot connect to \(display): connect timed out", status: 504, kind: ErrorKind.timeout)
             case .deadlineExceeded, .readTimeout, .writeTimeout:
-                return ProcessingError("no reply from \(display) within \(timeout.prettyDescription)", status: 504)
+                return ProcessingError("no reply from \(display) within \(timeout.prettyDescription)", status: 504, kind: ErrorKind.timeout)
             case .remoteConnectionClosed:
-                return ProcessingError("\(display) closed the connection before answering", status: 502)
+                return ProcessingError("\(display) closed the connection before answering", status: 502, kind: ErrorKind.connection)
             default:
                 return ProcessingError("request to \(display) failed: \(error)", status: 502)
             }
@@ -99,12 +99,12 @@ struct HTTPProducer: Producer {
                 return "\(failure.error)"
             }
             if error.dnsAError != nil || error.dnsAAAAError != nil, reasons.isEmpty {
-                return ProcessingError("cannot connect to \(display): cannot resolve host '\(error.host)'", status: 502)
+                return ProcessingError("cannot connect to \(display): cannot resolve host '\(error.host)'", status: 502, kind: ErrorKind.connection)
             }
             let reason = Set(reasons).sorted().joined(separator: "; ")
-            return ProcessingError("cannot connect to \(display): \(reason.isEmpty ? "no address" : reason)", status: 502)
+            return ProcessingError("cannot connect to \(display): \(reason.isEmpty ? "no address" : reason)", status: 502, kind: ErrorKind.connection)
         case let error as IOError:
-            return ProcessingError("cannot connect to \(display): \(String(cString: strerror(error.errnoCode)).lowercased())", status: 502)
+            return ProcessingError("cannot connect to \(display): \(String(cString: strerror(error.errnoCode)).lowercased())", status: 502, kind: ErrorKind.connection)
         case is NIOTooManyBytesError:
             return ProcessingError("reply from \(display) is larger than maxResponseSize (\(maxResponseSize) bytes)", status: 502)
         default:

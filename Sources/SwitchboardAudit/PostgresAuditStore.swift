@@ -2,6 +2,8 @@ import Foundation
 import Logging
 import NIOCore
 import PostgresNIO
+import SwitchboardCore
+import SwitchboardStorage
 
 /// The audit store on PostgreSQL, for several nodes sharing one trail.
 ///
@@ -19,49 +21,20 @@ public final class PostgresAuditStore: AuditStore {
     /// - Throws: ``AuditStoreError`` naming the URL (password hidden) when the URL is
     ///   malformed or the server cannot be reached.
     public init(url: String, logger: Logger) async throws {
-        guard let components = URLComponents(string: url), let host = components.host, !host.isEmpty else {
-            throw AuditStoreError("audit.store '\(Self.redact(url))' is not a URL such as postgres://user:password@127.0.0.1:5432/switchboard")
-        }
-        displayURL = Self.redact(url)
-        let database = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
-        let mode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
-        let tls: PostgresClient.Configuration.TLS
-        switch mode {
-        case "disable": tls = .disable
-        case "prefer": tls = .prefer(.makeClientConfiguration())
-        case "require": tls = .require(.makeClientConfiguration())
-        default: throw AuditStoreError("audit.store: sslmode must be disable, prefer or require, found '\(mode)'")
-        }
-        var configuration = PostgresClient.Configuration(
-            host: host,
-            port: components.port ?? 5432,
-            username: components.percentEncodedUser?.removingPercentEncoding ?? "postgres",
-            password: components.percentEncodedPassword?.removingPercentEncoding,
-            database: database.isEmpty ? nil : database,
-            tls: tls
-        )
-        configuration.options.connectTimeout = .seconds(5)
-        configuration.options.maximumConnections = 8
-        var clientLogger = logger
-        clientLogger.logLevel = max(logger.logLevel, .warning)
-        let client = PostgresClient(configuration: configuration, backgroundLogger: clientLogger)
-        self.client = client
-        self.logger = clientLogger
-        runner = Task { await client.run() }
+        let connection: PostgresPool
         do {
-            for statement in Self.schema {
-                try await client.query(PostgresQuery(unsafeSQL: statement), logger: clientLogger)
-            }
+            connection = try await PostgresPool(url: url, what: "the audit store", schema: Self.schema, logger: logger)
         } catch {
-            runner.cancel()
-            throw AuditStoreError("cannot use the audit store \(displayURL): \(String(reflecting: error))")
+            throw AuditStoreError("\(error)")
         }
+        client = connection.client
+        runner = connection.runner
+        self.logger = connection.logger
+        displayURL = connection.displayURL
     }
 
     static func redact(_ url: String) -> String {
-        guard var components = URLComponents(string: url), components.password != nil else { return url }
-        components.password = "***"
-        return components.string ?? url
+        PostgresURL.redact(url)
     }
 
     private static let schema = [

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import GRDBSQLite
 import NIOPosix
+import SwitchboardStorage
 
 /// The embedded audit store: one SQLite file in WAL mode (readers never block the writer).
 ///
@@ -17,25 +18,10 @@ public final class SQLiteAuditStore: BlockingAuditStore {
     /// - Throws: ``AuditStoreError`` when the file cannot be opened or is not an audit store.
     public init(path: String, create: Bool = true, fullSync: Bool = false) throws {
         self.path = path
-        if !create, !FileManager.default.fileExists(atPath: path) {
-            throw AuditStoreError("no audit store at \(path) (the node creates it on its first start; --store names another)")
-        }
-        if create {
-            let folder = (path as NSString).deletingLastPathComponent
-            if !folder.isEmpty {
-                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            }
-        }
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(10)
-        configuration.prepareDatabase { db in
-            try db.execute(sql: fullSync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
-        }
         do {
-            pool = try DatabasePool(path: path, configuration: configuration)
-            try Self.migrator.migrate(pool)
+            pool = try SQLiteFile.open(path: path, create: create, fullSync: fullSync, what: "audit store", migrator: Self.migrator)
         } catch {
-            throw AuditStoreError("cannot open the audit store at \(path): \(error)")
+            throw AuditStoreError("\(error)")
         }
     }
 

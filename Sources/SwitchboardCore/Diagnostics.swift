@@ -77,12 +77,20 @@ public struct StepFailure: Error, Sendable, CustomStringConvertible {
     /// The HTTP-ish status the failure suggests to a request-reply source (500 unless a
     /// step knows better, such as 504 for a timeout).
     public var status: Int
+    /// What kind of failure it was (``ErrorKind``), which decides whether it is retried.
+    public var kind: String
+    /// How many times the step ran before giving up (1 when it was not retried).
+    public var attempts: Int
+    /// Set when the message was handed to the dead letter channel: its id there.
+    public var deadLetter: MessageID?
 
-    public init(step: StepInfo, messageID: MessageID, reason: String, status: Int = 500) {
+    public init(step: StepInfo, messageID: MessageID, reason: String, status: Int = 500, kind: String = ErrorKind.step, attempts: Int = 1) {
         self.step = step
         self.messageID = messageID
         self.reason = reason
         self.status = status
+        self.kind = kind
+        self.attempts = attempts
     }
 
     public var description: String {
@@ -98,11 +106,33 @@ public struct ProcessingError: Error, Sendable, CustomStringConvertible {
     public var message: String
     /// The status a request-reply source should answer with, if the error suggests one.
     public var status: Int?
+    /// What kind of failure it is (``ErrorKind``); nil: a failure of the step itself.
+    public var kind: String?
 
-    public init(_ message: String, status: Int? = nil) {
+    public init(_ message: String, status: Int? = nil, kind: String? = nil) {
         self.message = message
         self.status = status
+        self.kind = kind
     }
 
     public var description: String { message }
+}
+
+/// The kinds of failure `on-error.retry.on` names. Adapters say which kind an error is;
+/// anything else is a failure of the step itself (`step`), or of validation.
+public enum ErrorKind {
+    /// The peer could not be reached: refused, reset, unresolvable, closed early.
+    public static let connection = "connection"
+    /// The peer did not answer in time.
+    public static let timeout = "timeout"
+    /// The peer answered with a server error (HTTP 5xx).
+    public static let serverError = "5xx"
+    /// The message was refused: schema or format violations.
+    public static let validation = "validation"
+    /// Any other failure of a step.
+    public static let step = "step"
+
+    /// The kinds retried when a route's retry names none.
+    public static let retriedByDefault: Set<String> = [connection, timeout, serverError]
+    public static let all: [String] = [connection, timeout, serverError, validation, step]
 }

@@ -52,6 +52,15 @@ public protocol Consumer: Sendable {
     /// A consumer acknowledges its source (answers the HTTP request, archives the file)
     /// only after `deliver` returned.
     func run(_ deliver: @escaping Delivery) async throws
+
+    /// Whether the source is acknowledged once the message is stored durably, before it is
+    /// routed (HTTP `mode=async`: 202 Accepted). The engine then stores each message in the
+    /// node's intake, routes it in the background, and routes what is left after a restart.
+    var storesBeforeRouting: Bool { get }
+}
+
+extension Consumer {
+    public var storesBeforeRouting: Bool { false }
 }
 
 /// Sends an exchange to an endpoint and returns the resulting exchange (the reply).

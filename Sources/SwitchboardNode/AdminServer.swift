@@ -7,6 +7,7 @@ import SwitchboardAudit
 import SwitchboardCore
 import SwitchboardRouting
 import SwitchboardSLA
+import SwitchboardState
 import Prometheus
 import Metrics
 
@@ -22,6 +23,8 @@ final class AdminServer: Sendable {
     let metrics: PrometheusCollectorRegistry
     let auditBuffer: Meter
     let logger: Logger
+    /// Header names shown as *** in dead letters.
+    let mask: [String]
     var auditStore: (any AuditStore)? { audit?.store }
     let started = ContinuousClock.now
     /// The port bound once the API listens; nil if it failed to bind.
@@ -29,8 +32,9 @@ final class AdminServer: Sendable {
 
     init(
         listen: NodeConfiguration.Listen, token: String?, engine: RouteEngine, audit: AuditTrail?,
-        monitor: RouteMonitor, metrics: PrometheusCollectorRegistry, logger: Logger
+        monitor: RouteMonitor, metrics: PrometheusCollectorRegistry, logger: Logger, mask: [String] = AuditPolicy.defaultMask
     ) {
+        self.mask = mask
         self.listen = listen
         self.token = token
         self.engine = engine
@@ -145,6 +149,72 @@ final class AdminServer: Sendable {
         }
     }
 
+    // MARK: Dead letters
+
+    /// `GET /admin/dead-letters?route=R&limit=N`: oldest first.
+    func deadLetters(_ request: Request) async -> Response {
+        guard let store = engine.state.deadLetters else { return Self.error(.notFound, "this node has no dead letter store") }
+        let route = request.uri.queryParameters.get("route")
+        let limit = request.uri.queryParameters.get("limit").flatMap { Int($0) } ?? 1000
+        do {
+            let letters = try await store.list(routeID: route, limit: max(1, limit))
+            return Self.json(.ok, "{\"deadLetters\":[" + letters.map { $0.json(mask: mask) }.joined(separator: ",") + "]}")
+        } catch {
+            return Self.error(.internalServerError, "reading the dead letter store failed: \(error)")
+        }
+    }
+
+    /// `GET /admin/dead-letters/{id}`: one, with its body.
+    func deadLetter(_ id: String) async -> Response {
+        guard let store = engine.state.deadLetters else { return Self.error(.notFound, "this node has no dead letter store") }
+        guard let messageID = MessageID(id) else { return Self.error(.badRequest, "'\(id)' is not a message id") }
+        do {
+            guard let letter = try await store.get(messageID) else { return Self.error(.notFound, "no dead letter with id \(id)") }
+            return Self.json(.ok, letter.json(mask: mask, body: true))
+        } catch {
+            return Self.error(.internalServerError, "reading the dead letter store failed: \(error)")
+        }
+    }
+
+    /// `DELETE /admin/dead-letters/{id}`: discards one without replaying it.
+    func discardDeadLetter(_ id: String) async -> Response {
+        guard let store = engine.state.deadLetters else { return Self.error(.notFound, "this node has no dead letter store") }
+        guard let messageID = MessageID(id) else { return Self.error(.badRequest, "'\(id)' is not a message id") }
+        do {
+            guard try await store.remove(messageID) else { return Self.error(.notFound, "no dead letter with id \(id)") }
+            logger.notice("dead letter discarded", metadata: ["dead-letter": "\(id)"])
+            return Self.json(.ok, "{\"discarded\":\(jsonQuoted(id))}")
+        } catch {
+            return Self.error(.internalServerError, "the dead letter store failed: \(error)")
+        }
+    }
+
+    /// `POST /admin/dead-letters/{id}/replay`.
+    func replay(_ id: String) async -> Response {
+        guard let messageID = MessageID(id) else { return Self.error(.badRequest, "'\(id)' is not a message id") }
+        do {
+            let outcome = try await engine.replay(messageID)
+            return Self.json(.ok, "{\"replays\":[\(outcome.json)]}")
+        } catch let error as ProcessingError {
+            return Self.error(HTTPResponse.Status(code: error.status ?? 500), error.message)
+        } catch {
+            return Self.error(.internalServerError, "\(error)")
+        }
+    }
+
+    /// `POST /admin/dead-letters/replay?route=R`: every dead letter of a route (or all).
+    func replayAll(_ request: Request) async -> Response {
+        let route = request.uri.queryParameters.get("route")
+        do {
+            let outcomes = try await engine.replayAll(routeID: route)
+            return Self.json(.ok, "{\"replays\":[" + outcomes.map(\.json).joined(separator: ",") + "]}")
+        } catch let error as ProcessingError {
+            return Self.error(HTTPResponse.Status(code: error.status ?? 500), error.message)
+        } catch {
+            return Self.error(.internalServerError, "\(error)")
+        }
+    }
+
     static let messageIDField = HTTPField.Name("X-Message-ID")
     static let correlationIDField = HTTPField.Name("X-Correlation-ID")
 
@@ -179,6 +249,11 @@ final class AdminServer: Sendable {
                 return Self.error(.internalServerError, "reading the audit store failed: \(error)")
             }
         }
+        router.get("/admin/dead-letters") { request, _ in await self.deadLetters(request) }
+        router.get("/admin/dead-letters/{id}") { _, context in await self.deadLetter(context.parameters.get("id") ?? "") }
+        router.delete("/admin/dead-letters/{id}") { _, context in await self.discardDeadLetter(context.parameters.get("id") ?? "") }
+        router.post("/admin/dead-letters/{id}/replay") { _, context in await self.replay(context.parameters.get("id") ?? "") }
+        router.post("/admin/dead-letters/replay") { request, _ in await self.replayAll(request) }
         router.post("/admin/routes/{id}/messages") { request, context in
             await self.send(request, routeID: context.parameters.get("id") ?? "")
         }

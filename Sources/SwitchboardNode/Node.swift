@@ -9,6 +9,8 @@ import SwitchboardHTTP
 import SwitchboardRouting
 import SwitchboardTransform
 import SwitchboardSLA
+import SwitchboardState
+import SwitchboardStorage
 import UnixSignals
 
 /// A running Switchboard node: adapters, routes and the admin API under one service group.
@@ -25,6 +27,8 @@ public final class SwitchboardNode: Sendable {
     public let monitor: RouteMonitor
     /// What `GET /metrics` serves.
     public let metrics: PrometheusCollectorRegistry
+    /// Dead letters, idempotency keys, accepted async messages.
+    public let stateStore: any NodeStateStore
     let admin: AdminServer
     let logger: Logger
 
@@ -65,8 +69,12 @@ public final class SwitchboardNode: Sendable {
             } else {
                 audit = nil
             }
-            engine = try RouteLoader(catalog: catalog, observers: observers, logger: logger, mappingsDirectory: configuration.mappingsDirectory)
-                .load(directory: configuration.routesDirectory)
+            let state = try await openStateStore(configuration, create: true, logger: logger)
+            self.stateStore = state
+            engine = try RouteLoader(
+                catalog: catalog, observers: observers, logger: logger, mappingsDirectory: configuration.mappingsDirectory,
+                state: NodeState(state), defaultErrorPolicy: configuration.onError
+            ).load(directory: configuration.routesDirectory)
             monitor.install(engine.routes.map { RouteMonitor.RouteInfo(id: $0.id, source: $0.source.description, sla: $0.sla) })
         } catch {
             for adapter in catalog.adapters { await adapter.shutdown() }
@@ -74,7 +82,8 @@ public final class SwitchboardNode: Sendable {
         }
         admin = AdminServer(
             listen: configuration.adminListen, token: configuration.adminToken, engine: engine,
-            audit: audit, monitor: monitor, metrics: metrics, logger: logger
+            audit: audit, monitor: monitor, metrics: metrics, logger: logger,
+            mask: AuditPolicy.defaultMask + configuration.audit.mask + AdapterRegistry.secretOptionNames
         )
     }
 
@@ -133,6 +142,7 @@ public final class SwitchboardNode: Sendable {
             failure = error
         }
         for adapter in catalog.adapters { await adapter.shutdown() }
+        await stateStore.close()
         if let audit {
             do {
                 try await audit.store.close()
@@ -215,6 +225,18 @@ struct ClosureService: Service, CustomStringConvertible {
     func run() async throws { try await body() }
 
     var description: String { name }
+}
+
+/// Opens the state store a node config names: a SQLite file, or PostgreSQL for a URL.
+///
+/// - Parameter create: Create the SQLite file when missing (the node); the CLI reading
+///   dead letters offline passes false.
+public func openStateStore(_ configuration: NodeConfiguration, create: Bool, logger: Logger) async throws -> any NodeStateStore {
+    let location = configuration.stateStore
+    if PostgresURL.isPostgres(location) {
+        return try await PostgresStateStore(url: location, logger: logger)
+    }
+    return try SQLiteStateStore(path: location, create: create)
 }
 
 /// Opens the audit store a node config names: a SQLite file, or PostgreSQL for a URL.

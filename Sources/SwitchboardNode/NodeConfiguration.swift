@@ -66,6 +66,16 @@ public struct NodeConfiguration: Sendable {
     public var shutdownTimeout: Duration = .seconds(30)
     /// The audit trail's settings.
     public var audit = Audit()
+    /// Dead letters, idempotency keys and accepted messages: a SQLite file, or a
+    /// `postgres://` URL; nil: `state.db` in the data folder.
+    public var stateStoreLocation: String?
+    /// `on-error` for routes that have none.
+    public var onError: ErrorPolicy?
+
+    /// The state store: `state.store`, or `state.db` in the data folder.
+    public var stateStore: String {
+        stateStoreLocation ?? (dataDirectory as NSString).appendingPathComponent("state.db")
+    }
 
     public struct Audit: Sendable {
         public var enabled = true
@@ -108,6 +118,8 @@ public struct NodeConfiguration: Sendable {
         ("data", "Folder for the node's state: audit store, idempotency records (default var)."),
         ("log.level", "trace, debug, info, notice, warning, error or critical (default info)."),
         ("shutdown-timeout", "Time in-flight exchanges get to finish after SIGTERM (default 30s)."),
+        ("state.store", "Dead letters, idempotency keys and accepted async messages: SQLite file or postgres:// URL (default DATA/state.db)."),
+        ("on-error", "Failure handling for routes without their own: { retry: { attempts, backoff, factor, max-backoff, jitter, on }, dead-letter }."),
         ("audit.enabled", "Store every exchange event in the audit trail (default true)."),
         ("audit.store", "SQLite file or postgres://user:pass@host:port/db URL (default DATA/audit.db)."),
         ("audit.body", "Body snapshots: none, hash, a size such as 8KiB (first bytes), or hash+SIZE (default hash+4KiB)."),
@@ -329,6 +341,14 @@ public struct NodeConfiguration: Sendable {
                         unknown("xml.\(key)", keyNode)
                     }
                 }
+            case "state":
+                section(entry.value, "state") { key, keyNode, value in
+                    guard key == "store" else { return unknown("state.\(key)", keyNode) }
+                    guard let text = scalar(value, "state.store") else { return }
+                    configuration.stateStoreLocation = text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") ? text : resolve(text)
+                }
+            case "on-error":
+                configuration.onError = ErrorPolicy.parse(entry.value, log: &log)
             case "shutdown-timeout":
                 guard let text = scalar(entry.value, "shutdown-timeout") else { continue }
                 if let duration = parseDuration(text) {

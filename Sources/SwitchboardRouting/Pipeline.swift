@@ -40,10 +40,15 @@ struct CompiledStep: Sendable {
 final class Pipeline: Sendable {
     let steps: [CompiledStep]
     let observers: ObserverSet
+    /// The route's `on-error.retry`: a step whose own failure is of a retried kind runs
+    /// again after a backoff. A failure from inside a nested pipeline (a branch, a split
+    /// part, a called route) was retried there and is not retried again here.
+    let retry: RetryPolicy?
 
-    init(steps: [CompiledStep], observers: ObserverSet) {
+    init(steps: [CompiledStep], observers: ObserverSet, retry: RetryPolicy? = nil) {
         self.steps = steps
         self.observers = observers
+        self.retry = retry
     }
 
     /// Runs the steps on `exchange`.
@@ -62,11 +67,35 @@ final class Pipeline: Sendable {
 
     @inline(__always)
     private func run(_ step: CompiledStep, _ exchange: Exchange) async throws -> StepResult {
+        guard let retry else { return try await runOnce(step, exchange, attempt: 1, retry: nil) }
+        var attempt = 1
+        while true {
+            do {
+                return try await runOnce(step, exchange, attempt: attempt, retry: retry)
+            } catch let failure as RetriableFailure {
+                try await Task.sleep(for: failure.delay)
+                attempt += 1
+            }
+        }
+    }
+
+    /// Thrown by ``runOnce(_:_:attempt:retry:)`` when the step will run again.
+    private struct RetriableFailure: Error {
+        let delay: Duration
+    }
+
+    @inline(__always)
+    private func runOnce(_ step: CompiledStep, _ exchange: Exchange, attempt: Int, retry: RetryPolicy?) async throws -> StepResult {
         guard !observers.isEmpty else {
             do {
                 return try await step.processor.process(exchange)
             } catch {
-                throw StepFailure(wrapping: error, step: step.info, messageID: exchange.message.id)
+                var failure = StepFailure(wrapping: error, step: step.info, messageID: exchange.message.id)
+                if let retry, !(error is StepFailure) {
+                    if retry.retries(failure.kind, after: attempt) { throw RetriableFailure(delay: retry.delay(beforeRetry: attempt)) }
+                    failure.attempts = attempt
+                }
+                throw failure
             }
         }
         let start = ContinuousClock.now
@@ -79,11 +108,28 @@ final class Pipeline: Sendable {
             ))
             return result
         } catch {
-            let failure = StepFailure(wrapping: error, step: step.info, messageID: exchange.message.id)
+            var failure = StepFailure(wrapping: error, step: step.info, messageID: exchange.message.id)
+            var text = failure.reason
+            var retrying: Duration?
+            if let retry, !(error is StepFailure) {
+                if retry.retries(failure.kind, after: attempt) {
+                    let delay = retry.delay(beforeRetry: attempt)
+                    retrying = delay
+                    text += " (attempt \(attempt) of \(retry.attempts); retrying in \(formatDuration(delay)))"
+                } else {
+                    failure.attempts = attempt
+                    if attempt > 1 {
+                        text += " (attempt \(attempt) of \(retry.attempts); giving up)"
+                    } else if !retry.on.contains(failure.kind) {
+                        text += " (\(failure.kind) failures are not retried)"
+                    }
+                }
+            }
             await observers.record(ExchangeEvent(
                 phase: .failed, message: exchange.message, input: exchange.message, routeID: step.info.routeID, step: step.info,
-                duration: ContinuousClock.now - start, error: failure.reason
+                duration: ContinuousClock.now - start, error: text
             ))
+            if let retrying { throw RetriableFailure(delay: retrying) }
             throw failure
         }
     }
@@ -97,7 +143,8 @@ extension StepFailure {
         case let failure as StepFailure:
             self = failure
         case let processing as ProcessingError:
-            self.init(step: step, messageID: messageID, reason: processing.message, status: processing.status ?? 500)
+            let kind = processing.kind ?? (processing.status == 400 ? ErrorKind.validation : ErrorKind.step)
+            self.init(step: step, messageID: messageID, reason: processing.message, status: processing.status ?? 500, kind: kind)
         case is CancellationError:
             self.init(step: step, messageID: messageID, reason: "cancelled (the node is shutting down)", status: 503)
         default:

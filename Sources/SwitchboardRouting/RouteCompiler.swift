@@ -32,8 +32,16 @@ final class RouteCompiler {
     private var jsonSchemas: [String: JSONSchema] = [:]
     private var layouts: [String: FixedWidthLayout] = [:]
 
-    init(catalog: AdapterCatalog, observers: ObserverSet, logger: Logger, environment: [String: String], mappingsDirectory: String = "Mappings") {
+    private let state: NodeState
+    private let defaultErrorPolicy: ErrorPolicy?
+
+    init(
+        catalog: AdapterCatalog, observers: ObserverSet, logger: Logger, environment: [String: String], mappingsDirectory: String = "Mappings",
+        state: NodeState = NodeState(), defaultErrorPolicy: ErrorPolicy? = nil
+    ) {
         self.mappingsDirectory = mappingsDirectory
+        self.state = state
+        self.defaultErrorPolicy = defaultErrorPolicy
         var catalog = catalog
         catalog.add(DirectAdapter(directory: directory))
         self.catalog = catalog
@@ -46,11 +54,13 @@ final class RouteCompiler {
     private final class RouteScope {
         let routeID: String
         let namespaces: XPathNamespaces
+        let retry: RetryPolicy?
         var nextIndex = 0
 
-        init(routeID: String, namespaces: XPathNamespaces) {
+        init(routeID: String, namespaces: XPathNamespaces, retry: RetryPolicy?) {
             self.routeID = routeID
             self.namespaces = namespaces
+            self.retry = retry
         }
     }
 
@@ -132,7 +142,13 @@ final class RouteCompiler {
                 log.error(namespaces.location, "'namespaces' must map prefixes to URIs, as in { inv: \"urn:example:invoice\" }")
             }
         }
-        let scope = RouteScope(routeID: displayID, namespaces: XPathNamespaces(bindings))
+        // Failure handling: the route's own, else the node's default.
+        var errorPolicy = defaultErrorPolicy
+        if let node = node["on-error"] {
+            errorPolicy = ErrorPolicy.parse(node, log: &log)
+        }
+        let deadLetter = errorPolicy.flatMap { compileDeadLetter($0.deadLetter, routeID: displayID, at: node["on-error"]?.location ?? node.location) }
+        let scope = RouteScope(routeID: displayID, namespaces: XPathNamespaces(bindings), retry: errorPolicy?.retry)
         // Source.
         var source: (endpoint: Endpoint, adapter: any Adapter)?
         if let from = node["from"] {
@@ -145,7 +161,7 @@ final class RouteCompiler {
         if let steps = node["steps"] {
             pipeline = compileSteps(steps, scope: scope, pathPrefix: "")
         } else {
-            pipeline = Pipeline(steps: [], observers: observers)
+            pipeline = Pipeline(steps: [], observers: observers, retry: scope.retry)
         }
         // Service level.
         var sla: SLAPolicy?
@@ -163,6 +179,9 @@ final class RouteCompiler {
             return nil
         }
         guard let routeID, let pipeline else { return nil }
+        if consumer.storesBeforeRouting, state.intake == nil, !state.checkOnly {
+            log.error(node["from"]?.contentLocation ?? node.location, "route '\(routeID)' accepts messages asynchronously, which needs the node's state store to keep them")
+        }
         if let binding = source.adapter.consumerBinding(source.endpoint) {
             let location = node["from"]?.contentLocation ?? node.location
             if let first = self.bindings[binding] {
@@ -179,8 +198,35 @@ final class RouteCompiler {
             pipeline: pipeline,
             observers: observers,
             sla: sla,
-            slaAlert: alert
+            slaAlert: alert,
+            deadLetter: deadLetter,
+            storesBeforeRouting: consumer.storesBeforeRouting
         )
+    }
+
+    /// Where a route's dead letters go: the node's store, or a producer.
+    private func compileDeadLetter(_ target: ErrorPolicy.DeadLetter, routeID: String, at location: SourceLocation) -> DeadLetterTarget? {
+        switch target {
+        case .none:
+            return nil
+        case .store:
+            if let store = state.deadLetters { return .store(store) }
+            if !state.checkOnly {
+                log.error(location,
+                          "route '\(routeID)' sends failed messages to the dead letter store, but the node has no state store")
+            }
+            return nil
+        case .endpoint(let uri, let uriLocation):
+            do {
+                let resolved = try catalog.resolve(uri, role: .producer, extraOptions: [])
+                return .producer(try resolved.adapter.makeProducer(resolved.endpoint), resolved.endpoint.description)
+            } catch let error as EndpointError {
+                log.error(uriLocation.advanced(by: error.offset ?? 0), "on-error.dead-letter: \(error.message)")
+            } catch {
+                log.error(uriLocation, "on-error.dead-letter: \(error)")
+            }
+            return nil
+        }
     }
 
     /// `sla: { p95: 150ms, errors: 1%, throughput: 10/s, max-age: 15m, window: 5m, alert: … }`.
@@ -273,7 +319,7 @@ final class RouteCompiler {
         }
         try log.throwIfErrors()
         directory.install(compiled)
-        return RouteEngine(routes: compiled, warnings: log.diagnostics, background: background, observers: observers, logger: logger)
+        return RouteEngine(routes: compiled, warnings: log.diagnostics, background: background, observers: observers, logger: logger, state: state)
     }
 
     // MARK: Endpoints
@@ -350,7 +396,7 @@ final class RouteCompiler {
     // MARK: Steps
 
     private func compileSteps(_ node: ConfigNode, scope: RouteScope, pathPrefix: String) -> Pipeline? {
-        if node.isNull { return Pipeline(steps: [], observers: observers) }
+        if node.isNull { return Pipeline(steps: [], observers: observers, retry: scope.retry) }
         guard let items = node.sequence else {
             log.error(node.location, "expected a list of steps ('- to: …'), found \(node.kindDescription)")
             return nil
@@ -364,7 +410,18 @@ final class RouteCompiler {
                 failed = true
             }
         }
-        return failed ? nil : Pipeline(steps: steps, observers: observers)
+        guard !failed else { return nil }
+        // An idempotent step holds the steps after it, so it can give up its claim when they fail.
+        var tail: [CompiledStep] = []
+        for step in steps.reversed() {
+            if let pending = step.processor as? PendingIdempotentStep {
+                let rest = Pipeline(steps: tail, observers: observers, retry: scope.retry)
+                tail = [CompiledStep(info: step.info, processor: pending.wrapping(rest))]
+            } else {
+                tail.insert(step, at: 0)
+            }
+        }
+        return Pipeline(steps: tail, observers: observers, retry: scope.retry)
     }
 
     /// The parts of one step after the generic checks: its kind, its fields, and any
@@ -489,7 +546,7 @@ final class RouteCompiler {
             if node.sequence.map({ $0.allSatisfy { $0.scalar != nil } }) != true {
                 log.error(node.location, "'\(name)' expects a list of strings, found \(node.kindDescription)")
             }
-        case .sla, .templateMap, .mapping:
+        case .sla, .onError, .templateMap, .mapping:
             if node.mapping == nil {
                 log.error(node.location, "'\(name)' expects a mapping, found \(node.kindDescription)")
             }
@@ -564,7 +621,7 @@ final class RouteCompiler {
             var branches: [Pipeline] = []
             for (position, item) in items.enumerated() {
                 guard let branch = compileStep(item, scope: scope, path: "\(info.path).\(position)") else { continue }
-                branches.append(Pipeline(steps: [branch], observers: observers))
+                branches.append(Pipeline(steps: [branch], observers: observers, retry: scope.retry))
             }
             guard branches.count == items.count else { return nil }
             if branches.isEmpty {
@@ -601,6 +658,19 @@ final class RouteCompiler {
                 aggregation: fields["aggregate"]?.scalar.flatMap(Aggregation.init(rawValue:)) ?? .original,
                 parallel: parseBool(fields["parallel"]?.scalar) ?? false
             )
+
+        case "idempotent":
+            guard let key = template(fields["key"], scope: scope) else { return nil }
+            let ttl = fields["ttl"]?.scalar.flatMap { parseDuration($0) } ?? .seconds(86_400)
+            let keyScope = fields["scope"]?.scalar ?? scope.routeID
+            if let store = state.idempotency {
+                return PendingIdempotentStep(key: key, ttl: ttl, scope: keyScope, store: store)
+            }
+            if state.checkOnly {
+                return PendingIdempotentStep(key: key, ttl: ttl, scope: keyScope, store: UnavailableStateStore())
+            }
+            log.error(step.location, "'idempotent' keeps its keys in the node's state store, and this node has none")
+            return nil
 
         case "route":
             guard let node = fields["id"], let target = node.scalar, !target.isEmpty else { return nil }

@@ -16,11 +16,17 @@ public final class CompiledRoute: Sendable {
     let consumer: (any Consumer)?
     let pipeline: Pipeline
     let observers: ObserverSet
+    /// Where messages go that failed for good (`on-error.dead-letter`); nil: back to the source.
+    let deadLetter: DeadLetterTarget?
+    /// The consumer acknowledges once a message is stored (`mode=async`), before it is routed.
+    public let storesBeforeRouting: Bool
 
     init(
         id: String, source: Endpoint, location: SourceLocation, consumer: (any Consumer)?, pipeline: Pipeline, observers: ObserverSet,
-        sla: SLAPolicy? = nil, slaAlert: SLAAlertTarget? = nil
+        sla: SLAPolicy? = nil, slaAlert: SLAAlertTarget? = nil, deadLetter: DeadLetterTarget? = nil, storesBeforeRouting: Bool = false
     ) {
+        self.deadLetter = deadLetter
+        self.storesBeforeRouting = storesBeforeRouting
         self.id = id
         self.source = source
         self.location = location
@@ -123,13 +129,16 @@ public final class RouteEngine: Service, Sendable {
     let background: BackgroundWork
     let observers: ObserverSet
     let logger: Logger
+    /// Dead letters, idempotency keys, the asynchronous intake.
+    public let state: NodeState
 
-    init(routes: [CompiledRoute], warnings: [Diagnostic], background: BackgroundWork, observers: ObserverSet, logger: Logger) {
+    init(routes: [CompiledRoute], warnings: [Diagnostic], background: BackgroundWork, observers: ObserverSet, logger: Logger, state: NodeState = NodeState()) {
         self.routes = routes
         self.warnings = warnings
         self.background = background
         self.observers = observers
         self.logger = logger
+        self.state = state
     }
 
     public func route(_ id: String) -> CompiledRoute? {
@@ -165,7 +174,7 @@ public final class RouteEngine: Service, Sendable {
     /// What each consumer calls: runs the route, waits until observers have stored its
     /// events (so the source is acknowledged only after its audit trail is durable), and
     /// writes the exchange's log line.
-    func deliver(_ exchange: Exchange, to route: CompiledRoute) async throws -> Exchange {
+    func deliver(_ exchange: Exchange, to route: CompiledRoute, deadLetters: DeadLetterUse = .route) async throws -> Exchange {
         let start = ContinuousClock.now
         var exchange = exchange
         if exchange.message.trace == nil {
@@ -175,8 +184,14 @@ public final class RouteEngine: Service, Sendable {
             let result: Exchange
             do {
                 result = try await route.execute(exchange)
-            } catch {
+            } catch var failure as StepFailure {
+                if let target = deadLetterTarget(for: route, deadLetters) {
+                    failure.deadLetter = await handOver(exchange.message, failure, route: route, to: target)
+                }
                 // The route's own failure is what the caller needs to hear about.
+                try? await observers.settle(exchange.message.id)
+                throw failure
+            } catch {
                 try? await observers.settle(exchange.message.id)
                 throw error
             }
@@ -191,13 +206,18 @@ public final class RouteEngine: Service, Sendable {
             }
             return result
         } catch {
-            logger.error("exchange failed", metadata: [
+            var metadata: Logger.Metadata = [
                 "route": "\(route.id)",
                 "message-id": "\(exchange.message.id)",
                 "correlation-id": "\(exchange.message.correlationID)",
                 "duration": "\(formatDuration(ContinuousClock.now - start))",
                 "error": "\(error)",
-            ])
+            ]
+            if let failure = error as? StepFailure {
+                if failure.attempts > 1 { metadata["attempts"] = "\(failure.attempts)" }
+                if let letter = failure.deadLetter { metadata["dead-letter"] = "\(letter)" }
+            }
+            logger.error("exchange failed", metadata: metadata)
             throw error
         }
     }
@@ -205,14 +225,21 @@ public final class RouteEngine: Service, Sendable {
     public func run() async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await self.background.run() }
+            await resumeIntake()
             do {
                 try await cancelWhenGracefulShutdown {
                     try await withThrowingDiscardingTaskGroup { consumers in
                         for route in self.routes {
                             guard let consumer = route.consumer else { continue }
                             consumers.addTask {
-                                try await consumer.run { exchange in
-                                    try await self.deliver(exchange, to: route)
+                                if route.storesBeforeRouting {
+                                    try await consumer.run { exchange in
+                                        try await self.accept(exchange, for: route)
+                                    }
+                                } else {
+                                    try await consumer.run { exchange in
+                                        try await self.deliver(exchange, to: route)
+                                    }
                                 }
                             }
                         }

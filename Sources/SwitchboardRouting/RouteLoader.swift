@@ -11,14 +11,22 @@ public struct RouteLoader: Sendable {
     public var environment: [String: String]
     /// Where `xslt:` (and later `validate:`, `map:`) find their files.
     public var mappingsDirectory: String
+    /// The node's dead letter, idempotency and intake stores.
+    public var state: NodeState
+    /// The node's `on-error`, for routes that have none.
+    public var defaultErrorPolicy: ErrorPolicy?
 
     public init(
         catalog: AdapterCatalog,
         observers: [any ExchangeObserver] = [],
         logger: Logger = Logger(label: "switchboard"),
         environment: [String: String] = ProcessInfo.processInfo.environment,
-        mappingsDirectory: String = "Mappings"
+        mappingsDirectory: String = "Mappings",
+        state: NodeState = NodeState(),
+        defaultErrorPolicy: ErrorPolicy? = nil
     ) {
+        self.state = state
+        self.defaultErrorPolicy = defaultErrorPolicy
         self.catalog = catalog
         self.observers = observers
         self.logger = logger
@@ -74,7 +82,9 @@ public struct RouteLoader: Sendable {
         if logger.logLevel <= .debug {
             observers.append(LoggingObserver(logger: logger))
         }
-        let compiler = RouteCompiler(catalog: catalog, observers: ObserverSet(observers), logger: logger, environment: environment, mappingsDirectory: mappingsDirectory)
+        let compiler = RouteCompiler(catalog: catalog, observers: ObserverSet(observers), logger: logger, environment: environment, mappingsDirectory: mappingsDirectory,
+            state: state, defaultErrorPolicy: defaultErrorPolicy
+        )
         var diagnostics: [Diagnostic] = []
         for source in sources {
             if let readError = source.readError {

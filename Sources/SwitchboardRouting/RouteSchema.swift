@@ -1,4 +1,5 @@
 import SwitchboardTransform
+import SwitchboardCore
 
 /// The JSON Schema (draft 2020-12) of route files, generated from ``StepSpec`` so that it
 /// always matches what the loader accepts. Editors use it to complete and check routes.
@@ -106,6 +107,21 @@ public enum RouteSchema {
             members.append(("patternProperties", .object([("^p[0-9]+(\\.[0-9]+)?$", text)])))
             members.append(("properties", .object([
                 ("errors", text), ("throughput", text), ("max-age", text), ("window", text), ("alert", text),
+            ])))
+            members.append(("additionalProperties", .bool(false)))
+        case .onError:
+            let text: JSONValue = .object([("type", .array([.string("string"), .string("number"), .string("boolean")]))])
+            members.append(("type", .string("object")))
+            members.append(("properties", .object([
+                ("retry", .object([
+                    ("type", .string("object")),
+                    ("properties", .object([
+                        ("attempts", text), ("backoff", text), ("factor", text), ("max-backoff", text), ("jitter", text),
+                        ("on", .object([("type", .string("array")), ("items", .object([("enum", .array(ErrorKind.all.map { .string($0) }))]))])),
+                    ])),
+                    ("additionalProperties", .bool(false)),
+                ])),
+                ("dead-letter", .object([("type", .array([.string("boolean"), .string("string")]))])),
             ])))
             members.append(("additionalProperties", .bool(false)))
         case .branches:

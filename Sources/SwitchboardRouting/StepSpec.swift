@@ -20,6 +20,8 @@ public struct StepSpec: Sendable {
         case jsonpath
         /// A route's service level: percentiles, error rate, throughput, max age, window, alert.
         case sla
+        /// A route's failure handling: retry and dead letter channel.
+        case onError
         /// A mapping of names to templates.
         case templateMap
         /// A list of plain strings.
@@ -246,6 +248,17 @@ public struct StepSpec: Sendable {
             """
         ),
         StepSpec(
+            "idempotent",
+            summary: "Idempotent consumer: the steps after it run once per key; a message whose key was seen within the ttl ends the route here, traced as a duplicate. A key is given up when the message fails, so a retry or replay goes through.",
+            fields: [
+                Field("key", .template, required: true, "The key; a template such as ${header.X-Order-ID} or ${json:$.id}."),
+                Field("ttl", .duration, default: "24h", "How long a key is remembered."),
+                Field("scope", .string, "Name the keys are kept under (default: the route id); routes sharing a scope share keys."),
+            ],
+            scalarField: "key",
+            example: "- idempotent: { key: \"${header.X-Order-ID}\", ttl: 24h }"
+        ),
+        StepSpec(
             "route",
             summary: "Runs another route's steps on the message and continues with its result.",
             fields: [Field("id", .string, required: true, "The id of the route to run.")],
@@ -278,5 +291,6 @@ public struct StepSpec: Sendable {
         Field("description", .string, "What the route is for."),
         Field("namespaces", .string, "XML namespace prefixes for XPath in this route: { prefix: uri }."),
         Field("sla", .sla, "Service level: { p95: 150ms, errors: 1%, throughput: 10/s, max-age: 15m, window: 5m, alert: route:alerts }."),
+        Field("on-error", .onError, "Failure handling: { retry: { attempts: 3, backoff: 200ms, factor: 2, max-backoff: 30s, jitter: true, on: [connection, timeout, 5xx] }, dead-letter: true }; default: the node's on-error."),
     ]
 }

@@ -34,7 +34,10 @@ struct Check: AsyncParsableCommand {
         logger.logLevel = .critical
         let catalog = AdapterRegistry.makeCatalog(configuration, logger: logger)
         let loaded = Result {
-            try RouteLoader(catalog: catalog, logger: logger, mappingsDirectory: configuration.mappingsDirectory).load(directory: configuration.routesDirectory)
+            try RouteLoader(
+                catalog: catalog, logger: logger, mappingsDirectory: configuration.mappingsDirectory,
+                state: .checking, defaultErrorPolicy: configuration.onError
+            ).load(directory: configuration.routesDirectory)
         }
         // Client pools made for producers are closed even though nothing ran.
         for adapter in catalog.adapters { await adapter.shutdown() }

@@ -31,6 +31,8 @@ struct TestAdapter: Adapter {
             OptionSpec("fail", .bool, default: "false", roles: [.producer], doc: "fail every message"),
             OptionSpec("gate", .bool, default: "false", roles: [.producer], doc: "wait for the test's gate"),
             OptionSpec("delay", .duration, roles: [.producer], doc: "sleep before answering"),
+            OptionSpec("failFirst", .int, roles: [.producer], doc: "fail the first N messages, then answer"),
+            OptionSpec("failKind", .string, roles: [.producer], doc: "the error kind failures have"),
             OptionSpec("password", .string, secret: true, doc: "a secret"),
         ]
     )
@@ -44,6 +46,8 @@ struct TestAdapter: Adapter {
             fail: endpoint.options.bool("fail") ?? false,
             gated: endpoint.options.bool("gate") ?? false,
             delay: endpoint.options.duration("delay"),
+            failFirst: endpoint.options.int("failFirst") ?? 0,
+            failKind: endpoint.options.string("failKind"),
             endpoints: endpoints
         )
     }
@@ -67,13 +71,17 @@ struct TestProducer: Producer {
     let fail: Bool
     let gated: Bool
     let delay: Duration?
+    var failFirst = 0
+    var failKind: String?
     let endpoints: TestEndpoints
 
     func send(_ exchange: Exchange) async throws -> Exchange {
         if gated { await endpoints.gate.value }
         if let delay { try await Task.sleep(for: delay) }
         endpoints.record(name, exchange)
-        if fail { throw ProcessingError("test endpoint '\(name)' refused the message") }
+        if fail || endpoints.exchanges(name).count <= failFirst {
+            throw ProcessingError("test endpoint '\(name)' refused the message", status: 502, kind: failKind)
+        }
         var answer = exchange
         if let reply { answer.message.body = ByteBuffer(string: reply) }
         answer.message.headers.add("X-Visited", name)
@@ -121,7 +129,10 @@ struct Harness {
     let observer: RecordingObserver
     let logs: LogStore
 
-    init(_ yaml: String, environment: [String: String] = [:], logLevel: Logger.Level = .info, mappings: String = "Mappings") throws {
+    init(
+        _ yaml: String, environment: [String: String] = [:], logLevel: Logger.Level = .info, mappings: String = "Mappings",
+        state: NodeState = NodeState(), defaultErrorPolicy: ErrorPolicy? = nil
+    ) throws {
         let endpoints = TestEndpoints()
         let observer = RecordingObserver()
         let logs = LogStore()
@@ -132,7 +143,9 @@ struct Harness {
             observers: [observer],
             logger: logger,
             environment: environment,
-            mappingsDirectory: mappings
+            mappingsDirectory: mappings,
+            state: state,
+            defaultErrorPolicy: defaultErrorPolicy
         )
         self.engine = try loader.load(sources: [(yaml, "routes.yaml")])
         self.endpoints = endpoints

@@ -1,0 +1,169 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import SwitchboardCore
+import SwitchboardTestServers
+import Synchronization
+import Testing
+
+/// An HTTP backend that can be switched down (503) and up, and keeps what it accepted.
+final class SwitchableBackend: Sendable {
+    struct Responder: HTTPResponder {
+        typealias Context = BasicRequestContext
+        let backend: SwitchableBackend
+
+        func respond(to request: Request, context: Context) async throws -> Response {
+            let body = try await request.body.collect(upTo: 1 << 20)
+            guard backend.up.withLock({ $0 }) else {
+                backend.refused.withLock { $0 += 1 }
+                return Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: "down")))
+            }
+            let order = request.headers[HTTPField.Name("X-Order-ID")!] ?? ""
+            backend.accepted.withLock { $0.append((order, String(buffer: body), request.headers[HTTPField.Name("replay.of")!])) }
+            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "stored \(order)")))
+        }
+    }
+
+    let up = Mutex(false)
+    let refused = Mutex(0)
+    let accepted = Mutex<[(order: String, body: String, replayOf: String?)]>([])
+    let port = AsyncValue<Int>()
+
+    /// Runs the backend in `group` and returns its port.
+    func start(in group: inout ThrowingTaskGroup<Void, any Error>) async -> Int {
+        var logger = Logger(label: "backend")
+        logger.logLevel = .critical
+        let application = Application(
+            responder: Responder(backend: self),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { [port] in port.set($0.localAddress?.port ?? 0) },
+            logger: logger
+        )
+        group.addTask { try await application.run() }
+        return await port.value
+    }
+}
+
+/// Retry, dead letters, replay and asynchronous intake through a real node process and a
+/// real HTTP backend.
+@Suite(.serialized)
+struct FailureHandlingNodeTests {
+    static func writeNode(_ folder: String, routes: String) throws -> String {
+        try routes.write(toFile: folder + "/routes/main.yaml", atomically: true, encoding: .utf8)
+        try """
+        http: { listen: "127.0.0.1:0" }
+        admin: { listen: "127.0.0.1:\(freePort())" }
+        routes: routes
+        """.write(toFile: folder + "/switchboard.yaml", atomically: true, encoding: .utf8)
+        return folder + "/switchboard.yaml"
+    }
+
+    @Test func aFailingMessageIsRetriedThenDeadLetteredThenReplayedOnceTheBackendIsBack() async throws {
+        let backend = SwitchableBackend()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            let port = await backend.start(in: &group)
+            let folder = try CLITests.temporaryFolder()
+            let config = try Self.writeNode(folder, routes: """
+            routes:
+              - id: orders
+                from: http:/orders?method=POST
+                on-error: { retry: { attempts: 3, backoff: 10ms }, dead-letter: true }
+                steps:
+                  - to: "http://127.0.0.1:\(port)/store"
+            """)
+            let node = try await NodeProcess(config: config)
+            let answer = try await post("http://127.0.0.1:\(node.httpPort)/orders", "order 99", headers: [("X-Order-ID", "99")])
+            #expect(answer.status == 502)
+            #expect(backend.refused.withLock { $0 } == 3, "three attempts")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any])
+            let id = try #require(object["deadLetter"] as? String)
+
+            let adminConfig = "--config=\(config)"
+            let listing = try CLITests.run(["dead-letters", adminConfig])
+            #expect(listing.status == 0, "\(listing.stderr)")
+            #expect(listing.stdout.contains(id) && listing.stdout.contains("0 to http://127.0.0.1:\(port)/store"), "\(listing.stdout)")
+            #expect(listing.stdout.contains("answered HTTP 503"), "\(listing.stdout)")
+
+            // The backend is still down: the replay fails and the dead letter stays, updated.
+            let failed = try CLITests.run(["replay", id, adminConfig])
+            #expect(failed.status == 1)
+            #expect(failed.stdout.contains("failed again"), "\(failed.stdout)")
+
+            backend.up.withLock { $0 = true }
+            let replay = try CLITests.run(["replay", id, adminConfig])
+            #expect(replay.status == 0, "\(replay.stdout)\(replay.stderr)")
+            #expect(replay.stdout.contains("1 replayed, 1 delivered, 0 failed"), "\(replay.stdout)")
+            let delivered = backend.accepted.withLock { $0 }
+            #expect(delivered.count == 1)
+            #expect(delivered.first?.body == "order 99")
+            #expect(delivered.first?.order == "99")
+            // Switchboard's own headers (replay.of) are not sent on the wire.
+            #expect(delivered.first?.replayOf == nil)
+
+            let empty = try CLITests.run(["dead-letters", adminConfig, "--json"])
+            #expect(empty.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "{\"deadLetters\":[]}", "\(empty.stdout)")
+            // The replay is traced and linked to the original message.
+            let traces = try CLITests.run(["trace", adminConfig, "--header", "replay.of=\(id)", "--json"])
+            #expect(traces.status == 0, "\(traces.stderr)")
+            #expect(traces.stdout.contains("\"status\":\"ok\""), "\(traces.stdout)")
+            try await node.stop()
+            // Offline, the store file answers.
+            let offline = try CLITests.run(["dead-letters", adminConfig])
+            #expect(offline.stdout.contains("no dead letters"), "\(offline.stdout)\(offline.stderr)")
+            group.cancelAll()
+        }
+    }
+
+    @Test func acceptedAsyncMessagesSurviveASIGKILLAndReachAnIdempotentRouteOnce() async throws {
+        let backend = SwitchableBackend()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            let port = await backend.start(in: &group)
+            let folder = try CLITests.temporaryFolder()
+            let config = try Self.writeNode(folder, routes: """
+            routes:
+              - id: intake
+                from: http:/intake?method=POST&mode=async
+                on-error: { retry: { attempts: 100, backoff: 50ms, max-backoff: 100ms }, dead-letter: true }
+                steps:
+                  - idempotent: { key: "${header.X-Order-ID}" }
+                  - to: "http://127.0.0.1:\(port)/store"
+            """)
+            let first = try await NodeProcess(config: config)
+            let orders = (1...20).map { "order-\($0)" }
+            var accepted: [String] = []
+            for order in orders {
+                let answer = try await post("http://127.0.0.1:\(first.httpPort)/intake", "body of \(order)", headers: [("X-Order-ID", order)])
+                #expect(answer.status == 202, "\(answer.body)")
+                let object = try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any]
+                #expect(object?["status"] as? String == "accepted")
+                if let id = object?["id"] as? String { accepted.append(id) }
+            }
+            #expect(accepted.count == 20)
+            // The backend is down: every message is in its retry loop when the node dies.
+            for _ in 0..<200 where backend.refused.withLock({ $0 }) < 40 {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            try await first.kill9()
+            #expect(backend.accepted.withLock { $0.isEmpty })
+
+            backend.up.withLock { $0 = true }
+            let second = try await NodeProcess(config: config)
+            // A sender retrying an order already accepted (a new message, the same key).
+            let again = try await post("http://127.0.0.1:\(second.httpPort)/intake", "again", headers: [("X-Order-ID", "order-3")])
+            #expect(again.status == 202)
+            for _ in 0..<1000 where backend.accepted.withLock({ $0.count }) < 20 {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            // Give a duplicate time to arrive if there were one.
+            try await Task.sleep(for: .milliseconds(300))
+            try await second.stop()
+            let delivered = backend.accepted.withLock { $0 }
+            #expect(delivered.map(\.order).sorted() == orders.sorted(), "each order once: \(delivered.map(\.order))")
+            #expect(!delivered.contains { $0.body == "again" })
+            #expect(second.log.text.withLock { $0 }.contains("resuming accepted messages count=20"), "\(second.log.text.withLock { $0 })")
+            group.cancelAll()
+        }
+    }
+}
