@@ -254,6 +254,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "SwitchboardStateTests",
+            dependencies: ["SwitchboardState", "SwitchboardCore", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "SwitchboardAuditTests",
             dependencies: ["SwitchboardAudit", "SwitchboardRouting"],
             swiftSettings: swiftSettings

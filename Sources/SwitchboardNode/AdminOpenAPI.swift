@@ -23,6 +23,38 @@ enum AdminOpenAPI {
           content:
             application/json: { schema: { $ref: '#/components/schemas/Error' } }
       schemas:
+        DeadLetter:
+          type: object
+          required: [id, route, step, error, attempts, replays, firstFailedAt, lastFailedAt, correlationId, bodySize, headers]
+          properties:
+            id: { type: string, description: the id of the message that failed }
+            route: { type: string }
+            step: { type: string, description: "the failed step: path, kind and endpoint" }
+            error: { type: string }
+            attempts: { type: integer }
+            replays: { type: integer }
+            firstFailedAt: { type: string, format: date-time }
+            lastFailedAt: { type: string, format: date-time }
+            correlationId: { type: string }
+            bodySize: { type: integer }
+            headers: { type: array, items: { type: array, items: { type: string } } }
+            body: { type: string }
+            bodyEncoding: { type: string, enum: [utf-8, base64] }
+        Replays:
+          type: object
+          required: [replays]
+          properties:
+            replays:
+              type: array
+              items:
+                type: object
+                required: [deadLetter, replay, route, succeeded]
+                properties:
+                  deadLetter: { type: string }
+                  replay: { type: string, description: the id of the replayed message }
+                  route: { type: string }
+                  succeeded: { type: boolean }
+                  error: { type: string }
         Error:
           type: object
           required: [error, status]
@@ -165,6 +197,83 @@ enum AdminOpenAPI {
                 application/json: { schema: { $ref: '#/components/schemas/Error' } }
             '502':
               description: A step failed; the body names route, step and message id.
+              content:
+                application/json: { schema: { $ref: '#/components/schemas/Error' } }
+            '401': { $ref: '#/components/responses/Unauthorized' }
+      /admin/dead-letters:
+        get:
+          summary: Failed messages kept for replay, oldest first ('switchboard dead-letters'). Secret headers show as ***.
+          parameters:
+            - { name: route, in: query, schema: { type: string } }
+            - { name: limit, in: query, schema: { type: integer, minimum: 1, default: 1000 } }
+          responses:
+            '200':
+              description: The dead letters.
+              content:
+                application/json:
+                  schema:
+                    type: object
+                    required: [deadLetters]
+                    properties:
+                      deadLetters: { type: array, items: { $ref: '#/components/schemas/DeadLetter' } }
+            '404':
+              description: The node has no dead letter store.
+              content:
+                application/json: { schema: { $ref: '#/components/schemas/Error' } }
+            '401': { $ref: '#/components/responses/Unauthorized' }
+      /admin/dead-letters/{id}:
+        get:
+          summary: One dead letter with its body (text, or base64 when not UTF-8).
+          parameters:
+            - { name: id, in: path, required: true, schema: { type: string } }
+          responses:
+            '200':
+              description: The dead letter.
+              content:
+                application/json: { schema: { $ref: '#/components/schemas/DeadLetter' } }
+            '404':
+              description: No such dead letter.
+              content:
+                application/json: { schema: { $ref: '#/components/schemas/Error' } }
+            '401': { $ref: '#/components/responses/Unauthorized' }
+        delete:
+          summary: Discard a dead letter without replaying it.
+          parameters:
+            - { name: id, in: path, required: true, schema: { type: string } }
+          responses:
+            '200': { description: Discarded. }
+            '404':
+              description: No such dead letter.
+              content:
+                application/json: { schema: { $ref: '#/components/schemas/Error' } }
+            '401': { $ref: '#/components/responses/Unauthorized' }
+      /admin/dead-letters/{id}/replay:
+        post:
+          summary: Send a dead letter through its route again ('switchboard replay ID'); removed when the replay succeeds.
+          parameters:
+            - { name: id, in: path, required: true, schema: { type: string } }
+          responses:
+            '200':
+              description: What the replay came to.
+              content:
+                application/json: { schema: { $ref: '#/components/schemas/Replays' } }
+            '404':
+              description: No such dead letter, or its route is not loaded.
+              content:
+                application/json: { schema: { $ref: '#/components/schemas/Error' } }
+            '401': { $ref: '#/components/responses/Unauthorized' }
+      /admin/dead-letters/replay:
+        post:
+          summary: Replay every dead letter of a route, or all ('switchboard replay --dead-letter').
+          parameters:
+            - { name: route, in: query, schema: { type: string } }
+          responses:
+            '200':
+              description: What each replay came to.
+              content:
+                application/json: { schema: { $ref: '#/components/schemas/Replays' } }
+            '404':
+              description: No such route.
               content:
                 application/json: { schema: { $ref: '#/components/schemas/Error' } }
             '401': { $ref: '#/components/responses/Unauthorized' }

@@ -149,11 +149,12 @@ struct AdminAPITests {
             #expect(Set(paths.keys) == [
                 "/health", "/metrics", "/admin/routes", "/admin/routes/{id}/messages", "/admin/traces",
                 "/admin/traces/{id}", "/admin/sla", "/admin/openapi.yaml",
+                "/admin/dead-letters", "/admin/dead-letters/{id}", "/admin/dead-letters/{id}/replay", "/admin/dead-letters/replay",
             ])
             // Each documented GET answers 200 with the token (path parameters filled in).
             for (path, item) in paths {
                 guard let operations = item as? [String: Any], operations["get"] != nil else { continue }
-                let concrete = path.replacingOccurrences(of: "{id}", with: "none")
+                let concrete = path.replacingOccurrences(of: "{id}", with: "01000000-0000-7000-8000-000000000000")
                 let (code, _) = try await NodeTests.get(base + concrete, headers: Self.auth)
                 #expect(code == (path.contains("{id}") ? 404 : 200), "GET \(path) answered \(code)")
             }
