@@ -255,12 +255,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchboardStateTests",
-            dependencies: ["SwitchboardState", "SwitchboardCore", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["SwitchboardState", "SwitchboardTestServers", "SwitchboardCore", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "SwitchboardAuditTests",
-            dependencies: ["SwitchboardAudit", "SwitchboardRouting"],
+            dependencies: ["SwitchboardAudit", "SwitchboardRouting", "SwitchboardTestServers"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

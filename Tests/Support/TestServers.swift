@@ -142,3 +142,30 @@ public final class FTPServer {
     }
 }
 
+
+/// The PostgreSQL server `make test` starts (Tests/servers/postgres) and names in
+/// SWITCHBOARD_TEST_POSTGRES, if any.
+public enum PostgresTestServer {
+    public static let url = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES"]
+
+    public struct Unavailable: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Creates a database of its own on that server and returns its URL.
+    public static func freshDatabase(prefix: String) throws -> String {
+        guard let base = url else { throw Unavailable(description: "SWITCHBOARD_TEST_POSTGRES is not set") }
+        let name = prefix + "_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        let create = Process()
+        create.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+        create.arguments = [base, "-q", "-c", "CREATE DATABASE \(name)"]
+        try create.run()
+        create.waitUntilExit()
+        guard create.terminationStatus == 0, var components = URLComponents(string: base) else {
+            throw Unavailable(description: "psql could not create a database on \(base)")
+        }
+        components.path = "/" + name
+        guard let result = components.string else { throw Unavailable(description: "bad URL \(base)") }
+        return result
+    }
+}

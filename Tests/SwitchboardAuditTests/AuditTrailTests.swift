@@ -5,6 +5,7 @@ import SwitchboardAudit
 import SwitchboardCore
 import SwitchboardRouting
 import Synchronization
+import SwitchboardTestServers
 import Testing
 
 /// `to: fail:NAME` fails every message; `to: echo:NAME` answers with a header and a new body.
@@ -44,24 +45,12 @@ func temporarySQLitePath() -> String {
     FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)/audit.db").path
 }
 
-/// The PostgreSQL server `make test` starts (Tests/servers/postgres), if any.
-enum PostgresTestServer {
-    static let url = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES"]
+extension PostgresTestServer {
     static let note: Comment = "needs SWITCHBOARD_TEST_POSTGRES; make test starts a PostgreSQL server and sets it"
 
     /// A store on a fresh database of that server.
     static func freshStore() async throws -> PostgresAuditStore {
-        let base = try #require(url)
-        let name = "audit_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-        let create = Process()
-        create.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
-        create.arguments = [base, "-q", "-c", "CREATE DATABASE \(name)"]
-        try create.run()
-        create.waitUntilExit()
-        try #require(create.terminationStatus == 0, "psql could not create a database on \(base)")
-        var components = try #require(URLComponents(string: base))
-        components.path = "/" + name
-        return try await PostgresAuditStore(url: components.string!, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+        try await PostgresAuditStore(url: try freshDatabase(prefix: "audit"), logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
     }
 }
 

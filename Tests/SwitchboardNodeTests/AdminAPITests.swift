@@ -5,6 +5,7 @@ import NIOCore
 import SwitchboardAudit
 import SwitchboardCore
 import SwitchboardNode
+import SwitchboardTestServers
 import Testing
 import Yams
 
@@ -169,16 +170,7 @@ struct AdminAPITests {
 
     @Test(.enabled(if: ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES"] != nil, "needs SWITCHBOARD_TEST_POSTGRES; make test starts PostgreSQL"))
     func aNodeKeepsItsAuditTrailInPostgreSQL() async throws {
-        let base = try #require(ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES"])
-        let name = "node_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-        let create = Process()
-        create.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
-        create.arguments = [base, "-q", "-c", "CREATE DATABASE \(name)"]
-        try create.run()
-        create.waitUntilExit()
-        var components = try #require(URLComponents(string: base))
-        components.path = "/" + name
-        let url = try #require(components.string)
+        let url = try PostgresTestServer.freshDatabase(prefix: "node")
         try await Self.withNode(auditStore: url) { http, admin, _ in
             let answer = try await post("http://127.0.0.1:\(http)/echo", "to postgres", headers: [("X-Region", "EU")])
             #expect(answer.body == "echo to postgres")

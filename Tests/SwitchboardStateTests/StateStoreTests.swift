@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import SwitchboardCore
 import SwitchboardState
+import SwitchboardTestServers
 import Testing
 
 /// The state store contract, run against SQLite and against the PostgreSQL server that
@@ -16,18 +17,8 @@ struct StateStoreTests {
         try SQLiteStateStore(path: NSTemporaryDirectory() + "sb-state-\(UUID().uuidString)/state.db")
     }
 
-    /// A URL to a database of its own on the test server.
     static func freshDatabase() throws -> String {
-        let base = try #require(postgres)
-        let name = "state_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-        let create = Process()
-        create.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
-        create.arguments = [base, "-q", "-c", "CREATE DATABASE \(name)"]
-        try create.run()
-        create.waitUntilExit()
-        var components = try #require(URLComponents(string: base))
-        components.path = "/" + name
-        return try #require(components.string)
+        try PostgresTestServer.freshDatabase(prefix: "state")
     }
 
     static func letter(route: String, body: String, at time: Int64) -> DeadLetter {
