@@ -177,6 +177,22 @@ let package = Package(
         ),
 
         .target(
+            name: "SwitchboardDatabase",
+            dependencies: [
+                "SwitchboardCore",
+                "SwitchboardTransform",
+                "SwitchboardStorage",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Adapters/Database",
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "SwitchboardHTTP",
             dependencies: [
                 "SwitchboardCore",
@@ -207,6 +223,7 @@ let package = Package(
                 "SwitchboardFile",
                 "SwitchboardSFTP",
                 "SwitchboardFTP",
+                "SwitchboardDatabase",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -251,6 +268,11 @@ let package = Package(
         .testTarget(
             name: "SwitchboardRoutingTests",
             dependencies: ["SwitchboardRouting", "SwitchboardState"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SwitchboardDatabaseTests",
+            dependencies: ["SwitchboardDatabase", "SwitchboardRouting", "SwitchboardCore", "SwitchboardTestServers", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

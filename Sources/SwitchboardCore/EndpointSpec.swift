@@ -60,6 +60,9 @@ public struct OptionSpec: Sendable {
         /// A value with `${…}` placeholders, compiled at load and rendered per message by
         /// the adapter (``Endpoint/templates``), such as a file name from a header.
         case template
+        /// An SQL statement (``SQLStatement``) whose `:${…}` parameters are templates, each
+        /// compiled at load (``Endpoint/templates`` under ``SQLStatement/templateKey(_:_:)``).
+        case sql
 
         public var name: String {
             switch self {
@@ -70,6 +73,7 @@ public struct OptionSpec: Sendable {
             case .size: "size"
             case .choice(let words): words.joined(separator: "|")
             case .template: "template"
+            case .sql: "SQL statement"
             }
         }
     }
@@ -105,6 +109,13 @@ public struct OptionSpec: Sendable {
     public func parse(_ text: String) throws -> OptionValue {
         switch type {
         case .string, .template:
+            return .string(text)
+        case .sql:
+            do {
+                _ = try SQLStatement(text)
+            } catch let error as EndpointError {
+                throw EndpointError("option '\(name)': \(error.message)")
+            }
             return .string(text)
         case .int:
             guard let value = Int(text) else {

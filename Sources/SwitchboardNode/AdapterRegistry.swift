@@ -3,6 +3,7 @@ import SwitchboardCore
 import SwitchboardFile
 import SwitchboardHTTP
 import SwitchboardFTP
+import SwitchboardDatabase
 import SwitchboardSFTP
 
 /// The adapter catalog: the one place that names concrete adapters. A new adapter is a
@@ -14,6 +15,7 @@ public enum AdapterRegistry {
         FileAdapter.spec,
         SFTPAdapter.spec,
         FTPAdapter.spec,
+        DatabaseAdapter.spec,
     ]
 
     /// Names of options marked secret in any adapter, plus `password`: headers with these
@@ -41,6 +43,7 @@ public enum AdapterRegistry {
             FileAdapter(dataDirectory: configuration.dataDirectory, logger: logger),
             SFTPAdapter(dataDirectory: configuration.dataDirectory, logger: logger),
             FTPAdapter(dataDirectory: configuration.dataDirectory, logger: logger),
+            DatabaseAdapter(datasources: configuration.datasources, logger: logger),
         ])
     }
 }

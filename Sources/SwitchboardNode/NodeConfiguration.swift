@@ -3,6 +3,8 @@ import Logging
 import SwitchboardAudit
 import SwitchboardCore
 import SwitchboardRouting
+import SwitchboardDatabase
+import SwitchboardStorage
 
 /// A node's settings: `switchboard.yaml`, or the embedded defaults when there is none.
 ///
@@ -71,6 +73,8 @@ public struct NodeConfiguration: Sendable {
     public var stateStoreLocation: String?
     /// `on-error` for routes that have none.
     public var onError: ErrorPolicy?
+    /// Named databases for `sql:` endpoints.
+    public var datasources: [DatasourceSpec] = []
 
     /// The state store: `state.store`, or `state.db` in the data folder.
     public var stateStore: String {
@@ -119,6 +123,7 @@ public struct NodeConfiguration: Sendable {
         ("log.level", "trace, debug, info, notice, warning, error or critical (default info)."),
         ("shutdown-timeout", "Time in-flight exchanges get to finish after SIGTERM (default 30s)."),
         ("state.store", "Dead letters, idempotency keys and accepted async messages: SQLite file or postgres:// URL (default DATA/state.db)."),
+        ("datasources", "Named databases for sql: endpoints: { NAME: URL } or { NAME: { url, max-connections, connect-timeout, query-timeout } }; URL is sqlite:PATH or postgres://user:pass@host:port/db."),
         ("on-error", "Failure handling for routes without their own: { retry: { attempts, backoff, factor, max-backoff, jitter, on }, dead-letter }."),
         ("audit.enabled", "Store every exchange event in the audit trail (default true)."),
         ("audit.store", "SQLite file or postgres://user:pass@host:port/db URL (default DATA/audit.db)."),
@@ -346,6 +351,47 @@ public struct NodeConfiguration: Sendable {
                     guard key == "store" else { return unknown("state.\(key)", keyNode) }
                     guard let text = scalar(value, "state.store") else { return }
                     configuration.stateStoreLocation = text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") ? text : resolve(text)
+                }
+            case "datasources":
+                section(entry.value, "datasources") { name, _, value in
+                    var url: String?
+                    var spec = DatasourceSpec(name: name, url: "")
+                    if let text = value.scalar, !value.isNull {
+                        url = text
+                    } else if let pairs = value.mapping {
+                        for pair in pairs {
+                            let key = "datasources.\(name).\(pair.key)"
+                            guard let text = scalar(pair.value, key) else { continue }
+                            switch pair.key {
+                            case "url": url = text
+                            case "max-connections":
+                                if let count = Int(text), count > 0 { spec.maxConnections = count } else {
+                                    log.error(pair.value.contentLocation, "'\(key)' expects a positive integer, found '\(text)'")
+                                }
+                            case "connect-timeout", "query-timeout":
+                                if let duration = parseDuration(text), duration > .zero {
+                                    if pair.key == "connect-timeout" { spec.connectTimeout = duration } else { spec.queryTimeout = duration }
+                                } else {
+                                    log.error(pair.value.contentLocation, "'\(key)' expects a duration such as 5s, found '\(text)'")
+                                }
+                            default:
+                                log.error(pair.keyNode.location, unknownKeyMessage(pair.key, what: "datasource key", known: ["url", "max-connections", "connect-timeout", "query-timeout"]))
+                            }
+                        }
+                    }
+                    guard let url else {
+                        log.error(value.location, "datasource '\(name)' needs a URL: sqlite:PATH or postgres://user:password@host:port/database")
+                        return
+                    }
+                    if url.hasPrefix("sqlite:") {
+                        spec.url = "sqlite:" + resolve(String(url.dropFirst("sqlite:".count)))
+                    } else if PostgresURL.isPostgres(url) {
+                        spec.url = url
+                    } else {
+                        log.error(value.contentLocation, "datasource '\(name)': expected sqlite:PATH or postgres://user:password@host:port/database, found '\(PostgresURL.redact(url))'")
+                        return
+                    }
+                    configuration.datasources.append(spec)
                 }
             case "on-error":
                 configuration.onError = ErrorPolicy.parse(entry.value, log: &log)

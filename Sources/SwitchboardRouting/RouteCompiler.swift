@@ -354,7 +354,10 @@ final class RouteCompiler {
             return nil
         }
         let templateOptions = EndpointURI.scheme(of: text).flatMap { catalog.adapter(for: $0) }.map {
-            Set(type(of: $0).spec.options(for: role).filter { $0.type == .template }.map(\.name))
+            Set(type(of: $0).spec.options(for: role).filter { $0.type == .template || $0.type == .sql }.map(\.name))
+        } ?? []
+        let sqlOptions = EndpointURI.scheme(of: text).flatMap { catalog.adapter(for: $0) }.map {
+            Set(type(of: $0).spec.options(for: role).filter { $0.type == .sql }.map(\.name))
         } ?? []
         var searchFrom = text.startIndex
         while let placeholder = text.range(of: "${", range: searchFrom..<text.endIndex) {
@@ -374,6 +377,23 @@ final class RouteCompiler {
             for name in templateOptions.sorted() {
                 guard let value = resolved.endpoint.options.string(name) else { continue }
                 let location = optionLocations[name] ?? uriNode.contentLocation.advanced(by: text.range(of: name + "=").map { text.distance(from: text.startIndex, to: $0.upperBound) } ?? 0)
+                if sqlOptions.contains(name) {
+                    // Each `:${…}` parameter is a template of its own; the rest is SQL.
+                    do {
+                        let statement = try SQLStatement(value)
+                        for (index, template) in statement.templateTexts.enumerated() {
+                            if let compiled = Template.compile(template, at: location, namespaces: namespaces, environment: environment, log: &log) {
+                                resolved.endpoint.templates[SQLStatement.templateKey(name, index)] = compiled
+                            } else {
+                                failed = true
+                            }
+                        }
+                    } catch let error as EndpointError {
+                        log.error(location, "'\(name)': \(error.message)")
+                        failed = true
+                    }
+                    continue
+                }
                 if let template = Template.compile(value, at: location, namespaces: namespaces, environment: environment, log: &log) {
                     resolved.endpoint.templates[name] = template
                 } else {
@@ -1177,7 +1197,7 @@ func parseBool(_ text: String?) -> Bool? {
 }
 
 /// "unknown step 'sett-header'; did you mean 'set-header'?" or the list of what is known.
-func unknownKeyMessage(_ key: String, what: String, of context: String? = nil, known: [String]) -> String {
+public func unknownKeyMessage(_ key: String, what: String, of context: String? = nil, known: [String]) -> String {
     var message = "unknown \(what) '\(key)'"
     if let context { message += " for \(context)" }
     if let guess = closestMatch(to: key, in: known) {

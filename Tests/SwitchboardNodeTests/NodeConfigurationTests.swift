@@ -1,6 +1,7 @@
 import Foundation
 import SwitchboardCore
 import SwitchboardNode
+import SwitchboardRouting
 import Testing
 
 struct NodeConfigurationTests {
@@ -99,6 +100,47 @@ struct NodeConfigurationTests {
                 && text.contains("5:9: error: 'audit.sync' expects normal or full, found 'sometimes'")
                 && text.contains("'audit.retention.age' expects a duration such as 7d, found 'old'")
                 && text.contains("unknown node config key 'audit.color'")
+        }
+    }
+
+    @Test func datasourcesStateStoreAndOnErrorAreReadAndTheirMistakesLocated() throws {
+        let file = try write("""
+        datasources:
+          main: sqlite:data/main.db
+          orders:
+            url: postgres://app:s3cret@127.0.0.1:5432/orders
+            max-connections: 4
+            query-timeout: 2s
+        state: { store: state/state.db }
+        on-error: { retry: { attempts: 5, backoff: 1s }, dead-letter: true }
+        """)
+        let folder = (file as NSString).deletingLastPathComponent
+        let configuration = try NodeConfiguration.load(file: file, environment: [:])
+        #expect(configuration.datasources.map(\.name) == ["main", "orders"])
+        #expect(configuration.datasources[0].url == "sqlite:" + folder + "/data/main.db")
+        #expect(configuration.datasources[1].maxConnections == 4)
+        #expect(configuration.datasources[1].queryTimeout == .seconds(2))
+        #expect(configuration.stateStore == folder + "/state/state.db")
+        #expect(configuration.onError?.retry?.attempts == 5)
+        #expect(configuration.onError?.retry?.backoff == .seconds(1))
+        #expect(configuration.onError?.deadLetter == .store)
+
+        let bad = try write("""
+        datasources:
+          a: mysql://u:hunter2@h/db
+          b: { url: "sqlite:x.db", pool: 3 }
+          c: { max-connections: 2 }
+        on-error: { retry: { attempts: many } }
+        """)
+        #expect {
+            try NodeConfiguration.load(file: bad, environment: [:])
+        } throws: { error in
+            let text = ((error as? ConfigurationError)?.diagnostics ?? []).map(\.description).joined(separator: "\n")
+            return text.contains("switchboard.yaml:2:6: error: datasource 'a': expected sqlite:PATH or postgres://user:password@host:port/database, found 'mysql://u:***@h/db'")
+                && !text.contains("hunter2")
+                && text.contains("switchboard.yaml:3:28: error: unknown datasource key 'pool'")
+                && text.contains("switchboard.yaml:4:6: error: datasource 'c' needs a URL")
+                && text.contains("switchboard.yaml:5:32: error: 'on-error.retry.attempts' expects the number of runs in all, 1 to 100, found 'many'")
         }
     }
 
