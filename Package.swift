@@ -106,6 +106,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Service registry: services, instances, health checks, balancing, circuit breakers.
+        .target(
+            name: "SwitchboardRegistry",
+            dependencies: [
+                "SwitchboardCore",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // SLA monitor: sliding windows per route, breach and recovery, route metrics.
         .target(
             name: "SwitchboardSLA",
@@ -224,6 +237,7 @@ let package = Package(
                 "SwitchboardSFTP",
                 "SwitchboardFTP",
                 "SwitchboardDatabase",
+                "SwitchboardRegistry",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -273,6 +287,16 @@ let package = Package(
         .testTarget(
             name: "SwitchboardDatabaseTests",
             dependencies: ["SwitchboardDatabase", "SwitchboardRouting", "SwitchboardCore", "SwitchboardTestServers", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SwitchboardRegistryTests",
+            dependencies: [
+                "SwitchboardRegistry", "SwitchboardCore", "SwitchboardHTTP", "SwitchboardRouting", "SwitchboardTestServers",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

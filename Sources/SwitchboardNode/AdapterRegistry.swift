@@ -4,6 +4,8 @@ import SwitchboardFile
 import SwitchboardHTTP
 import SwitchboardFTP
 import SwitchboardDatabase
+import SwitchboardRegistry
+import Metrics
 import SwitchboardSFTP
 
 /// The adapter catalog: the one place that names concrete adapters. A new adapter is a
@@ -16,6 +18,7 @@ public enum AdapterRegistry {
         SFTPAdapter.spec,
         FTPAdapter.spec,
         DatabaseAdapter.spec,
+        ServiceAdapter.spec,
     ]
 
     /// Names of options marked secret in any adapter, plus `password`: headers with these
@@ -31,15 +34,22 @@ public enum AdapterRegistry {
     }
 
     /// Builds the adapters a node runs with, configured from the node config.
-    public static func makeCatalog(_ configuration: NodeConfiguration, logger: Logger) -> AdapterCatalog {
-        AdapterCatalog([
-            HTTPAdapter(configuration: .init(
-                host: configuration.httpListen.host,
-                port: configuration.httpListen.port,
-                maxBodySize: configuration.maxBodySize,
-                maxConnectionsPerHost: configuration.maxConnectionsPerHost,
-                connectTimeout: configuration.connectTimeout
-            ), logger: logger),
+    public static func makeCatalog(_ configuration: NodeConfiguration, metrics: (any MetricsFactory)? = nil, logger: Logger) -> AdapterCatalog {
+        let http = HTTPAdapter(configuration: .init(
+            host: configuration.httpListen.host,
+            port: configuration.httpListen.port,
+            maxBodySize: configuration.maxBodySize,
+            maxConnectionsPerHost: configuration.maxConnectionsPerHost,
+            connectTimeout: configuration.connectTimeout
+        ), logger: logger)
+        let httpOnly = AdapterCatalog([http])
+        let registry = ServiceRegistry(metrics: metrics, logger: logger)
+        return AdapterCatalog([
+            http,
+            ServiceAdapter(registry: registry) { url in
+                let resolved = try httpOnly.resolve(url, role: .producer)
+                return try resolved.adapter.makeProducer(resolved.endpoint)
+            },
             FileAdapter(dataDirectory: configuration.dataDirectory, logger: logger),
             SFTPAdapter(dataDirectory: configuration.dataDirectory, logger: logger),
             FTPAdapter(dataDirectory: configuration.dataDirectory, logger: logger),

@@ -23,6 +23,32 @@ enum AdminOpenAPI {
           content:
             application/json: { schema: { $ref: '#/components/schemas/Error' } }
       schemas:
+        Service:
+          type: object
+          required: [name, balance, failover, instances]
+          properties:
+            name: { type: string }
+            balance: { type: string, enum: [round-robin, least-outstanding, weighted] }
+            failover: { type: integer }
+            instances:
+              type: array
+              items:
+                type: object
+                required: [id, url, weight, registered, healthy, breaker, inFlight, calls, failures]
+                properties:
+                  id: { type: string }
+                  url: { type: string }
+                  version: { type: string }
+                  zone: { type: string }
+                  weight: { type: integer }
+                  registered: { type: boolean }
+                  expiresIn: { type: number, description: seconds until a registration lapses }
+                  healthy: { type: boolean }
+                  breaker: { type: string, enum: [closed, open, half-open] }
+                  inFlight: { type: integer }
+                  calls: { type: integer }
+                  failures: { type: integer }
+                  latencyMillis: { type: number }
         DeadLetter:
           type: object
           required: [id, route, step, error, attempts, replays, firstFailedAt, lastFailedAt, correlationId, bodySize, headers]
@@ -197,6 +223,57 @@ enum AdminOpenAPI {
                 application/json: { schema: { $ref: '#/components/schemas/Error' } }
             '502':
               description: A step failed; the body names route, step and message id.
+              content:
+                application/json: { schema: { $ref: '#/components/schemas/Error' } }
+            '401': { $ref: '#/components/responses/Unauthorized' }
+      /admin/services:
+        get:
+          summary: Services and their instances ('switchboard services'), with health, breaker state, in flight, calls, failures and latency.
+          responses:
+            '200':
+              description: The services.
+              content:
+                application/json:
+                  schema:
+                    type: object
+                    required: [services]
+                    properties:
+                      services: { type: array, items: { $ref: '#/components/schemas/Service' } }
+            '401': { $ref: '#/components/responses/Unauthorized' }
+      /admin/services/{name}/instances/{id}:
+        put:
+          summary: Register an instance, or renew its TTL (heartbeat).
+          parameters:
+            - { name: name, in: path, required: true, schema: { type: string } }
+            - { name: id, in: path, required: true, schema: { type: string } }
+          requestBody:
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [url]
+                  properties:
+                    url: { type: string, description: "base URL, http:// or https://" }
+                    version: { type: string }
+                    zone: { type: string }
+                    weight: { type: integer, minimum: 1 }
+                    ttl: { type: string, description: "a duration such as 30s; absent: never lapses" }
+          responses:
+            '200': { description: Registered. }
+            '400':
+              description: The body is wrong.
+              content:
+                application/json: { schema: { $ref: '#/components/schemas/Error' } }
+            '401': { $ref: '#/components/responses/Unauthorized' }
+        delete:
+          summary: Deregister an instance.
+          parameters:
+            - { name: name, in: path, required: true, schema: { type: string } }
+            - { name: id, in: path, required: true, schema: { type: string } }
+          responses:
+            '200': { description: Deregistered. }
+            '404':
+              description: No such instance.
               content:
                 application/json: { schema: { $ref: '#/components/schemas/Error' } }
             '401': { $ref: '#/components/responses/Unauthorized' }

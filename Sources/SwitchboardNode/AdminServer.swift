@@ -8,6 +8,7 @@ import SwitchboardCore
 import SwitchboardRouting
 import SwitchboardSLA
 import SwitchboardState
+import SwitchboardRegistry
 import Prometheus
 import Metrics
 
@@ -25,6 +26,7 @@ final class AdminServer: Sendable {
     let logger: Logger
     /// Header names shown as *** in dead letters.
     let mask: [String]
+    let services: ServiceRegistry?
     var auditStore: (any AuditStore)? { audit?.store }
     let started = ContinuousClock.now
     /// The port bound once the API listens; nil if it failed to bind.
@@ -32,9 +34,10 @@ final class AdminServer: Sendable {
 
     init(
         listen: NodeConfiguration.Listen, token: String?, engine: RouteEngine, audit: AuditTrail?,
-        monitor: RouteMonitor, metrics: PrometheusCollectorRegistry, logger: Logger, mask: [String] = AuditPolicy.defaultMask
+        monitor: RouteMonitor, metrics: PrometheusCollectorRegistry, logger: Logger, services: ServiceRegistry? = nil, mask: [String] = AuditPolicy.defaultMask
     ) {
         self.mask = mask
+        self.services = services
         self.listen = listen
         self.token = token
         self.engine = engine
@@ -149,6 +152,50 @@ final class AdminServer: Sendable {
         }
     }
 
+    // MARK: Services
+
+    struct Registration: Decodable {
+        var url: String
+        var version: String?
+        var zone: String?
+        var weight: Int?
+        /// Seconds, or a duration such as "30s"; absent: never lapses.
+        var ttl: String?
+    }
+
+    /// `PUT /admin/services/{name}/instances/{id}` with `{"url": …, "version": …, "zone": …,
+    /// "weight": …, "ttl": "30s"}`: registers or renews (heartbeat) an instance.
+    func registerInstance(_ request: Request, service name: String, id: String) async -> Response {
+        guard let services else { return Self.error(.notFound, "this node has no service registry") }
+        let registration: Registration
+        do {
+            let body = try await request.body.collect(upTo: 64 << 10)
+            registration = try JSONDecoder().decode(Registration.self, from: Data(buffer: body))
+        } catch {
+            return Self.error(.badRequest, "expected a JSON object {\"url\": \"http://…\", \"version\", \"zone\", \"weight\", \"ttl\": \"30s\"}: \(error)")
+        }
+        guard registration.url.hasPrefix("http://") || registration.url.hasPrefix("https://") else {
+            return Self.error(.badRequest, "'url' must be an http:// or https:// URL, found '\(registration.url)'")
+        }
+        var ttl: Duration?
+        if let text = registration.ttl {
+            guard let parsed = parseDuration(text), parsed > .zero else {
+                return Self.error(.badRequest, "'ttl' expects a duration such as 30s, found '\(text)'")
+            }
+            ttl = parsed
+        }
+        if let weight = registration.weight, weight < 1 {
+            return Self.error(.badRequest, "'weight' must be at least 1")
+        }
+        let url = registration.url.hasSuffix("/") ? String(registration.url.dropLast()) : registration.url
+        services.register(
+            service: name,
+            ServiceDefinition.Instance(id: id, url: url, version: registration.version, zone: registration.zone, weight: registration.weight ?? 1),
+            ttl: ttl
+        )
+        return Self.json(.ok, "{\"registered\":\(jsonQuoted(id)),\"service\":\(jsonQuoted(name))}")
+    }
+
     // MARK: Dead letters
 
     /// `GET /admin/dead-letters?route=R&limit=N`: oldest first.
@@ -248,6 +295,20 @@ final class AdminServer: Sendable {
             } catch {
                 return Self.error(.internalServerError, "reading the audit store failed: \(error)")
             }
+        }
+        router.get("/admin/services") { _, _ in
+            Self.json(.ok, "{\"services\":\(Self.encode(self.services?.status() ?? []))}")
+        }
+        router.put("/admin/services/{name}/instances/{id}") { request, context in
+            await self.registerInstance(request, service: context.parameters.get("name") ?? "", id: context.parameters.get("id") ?? "")
+        }
+        router.delete("/admin/services/{name}/instances/{id}") { _, context -> Response in
+            let name = context.parameters.get("name") ?? ""
+            let id = context.parameters.get("id") ?? ""
+            guard self.services?.deregister(service: name, id: id) == true else {
+                return Self.error(.notFound, "service '\(name)' has no instance '\(id)'")
+            }
+            return Self.json(.ok, "{\"deregistered\":\(jsonQuoted(id))}")
         }
         router.get("/admin/dead-letters") { request, _ in await self.deadLetters(request) }
         router.get("/admin/dead-letters/{id}") { _, context in await self.deadLetter(context.parameters.get("id") ?? "") }

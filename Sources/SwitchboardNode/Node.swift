@@ -10,6 +10,7 @@ import SwitchboardRouting
 import SwitchboardTransform
 import SwitchboardSLA
 import SwitchboardState
+import SwitchboardRegistry
 import SwitchboardStorage
 import UnixSignals
 
@@ -29,6 +30,10 @@ public final class SwitchboardNode: Sendable {
     public let metrics: PrometheusCollectorRegistry
     /// Dead letters, idempotency keys, accepted async messages.
     public let stateStore: any NodeStateStore
+    /// Services and their instances, for `service:` endpoints.
+    public var services: ServiceRegistry? {
+        catalog.adapters.lazy.compactMap { ($0 as? ServiceAdapter)?.registry }.first
+    }
     let admin: AdminServer
     let logger: Logger
 
@@ -42,11 +47,11 @@ public final class SwitchboardNode: Sendable {
         self.logger = logger
         XMLLimits.maximumSize = configuration.xmlMaxSize
         XMLLimits.maximumDepth = configuration.xmlMaxDepth
-        let catalog = AdapterRegistry.makeCatalog(configuration, logger: logger)
-        self.catalog = catalog
-        var observers = observers
         let metrics = PrometheusCollectorRegistry()
         self.metrics = metrics
+        let catalog = AdapterRegistry.makeCatalog(configuration, metrics: PrometheusMetricsFactory(registry: metrics), logger: logger)
+        self.catalog = catalog
+        var observers = observers
         let monitor = RouteMonitor(metrics: PrometheusMetricsFactory(registry: metrics), logger: logger)
         self.monitor = monitor
         observers.append(monitor)
@@ -75,6 +80,7 @@ public final class SwitchboardNode: Sendable {
                 catalog: catalog, observers: observers, logger: logger, mappingsDirectory: configuration.mappingsDirectory,
                 state: NodeState(state), defaultErrorPolicy: configuration.onError
             ).load(directory: configuration.routesDirectory)
+            try catalog.adapters.lazy.compactMap { ($0 as? ServiceAdapter)?.registry }.first?.define(configuration.services + engine.services)
             monitor.install(engine.routes.map { RouteMonitor.RouteInfo(id: $0.id, source: $0.source.description, sla: $0.sla) })
         } catch {
             for adapter in catalog.adapters { await adapter.shutdown() }
@@ -83,6 +89,7 @@ public final class SwitchboardNode: Sendable {
         admin = AdminServer(
             listen: configuration.adminListen, token: configuration.adminToken, engine: engine,
             audit: audit, monitor: monitor, metrics: metrics, logger: logger,
+            services: catalog.adapters.lazy.compactMap { ($0 as? ServiceAdapter)?.registry }.first,
             mask: AuditPolicy.defaultMask + configuration.audit.mask + AdapterRegistry.secretOptionNames
         )
     }

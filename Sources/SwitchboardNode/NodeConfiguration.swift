@@ -75,6 +75,8 @@ public struct NodeConfiguration: Sendable {
     public var onError: ErrorPolicy?
     /// Named databases for `sql:` endpoints.
     public var datasources: [DatasourceSpec] = []
+    /// Services for `service:` endpoints (route files may define more).
+    public var services: [ServiceDefinition] = []
 
     /// The state store: `state.store`, or `state.db` in the data folder.
     public var stateStore: String {
@@ -124,6 +126,7 @@ public struct NodeConfiguration: Sendable {
         ("shutdown-timeout", "Time in-flight exchanges get to finish after SIGTERM (default 30s)."),
         ("state.store", "Dead letters, idempotency keys and accepted async messages: SQLite file or postgres:// URL (default DATA/state.db)."),
         ("datasources", "Named databases for sql: endpoints: { NAME: URL } or { NAME: { url, max-connections, connect-timeout, query-timeout } }; URL is sqlite:PATH or postgres://user:pass@host:port/db."),
+        ("services", "Services for service: endpoints: { NAME: { instances, balance, health, failover, breaker } } (see the README)."),
         ("on-error", "Failure handling for routes without their own: { retry: { attempts, backoff, factor, max-backoff, jitter, on }, dead-letter }."),
         ("audit.enabled", "Store every exchange event in the audit trail (default true)."),
         ("audit.store", "SQLite file or postgres://user:pass@host:port/db URL (default DATA/audit.db)."),
@@ -393,6 +396,8 @@ public struct NodeConfiguration: Sendable {
                     }
                     configuration.datasources.append(spec)
                 }
+            case "services":
+                configuration.services = ServiceDefinition.parseAll(entry.value, log: &log)
             case "on-error":
                 configuration.onError = ErrorPolicy.parse(entry.value, log: &log)
             case "shutdown-timeout":

@@ -23,6 +23,7 @@ final class RouteCompiler {
     private var routeCalls: [(target: String, location: SourceLocation)] = []
     private var directCalls: [(name: String, location: SourceLocation)] = []
     private var compiled: [CompiledRoute] = []
+    private var services: [ServiceDefinition] = []
 
     private let mappingsDirectory: String
     /// Stylesheets compiled so far, by absolute path and allowed folder: each once per load.
@@ -90,13 +91,21 @@ final class RouteCompiler {
                 for route in routes {
                     if let compiledRoute = compileRoute(route) { compiled.append(compiledRoute) }
                 }
+            case "services":
+                for service in ServiceDefinition.parseAll(entry.value, log: &log) {
+                    if let first = services.first(where: { $0.name == service.name }) {
+                        log.error(entry.value.location, "service '\(service.name)' is defined twice; first at \(first.location.map(\.description) ?? "?")")
+                    } else {
+                        services.append(service)
+                    }
+                }
             default:
-                var message = "unknown top-level key '\(entry.key)'; a route file has 'routes:'"
-                if closestMatch(to: entry.key, in: ["routes"]) != nil { message += " (did you mean 'routes'?)" }
+                var message = "unknown top-level key '\(entry.key)'; a route file has 'routes:' (and 'services:')"
+                if let guess = closestMatch(to: entry.key, in: ["routes", "services"]) { message += " (did you mean '\(guess)'?)" }
                 log.error(entry.keyNode.location, message)
             }
         }
-        if !sawRoutes {
+        if !sawRoutes, root["services"] == nil {
             log.error(root.location, "no 'routes:' list in the file")
         }
     }
@@ -319,7 +328,7 @@ final class RouteCompiler {
         }
         try log.throwIfErrors()
         directory.install(compiled)
-        return RouteEngine(routes: compiled, warnings: log.diagnostics, background: background, observers: observers, logger: logger, state: state)
+        return RouteEngine(routes: compiled, warnings: log.diagnostics, background: background, observers: observers, logger: logger, state: state, services: services)
     }
 
     // MARK: Endpoints

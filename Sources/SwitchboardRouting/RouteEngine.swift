@@ -131,8 +131,14 @@ public final class RouteEngine: Service, Sendable {
     let logger: Logger
     /// Dead letters, idempotency keys, the asynchronous intake.
     public let state: NodeState
+    /// The services route files define (`services:`).
+    public let services: [ServiceDefinition]
 
-    init(routes: [CompiledRoute], warnings: [Diagnostic], background: BackgroundWork, observers: ObserverSet, logger: Logger, state: NodeState = NodeState()) {
+    init(
+        routes: [CompiledRoute], warnings: [Diagnostic], background: BackgroundWork, observers: ObserverSet, logger: Logger,
+        state: NodeState = NodeState(), services: [ServiceDefinition] = []
+    ) {
+        self.services = services
         self.routes = routes
         self.warnings = warnings
         self.background = background

@@ -169,3 +169,61 @@ struct SendCommand: AsyncParsableCommand {
         }
     }
 }
+
+struct ServicesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "services",
+        abstract: "List the running node's services: instances, health, breaker state, in flight, calls, failures, latency.",
+        discussion: """
+        Services come from 'services:' in the node config and route files, and from
+        instances registered at run time (PUT /admin/services/NAME/instances/ID with a
+        TTL renewed by heartbeat; those show when their registration lapses).
+
+        Examples:
+          switchboard services
+          switchboard services --json
+        """
+    )
+
+    @OptionGroup var node: NodeOptions
+
+    @Flag(help: "Print the admin API's JSON.")
+    var json = false
+
+    func run() async throws {
+        let (body, object) = try await askNode(node, "/admin/services")
+        if json {
+            print(String(buffer: body))
+            return
+        }
+        let services = object["services"] as? [[String: Any]] ?? []
+        if services.isEmpty {
+            print("no services")
+            return
+        }
+        var rows: [[String]] = []
+        for service in services {
+            let name = service["name"] as? String ?? ""
+            for instance in service["instances"] as? [[String: Any]] ?? [] {
+                let expires = (instance["expiresIn"] as? Double).map { String(format: "ttl %.0fs", $0) } ?? "config"
+                rows.append([
+                    name + ((instance["version"] as? String).map { "@\($0)" } ?? ""),
+                    instance["id"] as? String ?? "",
+                    instance["url"] as? String ?? "",
+                    (instance["healthy"] as? Bool ?? true) ? "healthy" : "UNHEALTHY",
+                    instance["breaker"] as? String ?? "",
+                    "\(instance["inFlight"] as? Int ?? 0)",
+                    "\(instance["calls"] as? Int ?? 0)",
+                    "\(instance["failures"] as? Int ?? 0)",
+                    (instance["latencyMillis"] as? Double).map { String(format: "%.1fms", $0) } ?? "-",
+                    "\(service["balance"] as? String ?? "") w\(instance["weight"] as? Int ?? 1)",
+                    expires,
+                ])
+            }
+            if (service["instances"] as? [Any])?.isEmpty ?? true {
+                rows.append([name, "-", "(no instances)", "", "", "", "", "", "", service["balance"] as? String ?? "", ""])
+            }
+        }
+        printTable(["SERVICE", "INSTANCE", "URL", "HEALTH", "BREAKER", "IN FLIGHT", "CALLS", "FAILURES", "LATENCY", "BALANCE", "SOURCE"], rows)
+    }
+}

@@ -38,6 +38,6 @@ struct Switchboard: AsyncParsableCommand {
           switchboard adapters
         """,
         version: "0.1.0",
-        subcommands: [Run.self, Check.self, TraceCommand.self, RoutesCommand.self, SLACommand.self, SendCommand.self, DeadLettersCommand.self, ReplayCommand.self, TransformCommand.self, ConvertCommand.self, ValidateCommand.self, EvalCommand.self, Schema.self, Adapters.self]
+        subcommands: [Run.self, Check.self, TraceCommand.self, RoutesCommand.self, ServicesCommand.self, SLACommand.self, SendCommand.self, DeadLettersCommand.self, ReplayCommand.self, TransformCommand.self, ConvertCommand.self, ValidateCommand.self, EvalCommand.self, Schema.self, Adapters.self]
     )
 }

@@ -151,6 +151,7 @@ struct AdminAPITests {
                 "/health", "/metrics", "/admin/routes", "/admin/routes/{id}/messages", "/admin/traces",
                 "/admin/traces/{id}", "/admin/sla", "/admin/openapi.yaml",
                 "/admin/dead-letters", "/admin/dead-letters/{id}", "/admin/dead-letters/{id}/replay", "/admin/dead-letters/replay",
+                "/admin/services", "/admin/services/{name}/instances/{id}",
             ])
             // Each documented GET answers 200 with the token (path parameters filled in).
             for (path, item) in paths {

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -163,6 +164,58 @@ struct FailureHandlingNodeTests {
             #expect(delivered.map(\.order).sorted() == orders.sorted(), "each order once: \(delivered.map(\.order))")
             #expect(!delivered.contains { $0.body == "again" })
             #expect(second.log.text.withLock { $0 }.contains("resuming accepted messages count=20"), "\(second.log.text.withLock { $0 })")
+            group.cancelAll()
+        }
+    }
+
+    @Test func servicesAreConfiguredRegisteredThroughTheAdminAPIAndListed() async throws {
+        let backend = SwitchableBackend()
+        backend.up.withLock { $0 = true }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            let port = await backend.start(in: &group)
+            let folder = try CLITests.temporaryFolder()
+            let config = try Self.writeNode(folder, routes: """
+            services:
+              orders:
+                instances: [ "http://127.0.0.1:\(freePort())", "http://127.0.0.1:\(port)" ]
+                failover: 1
+            routes:
+              - id: orders
+                from: http:/orders?method=POST
+                steps:
+                  - to: "service:orders/store"
+            """)
+            let node = try await NodeProcess(config: config)
+            for index in 0..<4 {
+                let answer = try await post("http://127.0.0.1:\(node.httpPort)/orders", "order \(index)", headers: [("X-Order-ID", "\(index)")])
+                #expect(answer.status == 200, "\(answer.body)")
+            }
+            #expect(backend.accepted.withLock { $0.count } == 4)
+
+            // An instance registered at run time, with a TTL.
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(node.adminPort)/admin/services/billing/instances/b1")
+            request.method = .PUT
+            request.body = .bytes(ByteBuffer(string: #"{"url": "http://127.0.0.1:\#(port)", "version": "v2", "ttl": "1h"}"#))
+            let registered = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+            #expect(registered.status == .ok)
+
+            let listing = try CLITests.run(["services", "--config=\(config)"])
+            #expect(listing.status == 0, "\(listing.stderr)")
+            #expect(listing.stdout.contains("billing@v2"), "\(listing.stdout)")
+            #expect(listing.stdout.contains("ttl 3600s") || listing.stdout.contains("ttl 3599s"), "\(listing.stdout)")
+            let json = try CLITests.run(["services", "--config=\(config)", "--json"])
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+            let services = try #require(object["services"] as? [[String: Any]])
+            #expect(services.compactMap { $0["name"] as? String } == ["billing", "orders"])
+            let orders = try #require(services.last?["instances"] as? [[String: Any]])
+            #expect(orders.first?["failures"] as? Int == 2, "the dead instance was tried first on every other call: \(orders)")
+            #expect(orders.last?["calls"] as? Int == 4)
+
+            var removal = HTTPClientRequest(url: "http://127.0.0.1:\(node.adminPort)/admin/services/billing/instances/b1")
+            removal.method = .DELETE
+            #expect(try await HTTPClient.shared.execute(removal, timeout: .seconds(5)).status == .ok)
+            #expect(try await HTTPClient.shared.execute(removal, timeout: .seconds(5)).status == .notFound)
+            try await node.stop()
             group.cancelAll()
         }
     }

@@ -113,6 +113,8 @@ struct NodeConfigurationTests {
             query-timeout: 2s
         state: { store: state/state.db }
         on-error: { retry: { attempts: 5, backoff: 1s }, dead-letter: true }
+        services:
+          orders: { instances: [ "http://127.0.0.1:9001", { url: "http://127.0.0.1:9002/", id: b, weight: 2 } ], balance: weighted, failover: 2 }
         """)
         let folder = (file as NSString).deletingLastPathComponent
         let configuration = try NodeConfiguration.load(file: file, environment: [:])
@@ -124,6 +126,12 @@ struct NodeConfigurationTests {
         #expect(configuration.onError?.retry?.attempts == 5)
         #expect(configuration.onError?.retry?.backoff == .seconds(1))
         #expect(configuration.onError?.deadLetter == .store)
+        #expect(configuration.services.map(\.name) == ["orders"])
+        #expect(configuration.services.first?.balance == .weighted)
+        #expect(configuration.services.first?.failover == 2)
+        #expect(configuration.services.first?.instances == [
+            .init(id: "0", url: "http://127.0.0.1:9001"), .init(id: "b", url: "http://127.0.0.1:9002", weight: 2),
+        ])
 
         let bad = try write("""
         datasources:

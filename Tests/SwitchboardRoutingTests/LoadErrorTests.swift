@@ -269,7 +269,7 @@ struct LoadErrorTests {
           - id: a
         """)
         #expect(errors == [
-            "routes.yaml:1:1: error: unknown top-level key 'route'; a route file has 'routes:' (did you mean 'routes'?)",
+            "routes.yaml:1:1: error: unknown top-level key 'route'; a route file has 'routes:' (and 'services:') (did you mean 'routes'?)",
             "routes.yaml:1:1: error: no 'routes:' list in the file",
         ])
         let routeKeyErrors = loadErrors("""
