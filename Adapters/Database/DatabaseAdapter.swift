@@ -125,15 +125,15 @@ struct CompiledSQL: Sendable {
         try statement.parameters.map { parameter -> SQLValue in
             switch parameter {
             case .name(let name):
-                if let value = record?[name] { return Self.text(value) }
-                if let header = message?.headers[name] { return header }
+                if let value = record?[name] { return Self.value(value) }
+                if let header = message?.headers[name] { return .text(header) }
                 throw ProcessingError(
                     "the SQL parameter :\(name) has no value: no field '\(name)' in the \(message == nil ? "row" : "body") and no header '\(name)'",
                     status: 400, kind: ErrorKind.validation
                 )
             case .template(_, let index):
-                guard let message else { return nil }
-                return try templates[index].render(message)
+                guard let message else { return .null }
+                return .text(try templates[index].render(message))
             }
         }
     }
@@ -142,13 +142,13 @@ struct CompiledSQL: Sendable {
         statement.parameters.contains { if case .name = $0 { true } else { false } }
     }
 
-    static func text(_ value: JSONValue) -> SQLValue {
+    static func value(_ value: JSONValue) -> SQLValue {
         switch value {
-        case .null: nil
-        case .bool(let flag): flag ? "true" : "false"
-        case .number(let number): JSONValue.format(number)
-        case .string(let text): text
-        case .array, .object: value.serialized()
+        case .null: .null
+        case .bool(let flag): .bool(flag)
+        case .number(let number): .number(JSONValue.format(number))
+        case .string(let text): .text(text)
+        case .array, .object: .text(value.serialized())
         }
     }
 }

@@ -18,6 +18,9 @@ public struct DatasourceSpec: Sendable {
     public var maxConnections = 8
     public var connectTimeout: Duration = .seconds(5)
     public var queryTimeout: Duration = .seconds(30)
+    /// A file of SQL statements (separated by `;` at the end of a line) run once, when the
+    /// datasource is first used: `CREATE TABLE IF NOT EXISTS …`.
+    public var initFile: String?
 
     public init(name: String, url: String) {
         self.name = name
@@ -36,8 +39,25 @@ struct SQLResult: Sendable {
     var affectedRows = 0
 }
 
-/// A value bound to a parameter: text the server converts to the column's type, or NULL.
-typealias SQLValue = String?
+/// A value bound to a parameter. PostgreSQL gets text of no declared type, which it reads
+/// as the type the parameter's place needs; SQLite gets numbers as numbers and text as
+/// text (its column affinity converts text where a column is numeric).
+enum SQLValue: Sendable, Equatable {
+    case null
+    case text(String)
+    /// A JSON number, written as JSON writes it.
+    case number(String)
+    case bool(Bool)
+
+    /// The value as PostgreSQL reads it; nil for NULL.
+    var text: String? {
+        switch self {
+        case .null: nil
+        case .text(let text), .number(let text): text
+        case .bool(let flag): flag ? "true" : "false"
+        }
+    }
+}
 
 /// A connection pool to one database.
 protocol SQLDatasource: Sendable {
@@ -55,6 +75,32 @@ protocol SQLDatasource: Sendable {
 /// Runs statements inside a poll's transaction.
 struct SQLRunner: Sendable {
     let run: @Sendable (_ sql: String, _ values: [SQLValue]) async throws -> Int
+}
+
+/// The statements of a datasource's init file.
+func initStatements(_ spec: DatasourceSpec) throws -> [String] {
+    guard let file = spec.initFile else { return [] }
+    let text: String
+    do {
+        text = try String(contentsOfFile: file, encoding: .utf8)
+    } catch {
+        throw ProcessingError("datasource '\(spec.name)': cannot read its init file \(file): \(error.localizedDescription)", status: 500)
+    }
+    var statements: [String] = []
+    var current = ""
+    for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        let trimmed = line.trimmingCharacters(in: .whitespaces)
+        if trimmed.hasPrefix("--") { continue }
+        current += line + "\n"
+        if trimmed.hasSuffix(";") {
+            statements.append(current.trimmingCharacters(in: .whitespacesAndNewlines))
+            current = ""
+        }
+    }
+    if !current.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+        statements.append(current.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+    return statements
 }
 
 /// Opens the datasource a spec names.
@@ -90,8 +136,16 @@ final class SQLiteDatasource: SQLDatasource {
             if let pool { return pool }
             do {
                 let made = try SQLiteFile.open(path: path, create: true, what: "datasource '\(spec.name)'", migrator: DatabaseMigrator())
+                let statements = try initStatements(spec)
+                if !statements.isEmpty {
+                    try made.write { db in
+                        for statement in statements { try db.execute(sql: statement) }
+                    }
+                }
                 pool = made
                 return made
+            } catch let error as ProcessingError {
+                throw error
             } catch {
                 throw ProcessingError("\(error)", status: 502, kind: ErrorKind.connection)
             }
@@ -116,7 +170,7 @@ final class SQLiteDatasource: SQLDatasource {
         var result = SQLResult()
         let statement = try db.cachedStatement(sql: sql)
         for values in bindings {
-            statement.setUncheckedArguments(StatementArguments(values.map { $0.map { SQLiteDatasource.value($0) } ?? .null }))
+            statement.setUncheckedArguments(StatementArguments(values.map(SQLiteDatasource.value)))
             if statement.columnCount > 0 {
                 result.returnsRows = true
                 let columns = statement.columnNames
@@ -131,12 +185,16 @@ final class SQLiteDatasource: SQLDatasource {
         return result
     }
 
-    /// Text that reads as a number is bound as one, so SQLite's type affinity and
-    /// comparisons behave as with a literal.
-    static func value(_ text: String) -> DatabaseValue {
-        if let integer = Int64(text) { return integer.databaseValue }
-        if text.contains("."), let double = Double(text), double.isFinite { return double.databaseValue }
-        return text.databaseValue
+    static func value(_ value: SQLValue) -> DatabaseValue {
+        switch value {
+        case .null: return .null
+        case .text(let text): return text.databaseValue
+        case .bool(let flag): return (flag ? 1 : 0).databaseValue
+        case .number(let text):
+            if let integer = Int64(text) { return integer.databaseValue }
+            if let double = Double(text) { return double.databaseValue }
+            return text.databaseValue
+        }
     }
 
     static func json(_ value: DatabaseValue) -> JSONValue {
@@ -171,6 +229,8 @@ final class PostgresDatasource: SQLDatasource {
     private let client: PostgresClient
     private let runner: Task<Void, Never>
     private let logger: Logger
+    /// The init file's one run, shared by the calls that wait for it.
+    private let initialization = Mutex<Task<Void, any Error>?>(nil)
 
     init(_ spec: DatasourceSpec, logger: Logger) throws {
         self.spec = spec
@@ -191,6 +251,27 @@ final class PostgresDatasource: SQLDatasource {
     /// Runs `body` in a transaction with the datasource's statement timeout, on one
     /// connection; gives up when no connection comes within the connect timeout.
     private func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        if spec.initFile != nil {
+            let run = initialization.withLock { task -> Task<Void, any Error> in
+                if let task { return task }
+                let started = Task {
+                    let statements = try initStatements(self.spec)
+                    _ = try await self.plainTransaction { connection in
+                        for statement in statements {
+                            try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger).get()
+                        }
+                        return true
+                    }
+                }
+                task = started
+                return started
+            }
+            try await run.value
+        }
+        return try await plainTransaction(body)
+    }
+
+    private func plainTransaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let timeout = spec.queryTimeout.nanoseconds / 1_000_000
         let logger = self.logger
         let client = self.client
@@ -263,8 +344,8 @@ final class PostgresDatasource: SQLDatasource {
     static func binds(_ values: [SQLValue]) -> PostgresBindings {
         var binds = PostgresBindings(capacity: values.count)
         for value in values {
-            if let value {
-                binds.append(UntypedText(value))
+            if let text = value.text {
+                binds.append(UntypedText(text))
             } else {
                 binds.appendNull()
             }

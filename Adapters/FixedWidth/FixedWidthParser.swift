@@ -138,15 +138,22 @@ public struct FixedWidthParser {
     var looked = false
     var fillers = 0
     let split: ((_ path: [String], _ value: JSONValue, _ line: Int) throws -> Bool)?
+    /// Takes records that do not parse (no record type matches, or a field is wrong) so
+    /// parsing goes on without them; nil: such a record stops the parse with its error.
+    /// Rules still count only the records that parsed, so a control record's totals then
+    /// fail where the layout has rules.
+    let badRecord: ((_ error: FixedWidthError, _ bytes: [UInt8]) throws -> Void)?
 
     public init(
         layout: FixedWidthLayout,
         next: @escaping () throws -> [UInt8]?,
-        split: ((_ path: [String], _ value: JSONValue, _ line: Int) throws -> Bool)? = nil
+        split: ((_ path: [String], _ value: JSONValue, _ line: Int) throws -> Bool)? = nil,
+        badRecord: ((_ error: FixedWidthError, _ bytes: [UInt8]) throws -> Void)? = nil
     ) {
         self.layout = layout
         self.reader = RecordReader(layout: layout, next: layout.ebcdic ? { try next().map(EBCDIC037.decoded) } : next)
         self.split = split
+        self.badRecord = badRecord
         self.rules = RuleState(tables: layout.tables)
     }
 
@@ -169,7 +176,14 @@ public struct FixedWidthParser {
         if layout.structure.isEmpty {
             var records: [JSONValue] = []
             while let next = try peek() {
-                guard case .object(let fields) = try consume(next) else { continue }
+                let parsed: JSONValue
+                do {
+                    parsed = try consume(next)
+                } catch let error as FixedWidthError where badRecord != nil {
+                    try badRecord?(error, next.bytes)
+                    continue
+                }
+                guard case .object(let fields) = parsed else { continue }
                 let value = JSONValue.object([("$record", .string(next.record.name))] + fields)
                 if try split?(["records"], value, next.line) != true { records.append(value) }
             }
@@ -199,12 +213,13 @@ public struct FixedWidthParser {
             if fillers > 0 {
                 throw FixedWidthError(line: reader.line, message: "a record after the filler records")
             }
-            let record = try bytes.withUnsafeBytes { raw in
-                guard let found = layout.records.first(where: { $0.matches(raw, context: context) }) else {
-                    let start = String(decoding: bytes.prefix(3), as: UTF8.self)
-                    throw FixedWidthError(line: reader.line, message: "no record type of the layout matches this record (it starts with '\(start)')")
-                }
-                return found
+            let matched = bytes.withUnsafeBytes { raw in layout.records.first(where: { $0.matches(raw, context: context) }) }
+            guard let record = matched else {
+                let start = String(decoding: bytes.prefix(3), as: UTF8.self)
+                let error = FixedWidthError(line: reader.line, message: "no record type of the layout matches this record (it starts with '\(start)')")
+                guard let badRecord else { throw error }
+                try badRecord(error, bytes)
+                continue
             }
             lookahead = (record, bytes, reader.line)
             break
@@ -236,7 +251,13 @@ public struct FixedWidthParser {
             while let next = try peek(), item.firstRecords.contains(next.record.name) {
                 let value: JSONValue
                 switch item {
-                case .record: value = try consume(next)
+                case .record:
+                    do {
+                        value = try consume(next)
+                    } catch let error as FixedWidthError where badRecord != nil {
+                        try badRecord?(error, next.bytes)
+                        continue
+                    }
                 case .group(_, let inner, _, _):
                     rules.enter(itemPath)
                     value = .object(try parseItems(inner, path: itemPath))

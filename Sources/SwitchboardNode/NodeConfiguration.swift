@@ -73,8 +73,21 @@ public struct NodeConfiguration: Sendable {
     public var stateStoreLocation: String?
     /// `on-error` for routes that have none.
     public var onError: ErrorPolicy?
-    /// Named databases for `sql:` endpoints.
-    public var datasources: [DatasourceSpec] = []
+    /// Named databases for `sql:` endpoints; nil: the embedded default (``datasourceList``).
+    public var configuredDatasources: [DatasourceSpec]?
+
+    /// The datasources: those configured, else `main`, a SQLite file in the data folder,
+    /// whose tables `sql/main.sql` in the mappings folder creates.
+    public var datasources: [DatasourceSpec] {
+        get {
+            if let configuredDatasources { return configuredDatasources }
+            var main = DatasourceSpec(name: "main", url: "sqlite:" + (dataDirectory as NSString).appendingPathComponent("switchboard.db"))
+            let script = (mappingsDirectory as NSString).appendingPathComponent("sql/main.sql")
+            if FileManager.default.fileExists(atPath: script) { main.initFile = script }
+            return [main]
+        }
+        set { configuredDatasources = newValue }
+    }
     /// Services for `service:` endpoints (route files may define more).
     public var services: [ServiceDefinition] = []
 
@@ -125,7 +138,7 @@ public struct NodeConfiguration: Sendable {
         ("log.level", "trace, debug, info, notice, warning, error or critical (default info)."),
         ("shutdown-timeout", "Time in-flight exchanges get to finish after SIGTERM (default 30s)."),
         ("state.store", "Dead letters, idempotency keys and accepted async messages: SQLite file or postgres:// URL (default DATA/state.db)."),
-        ("datasources", "Named databases for sql: endpoints: { NAME: URL } or { NAME: { url, max-connections, connect-timeout, query-timeout } }; URL is sqlite:PATH or postgres://user:pass@host:port/db."),
+        ("datasources", "Named databases for sql: endpoints: { NAME: URL } or { NAME: { url, max-connections, connect-timeout, query-timeout, init } }; URL is sqlite:PATH or postgres://user:pass@host:port/db. Without it: main, sqlite:DATA/switchboard.db, init MAPPINGS/sql/main.sql."),
         ("services", "Services for service: endpoints: { NAME: { instances, balance, health, failover, breaker } } (see the README)."),
         ("on-error", "Failure handling for routes without their own: { retry: { attempts, backoff, factor, max-backoff, jitter, on }, dead-letter }."),
         ("audit.enabled", "Store every exchange event in the audit trail (default true)."),
@@ -367,6 +380,7 @@ public struct NodeConfiguration: Sendable {
                             guard let text = scalar(pair.value, key) else { continue }
                             switch pair.key {
                             case "url": url = text
+                            case "init": spec.initFile = resolve(text)
                             case "max-connections":
                                 if let count = Int(text), count > 0 { spec.maxConnections = count } else {
                                     log.error(pair.value.contentLocation, "'\(key)' expects a positive integer, found '\(text)'")
@@ -378,7 +392,7 @@ public struct NodeConfiguration: Sendable {
                                     log.error(pair.value.contentLocation, "'\(key)' expects a duration such as 5s, found '\(text)'")
                                 }
                             default:
-                                log.error(pair.keyNode.location, unknownKeyMessage(pair.key, what: "datasource key", known: ["url", "max-connections", "connect-timeout", "query-timeout"]))
+                                log.error(pair.keyNode.location, unknownKeyMessage(pair.key, what: "datasource key", known: ["url", "max-connections", "connect-timeout", "query-timeout", "init"]))
                             }
                         }
                     }
@@ -394,7 +408,7 @@ public struct NodeConfiguration: Sendable {
                         log.error(value.contentLocation, "datasource '\(name)': expected sqlite:PATH or postgres://user:password@host:port/database, found '\(PostgresURL.redact(url))'")
                         return
                     }
-                    configuration.datasources.append(spec)
+                    configuration.configuredDatasources = (configuration.configuredDatasources ?? []) + [spec]
                 }
             case "services":
                 configuration.services = ServiceDefinition.parseAll(entry.value, log: &log)

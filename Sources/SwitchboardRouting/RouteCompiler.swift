@@ -680,12 +680,25 @@ final class RouteCompiler {
                 source = fixedWidthSource(node, path: fields["path"], at: step.location)
             }
             let pipeline = fields["steps"].flatMap { compileSteps($0, scope: scope, pathPrefix: info.path + ".") }
+            var rejects: (any Producer, String)?
+            if let node = fields["rejects"] {
+                guard let (endpoint, adapter) = resolveEndpoint(node, role: .producer, what: "rejects") else { return nil }
+                do {
+                    rejects = (try adapter.makeProducer(endpoint), endpoint.description)
+                    if endpoint.scheme == DirectAdapter.scheme { directCalls.append((endpoint.path, node.contentLocation)) }
+                } catch {
+                    log.error(node.contentLocation, "\(error)")
+                    return nil
+                }
+            }
             guard let source, let pipeline else { return nil }
             return SplitStep(
                 source: source,
                 pipeline: pipeline,
                 aggregation: fields["aggregate"]?.scalar.flatMap(Aggregation.init(rawValue:)) ?? .original,
-                parallel: parseBool(fields["parallel"]?.scalar) ?? false
+                parallel: parseBool(fields["parallel"]?.scalar) ?? false,
+                rejects: rejects,
+                info: info
             )
 
         case "idempotent":

@@ -239,6 +239,7 @@ public struct StepSpec: Sendable {
                 Field("steps", .steps, required: true, "Steps run on each part."),
                 Field("aggregate", .choice(Aggregation.allCases.map(\.rawValue)), default: "original", "What the route continues with: the original message, or the parts' results combined."),
                 Field("parallel", .boolean, default: "false", "Process up to 16 parts at the same time."),
+                Field("rejects", .uri, "Send each part whose steps fail (after retries) here, with X-Dead-Letter-* headers, and go on with the others; default: the first failure fails the split."),
             ],
             oneOf: ["xpath", "jsonpath", "lines", "fixed-width"],
             example: """

@@ -22,11 +22,11 @@ public final class PostgresStateStore: NodeStateStore {
     /// Connects and creates the tables when missing.
     ///
     /// - Throws: ``StateStoreError`` naming the URL (password hidden).
-    public init(url: String, logger: Logger, nodeName: String = ProcessInfo.processInfo.hostName) async throws {
+    public init(url: String, logger: Logger, nodeName: String = ProcessInfo.processInfo.hostName, connectTimeout: Duration = .seconds(5)) async throws {
         self.nodeName = nodeName
         let connection: PostgresPool
         do {
-            connection = try await PostgresPool(url: url, what: "the state store", schema: Self.schema, logger: logger)
+            connection = try await PostgresPool(url: url, what: "the state store", schema: Self.schema, connectTimeout: connectTimeout, logger: logger)
         } catch {
             throw StateStoreError("\(error)")
         }

@@ -22,8 +22,9 @@ public struct PostgresPool: Sendable {
         let client = self.client
         let clientLogger = self.logger
         let runner = self.runner
-        // The pool retries connecting without end; the first use gives up after a while.
-        let deadline = connectTimeout
+        // The pool retries connecting without end; the first use gives up after a few
+        // connect timeouts (a busy server or machine may need more than one).
+        let deadline = connectTimeout * 4
         let queryLogger = clientLogger
         do {
             let finished: Bool? = try await withDeadline(deadline) {

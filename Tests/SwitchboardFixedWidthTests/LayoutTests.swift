@@ -53,6 +53,27 @@ struct LayoutTests {
         #expect(try FixedWidthFormatter.format(document, layout: layout, format: format) == bytes)
     }
 
+    @Test func badRecordsCanBeSetAsideWhileTheRestParses() throws {
+        let layout = try FixedWidthLayout(yaml: Self.ledger)
+        let bytes = Self.lines(Self.rows + ["L****1234-000123x5Broken", "Z unknown", "L*******7000000100Tea"])
+        var bad: [(FixedWidthError, String)] = []
+        var delivered = false
+        var tolerant = FixedWidthParser(layout: layout, next: {
+            defer { delivered = true }
+            return delivered ? nil : bytes
+        }, badRecord: { error, record in bad.append((error, String(decoding: record, as: UTF8.self))) })
+        let (document, _) = try tolerant.parse()
+        guard case .array(let records)? = document["records"] else { Issue.record("no records"); return }
+        #expect(records.compactMap { $0["memo"]?.text } == ["Rent", "Coffee", "Tea"])
+        #expect(bad.map(\.0.description) == [
+            "line 4, record line, field amount (columns 10-18): expected digits, found '-000123x5'",
+            "line 5: no record type of the layout matches this record (it starts with 'Z u')",
+        ])
+        #expect(bad.first?.1.hasPrefix("L****1234-000123x5Broken") == true)
+        // Without the handler the first bad record stops the parse.
+        #expect(throws: FixedWidthError.self) { try FixedWidthParser.parse(bytes, layout: layout) }
+    }
+
     @Test func recordErrorsNameLineRecordFieldAndColumns() throws {
         let layout = try FixedWidthLayout(yaml: Self.ledger)
         let cases: [([String], String)] = [

@@ -58,7 +58,7 @@ struct CLITests {
     @Test func checkAcceptsTheDemoRoutes() throws {
         let output = try Self.run(["check"])
         #expect(output.status == 0, "\(output.stderr)")
-        #expect(output.stdout.contains("8 routes in 2 files: OK"), "\(output.stdout)")
+        #expect(output.stdout.contains("9 routes in 2 files: OK"), "\(output.stdout)")
         #expect(output.stdout.contains("orders  from http:/orders?method=POST  (Routes/demo.yaml:"))
         #expect(output.stdout.contains("ach-entries  from file:var/inbox/ach?"), "\(output.stdout)")
     }

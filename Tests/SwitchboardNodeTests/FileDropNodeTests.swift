@@ -103,6 +103,19 @@ struct FileDropNodeTests {
         for _ in 0..<1000 where Self.files(outbox).count < dropped.count || !Self.files(inbox).isEmpty {
             try await Task.sleep(for: .milliseconds(20))
         }
+        // The entries are in the embedded database too, one row each.
+        for name in dropped {
+            let (status, text) = try await NodeTests.get("http://127.0.0.1:\(node.httpPort)/ach/entries?file=\(name)")
+            #expect(status == 200, "\(text)")
+            let rows = try JSONValue(parsing: text)
+            let source = try String(contentsOfFile: "\(ach)/valid/\(name)", encoding: .utf8)
+            let traces = source.split(separator: "\n").filter { $0.hasPrefix("6") }.map { String($0.suffix(15)) }
+            guard case .array(let items) = rows else {
+                Issue.record("not an array: \(text)")
+                continue
+            }
+            #expect(items.compactMap { $0["trace_number"]?.text } == traces.sorted(), "\(name)")
+        }
         try await node.stop()
         #expect(Self.files(outbox) == dropped.map { $0.replacingOccurrences(of: ".ach", with: ".jsonl") }.sorted())
         for name in dropped {

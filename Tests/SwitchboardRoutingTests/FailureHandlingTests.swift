@@ -269,4 +269,100 @@ struct FailureHandlingTests {
         #expect(errors.contains("routes.yaml:4:15: error: route 'orders' sends failed messages to the dead letter store, but the node has no state store"), "\(errors)")
         #expect(errors.contains("routes.yaml:5:16: error: 'idempotent' keeps its keys in the node's state store, and this node has none"), "\(errors)")
     }
+
+    @Test(arguments: [false, true])
+    func splitPartsThatFailGoToRejectsAndTheOthersGoOn(parallel: Bool) async throws {
+        let harness = try Harness("""
+        routes:
+          - id: batch
+            from: test:in
+            on-error: { retry: { attempts: 2, backoff: 1ms } }
+            steps:
+              - split:
+                  lines: true
+                  parallel: \(parallel)
+                  rejects: "test:rejects"
+                  steps:
+                    - choice:
+                        - when: { header: split.index, in: ["1", "3"] }
+                          steps: [ { to: "test:broken?fail=true&failKind=connection" } ]
+                        - otherwise: [ { to: "test:backend" } ]
+              - to: test:after
+        """)
+        _ = try await harness.send("batch", "r0\nr1\nr2\nr3\nr4")
+        #expect(harness.endpoints.exchanges("backend").map(\.message.bodyString).sorted() == ["r0", "r2", "r4"])
+        let rejected = harness.endpoints.exchanges("rejects").sorted { $0.message.bodyString < $1.message.bodyString }
+        #expect(rejected.map(\.message.bodyString) == ["r1", "r3"])
+        #expect(rejected.first?.message.headers["X-Dead-Letter-Attempts"] == "2")
+        #expect(rejected.first?.message.headers["X-Dead-Letter-Error"] == "test endpoint 'broken' refused the message")
+        #expect(harness.endpoints.exchanges("broken").count == 4, "each bad part was retried once")
+        #expect(harness.endpoints.exchanges("after").count == 1, "the route went on")
+        let split = harness.observer.all.last { $0.step?.kind == "split" && $0.phase == .completed }
+        #expect(split?.detail == "5 parts, 2 rejected to test:rejects")
+    }
+
+    @Test func withoutRejectsAFailedPartFailsTheSplit() async throws {
+        let harness = try Harness("""
+        routes:
+          - id: batch
+            from: test:in
+            steps:
+              - split:
+                  lines: true
+                  steps: [ { to: "test:broken?failFirst=2" } ]
+        """)
+        await #expect(throws: StepFailure.self) { _ = try await harness.send("batch", "a\nb\nc") }
+    }
+
+    @Test func recordsOfAFixedWidthFileThatDoNotParseGoToRejectsWhenTheRouteSaysSo() async throws {
+        let mappings = NSTemporaryDirectory() + "sb-mappings-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: mappings, withIntermediateDirectories: true)
+        try """
+        name: items
+        record-length: 12
+        line-ending: lf
+        records:
+          - name: item
+            tag: { start: 1, value: "I" }
+            fields:
+              - { name: kind, start: 1, length: 1, const: "I" }
+              - { name: qty, start: 2, length: 3, type: integer }
+              - { name: sku, start: 5, length: 8 }
+        structure:
+          - { record: item, repeat: true }
+        """.write(toFile: mappings + "/items.yaml", atomically: true, encoding: .utf8)
+        let route = { (rejects: String) in
+            """
+            routes:
+              - id: items
+                from: test:in
+                steps:
+                  - split:
+                      fixed-width: items.yaml
+                      path: item
+            \(rejects)
+                      steps: [ { to: "test:backend" } ]
+            """
+        }
+        let file = "I001SKU-0001\nI0x2SKU-0002\nX00000000000\nI003SKU-0003\n"
+        let tolerant = try Harness(route("          rejects: test:rejects"), mappings: mappings)
+        _ = try await tolerant.send("items", file)
+        #expect(tolerant.endpoints.exchanges("backend").map(\.message.bodyString) == [
+            #"{"qty":1,"sku":"SKU-0001"}"#, #"{"qty":3,"sku":"SKU-0003"}"#,
+        ])
+        let rejected = tolerant.endpoints.exchanges("rejects")
+        #expect(rejected.map(\.message.bodyString) == ["I0x2SKU-0002", "X00000000000"])
+        #expect(rejected.first?.message.headers["X-Dead-Letter-Error"] == "line 2, record item, field qty (columns 2-4): expected digits, found '0x2'")
+        #expect(rejected.first?.message.headers["X-Dead-Letter-Line"] == "2")
+        #expect(rejected.first?.message.headers["X-Dead-Letter-Route"] == "items")
+
+        // Without rejects the file is refused, naming the record.
+        let strict = try Harness(route(""), mappings: mappings)
+        await #expect {
+            _ = try await strict.send("items", file)
+        } throws: { error in
+            "\(error)".contains("line 2, record item, field qty (columns 2-4): expected digits, found '0x2'")
+        }
+        #expect(strict.endpoints.exchanges("backend").isEmpty)
+    }
 }

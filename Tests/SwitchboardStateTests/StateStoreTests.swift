@@ -145,7 +145,7 @@ struct StateStoreTests {
 
     @Test func anUnreachableServerIsRefusedWithoutShowingThePassword() async throws {
         await #expect {
-            _ = try await PostgresStateStore(url: "postgres://u:hunter2@127.0.0.1:1/db?sslmode=disable", logger: Self.logger)
+            _ = try await PostgresStateStore(url: "postgres://u:hunter2@127.0.0.1:1/db?sslmode=disable", logger: Self.logger, connectTimeout: .milliseconds(500))
         } throws: { error in
             let text = "\(error)"
             return text.contains("postgres://u:***@127.0.0.1:1/db") && !text.contains("hunter2")

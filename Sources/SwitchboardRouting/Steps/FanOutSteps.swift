@@ -1,5 +1,6 @@
 import NIOCore
 import SwitchboardCore
+import Synchronization
 import SwitchboardFixedWidth
 import SwitchboardTransform
 
@@ -63,12 +64,20 @@ struct SplitStep: Processor {
     let pipeline: Pipeline
     let aggregation: Aggregation
     let parallel: Bool
+    /// Where parts whose steps fail go (`rejects:`); nil: a failed part fails the split.
+    var rejects: (producer: any Producer, description: String)?
+    /// The split step itself, for the headers of rejected records.
+    var info: StepInfo?
 
     /// Children in flight at once when `parallel` is on.
     static let parallelLimit = 16
 
+    final class RejectCount: Sendable {
+        let count = Mutex(0)
+    }
+
     func process(_ exchange: Exchange) async throws -> StepResult {
-        let (parts, contentType) = try split(exchange.message)
+        let (parts, contentType, badRecords) = try split(exchange.message)
         let size = parts.count
         func child(_ index: Int) -> Exchange {
             var message = exchange.message.makeChild(body: parts[index])
@@ -77,21 +86,60 @@ struct SplitStep: Processor {
             if let contentType { message.contentType = contentType }
             return Exchange(message: message, pattern: exchange.pattern)
         }
+        let rejected = RejectCount()
+        let rejects = self.rejects
+        // Records of a fixed-width body that did not parse: rejected before the parts run.
+        if let rejects {
+            for (error, bytes) in badRecords {
+                var copy = exchange.message.makeChild(body: ByteBuffer(bytes: bytes))
+                copy.contentType = "text/plain"
+                copy.headers["X-Dead-Letter-Route"] = info?.routeID ?? ""
+                copy.headers["X-Dead-Letter-Step"] = info.map { "\($0.path) \($0.kind)" } ?? "split"
+                copy.headers["X-Dead-Letter-Error"] = error.description
+                copy.headers["X-Dead-Letter-Line"] = String(error.line)
+                copy.headers["X-Dead-Letter-Attempts"] = "1"
+                copy.headers["X-Dead-Letter-Message-ID"] = copy.id.description
+                _ = try await rejects.producer.send(Exchange(message: copy, pattern: .inOnly))
+                rejected.count.withLock { $0 += 1 }
+            }
+        }
+        let pipeline = self.pipeline
+        /// Runs one part; a failed part goes to `rejects` when there is one (nil result).
+        @Sendable func run(_ part: Exchange) async throws -> Exchange? {
+            do {
+                return try await pipeline.run(part).exchange
+            } catch let failure as StepFailure {
+                guard let rejects else { throw failure }
+                var copy = part.message
+                var step = "\(failure.step.path) \(failure.step.kind)"
+                if let endpoint = failure.step.endpoint { step += " \(endpoint)" }
+                copy.headers["X-Dead-Letter-Route"] = failure.step.routeID
+                copy.headers["X-Dead-Letter-Step"] = step
+                copy.headers["X-Dead-Letter-Error"] = failure.reason
+                copy.headers["X-Dead-Letter-Attempts"] = String(failure.attempts)
+                copy.headers["X-Dead-Letter-Message-ID"] = part.message.id.description
+                _ = try await rejects.producer.send(Exchange(message: copy, pattern: .inOnly))
+                rejected.count.withLock { $0 += 1 }
+                return nil
+            }
+        }
         var results: [Exchange] = []
         if parallel {
-            results = try await withThrowingTaskGroup(of: (Int, Exchange).self) { group in
+            results = try await withThrowingTaskGroup(of: (Int, Exchange?).self) { group in
                 var collected = [Exchange?](repeating: nil, count: size)
                 var next = 0
                 while next < min(size, SplitStep.parallelLimit) {
                     let index = next
-                    group.addTask { (index, try await pipeline.run(child(index)).exchange) }
+                    let part = child(index)
+                    group.addTask { (index, try await run(part)) }
                     next += 1
                 }
                 for try await (index, result) in group {
                     collected[index] = result
                     if next < size {
                         let index = next
-                        group.addTask { (index, try await pipeline.run(child(index)).exchange) }
+                        let part = child(index)
+                        group.addTask { (index, try await run(part)) }
                         next += 1
                     }
                 }
@@ -100,23 +148,25 @@ struct SplitStep: Processor {
         } else {
             results.reserveCapacity(aggregation == .original ? 0 : size)
             for index in 0..<size {
-                let result = try await pipeline.run(child(index)).exchange
-                if aggregation != .original { results.append(result) }
+                let result = try await run(child(index))
+                if aggregation != .original, let result { results.append(result) }
             }
         }
-        return .next(aggregation.combine(original: exchange, results: results), detail: "\(size) parts")
+        let count = rejected.count.withLock { $0 }
+        let detail = count == 0 ? "\(size) parts" : "\(size) parts, \(count) rejected to \(rejects?.description ?? "")"
+        return .next(aggregation.combine(original: exchange, results: results), detail: detail)
     }
 
-    private func split(_ message: Message) throws -> ([ByteBuffer], String?) {
+    private func split(_ message: Message) throws -> ([ByteBuffer], String?, [(FixedWidthError, [UInt8])]) {
         switch source {
         case .xpath(let expression):
             var view = BodyView(message)
             let nodes = try expression.evaluateNodes(in: view.xmlDocument())
-            return (nodes.map { ByteBuffer(string: $0) }, "application/xml")
+            return (nodes.map { ByteBuffer(string: $0) }, "application/xml", [])
         case .jsonpath(let path):
             var view = BodyView(message)
             let values = path.select(try view.jsonValue())
-            return (values.map { ByteBuffer(string: $0.serialized()) }, "application/json")
+            return (values.map { ByteBuffer(string: $0.serialized()) }, "application/json", [])
         case .lines:
             var parts: [ByteBuffer] = []
             let body = message.body
@@ -134,9 +184,10 @@ struct SplitStep: Processor {
                     parts.append(ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: bytes[start..<end])))
                 }
             }
-            return (parts, nil)
+            return (parts, nil, [])
         case .fixedWidth(let layout, let path):
             var parts: [ByteBuffer] = []
+            var bad: [(FixedWidthError, [UInt8])] = []
             let bytes = Array(message.body.readableBytesView)
             var delivered = false
             var parser = FixedWidthParser(layout: layout, next: {
@@ -148,13 +199,13 @@ struct SplitStep: Processor {
                 value.write(into: &bytes)
                 parts.append(ByteBuffer(bytes: bytes))
                 return true
-            })
+            }, badRecord: rejects == nil ? nil : { error, bytes in bad.append((error, bytes)) })
             do {
                 _ = try parser.parse()
             } catch let error as FixedWidthError {
                 throw ProcessingError("the body does not fit the layout \(layout.name): \(error)", status: 422)
             }
-            return (parts, "application/json")
+            return (parts, "application/json", bad)
         }
     }
 }
