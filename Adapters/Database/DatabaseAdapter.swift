@@ -25,6 +25,8 @@ public final class DatabaseAdapter: Adapter {
                        doc: "Runs for each row whose route failed (without it the row stays and is polled again)."),
             OptionSpec("delay", .duration, default: "5s", roles: [.consumer], doc: "Time between polls."),
             OptionSpec("maxRows", .int, default: "500", roles: [.consumer], doc: "Most rows one poll takes (added as LIMIT unless the query has one)."),
+            OptionSpec("batch", .bool, default: "false", roles: [.consumer],
+                       doc: "One message per poll, its body a JSON array of the rows, instead of one per row; onConsume then runs for every row once the batch's route succeeded."),
         ]
     )
 
@@ -102,6 +104,7 @@ public final class DatabaseAdapter: Adapter {
             onConsume: try Self.compiled("onConsume", of: endpoint, for: datasource),
             onConsumeFailed: try Self.compiled("onConsumeFailed", of: endpoint, for: datasource),
             delay: endpoint.options.duration("delay") ?? .seconds(5),
+            batch: endpoint.options.bool("batch") ?? false,
             logger: logger
         )
     }

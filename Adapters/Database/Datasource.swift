@@ -66,9 +66,9 @@ protocol SQLDatasource: Sendable {
     func placeholder(_ n: Int) -> String
     /// Runs `sql` once per binding set, all in one transaction.
     func execute(_ sql: String, bindings: [[SQLValue]]) async throws -> SQLResult
-    /// Polls: runs `query`, hands each row to `handle` inside one transaction, which
-    /// commits after the last; `handle` may run further statements through `run`.
-    func poll(_ query: String, handle: @escaping @Sendable (JSONValue, _ run: SQLRunner) async throws -> Void) async throws -> Int
+    /// Polls: runs `query` and hands its rows to `handle` inside one transaction, which
+    /// commits after it returns; `handle` may run further statements through `run`.
+    func poll(_ query: String, handle: @escaping @Sendable ([JSONValue], _ run: SQLRunner) async throws -> Void) async throws -> Int
     func close() async
 }
 
@@ -207,14 +207,12 @@ final class SQLiteDatasource: SQLDatasource {
         }
     }
 
-    func poll(_ query: String, handle: @escaping @Sendable (JSONValue, SQLRunner) async throws -> Void) async throws -> Int {
+    func poll(_ query: String, handle: @escaping @Sendable ([JSONValue], SQLRunner) async throws -> Void) async throws -> Int {
         // SQLite serves one node: rows are read, then each row's follow-up statements run
         // in their own transaction once its route succeeded.
         let rows = try await execute(query, bindings: [[]]).rows
         let runner = SQLRunner { sql, values in try await self.execute(sql, bindings: [values]).affectedRows }
-        for row in rows {
-            try await handle(row, runner)
-        }
+        if !rows.isEmpty { try await handle(rows, runner) }
         return rows.count
     }
 
@@ -323,16 +321,14 @@ final class PostgresDatasource: SQLDatasource {
         }
     }
 
-    func poll(_ query: String, handle: @escaping @Sendable (JSONValue, SQLRunner) async throws -> Void) async throws -> Int {
+    func poll(_ query: String, handle: @escaping @Sendable ([JSONValue], SQLRunner) async throws -> Void) async throws -> Int {
         let logger = self.logger
         return try await transaction { connection in
             let rows = try await connection.query(PostgresQuery(unsafeSQL: query), logger: logger).get().rows.map(Self.json)
             let runner = SQLRunner { sql, values in
                 try await connection.query(PostgresQuery(unsafeSQL: sql, binds: Self.binds(values)), logger: logger).get().metadata.rows ?? 0
             }
-            for row in rows {
-                try await handle(row, runner)
-            }
+            if !rows.isEmpty { try await handle(rows, runner) }
             return rows.count
         }
     }

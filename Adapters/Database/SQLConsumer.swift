@@ -16,6 +16,8 @@ struct SQLConsumer: Consumer {
     let onConsume: CompiledSQL?
     let onConsumeFailed: CompiledSQL?
     let delay: Duration
+    /// One message per poll (a JSON array of the rows) instead of one per row.
+    var batch = false
     let logger: Logger
 
     func run(_ deliver: @escaping Delivery) async throws {
@@ -38,24 +40,31 @@ struct SQLConsumer: Consumer {
         let onConsume = self.onConsume
         let onConsumeFailed = self.onConsumeFailed
         let logger = self.logger
-        return try await datasource.poll(query) { row, runner in
-            var headers = Headers()
-            headers["Content-Type"] = "application/json"
-            headers["sql.datasource"] = name
-            let message = Message(headers: headers, body: ByteBuffer(string: row.serialized()))
-            do {
-                _ = try await deliver(Exchange(message: message, pattern: .inOnly))
-            } catch {
-                if Task.isCancelled { throw CancellationError() }
-                if let onConsumeFailed {
-                    _ = try await runner.run(onConsumeFailed.sql, try onConsumeFailed.values(record: row, message: nil))
-                } else {
-                    logger.warning("a row's route failed; the row stays and is polled again", metadata: ["datasource": "\(name)", "error": "\(error)"])
+        let batch = self.batch
+        return try await datasource.poll(query) { rows, runner in
+            // Each group is one message: every row, or all of them in batch mode.
+            let groups: [[JSONValue]] = batch ? [rows] : rows.map { [$0] }
+            for group in groups {
+                var headers = Headers()
+                headers["Content-Type"] = "application/json"
+                headers["sql.datasource"] = name
+                headers["sql.rows"] = String(group.count)
+                let body = batch ? JSONValue.array(group) : group[0]
+                let message = Message(headers: headers, body: ByteBuffer(string: body.serialized()))
+                var follow = onConsume
+                do {
+                    _ = try await deliver(Exchange(message: message, pattern: .inOnly))
+                } catch {
+                    if Task.isCancelled { throw CancellationError() }
+                    follow = onConsumeFailed
+                    if follow == nil {
+                        logger.warning("a polled message's route failed; its rows stay and are polled again", metadata: ["datasource": "\(name)", "error": "\(error)"])
+                    }
                 }
-                return
-            }
-            if let onConsume {
-                _ = try await runner.run(onConsume.sql, try onConsume.values(record: row, message: nil))
+                guard let follow else { continue }
+                for row in group {
+                    _ = try await runner.run(follow.sql, try follow.values(record: row, message: nil))
+                }
             }
         }
     }

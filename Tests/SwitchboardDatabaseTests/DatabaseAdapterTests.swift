@@ -223,6 +223,44 @@ struct DatabaseAdapterTests {
         await checkAdapter.shutdown()
     }
 
+    @Test func aBatchPollerEmitsOneMessagePerPollAndMarksEveryRow() async throws {
+        for (kind, url) in try Self.datasources() {
+            let (setup, setupAdapter) = try Self.engine(url, Self.schema)
+            _ = try await Self.send(setup, "setup", "")
+            var headers = Headers()
+            headers["X-Note"] = "n"
+            let rows = (1...5).map { #"{"id": \#($0), "customer": "c", "amount": 1}"# }.joined(separator: ",")
+            _ = try await Self.send(setup, "insert", "[\(rows)]", headers: headers)
+            await setupAdapter.shutdown()
+            let seen = Seen()
+            let (engine, adapter) = try Self.engine(url, """
+            routes:
+              - id: poll
+                from: "sql:db?query=SELECT id FROM orders WHERE NOT processed ORDER BY id&onConsume=UPDATE orders SET processed = true WHERE id = :id&delay=20ms&batch=true"
+                steps:
+                  - set-header: { name: X-ID, value: "${header.sql.rows}" }
+                  - to: direct:record
+              - id: record
+                from: direct:record
+                steps: [ { log: "batch of ${header.X-ID}" } ]
+              - id: left
+                from: direct:left
+                steps: [ { to: { uri: "sql:db", statement: "SELECT count(*) AS n FROM orders WHERE NOT processed" } } ]
+            """, observer: RecordingIDs(name: "batch", seen: seen))
+            let task = Task { try await engine.run() }
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline, seen.ids.withLock({ $0["batch"]?.count ?? 0 }) < 1 {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            task.cancel()
+            _ = await task.result
+            #expect(seen.ids.withLock { $0["batch"] } == [5], "\(kind): one message of five rows")
+            #expect(try await Self.send(engine, "left", "").bodyString == #"[{"n":0}]"#, "\(kind)")
+            await adapter.shutdown()
+        }
+    }
+
     @Test func aSQLitePollerMarksRowsOnlyAfterTheirRouteSucceeded() async throws {
         let url = "sqlite:" + NSTemporaryDirectory() + "sb-db-\(UUID().uuidString)/db.sqlite"
         let (setup, setupAdapter) = try Self.engine(url, Self.schema)

@@ -185,6 +185,33 @@ struct ServiceCallTests {
         }
     }
 
+    @Test func aVersionedCallReachesOnlyInstancesOfThatVersion() async throws {
+        let old = CountingBackend("old")
+        let new = CountingBackend("new")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            let oldPort = await old.start(in: &group)
+            let newPort = await new.start(in: &group)
+            let (engine, registry, _, http) = try Self.engine("""
+            routes:
+              - id: call
+                from: direct:call
+                steps: [ { to: "service:billing@v2/invoices" } ]
+            """)
+            registry.register(service: "billing", .init(id: "a", url: "http://127.0.0.1:\(oldPort)", version: "v1"), ttl: .seconds(60))
+            registry.register(service: "billing", .init(id: "b", url: "http://127.0.0.1:\(newPort)", version: "v2"), ttl: .seconds(60))
+            for _ in 0..<4 { #expect(try await Self.call(engine) == "new /invoices") }
+            #expect(old.calls.withLock { $0 } == 0)
+            registry.deregister(service: "billing", id: "b")
+            await #expect {
+                _ = try await Self.call(engine)
+            } throws: { error in
+                "\(error)".contains("service 'billing' version v2 has no available instance")
+            }
+            await http.shutdown()
+            group.cancelAll()
+        }
+    }
+
     @Test func serviceMistakesInRouteFilesAreReportedWithTheirPlace() throws {
         #expect {
             _ = try Self.engine("""
