@@ -179,6 +179,7 @@ struct FailureHandlingNodeTests {
               orders:
                 instances: [ "http://127.0.0.1:\(freePort())", "http://127.0.0.1:\(port)" ]
                 failover: 1
+                breaker: { failures: 1, open: 1h }
             routes:
               - id: orders
                 from: http:/orders?method=POST
@@ -208,8 +209,14 @@ struct FailureHandlingNodeTests {
             let services = try #require(object["services"] as? [[String: Any]])
             #expect(services.compactMap { $0["name"] as? String } == ["billing", "orders"])
             let orders = try #require(services.last?["instances"] as? [[String: Any]])
-            #expect(orders.first?["failures"] as? Int == 2, "the dead instance was tried first on every other call: \(orders)")
+            #expect(orders.first?["failures"] as? Int == 1, "the dead instance failed once, then its breaker opened: \(orders)")
+            #expect(orders.first?["breaker"] as? String == "open")
             #expect(orders.last?["calls"] as? Int == 4)
+            // The breaker's change is logged and metered.
+            let (_, metrics) = try await NodeTests.get("http://127.0.0.1:\(node.adminPort)/metrics")
+            #expect(metrics.contains(#"switchboard_breaker_open{instance="0",service="orders"} 1"#) || metrics.contains(#"switchboard_breaker_open{service="orders",instance="0"} 1"#), "\(metrics)")
+            #expect(metrics.contains("switchboard_breaker_transitions_total"), "\(metrics)")
+            #expect(node.log.text.withLock { $0 }.contains("circuit breaker opened"))
 
             var removal = HTTPClientRequest(url: "http://127.0.0.1:\(node.adminPort)/admin/services/billing/instances/b1")
             removal.method = .DELETE
