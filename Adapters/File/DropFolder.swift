@@ -37,9 +37,13 @@ public protocol DropFolder: Sendable {
     func rename(_ from: String, to: String) throws
     func makeDirectories(_ path: String) throws
     func remove(_ path: String) throws
+    /// The path on this machine's file system, for a local folder; nil for a remote one.
+    func localPath(_ path: String) -> String?
 }
 
 extension DropFolder {
+    public func localPath(_ path: String) -> String? { nil }
+
     /// `path` if nothing is there, else the same name with a timestamp (and a counter if
     /// needed) before the extension.
     public func unique(_ path: String) throws -> String {
@@ -65,6 +69,8 @@ extension DropFolder {
 struct LocalFolder: DropFolder {
     let root: String
     var identity: String { root }
+
+    func localPath(_ path: String) -> String? { path }
 
     func prepare() throws {
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)

@@ -11,8 +11,14 @@ public struct FileAdapter: Adapter {
         summary: "Folder drops: poll a folder for complete files (archived after success, moved aside with the reason after failure, each taken once), or write files atomically.",
         consumerSyntax: "file:FOLDER[?include=*.ach&delay=1s&readLock=rename&move=.done/${file:name}] (relative folders resolve against the working directory)",
         producerSyntax: "file:FOLDER[?fileName=${file:name}&fileExist=override]",
-        options: consumerOptions + producerOptions
+        options: consumerOptions + localConsumerOptions + producerOptions
     )
+
+    /// Consumer options of local folders only.
+    public static let localConsumerOptions: [OptionSpec] = [
+        OptionSpec("streamBody", .bool, default: "false", roles: [.consumer],
+                   doc: "Do not read the file into the message: a split with fixed-width reads it from the folder record by record, in constant memory; other steps see an empty body. For files too large for memory."),
+    ]
 
     /// The consumer options every drop folder shares (local, SFTP, FTP).
     public static let consumerOptions: [OptionSpec] = [
@@ -77,7 +83,8 @@ public struct FileAdapter: Adapter {
             delete: options.bool("delete") ?? false,
             moveFailed: endpoint.templates["moveFailed"],
             idempotent: options.bool("idempotent") ?? true,
-            checksumKey: options.string("idempotentKey") == "checksum"
+            checksumKey: options.string("idempotentKey") == "checksum",
+            streamBody: options.bool("streamBody") ?? false
         )
     }
 

@@ -30,6 +30,8 @@ public struct FileConsumer: Consumer {
         var moveFailed: (any MessageTemplate)?
         var idempotent: Bool
         var checksumKey: Bool
+        /// Leave the body empty and name the file in ``Message/bodyFileProperty`` instead.
+        var streamBody = false
     }
 
     /// Where files being processed wait under rename locking (inside the folder, so the
@@ -186,18 +188,24 @@ public struct FileConsumer: Consumer {
             }
             working = target
         }
-        let content: [UInt8]
+        var content: [UInt8] = []
+        var checksum: String?
+        let streamed = settings.streamBody ? settings.drop.localPath(working) : nil
         do {
-            content = try settings.drop.read(working)
+            if let streamed {
+                if settings.checksumKey { checksum = try FilePaths.sha256(ofFile: streamed) }
+            } else {
+                content = try settings.drop.read(working)
+                if settings.checksumKey { checksum = content.withUnsafeBytes { SHA256.hex($0) } }
+            }
         } catch {
             logger.error("cannot read a dropped file", metadata: ["file": "\(candidate.path)", "error": "\(error)"])
             putBack(working, candidate)
             return
         }
-        let key = settings.checksumKey
-            ? "sha256:" + content.withUnsafeBytes { SHA256.hex($0) }
-            : "\(candidate.path)|\(candidate.signature.size)|\(candidate.signature.modifiedNanos)"
-        let message = makeMessage(candidate, content: content)
+        let key = checksum.map { "sha256:" + $0 } ?? "\(candidate.path)|\(candidate.signature.size)|\(candidate.signature.modifiedNanos)"
+        var message = makeMessage(candidate, content: content)
+        if let streamed { message.properties[Message.bodyFileProperty] = streamed }
         let consumer = settings.drop.identity
         do {
             if let registry, let state = try registry.state(consumer: consumer, key: key), state != .processing {

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardCore
 
 /// File names that come from messages or templates, kept inside their folder.
 public enum FilePaths {
@@ -88,4 +89,19 @@ public struct FileAdapterError: Error, CustomStringConvertible {
     }
 
     public var description: String { message }
+}
+
+extension FilePaths {
+    /// The SHA-256 of a file's content as hex, read in chunks (constant memory).
+    static func sha256(ofFile path: String) throws -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: path])
+        }
+        defer { try? handle.close() }
+        var hash = SHA256()
+        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+            chunk.withUnsafeBytes { hash.update($0) }
+        }
+        return hash.finalizeHex()
+    }
 }

@@ -44,6 +44,10 @@ public struct Message: Sendable {
     /// The header that carries the correlation id in and out of the node.
     public static let correlationHeader = "X-Correlation-ID"
 
+    /// The property naming a file that holds the body when a consumer left the body empty
+    /// to stream it (`file:…?streamBody=true`); a fixed-width split reads it from there.
+    public static let bodyFileProperty = "body.file"
+
     /// The media type of the body, kept in the `Content-Type` header.
     public var contentType: String? {
         get { headers["Content-Type"] }

@@ -65,7 +65,12 @@ public struct SHA256: Sendable {
     public static func hex(_ bytes: UnsafeRawBufferPointer) -> String {
         var hash = SHA256()
         hash.update(bytes)
-        let digest = hash.finalize()
+        return hash.finalizeHex()
+    }
+
+    /// Finishes the hash; the digest as 64 lower-case hex digits.
+    public mutating func finalizeHex() -> String {
+        let digest = finalize()
         let alphabet = Array("0123456789abcdef".utf8)
         return String(unsafeUninitializedCapacity: 64) { buffer in
             for (index, byte) in digest.enumerated() {

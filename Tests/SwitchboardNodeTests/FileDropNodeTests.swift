@@ -134,4 +134,90 @@ struct FileDropNodeTests {
         let note = try String(contentsOfFile: inbox + "/.error/wrong.ach.error.txt", encoding: .utf8)
         #expect(note.contains("record fileControl, field entryAddendaCount: rule 'file entry/addenda count'"), "\(note)")
     }
+
+    /// Peak resident memory of a process so far, in KiB (Linux).
+    static func peakKiB(_ pid: Int32) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+
+    @Test func aLargeFixedWidthDropIsRoutedInConstantMemory() async throws {
+        let folder = try CLITests.temporaryFolder()
+        let inbox = folder + "/inbox"
+        let outbox = folder + "/outbox"
+        try FileManager.default.createDirectory(atPath: inbox, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: folder + "/mappings", withIntermediateDirectories: true)
+        try """
+        name: readings
+        record-length: 60
+        line-ending: lf
+        records:
+          - name: reading
+            tag: { start: 1, value: "R" }
+            fields:
+              - { name: kind, start: 1, length: 1, const: "R" }
+              - { name: meter, start: 2, length: 9, type: integer }
+              - { name: value, start: 11, length: 12, type: decimal, decimals: 3 }
+              - { name: note, start: 23, length: 38 }
+        structure:
+          - { record: reading, repeat: true }
+        """.write(toFile: folder + "/mappings/readings.yaml", atomically: true, encoding: .utf8)
+        try """
+        routes:
+          - id: readings
+            from: "file:\(inbox)?include=*.txt&streamBody=true&delay=50ms&minAge=20ms"
+            steps:
+              - split:
+                  fixed-width: readings.yaml
+                  path: reading
+                  steps:
+                    - filter:
+                        header: split.index
+                        matches: "[0-9]*0000"
+                        steps:
+                          - set-body: "${body}\\n"
+                          - to: "file:\(outbox)?fileName=sample.jsonl&fileExist=append"
+        """.write(toFile: folder + "/routes/readings.yaml", atomically: true, encoding: .utf8)
+        try """
+        http: { listen: "127.0.0.1:0" }
+        admin: { listen: "127.0.0.1:0" }
+        routes: routes
+        mappings: mappings
+        audit: { enabled: false }
+        """.write(toFile: folder + "/switchboard.yaml", atomically: true, encoding: .utf8)
+        // 400,000 readings of 61 bytes: a 24 MB file.
+        let count = 400_000
+        FileManager.default.createFile(atPath: folder + "/big.txt", contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: folder + "/big.txt"))
+        var chunk = ""
+        for index in 0..<count {
+            chunk += "R" + String(format: "%09d", index) + String(format: "%012d", index * 7) + "reading number \(index)".padding(toLength: 38, withPad: " ", startingAt: 0) + "\n"
+            if index % 10_000 == 9_999 {
+                try handle.write(contentsOf: Data(chunk.utf8))
+                chunk = ""
+            }
+        }
+        try handle.close()
+        let node = try await NodeProcess(config: folder + "/switchboard.yaml")
+        // A small file first, so the baseline includes everything the route loads.
+        try Data("R000000001000000000001first\(String(repeating: " ", count: 33))\n".utf8).write(to: URL(fileURLWithPath: inbox + "/small.txt"))
+        for _ in 0..<1500 where Self.files(inbox + "/.done").isEmpty {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let baseline = Self.peakKiB(node.process.processIdentifier)
+        try FileManager.default.moveItem(atPath: folder + "/big.txt", toPath: inbox + "/big.txt")
+        for _ in 0..<30_000 where Self.files(inbox + "/.done").count < 2 {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let peak = Self.peakKiB(node.process.processIdentifier)
+        try await node.stop()
+        #expect(Self.files(inbox + "/.done") == ["big.txt", "small.txt"])
+        let sample = try String(contentsOfFile: outbox + "/sample.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(sample.count == count / 10_000 - 1, "every 10,000th reading from the 10,000th")
+        #expect(sample.first == #"{"meter":10000,"value":70,"note":"reading number 10000"}"#)
+        #expect(sample.last == #"{"meter":390000,"value":2730,"note":"reading number 390000"}"#)
+        // The file is 24 MB; the node grows by far less while routing it.
+        #expect(baseline > 0 && peak - baseline < 10 * 1024, "peak \(baseline) KiB before, \(peak) KiB after the 24 MB file")
+    }
 }

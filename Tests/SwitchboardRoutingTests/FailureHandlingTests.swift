@@ -8,6 +8,27 @@ import Testing
 /// Retry, dead letters, replay and idempotent steps, on the engine with a real SQLite
 /// state store in a temporary folder.
 struct FailureHandlingTests {
+    /// A mappings folder holding `items.yaml`: 12-byte records I + qty(3) + sku(8).
+    static func itemsLayout() throws -> String {
+        let mappings = NSTemporaryDirectory() + "sb-mappings-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: mappings, withIntermediateDirectories: true)
+        try """
+        name: items
+        record-length: 12
+        line-ending: lf
+        records:
+          - name: item
+            tag: { start: 1, value: "I" }
+            fields:
+              - { name: kind, start: 1, length: 1, const: "I" }
+              - { name: qty, start: 2, length: 3, type: integer }
+              - { name: sku, start: 5, length: 8 }
+        structure:
+          - { record: item, repeat: true }
+        """.write(toFile: mappings + "/items.yaml", atomically: true, encoding: .utf8)
+        return mappings
+    }
+
     static func store() throws -> SQLiteStateStore {
         let folder = NSTemporaryDirectory() + "switchboard-state-" + UUID().uuidString
         return try SQLiteStateStore(path: folder + "/state.db")
@@ -315,22 +336,7 @@ struct FailureHandlingTests {
     }
 
     @Test func recordsOfAFixedWidthFileThatDoNotParseGoToRejectsWhenTheRouteSaysSo() async throws {
-        let mappings = NSTemporaryDirectory() + "sb-mappings-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: mappings, withIntermediateDirectories: true)
-        try """
-        name: items
-        record-length: 12
-        line-ending: lf
-        records:
-          - name: item
-            tag: { start: 1, value: "I" }
-            fields:
-              - { name: kind, start: 1, length: 1, const: "I" }
-              - { name: qty, start: 2, length: 3, type: integer }
-              - { name: sku, start: 5, length: 8 }
-        structure:
-          - { record: item, repeat: true }
-        """.write(toFile: mappings + "/items.yaml", atomically: true, encoding: .utf8)
+        let mappings = try Self.itemsLayout()
         let route = { (rejects: String) in
             """
             routes:
@@ -364,5 +370,57 @@ struct FailureHandlingTests {
             "\(error)".contains("line 2, record item, field qty (columns 2-4): expected digits, found '0x2'")
         }
         #expect(strict.endpoints.exchanges("backend").isEmpty)
+    }
+
+    @Test func aFixedWidthFileLeftOnDiskIsSplitAsItIsRead() async throws {
+        let mappings = try Self.itemsLayout()
+        // 5,000 records, the 10th one broken.
+        var text = ""
+        for index in 0..<5000 {
+            text += index == 9 ? "I0x0SKU-BAD!\n" : "I" + String(format: "%03d", index % 1000) + String(format: "SKU-%04d", index) + "\n"
+        }
+        let file = mappings + "/big.txt"
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        let harness = try Harness("""
+        routes:
+          - id: items
+            from: test:in
+            steps:
+              - split:
+                  fixed-width: items.yaml
+                  path: item
+                  rejects: test:rejects
+                  steps: [ { to: "test:backend" } ]
+              - to: test:after
+        """, mappings: mappings)
+        var properties: [String: String] = [:]
+        properties[Message.bodyFileProperty] = file
+        let message = Message(properties: properties)
+        _ = try await harness.engine.process(routeID: "items", Exchange(message: message, pattern: .inOnly))
+        let delivered = harness.endpoints.exchanges("backend")
+        #expect(delivered.count == 4999)
+        #expect(delivered.first?.message.bodyString == #"{"qty":0,"sku":"SKU-0000"}"#)
+        #expect(delivered.last?.message.headers["split.index"] == "4998")
+        #expect(delivered.last?.message.properties[Message.bodyFileProperty] == nil)
+        #expect(harness.endpoints.exchanges("rejects").map(\.message.bodyString) == ["I0x0SKU-BAD!"])
+        #expect(harness.endpoints.exchanges("after").count == 1)
+        let split = harness.observer.all.last { $0.step?.kind == "split" && $0.phase == .completed }
+        #expect(split?.detail == "4999 parts, streamed, 1 rejected to test:rejects")
+
+        // A part that fails without rejects stops the reading and fails the split.
+        let strict = try Harness("""
+        routes:
+          - id: items
+            from: test:in
+            steps:
+              - split:
+                  fixed-width: items.yaml
+                  path: item
+                  steps: [ { to: "test:backend?failFirst=3000" } ]
+        """, mappings: mappings)
+        await #expect(throws: StepFailure.self) {
+            _ = try await strict.engine.process(routeID: "items", Exchange(message: message, pattern: .inOnly))
+        }
+        #expect(strict.endpoints.exchanges("backend").count == 1)
     }
 }

@@ -77,6 +77,10 @@ struct SplitStep: Processor {
     }
 
     func process(_ exchange: Exchange) async throws -> StepResult {
+        if case .fixedWidth(let layout, let path) = source, exchange.message.body.readableBytes == 0,
+           let file = exchange.message.properties[Message.bodyFileProperty] {
+            return try await processStreaming(exchange, file: file, layout: layout, path: path)
+        }
         let (parts, contentType, badRecords) = try split(exchange.message)
         let size = parts.count
         func child(_ index: Int) -> Exchange {
@@ -87,41 +91,15 @@ struct SplitStep: Processor {
             return Exchange(message: message, pattern: exchange.pattern)
         }
         let rejected = RejectCount()
-        let rejects = self.rejects
         // Records of a fixed-width body that did not parse: rejected before the parts run.
-        if let rejects {
-            for (error, bytes) in badRecords {
-                var copy = exchange.message.makeChild(body: ByteBuffer(bytes: bytes))
-                copy.contentType = "text/plain"
-                copy.headers["X-Dead-Letter-Route"] = info?.routeID ?? ""
-                copy.headers["X-Dead-Letter-Step"] = info.map { "\($0.path) \($0.kind)" } ?? "split"
-                copy.headers["X-Dead-Letter-Error"] = error.description
-                copy.headers["X-Dead-Letter-Line"] = String(error.line)
-                copy.headers["X-Dead-Letter-Attempts"] = "1"
-                copy.headers["X-Dead-Letter-Message-ID"] = copy.id.description
-                _ = try await rejects.producer.send(Exchange(message: copy, pattern: .inOnly))
-                rejected.count.withLock { $0 += 1 }
-            }
+        for (error, bytes) in badRecords {
+            try await reject(record: bytes, error: error, of: exchange.message)
+            rejected.count.withLock { $0 += 1 }
         }
-        let pipeline = self.pipeline
-        /// Runs one part; a failed part goes to `rejects` when there is one (nil result).
         @Sendable func run(_ part: Exchange) async throws -> Exchange? {
-            do {
-                return try await pipeline.run(part).exchange
-            } catch let failure as StepFailure {
-                guard let rejects else { throw failure }
-                var copy = part.message
-                var step = "\(failure.step.path) \(failure.step.kind)"
-                if let endpoint = failure.step.endpoint { step += " \(endpoint)" }
-                copy.headers["X-Dead-Letter-Route"] = failure.step.routeID
-                copy.headers["X-Dead-Letter-Step"] = step
-                copy.headers["X-Dead-Letter-Error"] = failure.reason
-                copy.headers["X-Dead-Letter-Attempts"] = String(failure.attempts)
-                copy.headers["X-Dead-Letter-Message-ID"] = part.message.id.description
-                _ = try await rejects.producer.send(Exchange(message: copy, pattern: .inOnly))
-                rejected.count.withLock { $0 += 1 }
-                return nil
-            }
+            let result = try await runPart(part)
+            if result == nil { rejected.count.withLock { $0 += 1 } }
+            return result
         }
         var results: [Exchange] = []
         if parallel {
@@ -155,6 +133,40 @@ struct SplitStep: Processor {
         let count = rejected.count.withLock { $0 }
         let detail = count == 0 ? "\(size) parts" : "\(size) parts, \(count) rejected to \(rejects?.description ?? "")"
         return .next(aggregation.combine(original: exchange, results: results), detail: detail)
+    }
+
+    /// Runs one part; a failed part goes to `rejects` when there is one (nil result).
+    func runPart(_ part: Exchange) async throws -> Exchange? {
+        do {
+            return try await pipeline.run(part).exchange
+        } catch let failure as StepFailure {
+            guard let rejects else { throw failure }
+            var copy = part.message
+            var step = "\(failure.step.path) \(failure.step.kind)"
+            if let endpoint = failure.step.endpoint { step += " \(endpoint)" }
+            copy.headers["X-Dead-Letter-Route"] = failure.step.routeID
+            copy.headers["X-Dead-Letter-Step"] = step
+            copy.headers["X-Dead-Letter-Error"] = failure.reason
+            copy.headers["X-Dead-Letter-Attempts"] = String(failure.attempts)
+            copy.headers["X-Dead-Letter-Message-ID"] = part.message.id.description
+            _ = try await rejects.producer.send(Exchange(message: copy, pattern: .inOnly))
+            return nil
+        }
+    }
+
+    /// Sends a fixed-width record that did not parse to `rejects`.
+    func reject(record bytes: [UInt8], error: FixedWidthError, of message: Message) async throws {
+        guard let rejects else { throw error }
+        var copy = message.makeChild(body: ByteBuffer(bytes: bytes))
+        copy.properties[Message.bodyFileProperty] = nil
+        copy.contentType = "text/plain"
+        copy.headers["X-Dead-Letter-Route"] = info?.routeID ?? ""
+        copy.headers["X-Dead-Letter-Step"] = info.map { "\($0.path) \($0.kind)" } ?? "split"
+        copy.headers["X-Dead-Letter-Error"] = error.description
+        copy.headers["X-Dead-Letter-Line"] = String(error.line)
+        copy.headers["X-Dead-Letter-Attempts"] = "1"
+        copy.headers["X-Dead-Letter-Message-ID"] = copy.id.description
+        _ = try await rejects.producer.send(Exchange(message: copy, pattern: .inOnly))
     }
 
     private func split(_ message: Message) throws -> ([ByteBuffer], String?, [(FixedWidthError, [UInt8])]) {
