@@ -160,7 +160,9 @@ public enum OptionValue: Sendable, Equatable {
 public func parseDuration(_ text: some StringProtocol) -> Duration? {
     let trimmed = text.trimmingASCIIWhitespace()
     guard !trimmed.isEmpty else { return nil }
-    if let millis = Int(trimmed), millis >= 0 { return .milliseconds(millis) }
+    if let millis = Int(trimmed), millis >= 0 {
+        return millis <= longestDurationSeconds * 1000 ? .milliseconds(millis) : nil
+    }
     var total = Duration.zero
     var number = ""
     var unit = ""
@@ -176,6 +178,8 @@ public func parseDuration(_ text: some StringProtocol) -> Duration? {
         case "d": seconds = value * 86400
         default: return false
         }
+        // Longer than any setting needs, and than nanoseconds in 64 bits hold: refused.
+        guard seconds <= Double(longestDurationSeconds) else { return false }
         total += .nanoseconds(Int64((seconds * 1e9).rounded()))
         number = ""
         unit = ""
@@ -194,8 +198,13 @@ public func parseDuration(_ text: some StringProtocol) -> Duration? {
         }
     }
     guard !number.isEmpty, flush() else { return nil }
+    guard total <= .seconds(longestDurationSeconds) else { return nil }
     return sawPart ? total : nil
 }
+
+/// The longest duration ``parseDuration(_:)`` takes: 100 years, in seconds. Conversions of
+/// durations to whole milliseconds or nanoseconds cannot overflow below it.
+public let longestDurationSeconds = 100 * 365 * 86_400
 
 /// Parses `512`, `64KiB`, `10MiB`, `1GiB`, `100KB`, `5MB` (decimal units are powers of 1000).
 public func parseSize(_ text: some StringProtocol) -> Int? {

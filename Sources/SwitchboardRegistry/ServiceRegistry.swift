@@ -83,11 +83,6 @@ public final class ServiceRegistry: Sendable {
         services.withLock { $0[name]?.definition.failover } ?? 1
     }
 
-    /// Whether a service is known (configured or registered).
-    public func knows(_ name: String) -> Bool {
-        services.withLock { $0[name] != nil }
-    }
-
     /// Registers (or renews, the heartbeat) an instance; a service not configured is
     /// created with the defaults. A TTL of nil never lapses.
     public func register(service name: String, _ instance: ServiceDefinition.Instance, ttl: Duration?) {

@@ -38,6 +38,9 @@ extension RouteEngine {
     /// a dot are never sent on the wire; the audit trail keeps it, so traces link the two.
     public static let replayHeader = "replay.of"
 
+    /// Accepted messages routed at once when resuming after a restart.
+    static let resumeConcurrency = 16
+
     func deadLetterTarget(for route: CompiledRoute, _ use: DeadLetterUse) -> DeadLetterTarget? {
         switch use {
         case .route: route.deadLetter
@@ -213,13 +216,26 @@ extension RouteEngine {
         }
         guard !pending.isEmpty else { return }
         logger.notice("resuming accepted messages", metadata: ["count": "\(pending.count)"])
+        var work: [(Exchange, CompiledRoute)] = []
         for (routeID, message) in pending {
             guard let route = route(routeID) else {
                 logger.warning("an accepted message's route is not loaded; it stays in the intake", metadata: ["route": "\(routeID)", "message-id": "\(message.id)"])
                 continue
             }
-            let exchange = Exchange(message: message, pattern: .inOnly)
-            background.submit { await self.routeStored(exchange, route: route, intake: intake) }
+            work.append((Exchange(message: message, pattern: .inOnly), route))
+        }
+        // However many were left, at most `resumeConcurrency` are routed at once.
+        let queue = work
+        background.submit {
+            await withTaskGroup(of: Void.self) { group in
+                var next = 0
+                while next < queue.count {
+                    if next >= RouteEngine.resumeConcurrency { await group.next() }
+                    let (exchange, route) = queue[next]
+                    group.addTask { await self.routeStored(exchange, route: route, intake: intake) }
+                    next += 1
+                }
+            }
         }
     }
 }

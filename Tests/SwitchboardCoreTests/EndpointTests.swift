@@ -130,6 +130,11 @@ struct EndpointTests {
         #expect(parseDuration("1.5s") == .milliseconds(1500))
         #expect(parseDuration("soon") == nil)
         #expect(parseDuration("5 parsecs") == nil)
+        // Past 100 years: refused rather than overflowing when turned into nanoseconds.
+        #expect(parseDuration("36500d") == .seconds(36_500 * 86_400))
+        #expect(parseDuration("10000000000h") == nil)
+        #expect(parseDuration("99999999999999999") == nil)
+        #expect(parseDuration("36000d36000d") == nil)
         #expect(parseSize("512") == 512)
         #expect(parseSize("64KiB") == 65536)
         #expect(parseSize("10MiB") == 10 * 1024 * 1024)
