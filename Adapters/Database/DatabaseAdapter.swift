@@ -78,6 +78,16 @@ public final class DatabaseAdapter: Adapter {
         return CompiledSQL(statement: statement, sql: statement.text(placeholder: datasource.placeholder), templates: templates)
     }
 
+    /// A statement run for a polled row: its parameters are the row's columns (`:name`);
+    /// a `:${…}` template has no message to read and is refused at load.
+    static func rowStatement(_ option: String, of endpoint: Endpoint, for datasource: any SQLDatasource) throws -> CompiledSQL? {
+        guard let compiled = try compiled(option, of: endpoint, for: datasource) else { return nil }
+        if let template = compiled.statement.templateTexts.first {
+            throw EndpointError("'\(option)' runs for a polled row, so its parameters are the row's columns (:id); \(template) has no message to read")
+        }
+        return compiled
+    }
+
     public func makeProducer(_ endpoint: Endpoint) throws -> any Producer {
         let datasource = try datasource(endpoint)
         guard let statement = try Self.compiled("statement", of: endpoint, for: datasource) else {
@@ -101,8 +111,8 @@ public final class DatabaseAdapter: Adapter {
         return SQLConsumer(
             datasource: datasource,
             query: query.sql,
-            onConsume: try Self.compiled("onConsume", of: endpoint, for: datasource),
-            onConsumeFailed: try Self.compiled("onConsumeFailed", of: endpoint, for: datasource),
+            onConsume: try Self.rowStatement("onConsume", of: endpoint, for: datasource),
+            onConsumeFailed: try Self.rowStatement("onConsumeFailed", of: endpoint, for: datasource),
             delay: endpoint.options.duration("delay") ?? .seconds(5),
             batch: endpoint.options.bool("batch") ?? false,
             logger: logger
@@ -119,6 +129,15 @@ struct CompiledSQL: Sendable {
     let statement: SQLStatement
     var sql: String
     let templates: [any MessageTemplate]
+    /// Whether some parameter is a `:name` (a field of a JSON body or row).
+    let usesNames: Bool
+
+    init(statement: SQLStatement, sql: String, templates: [any MessageTemplate]) {
+        self.statement = statement
+        self.sql = sql
+        self.templates = templates
+        usesNames = statement.parameters.contains { if case .name = $0 { true } else { false } }
+    }
 
     /// The values for one run: `:name` from `record` (a JSON object), else from the
     /// message's headers; `:${…}` from its template.
@@ -135,14 +154,12 @@ struct CompiledSQL: Sendable {
                     status: 400, kind: ErrorKind.validation
                 )
             case .template(_, let index):
-                guard let message else { return .null }
+                guard let message else {
+                    throw ProcessingError("the SQL parameter \(statement.templateTexts[index]) has no message to read", status: 500)
+                }
                 return .text(try templates[index].render(message))
             }
         }
-    }
-
-    var usesNames: Bool {
-        statement.parameters.contains { if case .name = $0 { true } else { false } }
     }
 
     static func value(_ value: JSONValue) -> SQLValue {

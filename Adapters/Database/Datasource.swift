@@ -158,9 +158,7 @@ final class SQLiteDatasource: SQLDatasource {
         let pool = try pool()
         let name = spec.name
         do {
-            return try await NIOThreadPool.singleton.runIfActive {
-                try pool.write { db in try Self.run(db, sql, bindings) }
-            }
+            return try await pool.writeOffLoop { db in try Self.run(db, sql, bindings) }
         } catch let error as DatabaseError {
             throw ProcessingError("datasource '\(name)': \(error.message ?? "\(error)")", status: 502, kind: error.resultCode == .SQLITE_BUSY ? ErrorKind.timeout : ErrorKind.step)
         }
@@ -238,7 +236,12 @@ final class PostgresDatasource: SQLDatasource {
         } catch let error as ProcessingError {
             throw EndpointError(error.message)
         }
-        let pool = PostgresPool(url, maximumConnections: spec.maxConnections, connectTimeout: spec.connectTimeout, logger: logger)
+        // The statement timeout is a session setting every connection starts with, not a
+        // statement sent before each query.
+        let pool = PostgresPool(
+            url, maximumConnections: spec.maxConnections, connectTimeout: spec.connectTimeout,
+            startupParameters: [("statement_timeout", String(spec.queryTimeout.milliseconds))], logger: logger
+        )
         client = pool.client
         runner = pool.runner
         self.logger = pool.logger
@@ -246,17 +249,17 @@ final class PostgresDatasource: SQLDatasource {
 
     func placeholder(_ n: Int) -> String { "$\(n)" }
 
-    /// Runs `body` in a transaction with the datasource's statement timeout, on one
-    /// connection; gives up when no connection comes within the connect timeout.
-    private func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    /// Runs `body` on one connection, in a transaction when `transaction` (one statement is
+    /// atomic on its own); gives up when the connect and query timeouts have passed.
+    private func connection<T: Sendable>(transaction: Bool, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         if spec.initFile != nil {
             let run = initialization.withLock { task -> Task<Void, any Error> in
                 if let task { return task }
                 let started = Task {
                     let statements = try initStatements(self.spec)
-                    _ = try await self.plainTransaction { connection in
+                    _ = try await self.plainConnection(transaction: true) { connection in
                         for statement in statements {
-                            try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger).get()
+                            _ = try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger).get()
                         }
                         return true
                     }
@@ -266,29 +269,28 @@ final class PostgresDatasource: SQLDatasource {
             }
             try await run.value
         }
-        return try await plainTransaction(body)
+        return try await plainConnection(transaction: transaction, body)
     }
 
-    private func plainTransaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        let timeout = spec.queryTimeout.nanoseconds / 1_000_000
+    private func plainConnection<T: Sendable>(transaction: Bool, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let logger = self.logger
         let client = self.client
         let limit = spec.connectTimeout + spec.queryTimeout
         do {
             // The pool waits for a connection without end; a database that is down fails
             // the step once the connect and query timeouts have passed.
-            let result = try await withDeadline(limit) {
+            let result = try await firstWithin(limit) {
                 try await client.withConnection { connection in
-                try await connection.query("BEGIN", logger: logger).get()
-                do {
-                    try await connection.query(PostgresQuery(unsafeSQL: "SET LOCAL statement_timeout = \(timeout)"), logger: logger).get()
-                    let result = try await body(connection)
-                    try await connection.query("COMMIT", logger: logger).get()
-                    return result
-                } catch {
-                    _ = try? await connection.query("ROLLBACK", logger: logger).get()
-                    throw error
-                }
+                    guard transaction else { return try await body(connection) }
+                    _ = try await connection.query("BEGIN", logger: logger).get()
+                    do {
+                        let result = try await body(connection)
+                        _ = try await connection.query("COMMIT", logger: logger).get()
+                        return result
+                    } catch {
+                        _ = try? await connection.query("ROLLBACK", logger: logger).get()
+                        throw error
+                    }
                 }
             }
             guard let result else {
@@ -304,15 +306,13 @@ final class PostgresDatasource: SQLDatasource {
 
     func execute(_ sql: String, bindings: [[SQLValue]]) async throws -> SQLResult {
         let logger = self.logger
-        return try await transaction { connection in
+        return try await connection(transaction: bindings.count > 1) { connection in
             var result = SQLResult()
             for values in bindings {
                 let answer = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: Self.binds(values)), logger: logger).get()
                 result.affectedRows += answer.metadata.rows ?? 0
-                if let first = answer.rows.first, first.count > 0 || answer.metadata.command == "SELECT" {
-                    result.returnsRows = true
-                }
-                if answer.metadata.command == "SELECT" { result.returnsRows = true }
+                // A query, or a statement whose RETURNING gave rows.
+                if answer.metadata.command == "SELECT" || !answer.rows.isEmpty { result.returnsRows = true }
                 for row in answer.rows {
                     result.rows.append(Self.json(row))
                 }
@@ -323,7 +323,7 @@ final class PostgresDatasource: SQLDatasource {
 
     func poll(_ query: String, handle: @escaping @Sendable ([JSONValue], SQLRunner) async throws -> Void) async throws -> Int {
         let logger = self.logger
-        return try await transaction { connection in
+        return try await connection(transaction: true) { connection in
             let rows = try await connection.query(PostgresQuery(unsafeSQL: query), logger: logger).get().rows.map(Self.json)
             let runner = SQLRunner { sql, values in
                 try await connection.query(PostgresQuery(unsafeSQL: sql, binds: Self.binds(values)), logger: logger).get().metadata.rows ?? 0
@@ -424,8 +424,3 @@ struct UntypedText: PostgresDynamicTypeEncodable {
     }
 }
 
-extension Duration {
-    var nanoseconds: Int64 {
-        components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
-    }
-}

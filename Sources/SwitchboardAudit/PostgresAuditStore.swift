@@ -33,10 +33,6 @@ public final class PostgresAuditStore: AuditStore {
         displayURL = connection.displayURL
     }
 
-    static func redact(_ url: String) -> String {
-        PostgresURL.redact(url)
-    }
-
     private static let schema = [
         """
         CREATE TABLE IF NOT EXISTS audit_events (

@@ -25,16 +25,12 @@ public final class SQLiteAuditStore: BlockingAuditStore {
         }
     }
 
-    /// Runs a write transaction on NIO's blocking-I/O thread pool, off the event loops.
-    /// (GRDB's synchronous API is used on purpose: its async one, specialized across
-    /// modules, crashed the Swift 6.3.1 optimizer in release builds.)
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await NIOThreadPool.singleton.runIfActive { [pool] in try pool.write(body) }
+        try await pool.writeOffLoop(body)
     }
 
-    /// Runs a read on NIO's blocking-I/O thread pool.
     private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await NIOThreadPool.singleton.runIfActive { [pool] in try pool.read(body) }
+        try await pool.readOffLoop(body)
     }
 
     private static var migrator: DatabaseMigrator {

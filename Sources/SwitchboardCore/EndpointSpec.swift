@@ -202,6 +202,23 @@ public func parseDuration(_ text: some StringProtocol) -> Duration? {
     return sawPart ? total : nil
 }
 
+extension Duration {
+    /// Whole milliseconds (durations from ``parseDuration(_:)`` never overflow).
+    public var milliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+
+    /// Whole microseconds.
+    public var microseconds: Int64 {
+        components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000
+    }
+
+    /// Whole nanoseconds.
+    public var nanoseconds: Int64 {
+        components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
+    }
+}
+
 /// The longest duration ``parseDuration(_:)`` takes: 100 years, in seconds. Conversions of
 /// durations to whole milliseconds or nanoseconds cannot overflow below it.
 public let longestDurationSeconds = 100 * 365 * 86_400

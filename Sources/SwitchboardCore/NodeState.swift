@@ -33,6 +33,27 @@ public struct DeadLetter: Sendable {
     public var id: MessageID { message.id }
 }
 
+extension StepInfo {
+    /// `2 to http://127.0.0.1:9001/orders`: the step's path, kind and endpoint.
+    public var summary: String {
+        endpoint.map { "\(path) \(kind) \($0)" } ?? "\(path) \(kind)"
+    }
+}
+
+extension Message {
+    /// A copy to hand to a dead letter endpoint, with headers saying where and why it
+    /// failed: `X-Dead-Letter-Route`, `-Step`, `-Error`, `-Attempts`, `-Message-ID`.
+    public func deadLetterCopy(route: String, step: String, error: String, attempts: Int) -> Message {
+        var copy = self
+        copy.headers["X-Dead-Letter-Route"] = route
+        copy.headers["X-Dead-Letter-Step"] = step
+        copy.headers["X-Dead-Letter-Error"] = error
+        copy.headers["X-Dead-Letter-Attempts"] = String(attempts)
+        copy.headers["X-Dead-Letter-Message-ID"] = id.description
+        return copy
+    }
+}
+
 /// The durable dead letter channel: failed messages, listed, replayed, then removed.
 public protocol DeadLetterStore: Sendable {
     /// Stores a dead letter, replacing one with the same id (a failed replay).

@@ -51,6 +51,9 @@ public struct ServiceDefinition: Sendable {
         public init() {}
     }
 
+    /// The largest instance weight (weights are relative; this keeps sums far from overflow).
+    public static let maximumWeight = 10_000
+
     public var name: String
     public var instances: [Instance]
     public var balance: Balance = .roundRobin

@@ -184,8 +184,8 @@ final class AdminServer: Sendable {
             }
             ttl = parsed
         }
-        if let weight = registration.weight, weight < 1 {
-            return Self.error(.badRequest, "'weight' must be at least 1")
+        if let weight = registration.weight, !(1...ServiceDefinition.maximumWeight).contains(weight) {
+            return Self.error(.badRequest, "'weight' must be from 1 to \(ServiceDefinition.maximumWeight)")
         }
         let url = registration.url.hasSuffix("/") ? String(registration.url.dropLast()) : registration.url
         services.register(

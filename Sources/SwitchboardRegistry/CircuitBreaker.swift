@@ -32,8 +32,33 @@ struct CircuitBreaker: Sendable {
     private var consecutiveFailures = 0
     private var openedAt = Duration.zero
     private var trialsInFlight = 0
-    /// Outcomes in the window, for the failure ratio.
+    /// Outcomes in the window, oldest first from `head`, kept only when the policy has a
+    /// failure ratio; `failed` counts the failures among them. Each call adds one and
+    /// drops the expired ones from the front: constant work per call on average.
     private var outcomes: [(at: Duration, ok: Bool)] = []
+    private var head = 0
+    private var failed = 0
+
+    private var windowCount: Int { outcomes.count - head }
+
+    private mutating func remember(_ ok: Bool, at now: Duration, window: Duration) {
+        outcomes.append((now, ok))
+        if !ok { failed += 1 }
+        while head < outcomes.count, now - outcomes[head].at > window {
+            if !outcomes[head].ok { failed -= 1 }
+            head += 1
+        }
+        if head > 1024, head * 2 > outcomes.count {
+            outcomes.removeFirst(head)
+            head = 0
+        }
+    }
+
+    private mutating func forget() {
+        outcomes.removeAll(keepingCapacity: true)
+        head = 0
+        failed = 0
+    }
 
     /// Whether a call may go now; moves open to half-open once the pause is over.
     mutating func allows(at now: Duration, _ policy: ServiceDefinition.Breaker) -> Bool {
@@ -60,15 +85,14 @@ struct CircuitBreaker: Sendable {
     /// - Returns: The new state when it changed.
     mutating func record(success: Bool, at now: Duration, _ policy: ServiceDefinition.Breaker) -> State? {
         let before = state
-        outcomes.append((now, success))
-        outcomes.removeAll { now - $0.at > policy.window }
+        if policy.ratio != nil { remember(success, at: now, window: policy.window) }
         switch state {
         case .halfOpen:
             trialsInFlight = max(0, trialsInFlight - 1)
             if success {
                 state = .closed
                 consecutiveFailures = 0
-                outcomes.removeAll()
+                forget()
             } else {
                 trip(at: now)
             }
@@ -76,9 +100,8 @@ struct CircuitBreaker: Sendable {
             consecutiveFailures = success ? 0 : consecutiveFailures + 1
             if consecutiveFailures >= policy.failures {
                 trip(at: now)
-            } else if let ratio = policy.ratio, outcomes.count >= policy.minimumCalls {
-                let failed = outcomes.filter { !$0.ok }.count
-                if Double(failed) / Double(outcomes.count) >= ratio { trip(at: now) }
+            } else if let ratio = policy.ratio, windowCount >= policy.minimumCalls {
+                if Double(failed) / Double(windowCount) >= ratio { trip(at: now) }
             }
         case .open:
             break
@@ -90,7 +113,7 @@ struct CircuitBreaker: Sendable {
         state = .open
         openedAt = now
         consecutiveFailures = 0
-        outcomes.removeAll()
+        forget()
     }
 }
 

@@ -71,7 +71,7 @@ public final class ServiceAdapter: Adapter {
     }
 
     func probe(_ target: ServiceRegistry.HealthTarget) async {
-        let url = target.url + "?method=GET&failOnServerError=false&timeout=\(target.check.timeout.components.seconds * 1000 + target.check.timeout.components.attoseconds / 1_000_000_000_000_000)ms"
+        let url = target.url + "?method=GET&failOnServerError=false&timeout=\(target.check.timeout.milliseconds)ms"
         var ok = false
         do {
             let reply = try await makeHTTPProducer(url).send(Exchange(message: Message(), pattern: .inOut))

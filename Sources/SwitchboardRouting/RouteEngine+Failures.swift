@@ -16,8 +16,9 @@ enum DeadLetterUse: Sendable {
 public struct ReplayOutcome: Sendable {
     /// The dead letter (the id of the message that failed).
     public var deadLetter: MessageID
-    /// The id of the message the replay sent through the route.
-    public var replay: MessageID
+    /// The id of the message the replay sent through the route; nil when it could not be
+    /// sent (its route is not loaded).
+    public var replay: MessageID?
     public var routeID: String
     /// nil when the route succeeded (and the dead letter was removed); else why it failed again.
     public var error: String?
@@ -26,7 +27,7 @@ public struct ReplayOutcome: Sendable {
 
     /// `{"deadLetter": …, "replay": …, "route": …, "succeeded": …, "error": …}`.
     public var json: String {
-        var json = "{\"deadLetter\":\(jsonQuoted(deadLetter.description)),\"replay\":\(jsonQuoted(replay.description)),\"route\":\(jsonQuoted(routeID))"
+        var json = "{\"deadLetter\":\(jsonQuoted(deadLetter.description)),\"replay\":\(replay.map { jsonQuoted($0.description) } ?? "null"),\"route\":\(jsonQuoted(routeID))"
         json += ",\"succeeded\":\(error == nil)"
         if let error { json += ",\"error\":\(jsonQuoted(error))" }
         return json + "}"
@@ -56,8 +57,7 @@ extension RouteEngine {
     ///   failure then goes back to the source, which keeps the message).
     func handOver(_ message: Message, _ failure: StepFailure, route: CompiledRoute, to target: DeadLetterTarget) async -> MessageID? {
         let start = ContinuousClock.now
-        var step = "\(failure.step.path) \(failure.step.kind)"
-        if let endpoint = failure.step.endpoint { step += " \(endpoint)" }
+        let step = failure.step.summary
         let info: StepInfo
         let detail: String
         do {
@@ -71,12 +71,7 @@ extension RouteEngine {
                 info = StepInfo(routeID: route.id, index: -1, path: "dead-letter", kind: "dead-letter", endpoint: "store")
                 detail = "stored in the dead letter store; replay with: switchboard replay \(message.id)"
             case .producer(let producer, let description):
-                var copy = message
-                copy.headers["X-Dead-Letter-Route"] = route.id
-                copy.headers["X-Dead-Letter-Step"] = step
-                copy.headers["X-Dead-Letter-Error"] = failure.reason
-                copy.headers["X-Dead-Letter-Attempts"] = String(failure.attempts)
-                copy.headers["X-Dead-Letter-Message-ID"] = message.id.description
+                let copy = message.deadLetterCopy(route: route.id, step: step, error: failure.reason, attempts: failure.attempts)
                 _ = try await producer.send(Exchange(message: copy, pattern: .inOnly))
                 info = StepInfo(routeID: route.id, index: -1, path: "dead-letter", kind: "dead-letter", endpoint: description)
                 detail = "handed to \(description)"
@@ -120,6 +115,13 @@ extension RouteEngine {
         }
         var outcomes: [ReplayOutcome] = []
         for letter in try await store.list(routeID: routeID, limit: limit) {
+            // A letter whose route is gone is reported and kept; the others still go.
+            guard self.route(letter.routeID) != nil else {
+                outcomes.append(ReplayOutcome(
+                    deadLetter: letter.id, replay: nil, routeID: letter.routeID, error: "its route '\(letter.routeID)' is not loaded; kept"
+                ))
+                continue
+            }
             outcomes.append(try await replay(letter, store: store))
         }
         return outcomes
@@ -148,7 +150,7 @@ extension RouteEngine {
             if let failure = error as? StepFailure {
                 updated.attempts += failure.attempts
                 updated.error = failure.reason
-                updated.step = "\(failure.step.path) \(failure.step.kind)" + (failure.step.endpoint.map { " \($0)" } ?? "")
+                updated.step = failure.step.summary
             } else {
                 updated.error = "\(error)"
             }

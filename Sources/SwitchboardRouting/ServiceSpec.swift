@@ -150,8 +150,8 @@ extension ServiceDefinition {
             case "version": instance.version = text
             case "zone": instance.zone = text
             case "weight":
-                if let weight = Int(text), weight >= 1 { instance.weight = weight } else {
-                    log.error(pair.value.contentLocation, "'\(key).weight' expects a whole number of at least 1, found '\(text)'")
+                if let weight = Int(text), (1...ServiceDefinition.maximumWeight).contains(weight) { instance.weight = weight } else {
+                    log.error(pair.value.contentLocation, "'\(key).weight' expects a whole number from 1 to \(ServiceDefinition.maximumWeight), found '\(text)'")
                 }
             default:
                 log.error(pair.keyNode.location, unknownKeyMessage(pair.key, what: "instance key", known: ["url", "id", "version", "zone", "weight"]))

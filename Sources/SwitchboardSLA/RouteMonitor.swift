@@ -304,8 +304,3 @@ func formatRate(_ perSecond: Double) -> String {
     perSecond >= 1 || perSecond == 0 ? "\((perSecond * 100).rounded() / 100)/s" : "\((perSecond * 6000).rounded() / 100)/m"
 }
 
-extension Duration {
-    var nanoseconds: Int64 {
-        components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
-    }
-}

@@ -114,9 +114,4 @@ import Glibc
 import Darwin
 #endif
 
-extension Duration {
-    /// Whole microseconds.
-    var microseconds: Int64 {
-        components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000
-    }
-}
+

@@ -175,7 +175,7 @@ public final class PostgresStateStore: NodeStateStore {
 
     public func claim(scope: String, key: String, messageID: MessageID, ttl: Duration) async throws -> IdempotencyClaim {
         let now = wallClockMilliseconds()
-        let cutoff = now - Int64(ttl.components.seconds * 1000 + ttl.components.attoseconds / 1_000_000_000_000_000)
+        let cutoff = now - ttl.milliseconds
         let id = messageID.description
         do {
             // One statement, so two nodes claiming the same key at once cannot both win: the

@@ -75,7 +75,7 @@ public final class SQLiteStateStore: NodeStateStore {
     /// Runs a write transaction on NIO's blocking-I/O thread pool, off the event loops.
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
-            return try await NIOThreadPool.singleton.runIfActive { [pool] in try pool.write(body) }
+            return try await pool.writeOffLoop(body)
         } catch let error as DatabaseError {
             throw StateStoreError("the state store at \(path) failed: \(error.message ?? "\(error)")")
         }
@@ -83,7 +83,7 @@ public final class SQLiteStateStore: NodeStateStore {
 
     private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
-            return try await NIOThreadPool.singleton.runIfActive { [pool] in try pool.read(body) }
+            return try await pool.readOffLoop(body)
         } catch let error as DatabaseError {
             throw StateStoreError("the state store at \(path) failed: \(error.message ?? "\(error)")")
         }
@@ -152,7 +152,7 @@ public final class SQLiteStateStore: NodeStateStore {
 
     public func claim(scope: String, key: String, messageID: MessageID, ttl: Duration) async throws -> IdempotencyClaim {
         let now = wallClockMilliseconds()
-        let cutoff = now - Int64(ttl.components.seconds * 1000 + ttl.components.attoseconds / 1_000_000_000_000_000)
+        let cutoff = now - ttl.milliseconds
         let id = messageID.description
         return try await write { db in
             if let row = try Row.fetchOne(

@@ -27,7 +27,7 @@ public struct PostgresPool: Sendable {
         let deadline = connectTimeout * 4
         let queryLogger = clientLogger
         do {
-            let finished: Bool? = try await withDeadline(deadline) {
+            let finished: Bool? = try await firstWithin(deadline) {
                 for statement in schema {
                     try await client.query(PostgresQuery(unsafeSQL: statement), logger: queryLogger)
                 }
@@ -46,11 +46,17 @@ public struct PostgresPool: Sendable {
     }
 
     /// Starts a pool for `url`; connections open on first use.
-    public init(_ url: PostgresURL, maximumConnections: Int = 8, connectTimeout: Duration = .seconds(5), logger: Logger) {
+    /// - Parameter startupParameters: Session settings every connection starts with, such
+    ///   as `statement_timeout`.
+    public init(
+        _ url: PostgresURL, maximumConnections: Int = 8, connectTimeout: Duration = .seconds(5),
+        startupParameters: [(String, String)] = [], logger: Logger
+    ) {
         displayURL = url.redacted
         var configuration = PostgresClient.Configuration(url)
-        configuration.options.connectTimeout = .nanoseconds(connectTimeout.components.seconds * 1_000_000_000 + connectTimeout.components.attoseconds / 1_000_000_000)
+        configuration.options.connectTimeout = .nanoseconds(connectTimeout.nanoseconds)
         configuration.options.maximumConnections = maximumConnections
+        configuration.options.additionalStartupParameters = startupParameters
         var clientLogger = logger
         clientLogger.logLevel = max(logger.logLevel, .warning)
         let client = PostgresClient(configuration: configuration, backgroundLogger: clientLogger)
@@ -61,21 +67,5 @@ public struct PostgresPool: Sendable {
 
     public func close() {
         runner.cancel()
-    }
-}
-
-/// Runs `body`, giving up (cancelling it) after `duration`.
-///
-/// - Returns: The body's result, or nil when the time ran out first.
-public func withDeadline<T: Sendable>(_ duration: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T? {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: duration)
-            return nil
-        }
-        let first = try await group.next() ?? nil
-        group.cancelAll()
-        return first
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import NIOPosix
 
 /// Opens SQLite files the node keeps its state in: WAL mode (readers never block the
 /// writer), a 10 s busy timeout, `synchronous = NORMAL` (a commit survives the process
@@ -39,5 +40,19 @@ public struct SQLiteFileError: Error, CustomStringConvertible {
 
     init(_ description: String) {
         self.description = description
+    }
+}
+
+extension DatabasePool {
+    /// Runs a write transaction on NIO's blocking-I/O thread pool, off the event loops and
+    /// the cooperative threads. (GRDB's synchronous API on purpose: its async one,
+    /// specialized across modules, crashed the Swift 6.3.1 optimizer in release builds.)
+    public func writeOffLoop<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive { try self.write(body) }
+    }
+
+    /// Runs a read on NIO's blocking-I/O thread pool.
+    public func readOffLoop<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive { try self.read(body) }
     }
 }

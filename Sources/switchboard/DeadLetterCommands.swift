@@ -198,7 +198,10 @@ struct ReplayCommand: AsyncParsableCommand {
             if !succeeded { failed += 1 }
             guard !json else { continue }
             let deadLetter = replay["deadLetter"] as? String ?? ""
-            let message = replay["replay"] as? String ?? ""
+            guard let message = replay["replay"] as? String else {
+                print("did not replay \(deadLetter): \(replay["error"] as? String ?? "")")
+                continue
+            }
             if succeeded {
                 print("replayed \(deadLetter) as \(message): delivered; removed from the dead letter store")
             } else {

@@ -143,6 +143,31 @@ struct DatabaseAdapterTests {
         await adapter.shutdown()
     }
 
+    @Test(.enabled(if: postgres != nil, "needs SWITCHBOARD_TEST_POSTGRES; make test starts PostgreSQL"))
+    func aStatementPastTheQueryTimeoutIsCancelledByTheServer() async throws {
+        var spec = DatasourceSpec(name: "db", url: try PostgresTestServer.freshDatabase(prefix: "sqltimeout"))
+        spec.queryTimeout = .milliseconds(300)
+        let adapter = DatabaseAdapter(datasources: [spec], logger: Self.logger)
+        let engine = try RouteLoader(catalog: AdapterCatalog([adapter]), logger: Self.logger, environment: [:]).load(sources: [("""
+        routes:
+          - id: q
+            from: direct:q
+            steps: [ { to: { uri: "sql:db", statement: "SELECT pg_sleep(:${header.X-Seconds})" } } ]
+        """, "routes.yaml")])
+        var quick = Headers()
+        quick["X-Seconds"] = "0"
+        #expect(try await engine.process(routeID: "q", Exchange(message: Message(headers: quick), pattern: .inOut)).message.headers["sql.rows"] == "1")
+        var slow = Headers()
+        slow["X-Seconds"] = "5"
+        await #expect {
+            _ = try await engine.process(routeID: "q", Exchange(message: Message(headers: slow), pattern: .inOut))
+        } throws: { error in
+            guard let failure = error as? StepFailure else { return false }
+            return failure.kind == "timeout" && failure.reason.contains("statement timeout")
+        }
+        await adapter.shutdown()
+    }
+
     @Test func routeMistakesAreReportedAtLoad() {
         let adapter = DatabaseAdapter(datasources: [DatasourceSpec(name: "db", url: "sqlite:/tmp/x.db")], logger: Self.logger)
         let loader = RouteLoader(catalog: AdapterCatalog([adapter]), logger: Self.logger, environment: [:])
@@ -155,12 +180,15 @@ struct DatabaseAdapterTests {
                   - to: "sql:nope?statement=SELECT 1"
                   - to: "sql:db"
                   - to: { uri: "sql:db", statement: "SELECT :${header.X" }
+              - id: b
+                from: "sql:db?query=SELECT id FROM t&onConsume=UPDATE t SET by = :${header.X} WHERE id = :id"
             """, "routes.yaml")])
         } throws: { error in
             let text = "\(error)"
             return text.contains("routes.yaml:5:14: error: no datasource 'nope'; the node config has 'db'")
                 && text.contains("routes.yaml:6:14: error: 'to: sql:db' needs a statement")
                 && text.contains("routes.yaml:7:30: error: option 'statement': the parameter ':${' has no closing '}'")
+                && text.contains("'onConsume' runs for a polled row, so its parameters are the row's columns (:id); ${header.X} has no message to read")
         }
     }
 

@@ -51,6 +51,16 @@ final class SwitchableBackend: Sendable {
 /// real HTTP backend.
 @Suite(.serialized)
 struct FailureHandlingNodeTests {
+    /// Runs `body` with the backends listening, given their ports; stops them after.
+    static func serving(_ backends: [SwitchableBackend], _ body: ([Int]) async throws -> Void) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var ports: [Int] = []
+            for backend in backends { ports.append(await backend.start(in: &group)) }
+            defer { group.cancelAll() }
+            try await body(ports)
+        }
+    }
+
     static func writeNode(_ folder: String, routes: String) throws -> String {
         try routes.write(toFile: folder + "/routes/main.yaml", atomically: true, encoding: .utf8)
         try """
@@ -63,8 +73,8 @@ struct FailureHandlingNodeTests {
 
     @Test func aFailingMessageIsRetriedThenDeadLetteredThenReplayedOnceTheBackendIsBack() async throws {
         let backend = SwitchableBackend()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            let port = await backend.start(in: &group)
+        try await Self.serving([backend]) { ports in
+            let port = ports[0]
             let folder = try CLITests.temporaryFolder()
             let config = try Self.writeNode(folder, routes: """
             routes:
@@ -113,14 +123,13 @@ struct FailureHandlingNodeTests {
             // Offline, the store file answers.
             let offline = try CLITests.run(["dead-letters", adminConfig])
             #expect(offline.stdout.contains("no dead letters"), "\(offline.stdout)\(offline.stderr)")
-            group.cancelAll()
         }
     }
 
     @Test func acceptedAsyncMessagesSurviveASIGKILLAndReachAnIdempotentRouteOnce() async throws {
         let backend = SwitchableBackend()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            let port = await backend.start(in: &group)
+        try await Self.serving([backend]) { ports in
+            let port = ports[0]
             let folder = try CLITests.temporaryFolder()
             let config = try Self.writeNode(folder, routes: """
             routes:
@@ -164,15 +173,14 @@ struct FailureHandlingNodeTests {
             #expect(delivered.map(\.order).sorted() == orders.sorted(), "each order once: \(delivered.map(\.order))")
             #expect(!delivered.contains { $0.body == "again" })
             #expect(second.log.text.withLock { $0 }.contains("resuming accepted messages count=20"), "\(second.log.text.withLock { $0 })")
-            group.cancelAll()
         }
     }
 
     @Test func servicesAreConfiguredRegisteredThroughTheAdminAPIAndListed() async throws {
         let backend = SwitchableBackend()
         backend.up.withLock { $0 = true }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            let port = await backend.start(in: &group)
+        try await Self.serving([backend]) { ports in
+            let port = ports[0]
             let folder = try CLITests.temporaryFolder()
             let config = try Self.writeNode(folder, routes: """
             services:
@@ -223,7 +231,6 @@ struct FailureHandlingNodeTests {
             #expect(try await HTTPClient.shared.execute(removal, timeout: .seconds(5)).status == .ok)
             #expect(try await HTTPClient.shared.execute(removal, timeout: .seconds(5)).status == .notFound)
             try await node.stop()
-            group.cancelAll()
         }
     }
 }

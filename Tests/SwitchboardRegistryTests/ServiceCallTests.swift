@@ -64,14 +64,24 @@ struct ServiceCallTests {
         return (engine, registry, services, http)
     }
 
+    /// Runs `body` with the backends listening, given their ports; stops them after.
+    static func serving(_ backends: [CountingBackend], _ body: ([Int]) async throws -> Void) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var ports: [Int] = []
+            for backend in backends { ports.append(await backend.start(in: &group)) }
+            defer { group.cancelAll() }
+            try await body(ports)
+        }
+    }
+
     static func call(_ engine: RouteEngine) async throws -> String {
         try await engine.process(routeID: "call", Exchange(message: Message(body: ByteBuffer(string: "x")), pattern: .inOut)).message.bodyString
     }
 
     @Test func aCallFailsOverToTheNextInstanceWhenOneIsDown() async throws {
         let live = CountingBackend("live")
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            let port = await live.start(in: &group)
+        try await Self.serving([live]) { ports in
+            let port = ports[0]
             let (engine, registry, _, http) = try Self.engine("""
             services:
               orders:
@@ -91,14 +101,13 @@ struct ServiceCallTests {
             let dead = try #require(registry.status().first?.instances.first)
             #expect(dead.failures == 5 && dead.calls == 5, "round-robin sent every other call to the dead instance first: \(dead)")
             await http.shutdown()
-            group.cancelAll()
         }
     }
 
     @Test func withoutFailoverTheCallFailsAndTheBreakerTakesTheDeadInstanceOut() async throws {
         let live = CountingBackend("live")
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            let port = await live.start(in: &group)
+        try await Self.serving([live]) { ports in
+            let port = ports[0]
             let (engine, registry, _, http) = try Self.engine("""
             services:
               orders:
@@ -118,16 +127,14 @@ struct ServiceCallTests {
             #expect(live.calls.withLock { $0 } == 8)
             #expect(registry.status().first?.instances.first?.breaker == "open")
             await http.shutdown()
-            group.cancelAll()
         }
     }
 
     @Test func weightedCallsFollowTheWeights() async throws {
         let light = CountingBackend("light")
         let heavy = CountingBackend("heavy")
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            let lightPort = await light.start(in: &group)
-            let heavyPort = await heavy.start(in: &group)
+        try await Self.serving([light, heavy]) { ports in
+            let (lightPort, heavyPort) = (ports[0], ports[1])
             let (engine, _, _, http) = try Self.engine("""
             services:
               orders:
@@ -144,16 +151,14 @@ struct ServiceCallTests {
             #expect(light.calls.withLock { $0 } == 10)
             #expect(heavy.calls.withLock { $0 } == 30)
             await http.shutdown()
-            group.cancelAll()
         }
     }
 
     @Test func activeHealthChecksTakeAnInstanceOutAndBack() async throws {
         let a = CountingBackend("a")
         let b = CountingBackend("b")
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            let portA = await a.start(in: &group)
-            let portB = await b.start(in: &group)
+        try await Self.serving([a, b]) { ports in
+            let (portA, portB) = (ports[0], ports[1])
             let (engine, registry, services, http) = try Self.engine("""
             services:
               orders:
@@ -181,16 +186,14 @@ struct ServiceCallTests {
             checks.cancel()
             _ = await checks.result
             await http.shutdown()
-            group.cancelAll()
         }
     }
 
     @Test func aVersionedCallReachesOnlyInstancesOfThatVersion() async throws {
         let old = CountingBackend("old")
         let new = CountingBackend("new")
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            let oldPort = await old.start(in: &group)
-            let newPort = await new.start(in: &group)
+        try await Self.serving([old, new]) { ports in
+            let (oldPort, newPort) = (ports[0], ports[1])
             let (engine, registry, _, http) = try Self.engine("""
             routes:
               - id: call
@@ -208,7 +211,6 @@ struct ServiceCallTests {
                 "\(error)".contains("service 'billing' version v2 has no available instance")
             }
             await http.shutdown()
-            group.cancelAll()
         }
     }
 
@@ -229,7 +231,7 @@ struct ServiceCallTests {
         } throws: { error in
             let text = "\(error)"
             return text.contains("routes.yaml:3:19: error: 'services.orders.instances' expects http:// or https:// URLs, found 'ftp://x'")
-                && text.contains("routes.yaml:3:56: error: 'services.orders.instances.weight' expects a whole number of at least 1, found '0'")
+                && text.contains("routes.yaml:3:56: error: 'services.orders.instances.weight' expects a whole number from 1 to 10000, found '0'")
                 && text.contains("routes.yaml:4:14: error: 'services.orders.balance' expects one of round-robin, least-outstanding, weighted, found 'random'")
                 && text.contains("routes.yaml:5:22: error: 'services.orders.health.every' expects a duration such as 5s, found 'soon'")
                 && text.contains("routes.yaml:6:23: error: 'services.orders.breaker.ratio' expects a share of failed calls such as 50% or 0.5, found '200%'")

@@ -98,20 +98,43 @@ struct ServiceRegistryTests {
         #expect(try Self.spread(registry, calls: 5) == ["i0": 5])
     }
 
-    @Test func theBreakerOpensOnAFailureRatioInItsWindow() throws {
-        let clock = ManualRegistryClock()
-        var service = Self.service(.roundRobin, weights: [1])
+    /// One instance whose breaker opens when half the calls of 10 s fail (10 calls at least).
+    static func ratioBreaker(_ clock: ManualRegistryClock) throws -> ServiceRegistry {
+        var service = service(.roundRobin, weights: [1])
         service.breaker.failures = 100
         service.breaker.ratio = 0.5
         service.breaker.minimumCalls = 10
         service.breaker.window = .seconds(10)
-        let registry = try Self.registry(service, clock: clock)
+        return try registry(service, clock: clock)
+    }
+
+    @Test func theBreakerOpensOnAFailureRatioInItsWindow() throws {
+        let clock = ManualRegistryClock()
+        let registry = try Self.ratioBreaker(clock)
         for index in 0..<10 {
             let lease = try registry.lease("orders", version: nil, excluding: [])
             registry.finish(lease, success: index % 2 == 0, latency: .zero)
             clock.advance(by: .milliseconds(100))
         }
         #expect(registry.status()[0].instances[0].breaker == "open")
+    }
+
+    @Test func failuresOlderThanTheWindowNoLongerCount() throws {
+        let clock = ManualRegistryClock()
+        let registry = try Self.ratioBreaker(clock)
+        func call(_ ok: Bool) throws {
+            let lease = try registry.lease("orders", version: nil, excluding: [])
+            registry.finish(lease, success: ok, latency: .zero)
+            clock.advance(by: .milliseconds(100))
+        }
+        for _ in 0..<5 { try call(false) }
+        clock.advance(by: .seconds(20))
+        // 4 failures in the last 10 calls: 40%, under the ratio (with the old five, 60%).
+        for index in 0..<10 { try call(index < 6) }
+        #expect(registry.status()[0].instances[0].breaker == "closed")
+        try call(false)
+        try call(false)
+        #expect(registry.status()[0].instances[0].breaker == "open", "6 of 12 failed")
     }
 
     @Test func registeredInstancesLapseWithoutAHeartbeat() throws {

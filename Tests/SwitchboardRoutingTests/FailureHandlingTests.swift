@@ -211,6 +211,22 @@ struct FailureHandlingTests {
         #expect(harness.endpoints.exchanges("backend").suffix(3).map(\.message.bodyString) == ["order 0", "order 1", "order 2"])
     }
 
+    @Test func aDeadLetterWhoseRouteIsGoneIsReportedAndKeptWhileTheOthersReplay() async throws {
+        let store = try Self.store()
+        let harness = try Harness(Self.route("test:backend", onError: "{ dead-letter: true }"), state: NodeState(store))
+        let now = wallClockMilliseconds()
+        let orphan = DeadLetter(message: Message(body: ByteBuffer(string: "old")), routeID: "removed", step: "0 to x", error: "e", attempts: 1, firstFailedAt: now - 10, lastFailedAt: now - 10)
+        let current = DeadLetter(message: Message(body: ByteBuffer(string: "new")), routeID: "orders", step: "0 to x", error: "e", attempts: 1, firstFailedAt: now, lastFailedAt: now)
+        try await store.add(orphan)
+        try await store.add(current)
+        let outcomes = try await harness.engine.replayAll(routeID: nil)
+        #expect(outcomes.map(\.succeeded) == [false, true])
+        #expect(outcomes.first?.replay == nil)
+        #expect(outcomes.first?.error == "its route 'removed' is not loaded; kept")
+        #expect(try await store.list(routeID: nil, limit: 10).map(\.id) == [orphan.id])
+        #expect(harness.endpoints.exchanges("backend").map(\.message.bodyString) == ["new"])
+    }
+
     @Test func deadLettersCanGoToAnEndpointInstead() async throws {
         let harness = try Harness(Self.route("test:backend?fail=true", onError: "{ dead-letter: \"test:parking\" }"))
         await #expect(throws: StepFailure.self) { _ = try await harness.send("orders", "order 1") }

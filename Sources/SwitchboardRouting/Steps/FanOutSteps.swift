@@ -141,14 +141,7 @@ struct SplitStep: Processor {
             return try await pipeline.run(part).exchange
         } catch let failure as StepFailure {
             guard let rejects else { throw failure }
-            var copy = part.message
-            var step = "\(failure.step.path) \(failure.step.kind)"
-            if let endpoint = failure.step.endpoint { step += " \(endpoint)" }
-            copy.headers["X-Dead-Letter-Route"] = failure.step.routeID
-            copy.headers["X-Dead-Letter-Step"] = step
-            copy.headers["X-Dead-Letter-Error"] = failure.reason
-            copy.headers["X-Dead-Letter-Attempts"] = String(failure.attempts)
-            copy.headers["X-Dead-Letter-Message-ID"] = part.message.id.description
+            let copy = part.message.deadLetterCopy(route: failure.step.routeID, step: failure.step.summary, error: failure.reason, attempts: failure.attempts)
             _ = try await rejects.producer.send(Exchange(message: copy, pattern: .inOnly))
             return nil
         }
@@ -157,15 +150,11 @@ struct SplitStep: Processor {
     /// Sends a fixed-width record that did not parse to `rejects`.
     func reject(record bytes: [UInt8], error: FixedWidthError, of message: Message) async throws {
         guard let rejects else { throw error }
-        var copy = message.makeChild(body: ByteBuffer(bytes: bytes))
-        copy.properties[Message.bodyFileProperty] = nil
-        copy.contentType = "text/plain"
-        copy.headers["X-Dead-Letter-Route"] = info?.routeID ?? ""
-        copy.headers["X-Dead-Letter-Step"] = info.map { "\($0.path) \($0.kind)" } ?? "split"
-        copy.headers["X-Dead-Letter-Error"] = error.description
+        var record = message.makeChild(body: ByteBuffer(bytes: bytes))
+        record.properties[Message.bodyFileProperty] = nil
+        record.contentType = "text/plain"
+        var copy = record.deadLetterCopy(route: info?.routeID ?? "", step: info?.summary ?? "split", error: error.description, attempts: 1)
         copy.headers["X-Dead-Letter-Line"] = String(error.line)
-        copy.headers["X-Dead-Letter-Attempts"] = "1"
-        copy.headers["X-Dead-Letter-Message-ID"] = copy.id.description
         _ = try await rejects.producer.send(Exchange(message: copy, pattern: .inOnly))
     }
 
@@ -224,16 +213,8 @@ struct SplitStep: Processor {
 
 /// Runs `body`, failing with a timeout error if it takes longer than `limit`.
 func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: limit)
-            return nil
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else {
-            throw ProcessingError("timed out after \(formatDuration(limit))", status: 504)
-        }
-        return value
+    guard let value = try await firstWithin(limit, body) else {
+        throw ProcessingError("timed out after \(formatDuration(limit))", status: 504, kind: ErrorKind.timeout)
     }
+    return value
 }
