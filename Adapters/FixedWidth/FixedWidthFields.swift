@@ -19,39 +19,46 @@ struct FixedWidthFields {
         var members: [(key: String, value: JSONValue)] = []
         members.reserveCapacity(record.fields.count)
         for field in record.fields {
-            let raw = bytes[(field.start - 1)..<(field.start - 1 + field.length)]
-            func failure(_ message: String) -> FixedWidthError {
-                FixedWidthError(line: line, record: record.name, field: field.name, columns: field.columns, message: message)
-            }
-            switch field.kind {
-            case .constant(let expected):
-                guard raw.elementsEqual(expected) else {
-                    throw failure("expected '\(String(decoding: expected, as: UTF8.self))', found '\(text(raw))'")
-                }
-            case .filler:
-                if !raw.allSatisfy({ $0 == field.padding }) { members.append((field.name, .string(text(raw)))) }
-            case .string:
-                let value = field.trim ? trimmed(raw, field) : text(raw)
-                if field.required, value.allSatisfy({ $0 == " " }) { throw failure("is required but blank") }
-                members.append((field.name, .string(value)))
-            case .integer, .decimal:
-                members.append((field.name, try number(raw, field, failure)))
-            case .date(let format):
-                let value = text(raw)
-                if value.allSatisfy({ $0 == " " }) {
-                    if field.required { throw failure("is required but blank") }
-                    members.append((field.name, .null))
-                } else if value.allSatisfy({ $0 == "0" }) {
-                    // "No date" as some files write it: kept as written.
-                    members.append((field.name, .string(value)))
-                } else if let iso = format.iso(from: value) {
-                    members.append((field.name, .string(iso)))
-                } else {
-                    throw failure("'\(value)' is not a date in the format \(format.pattern)")
-                }
-            }
+            if let value = try value(of: field, in: bytes, record: record, line: line) { members.append((field.name, value)) }
         }
         return .object(members)
+    }
+
+    /// One field's value as the record's JSON object holds it; nil for a constant (checked)
+    /// and for blank filler, which the object leaves out.
+    func value(of field: FieldLayout, in bytes: [UInt8], record: RecordLayout, line: Int) throws -> JSONValue? {
+        let raw = bytes[(field.start - 1)..<(field.start - 1 + field.length)]
+        func failure(_ message: String) -> FixedWidthError {
+            FixedWidthError(line: line, record: record.name, field: field.name, columns: field.columns, message: message)
+        }
+        switch field.kind {
+        case .constant(let expected):
+            guard raw.elementsEqual(expected) else {
+                throw failure("expected '\(String(decoding: expected, as: UTF8.self))', found '\(text(raw))'")
+            }
+            return nil
+        case .filler:
+            return raw.allSatisfy({ $0 == field.padding }) ? nil : .string(text(raw))
+        case .string:
+            let value = field.trim ? trimmed(raw, field) : text(raw)
+            if field.required, value.allSatisfy({ $0 == " " }) { throw failure("is required but blank") }
+            return .string(value)
+        case .integer, .decimal:
+            return try number(raw, field, failure)
+        case .date(let format):
+            let value = text(raw)
+            if value.allSatisfy({ $0 == " " }) {
+                if field.required { throw failure("is required but blank") }
+                return .null
+            } else if value.allSatisfy({ $0 == "0" }) {
+                // "No date" as some files write it: kept as written.
+                return .string(value)
+            } else if let iso = format.iso(from: value) {
+                return .string(iso)
+            } else {
+                throw failure("'\(value)' is not a date in the format \(format.pattern)")
+            }
+        }
     }
 
     func text(_ raw: ArraySlice<UInt8>) -> String {

@@ -96,7 +96,7 @@ public struct FixedWidthFormatter {
             }
             do {
                 let bytes = try FixedWidthFields(latin1: layout.latin1).format(value, record: variant, length: layout.recordLength, path: path)
-                guard bytes.withUnsafeBytes({ variant.matches($0, context: context) }) else { continue }
+                guard bytes.withUnsafeBytes({ variant.matchesTags($0) }) else { continue }
                 for other in layout.records where other.whenRecord == name {
                     if let field = other.whenField, let member = value[field] { context[name, default: [:]][field] = member.text }
                 }

@@ -127,17 +127,30 @@ struct RecordReader {
 
 /// Parses records into JSON as the layout's structure nests them.
 ///
-/// With `split`, every value at a path the callback claims (returns true for) is handed to
-/// it as soon as it is complete and left out of the document: memory then holds one such
-/// value at a time, whatever the file's size.
+/// With `splitAt`, every value at that path (a group or record of the structure, or
+/// `records` for a layout without one) is handed to `onPart` as soon as it is complete and
+/// left out of the document: memory then holds one such value at a time, whatever the
+/// file's size.
 public struct FixedWidthParser {
     let layout: FixedWidthLayout
     var reader: RecordReader
-    var context: [String: [String: String]] = [:]
-    var lookahead: (record: RecordLayout, bytes: [UInt8], line: Int)?
+    /// Fields kept from earlier records for `when` and `same-as`, by slot, and how often
+    /// each slot changed (so a variant's `when` is worked out again only after a change).
+    var context: [String?]
+    var contextChanges: [Int]
+    var whenChecked: [Int]
+    var whenHolds: [Bool]
+    let matcher: RecordMatcher
+    let whenSlots: [Int]
+    var lookahead: FixedWidthRecord?
     var looked = false
     var fillers = 0
-    let split: ((_ path: [String], _ value: JSONValue, _ line: Int) throws -> Bool)?
+    var rules: RuleState
+    /// The structure item parts are split at (`splitsRecords`: the records of a layout
+    /// without structure).
+    let splitNode: Int?
+    let splitsRecords: Bool
+    let onPart: ((FixedWidthValue) throws -> Void)?
     /// Takes records that do not parse (no record type matches, or a field is wrong) so
     /// parsing goes on without them; nil: such a record stops the parse with its error.
     /// Rules still count only the records that parsed, so a control record's totals then
@@ -147,17 +160,30 @@ public struct FixedWidthParser {
     public init(
         layout: FixedWidthLayout,
         next: @escaping () throws -> [UInt8]?,
-        split: ((_ path: [String], _ value: JSONValue, _ line: Int) throws -> Bool)? = nil,
+        splitAt path: [String]? = nil,
+        onPart: ((FixedWidthValue) throws -> Void)? = nil,
         badRecord: ((_ error: FixedWidthError, _ bytes: [UInt8]) throws -> Void)? = nil
     ) {
         self.layout = layout
         self.reader = RecordReader(layout: layout, next: layout.ebcdic ? { try next().map(EBCDIC037.decoded) } : next)
-        self.split = split
+        self.onPart = onPart
         self.badRecord = badRecord
         self.rules = RuleState(tables: layout.tables)
+        let slots = layout.tables.slotCount
+        context = Array(repeating: nil, count: slots)
+        contextChanges = Array(repeating: 0, count: slots)
+        whenChecked = Array(repeating: -1, count: layout.records.count)
+        whenHolds = Array(repeating: false, count: layout.records.count)
+        matcher = layout.matcher
+        whenSlots = layout.tables.whenSlots
+        if let path, onPart != nil {
+            splitsRecords = layout.structure.isEmpty && path == ["records"]
+            splitNode = layout.plan.node(at: path)?.id
+        } else {
+            splitsRecords = false
+            splitNode = nil
+        }
     }
-
-    var rules: RuleState
 
     /// Parses bytes held in memory.
     public static func parse(_ data: [UInt8], layout: FixedWidthLayout) throws -> (document: JSONValue, format: FixedWidthTextFormat) {
@@ -169,110 +195,135 @@ public struct FixedWidthParser {
         return try parser.parse()
     }
 
-    /// Reads every record; returns the document (without the parts `split` took) and how the
+    /// Reads every record; returns the document (without the parts split off) and how the
     /// text was laid out.
     public mutating func parse() throws -> (document: JSONValue, format: FixedWidthTextFormat) {
-        var members: [(key: String, value: JSONValue)]
+        let members: [(key: JSONKey, value: FixedWidthValue)]
         if layout.structure.isEmpty {
-            var records: [JSONValue] = []
+            var records: [FixedWidthValue] = []
             while let next = try peek() {
-                let parsed: JSONValue
                 do {
-                    parsed = try consume(next)
+                    try consume(next)
                 } catch let error as FixedWidthError where badRecord != nil {
                     try badRecord?(error, next.bytes)
                     continue
                 }
-                guard case .object(let fields) = parsed else { continue }
-                let value = JSONValue.object([("$record", .string(next.record.name))] + fields)
-                if try split?(["records"], value, next.line) != true { records.append(value) }
+                let value = FixedWidthValue.record(next, tagged: true)
+                if splitsRecords, let onPart { try onPart(value) } else { records.append(value) }
             }
-            members = [("records", .array(records))]
+            members = [(layout.plan.recordsKey, .array(records))]
         } else {
-            members = try parseItems(layout.structure, path: [])
+            members = try parseItems(layout.plan.roots)
             if let extra = try peek() {
-                throw FixedWidthError(line: extra.line, record: extra.record.name, message: "a \(extra.record.name) record after the end of the file's structure")
+                throw FixedWidthError(line: extra.line, record: extra.name, message: "a \(extra.name) record after the end of the file's structure")
             }
         }
         if layout.checkRules { try rules.finish(fillers: fillers) }
         let format = FixedWidthTextFormat(lineEnding: reader.ending ?? .lf, finalLineEnding: reader.lastHadEnding, fillerRecords: fillers)
-        return (.object(members), format)
+        return (FixedWidthValue.object(members).json, format)
     }
 
     // MARK: Records
 
-    private mutating func peek() throws -> (record: RecordLayout, bytes: [UInt8], line: Int)? {
+    private mutating func peek() throws -> FixedWidthRecord? {
         if looked { return lookahead }
         looked = true
         lookahead = nil
         while let bytes = try reader.nextRecord() {
-            if let filler = layout.filler, bytes.allSatisfy({ $0 == filler.character }) {
+            if let filler = layout.filler, bytes.first == filler.character, bytes.allSatisfy({ $0 == filler.character }) {
                 fillers += 1
                 continue
             }
             if fillers > 0 {
                 throw FixedWidthError(line: reader.line, message: "a record after the filler records")
             }
-            let matched = bytes.withUnsafeBytes { raw in layout.records.first(where: { $0.matches(raw, context: context) }) }
-            guard let record = matched else {
+            guard let record = match(bytes) else {
                 let start = String(decoding: bytes.prefix(3), as: UTF8.self)
                 let error = FixedWidthError(line: reader.line, message: "no record type of the layout matches this record (it starts with '\(start)')")
                 guard let badRecord else { throw error }
                 try badRecord(error, bytes)
                 continue
             }
-            lookahead = (record, bytes, reader.line)
+            lookahead = FixedWidthRecord(layout: record, bytes: bytes, line: reader.line, latin1: layout.latin1)
             break
         }
         return lookahead
     }
 
-    private mutating func consume(_ next: (record: RecordLayout, bytes: [UInt8], line: Int)) throws -> JSONValue {
-        looked = false
-        lookahead = nil
-        let value = try FixedWidthFields(latin1: layout.latin1).parse(next.bytes, record: next.record, line: next.line)
-        if layout.checkRules, !layout.rules.isEmpty {
-            try rules.record(next.record.name, value, line: next.line, context: context)
-        }
-        if let wanted = layout.tables.contextFields[next.record.name], case .object(let members) = value {
-            for member in members where wanted.contains(member.key) {
-                context[next.record.name, default: [:]][member.key] = member.value.text
+    /// The first record variant whose tags the bytes carry and whose `when` holds.
+    private mutating func match(_ bytes: [UInt8]) -> RecordLayout? {
+        let found: Int? = bytes.withUnsafeBufferPointer { bytes in
+            for index in 0..<matcher.ranges.count where matcher.carriesTags(index, bytes) {
+                if matcher.hasPatterns[index], !layout.records[index].matchesTags(UnsafeRawBufferPointer(bytes)) { continue }
+                let slot = whenSlots[index]
+                if slot < 0 { return index }
+                if whenChecked[index] != contextChanges[slot] {
+                    whenChecked[index] = contextChanges[slot]
+                    whenHolds[index] = context[slot].map(layout.records[index].whenValues.contains) ?? false
+                }
+                if whenHolds[index] { return index }
             }
+            return nil
         }
-        return value
+        return found.map { layout.records[$0] }
     }
 
-    private mutating func parseItems(_ items: [StructureItem], path: [String]) throws -> [(key: String, value: JSONValue)] {
-        var members: [(key: String, value: JSONValue)] = []
+    private mutating func consume(_ record: FixedWidthRecord) throws {
+        looked = false
+        lookahead = nil
+        try record.withView { view in
+            try record.validate(view)
+            if layout.checkRules, !layout.rules.isEmpty {
+                try rules.record(record, view, context: context)
+            }
+        }
+        let tables = layout.tables
+        for index in tables.keepRanges[record.layout.index] {
+            let keep = tables.keeps[index]
+            guard let value = record.member(keep.field) else { continue }
+            context[keep.slot] = value.text
+            contextChanges[keep.slot] += 1
+        }
+    }
+
+    private mutating func parseItems(_ items: [StructureNode]) throws -> [(key: JSONKey, value: FixedWidthValue)] {
+        var members: [(key: JSONKey, value: FixedWidthValue)] = []
+        members.reserveCapacity(items.count)
         for item in items {
-            let itemPath = path + [item.key]
             var found = 0
-            var kept: [JSONValue] = []
-            while let next = try peek(), item.firstRecords.contains(next.record.name) {
-                let value: JSONValue
-                switch item {
-                case .record:
+            var kept: [FixedWidthValue] = []
+            var single: FixedWidthValue?
+            while let next = try peek(), item.starts[next.layout.nameID] {
+                let value: FixedWidthValue
+                if item.isRecord {
                     do {
-                        value = try consume(next)
+                        try consume(next)
                     } catch let error as FixedWidthError where badRecord != nil {
                         try badRecord?(error, next.bytes)
                         continue
                     }
-                case .group(_, let inner, _, _):
-                    rules.enter(itemPath)
-                    value = .object(try parseItems(inner, path: itemPath))
+                    value = .record(next, tagged: false)
+                } else {
+                    rules.enter(item.scopeRules)
+                    value = .object(try parseItems(item.children))
                 }
                 found += 1
-                if try split?(itemPath, value, next.line) != true { kept.append(value) }
+                if item.id == splitNode, let onPart {
+                    try onPart(value)
+                } else if item.repeats {
+                    kept.append(value)
+                } else {
+                    single = value
+                }
                 if !item.repeats { break }
             }
             if found == 0 {
-                guard item.isOptional else {
+                guard item.optional else {
                     let found = try peek()
                     throw FixedWidthError(
                         line: found?.line ?? reader.line,
-                        record: found?.record.name,
-                        message: "expected \(item.firstRecords.joined(separator: " or ")), found \(found.map { "a \($0.record.name) record" } ?? "the end of the file")"
+                        record: found?.name,
+                        message: "expected \(item.firstNames.joined(separator: " or ")), found \(found.map { "a \($0.name) record" } ?? "the end of the file")"
                     )
                 }
                 if item.repeats { members.append((item.key, .array([]))) }
@@ -280,8 +331,8 @@ public struct FixedWidthParser {
             }
             if item.repeats {
                 members.append((item.key, .array(kept)))
-            } else if let first = kept.first {
-                members.append((item.key, first))
+            } else if let single {
+                members.append((item.key, single))
             }
         }
         return members

@@ -3,13 +3,14 @@ import SwitchboardTransform
 
 extension FixedWidthParser {
     /// A parser reading `handle` a chunk at a time (1 MiB), so memory holds one chunk and the
-    /// values `split` has not taken, whatever the file's size. `progress` is told how many
-    /// bytes were read so far.
+    /// values not split off, whatever the file's size. `progress` is told how many bytes
+    /// were read so far.
     public init(
         layout: FixedWidthLayout,
         reading handle: FileHandle,
         progress: ((Int) -> Void)? = nil,
-        split: ((_ path: [String], _ value: JSONValue, _ line: Int) throws -> Bool)? = nil
+        splitAt path: [String]? = nil,
+        onPart: ((FixedWidthValue) throws -> Void)? = nil
     ) {
         var total = 0
         self.init(layout: layout, next: {
@@ -17,7 +18,7 @@ extension FixedWidthParser {
             total += chunk.count
             progress?(total)
             return Array(chunk)
-        }, split: split)
+        }, splitAt: path, onPart: onPart)
     }
 }
 

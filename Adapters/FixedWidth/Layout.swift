@@ -1,5 +1,6 @@
 import Foundation
 import SwitchboardCore
+import SwitchboardTransform
 import Yams
 
 /// A fixed-width file layout, compiled once from YAML: record types told apart by a tag,
@@ -45,6 +46,9 @@ public struct FixedWidthLayout: Sendable {
     var rules: [LayoutRule] = []
     /// The rules and `when` conditions, arranged for streaming (built when the layout loads).
     var tables = RuleTables(rules: [], records: [])
+    /// The structure as the parser walks it (built when the layout loads).
+    var plan = StructurePlan(structure: [], records: [], tables: RuleTables(rules: [], records: []))
+    var matcher = RecordMatcher(records: [])
 
     public struct Filler: Sendable {
         public var character: UInt8
@@ -82,7 +86,8 @@ public struct FixedWidthLayout: Sendable {
 
 /// One record type (or one variant of it: several may share a name and differ by `when`).
 final class RecordLayout: @unchecked Sendable {
-    // @unchecked: immutable; the compiled tag patterns are only read.
+    // @unchecked: immutable once the layout has loaded (the loader numbers the records); the
+    // compiled tag patterns are only read.
     let name: String
     /// Every (1-based position, text) the record must hold to be this type.
     let tags: [(start: Int, value: [UInt8])]
@@ -93,7 +98,17 @@ final class RecordLayout: @unchecked Sendable {
     let whenField: String?
     let whenValues: [String]
     let fields: [FieldLayout]
+    /// The fields as plain values (no references), for the per-record loops.
+    let plan: [FieldPlan]
+    /// Each field's JSON key, `"name":`, one after another (`FieldPlan.key` ranges into it).
+    let keyBytes: [UInt8]
+    /// The constant fields' values, one after another (`FieldPlan.constant` ranges into it).
+    let constants: [UInt8]
     let line: Int
+    /// Position among the layout's records (variants counted apart), set by the loader.
+    var index = 0
+    /// Position of `name` among the layout's distinct record names, set by the loader.
+    var nameID = 0
 
     init(
         name: String, tags: [(start: Int, value: [UInt8])], patterns: [Regex<AnyRegexOutput>] = [],
@@ -107,15 +122,32 @@ final class RecordLayout: @unchecked Sendable {
         self.whenValues = whenValues
         self.fields = fields
         self.line = line
+        var keyBytes: [UInt8] = []
+        var constants: [UInt8] = []
+        var plan: [FieldPlan] = []
+        for field in fields {
+            let keyStart = keyBytes.count
+            JSONValue.writeString(field.name, into: &keyBytes)
+            keyBytes.append(UInt8(ascii: ":"))
+            let constantStart = constants.count
+            if case .constant(let value) = field.kind { constants += value }
+            plan.append(FieldPlan(field, key: keyStart..<keyBytes.count, constant: constantStart..<constants.count))
+        }
+        self.plan = plan
+        self.keyBytes = keyBytes
+        self.constants = constants
     }
 
-    func matches(_ record: UnsafeRawBufferPointer, context: [String: [String: String]]) -> Bool {
+    /// The index of the field named `name` in `fields`, if the record has one.
+    func fieldIndex(_ name: String) -> Int? {
+        fields.firstIndex { $0.name == name }
+    }
+
+    /// Whether the record carries this variant's tags and patterns (`when` is checked apart).
+    func matchesTags(_ record: UnsafeRawBufferPointer) -> Bool {
         for tag in tags {
             guard tag.start - 1 + tag.value.count <= record.count else { return false }
             for (offset, byte) in tag.value.enumerated() where record[tag.start - 1 + offset] != byte { return false }
-        }
-        if let whenRecord, let whenField {
-            guard let value = context[whenRecord]?[whenField], whenValues.contains(value) else { return false }
         }
         if !patterns.isEmpty {
             var text = ""
@@ -285,8 +317,20 @@ struct LayoutLoader {
             records: records,
             structure: structure
         )
+        var distinct: [String] = []
+        for (index, record) in records.enumerated() {
+            record.index = index
+            if let known = distinct.firstIndex(of: record.name) {
+                record.nameID = known
+            } else {
+                record.nameID = distinct.count
+                distinct.append(record.name)
+            }
+        }
         layout.rules = rules
         layout.tables = RuleTables(rules: rules, records: records)
+        layout.plan = StructurePlan(structure: structure, records: records, tables: layout.tables)
+        layout.matcher = RecordMatcher(records: records)
         layout.latin1 = latin1
         layout.ebcdic = ebcdic
         return layout

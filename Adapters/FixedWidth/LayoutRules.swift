@@ -133,62 +133,149 @@ extension LayoutLoader {
 }
 
 /// What a layout's rules need while a file streams, worked out once when the layout loads:
-/// per record type, the aggregates it adds to and the rules that check it; per group path,
-/// the aggregates that start again there; and the fields `when` and `same-as` read later.
+/// per record variant, the aggregates it adds to, the rules that check it and the fields
+/// later records read (`when`, `same-as`), all by position and as plain values; per group
+/// path, the aggregates that start again there.
 final class RuleTables: @unchecked Sendable {
     // @unchecked: immutable once built; the compiled patterns are only read.
 
-    /// What a record adds to an aggregate: the rule, and the field summed (nil: counted).
+    /// What a record adds to an aggregate: one (counted) or a field's value, perhaps only
+    /// when another field matches a pattern.
     struct Contribution {
-        /// Position among all contributions, for the per-parse pattern memo.
-        let index: Int
         let rule: Int
-        let field: String?
+        let counted: Bool
+        /// The field summed; nil when the variant has no such field.
+        let field: Int?
         let modulo: Int64?
-        let whereField: String?
-        let wherePattern: Regex<AnyRegexOutput>?
+        /// Whether the sum has a `where`; `whereField` is nil when the variant lacks the field.
+        let hasWhere: Bool
+        let whereField: Int?
+        /// The slot of the per-parse memo of pattern results.
+        let memo: Int
+    }
+
+    /// A rule that checks a record: the field checked, and what the rule compares it with.
+    struct Check {
+        enum Code {
+            /// A sum or count against the control field.
+            case aggregate
+            case blocks
+            case checkDigit
+            /// same-as, one-of, pattern, not.
+            case other
+        }
+
+        let rule: Int
+        let code: Code
+        let field: Int?
+        /// The field a check digit is computed from, its weights (in `weights`) and modulo.
+        let of: Int?
+        let weights: Range<Int>
+        let modulo: Int
+        /// The context slot a `same-as` compares with.
+        let slot: Int?
     }
 
     let rules: [LayoutRule]
-    let contributions: [String: [Contribution]]
-    let contributionCount: Int
-    let checks: [String: [Int]]
+    /// Per variant (by record index), ranges into the flat lists.
+    let contributions: [Contribution]
+    let contributionRanges: [Range<Int>]
+    let checks: [Check]
+    let checkRanges: [Range<Int>]
+    /// Fields to keep for later records: (field, context slot).
+    let keeps: [(field: Int, slot: Int)]
+    let keepRanges: [Range<Int>]
+    /// Per variant, the context slot its `when` reads, or -1.
+    let whenSlots: [Int]
+    let weights: [Int]
+    /// The `where` pattern of each memo slot.
+    let wherePatterns: [Regex<AnyRegexOutput>?]
+    let slotCount: Int
     let scopes: [[String]: [Int]]
-    let contextFields: [String: Set<String>]
 
     init(rules: [LayoutRule], records: [RecordLayout]) {
         self.rules = rules
-        var contributions: [String: [Contribution]] = [:]
-        var count = 0
-        var checks: [String: [Int]] = [:]
+        var slots: [String: [String: Int]] = [:]
+        var slotCount = 0
+        func slot(_ record: String, _ field: String) -> Int {
+            if let known = slots[record]?[field] { return known }
+            slots[record, default: [:]][field] = slotCount
+            slotCount += 1
+            return slotCount - 1
+        }
         var scopes: [[String]: [Int]] = [:]
-        func contribute(_ record: String, _ rule: Int, _ field: String?, _ modulo: Int64?, _ whereField: String?, _ wherePattern: Regex<AnyRegexOutput>?) {
-            contributions[record, default: []].append(Contribution(index: count, rule: rule, field: field, modulo: modulo, whereField: whereField, wherePattern: wherePattern))
-            count += 1
-        }
-        var contextFields: [String: Set<String>] = [:]
-        for record in records {
-            if let name = record.whenRecord, let field = record.whenField { contextFields[name, default: []].insert(field) }
-        }
-        for (index, rule) in rules.enumerated() {
-            switch rule.kind {
-            case .sum(let record, let field, let modulo, let whereField, let wherePattern):
-                contribute(record, index, field, modulo, whereField, wherePattern)
-            case .count(let counted):
-                for record in counted.sorted() { contribute(record, index, nil, nil, nil, nil) }
-            case .sameAs(let record, let field):
-                contextFields[record, default: []].insert(field)
-            default:
-                break
+        for (index, rule) in rules.enumerated() where rule.isAggregate { scopes[rule.scope, default: []].append(index) }
+        var contributions: [Contribution] = []
+        var contributionRanges: [Range<Int>] = []
+        var checks: [Check] = []
+        var checkRanges: [Range<Int>] = []
+        var whenSlots: [Int] = []
+        var weights: [Int] = []
+        var wherePatterns: [Regex<AnyRegexOutput>?] = []
+        for record in records.sorted(by: { $0.index < $1.index }) {
+            whenSlots.append(record.whenRecord.flatMap { name in record.whenField.map { slot(name, $0) } } ?? -1)
+            let firstContribution = contributions.count
+            let firstCheck = checks.count
+            for (index, rule) in rules.enumerated() {
+                switch rule.kind {
+                case .sum(let summed, let field, let modulo, let whereField, let wherePattern) where summed == record.name:
+                    let hasWhere = whereField != nil && wherePattern != nil
+                    contributions.append(Contribution(
+                        rule: index, counted: false, field: record.fieldIndex(field), modulo: modulo, hasWhere: hasWhere,
+                        whereField: whereField.flatMap(record.fieldIndex), memo: wherePatterns.count
+                    ))
+                    wherePatterns.append(hasWhere ? wherePattern : nil)
+                case .count(let counted) where counted.contains(record.name):
+                    contributions.append(Contribution(rule: index, counted: true, field: nil, modulo: nil, hasWhere: false, whereField: nil, memo: -1))
+                default:
+                    break
+                }
+                guard rule.record == record.name else { continue }
+                var code = Check.Code.other
+                var of: Int?
+                var compared: Int?
+                var ruleWeights = weights.count..<weights.count
+                var modulo = 0
+                switch rule.kind {
+                case .sum, .count: code = .aggregate
+                case .blocks: code = .blocks
+                case .checkDigit(let field, let digitWeights, let digitModulo):
+                    code = .checkDigit
+                    of = record.fieldIndex(field)
+                    weights += digitWeights
+                    ruleWeights = ruleWeights.lowerBound..<weights.count
+                    modulo = digitModulo
+                case .sameAs(let other, let field): compared = slot(other, field)
+                default: break
+                }
+                checks.append(Check(rule: index, code: code, field: record.fieldIndex(rule.field), of: of, weights: ruleWeights, modulo: modulo, slot: compared))
             }
-            checks[rule.record, default: []].append(index)
-            if rule.isAggregate { scopes[rule.scope, default: []].append(index) }
+            contributionRanges.append(firstContribution..<contributions.count)
+            checkRanges.append(firstCheck..<checks.count)
+        }
+        // Fields to keep: after every slot is known (a `same-as` may name a later record).
+        var keeps: [(field: Int, slot: Int)] = []
+        var keepRanges: [Range<Int>] = []
+        for record in records.sorted(by: { $0.index < $1.index }) {
+            let first = keeps.count
+            if let wanted = slots[record.name] {
+                for (index, field) in record.fields.enumerated() {
+                    if let slot = wanted[field.name] { keeps.append((index, slot)) }
+                }
+            }
+            keepRanges.append(first..<keeps.count)
         }
         self.contributions = contributions
-        self.contributionCount = count
+        self.contributionRanges = contributionRanges
         self.checks = checks
+        self.checkRanges = checkRanges
+        self.keeps = keeps
+        self.keepRanges = keepRanges
+        self.whenSlots = whenSlots
+        self.weights = weights
+        self.wherePatterns = wherePatterns
+        self.slotCount = slotCount
         self.scopes = scopes
-        self.contextFields = contextFields
     }
 }
 
@@ -200,19 +287,28 @@ struct RuleState {
     var records = 0
     /// The control value of a `blocks` rule and the line it was on, checked at the end.
     var pendingBlocks: [(rule: Int, value: Int64, line: Int)] = []
-    /// Pattern results by value, per contribution: a field such as a transaction code has
-    /// few values.
-    var seen: [[String: Bool]]
+    /// `where` results per memo slot, by the field's bytes (fields of up to 8 bytes; a field
+    /// such as a transaction code has few values): `memoWidth` entries a slot, of which
+    /// `memoCounts` are used; 1 matches, 0 does not, -1 no such member.
+    static let memoWidth = 32
+    var memoKeys: [UInt64]
+    var memoResults: [Int8]
+    var memoCounts: [Int]
+    /// The same by text, for longer fields.
+    var seenText: [[String: Bool]]
 
     init(tables: RuleTables) {
         self.tables = tables
         totals = Array(repeating: 0, count: tables.rules.count)
-        seen = Array(repeating: [:], count: tables.contributionCount)
+        let slots = tables.wherePatterns.count
+        memoKeys = Array(repeating: 0, count: slots * Self.memoWidth)
+        memoResults = Array(repeating: 0, count: slots * Self.memoWidth)
+        memoCounts = Array(repeating: 0, count: slots)
+        seenText = Array(repeating: [:], count: slots)
     }
 
-    /// A group instance at `path` begins: its aggregates start again.
-    mutating func enter(_ path: [String]) {
-        guard let starting = tables.scopes[path] else { return }
+    /// A group instance begins: these aggregates start again.
+    mutating func enter(_ starting: [Int]) {
         for index in starting { totals[index] = 0 }
     }
 
@@ -236,73 +332,121 @@ struct RuleState {
         }
     }
 
-    /// Checks and counts one record.
-    mutating func record(_ name: String, _ fields: JSONValue, line: Int, context: [String: [String: String]]) throws {
+    /// Whether a contribution's `where` holds for the record; nil when the record has no
+    /// such member.
+    private mutating func whereMatches(_ contribution: RuleTables.Contribution, _ record: FixedWidthRecord, _ view: RecordView) -> Bool? {
+        guard let field = contribution.whereField else { return nil }
+        let memo = contribution.memo
+        if let key = view.packed(field) {
+            let first = memo * Self.memoWidth
+            for slot in first..<(first + memoCounts[memo]) where memoKeys[slot] == key {
+                return memoResults[slot] < 0 ? nil : memoResults[slot] == 1
+            }
+            let matches = record.member(field).map { text in tables.wherePatterns[memo].map { (try? $0.wholeMatch(in: text.text)) != nil } ?? true }
+            if memoCounts[memo] < Self.memoWidth {
+                memoKeys[first + memoCounts[memo]] = key
+                memoResults[first + memoCounts[memo]] = matches.map { $0 ? 1 : 0 } ?? -1
+                memoCounts[memo] += 1
+            }
+            return matches
+        }
+        guard let text = record.member(field)?.text else { return nil }
+        if let known = seenText[memo][text] { return known }
+        let matches = tables.wherePatterns[memo].map { (try? $0.wholeMatch(in: text)) != nil } ?? true
+        if seenText[memo].count < 1024 { seenText[memo][text] = matches }
+        return matches
+    }
+
+    /// Checks and counts one record; `context` holds the fields kept from earlier records.
+    mutating func record(_ record: FixedWidthRecord, _ view: RecordView, context: [String?]) throws {
         records += 1
-        for contribution in tables.contributions[name] ?? [] {
-            guard let field = contribution.field else {
+        let variant = record.layout.index
+        for index in tables.contributionRanges[variant] {
+            let contribution = tables.contributions[index]
+            if contribution.counted {
                 totals[contribution.rule] += 1
                 continue
             }
-            if let whereField = contribution.whereField, let pattern = contribution.wherePattern {
-                guard let text = fields[whereField]?.text else { continue }
-                let matches: Bool
-                if let known = seen[contribution.index][text] {
-                    matches = known
-                } else {
-                    matches = (try? pattern.wholeMatch(in: text)) != nil
-                    if seen[contribution.index].count < 1024 { seen[contribution.index][text] = matches }
-                }
-                guard matches else { continue }
+            if contribution.hasWhere {
+                guard whereMatches(contribution, record, view) == true else { continue }
             }
-            let rule = rules[contribution.rule]
-            guard let value = RuleState.integer(fields[field]) else {
-                throw FixedWidthError(line: line, record: name, field: field, message: "rule '\(rule.name)': not a number")
+            guard let value = contribution.field.flatMap({ record.integer($0, view) }) else {
+                throw sumFailure(contribution, record, "not a number")
             }
             let (sum, overflow) = totals[contribution.rule].addingReportingOverflow(value)
-            guard !overflow else {
-                throw FixedWidthError(line: line, record: name, field: field, message: "rule '\(rule.name)': the sum grows past 19 digits")
-            }
+            guard !overflow else { throw sumFailure(contribution, record, "the sum grows past 19 digits") }
             totals[contribution.rule] = sum
             if let modulo = contribution.modulo { totals[contribution.rule] %= modulo }
         }
-        for index in tables.checks[name] ?? [] {
-            let rule = rules[index]
-            func failure(_ message: String) -> FixedWidthError {
-                FixedWidthError(line: line, record: name, field: rule.field, message: "rule '\(rule.name)': \(message)")
-            }
-            let value = fields[rule.field]
-            switch rule.kind {
-            case .sum, .count:
-                let control = RuleState.integer(value)
-                if control != totals[index] {
-                    throw failure("\(rule.field) is \(value?.text ?? "blank"), but the \(rule.name) is \(totals[index])")
-                }
+        for index in tables.checkRanges[variant] {
+            let check = tables.checks[index]
+            switch check.code {
+            case .aggregate:
+                if check.field.flatMap({ record.integer($0, view) }) == totals[check.rule] { continue }
             case .blocks:
-                pendingBlocks.append((index, RuleState.integer(value) ?? -1, line))
-            case .sameAs(let other, let otherField):
-                let expected = context[other]?[otherField]
-                if value?.text != expected {
-                    throw failure("'\(value?.text ?? "")' differs from \(other).\(otherField) '\(expected ?? "")'")
+                pendingBlocks.append((check.rule, check.field.flatMap { record.integer($0, view) } ?? -1, record.line))
+                continue
+            case .checkDigit:
+                if let field = check.field, let source = check.of {
+                    let holds = tables.weights.withUnsafeBufferPointer { weights in
+                        view.checkDigitHolds(field, of: source, weights: UnsafeBufferPointer(rebasing: weights[check.weights]), modulo: check.modulo)
+                    }
+                    if holds { continue }
                 }
-            case .checkDigit(let of, let weights, let modulo):
-                guard let digits = fields[of]?.text, digits.utf8.count == weights.count, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
-                    throw failure("\(of) '\(fields[of]?.text ?? "")' is not \(weights.count) digits")
-                }
-                let sum = zip(digits.utf8, weights).reduce(0) { $0 + Int($1.0 - 0x30) * $1.1 }
-                let expected = (modulo - sum % modulo) % modulo
-                if value?.text != String(expected) {
-                    throw failure("check digit '\(value?.text ?? "")' is wrong for \(digits) (expected \(expected))")
-                }
-            case .oneOf(let allowed):
-                guard let text = value?.text, !allowed.contains(text) else { break }
-                throw failure("'\(text)' is not an allowed value")
-            case .pattern(let regex, let source):
-                guard let text = value?.text, (try? regex.wholeMatch(in: text)) == nil else { break }
-                throw failure("'\(text)' does not match \(source)")
-            case .not(let forbidden):
-                if value?.text == forbidden { throw failure("must not be '\(forbidden)'") }
+            case .other:
+                break
             }
+            try slowCheck(check, record, context: context)
+        }
+    }
+
+    private func sumFailure(_ contribution: RuleTables.Contribution, _ record: FixedWidthRecord, _ message: String) -> FixedWidthError {
+        let rule = rules[contribution.rule]
+        var field = rule.field
+        if case .sum(_, let summed, _, _, _) = rule.kind { field = summed }
+        return FixedWidthError(line: record.line, record: record.name, field: field, message: "rule '\(rule.name)': \(message)")
+    }
+
+    /// A check the bytes alone did not settle: worked out on the fields' JSON values, and
+    /// thrown with what is wrong.
+    private func slowCheck(_ check: RuleTables.Check, _ record: FixedWidthRecord, context: [String?]) throws {
+        let rule = rules[check.rule]
+        func failure(_ message: String) -> FixedWidthError {
+            FixedWidthError(line: record.line, record: record.name, field: rule.field, message: "rule '\(rule.name)': \(message)")
+        }
+        func member(_ index: Int?) -> JSONValue? { index.flatMap(record.member) }
+        switch rule.kind {
+        case .sum, .count:
+            let control = RuleState.integer(member(check.field))
+            if control != totals[check.rule] {
+                throw failure("\(rule.field) is \(member(check.field)?.text ?? "blank"), but the \(rule.name) is \(totals[check.rule])")
+            }
+        case .blocks:
+            break
+        case .sameAs(let other, let otherField):
+            let expected = check.slot.flatMap { context[$0] }
+            let value = member(check.field)
+            if value?.text != expected {
+                throw failure("'\(value?.text ?? "")' differs from \(other).\(otherField) '\(expected ?? "")'")
+            }
+        case .checkDigit(let of, let weights, let modulo):
+            let value = member(check.field)
+            guard let digits = member(check.of)?.text, digits.utf8.count == weights.count, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                throw failure("\(of) '\(member(check.of)?.text ?? "")' is not \(weights.count) digits")
+            }
+            let sum = zip(digits.utf8, weights).reduce(0) { $0 + Int($1.0 - 0x30) * $1.1 }
+            let expected = (modulo - sum % modulo) % modulo
+            if value?.text != String(expected) {
+                throw failure("check digit '\(value?.text ?? "")' is wrong for \(digits) (expected \(expected))")
+            }
+        case .oneOf(let allowed):
+            guard let text = member(check.field)?.text, !allowed.contains(text) else { break }
+            throw failure("'\(text)' is not an allowed value")
+        case .pattern(let regex, let source):
+            guard let text = member(check.field)?.text, (try? regex.wholeMatch(in: text)) == nil else { break }
+            throw failure("'\(text)' does not match \(source)")
+        case .not(let forbidden):
+            if member(check.field)?.text == forbidden { throw failure("must not be '\(forbidden)'") }
         }
     }
 

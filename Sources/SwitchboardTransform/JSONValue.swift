@@ -135,7 +135,8 @@ public enum JSONValue: Sendable, Equatable {
         output += String(decoding: bytes, as: UTF8.self)
     }
 
-    static func writeString(_ value: String, into output: inout [UInt8]) {
+    /// Appends `value` as a JSON string literal (quoted, escaped) in UTF-8.
+    public static func writeString(_ value: String, into output: inout [UInt8]) {
         output.append(UInt8(ascii: "\""))
         var value = value
         value.withUTF8 { bytes in

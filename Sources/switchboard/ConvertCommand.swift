@@ -108,10 +108,8 @@ struct ConvertCommand: ParsableCommand {
         }
         let progress = ProgressBar(total: size)
         let wanted = split.map { $0.split(separator: ".").map(String.init) }
-        var parser = FixedWidthParser(layout: layout, reading: handle, progress: progress.map { bar in { bar.update($0) } }) { path, value, _ in
-            guard let wanted, path == wanted else { return false }
-            output.writeJSONLine(value)
-            return true
+        var parser = FixedWidthParser(layout: layout, reading: handle, progress: progress.map { bar in { bar.update($0) } }, splitAt: wanted) { part in
+            output.writeJSONLine(part)
         }
         let (document, _) = try parser.parse()
         progress?.finish()
@@ -140,7 +138,7 @@ final class OutputFile {
         if buffer.count >= 1 << 20 { flush() }
     }
 
-    func writeJSONLine(_ value: JSONValue) {
+    func writeJSONLine(_ value: FixedWidthValue) {
         value.write(into: &buffer)
         buffer.append(0x0A)
         if buffer.count >= 1 << 20 { flush() }

@@ -194,12 +194,10 @@ struct SplitStep: Processor {
             var parser = FixedWidthParser(layout: layout, next: {
                 defer { delivered = true }
                 return delivered ? nil : bytes
-            }, split: { found, value, _ in
-                guard found == path else { return false }
+            }, splitAt: path, onPart: { part in
                 var bytes: [UInt8] = []
-                value.write(into: &bytes)
+                part.write(into: &bytes)
                 parts.append(ByteBuffer(bytes: bytes))
-                return true
             }, badRecord: rejects == nil ? nil : { error, bytes in bad.append((error, bytes)) })
             do {
                 _ = try parser.parse()

@@ -42,12 +42,10 @@ final class FixedWidthPartStream: Sendable {
             var parser = FixedWidthParser(layout: layout, next: {
                 guard let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty else { return nil }
                 return Array(chunk)
-            }, split: { found, value, _ in
-                guard found == splitPath else { return false }
+            }, splitAt: splitPath, onPart: { part in
                 var bytes: [UInt8] = []
-                value.write(into: &bytes)
+                part.write(into: &bytes)
                 try self.emit(.part(ByteBuffer(bytes: bytes)))
-                return true
             }, badRecord: keepBadRecords ? { error, bytes in try self.emit(.bad(error, bytes)) } : nil)
             do {
                 _ = try parser.parse()
