@@ -40,7 +40,12 @@ public final class AuditTrail: ExchangeObserver, Service {
     private let state: Mutex<State>
 
     private struct State: ~Copyable {
+        /// Records waiting for the writer, and the number it has taken and not yet committed
+        /// (the batch is moved out, not copied: the queue then never copies or shifts records).
         var queue: [AuditRecord] = []
+        var inFlight = 0
+        /// Records held, queued or being written: what the capacity bounds.
+        var held: Int { queue.count + inFlight }
         /// Records ever queued and ever committed; a settle waits for committed ≥ its mark.
         var enqueued: Int64 = 0
         var committed: Int64 = 0
@@ -74,7 +79,7 @@ public final class AuditTrail: ExchangeObserver, Service {
 
     /// Records waiting to be committed.
     public var bufferDepth: Int {
-        state.withLock { $0.queue.count }
+        state.withLock { $0.held }
     }
 
     public func record(_ event: ExchangeEvent) async {
@@ -87,7 +92,7 @@ public final class AuditTrail: ExchangeObserver, Service {
         while true {
             // nil: no room; (false, _): queued; (true, writer): queued and the writer is due.
             let queued: (wake: Bool, writer: CheckedContinuation<Void, Never>?)? = state.withLock { state in
-                guard state.queue.count < capacity || state.stopping else { return nil }
+                guard state.held < capacity || state.stopping else { return nil }
                 state.queue.append(record)
                 state.enqueued += 1
                 // The writer is woken by an exchange that waits for its events (settle),
@@ -103,7 +108,7 @@ public final class AuditTrail: ExchangeObserver, Service {
             }
             await withCheckedContinuation { continuation in
                 let resumeNow = state.withLock { state in
-                    if state.queue.count < capacity || state.stopping { return true }
+                    if state.held < capacity || state.stopping { return true }
                     state.roomWaiters.append(continuation)
                     return false
                 }
@@ -132,6 +137,9 @@ public final class AuditTrail: ExchangeObserver, Service {
     /// - Returns: false when `timeout` passed first (checked by the ticker, so up to 200 ms late).
     @discardableResult
     public func flush(timeout: Duration = .seconds(3600)) async -> Bool {
+        // Nothing outstanding: no suspension (a continuation resumed at once still costs a
+        // round through the executor).
+        if state.withLock({ $0.committed >= $0.enqueued || $0.finished }) { return true }
         let deadline = ContinuousClock.now + timeout
         return await withCheckedContinuation { continuation in
             let (done, writer) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
@@ -242,14 +250,26 @@ public final class AuditTrail: ExchangeObserver, Service {
             let due = state.stopping || state.kicked || !state.commitWaiters.isEmpty || state.queue.count >= wakeThreshold
             guard due, !state.queue.isEmpty || state.stopping else { return nil }
             state.kicked = false
-            return state.queue
+            var batch: [AuditRecord] = []
+            swap(&batch, &state.queue)
+            state.inFlight = batch.count
+            return batch
         }
     }
 
-    /// After a commit: drops the batch from the queue and resumes those waiting for it.
+    /// A write failed: the batch goes back to the front of the queue, to be written again
+    /// with whatever queued up meanwhile.
+    private func putBack(_ batch: [AuditRecord]) {
+        state.withLock { state in
+            state.queue = batch + state.queue
+            state.inFlight = 0
+        }
+    }
+
+    /// After a commit: the batch is no longer held; resumes those waiting for it.
     private func committed(_ count: Int) {
         let (room, settled) = state.withLock { state in
-            state.queue.removeFirst(count)
+            state.inFlight = 0
             state.committed += Int64(count)
             let committed = state.committed
             let room = state.roomWaiters
@@ -294,6 +314,7 @@ public final class AuditTrail: ExchangeObserver, Service {
             } catch {
                 failures += 1
                 logger.error("audit store write failed; retrying", metadata: ["error": "\(error)", "records": "\(batch.count)"])
+                putBack(batch)
                 Thread.sleep(forTimeInterval: Double(min(5_000, 50 << min(failures, 7))) / 1000)
                 continue
             }
@@ -330,6 +351,7 @@ public final class AuditTrail: ExchangeObserver, Service {
                 // and the write is tried again.
                 failures += 1
                 logger.error("audit store write failed; retrying", metadata: ["error": "\(error)", "records": "\(batch.count)"])
+                putBack(batch)
                 try? await Task.sleep(for: .milliseconds(min(5_000, 50 << min(failures, 7))))
                 continue
             }

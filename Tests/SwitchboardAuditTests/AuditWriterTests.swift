@@ -45,6 +45,33 @@ final class GatedStore: AuditStore {
     func close() async throws {}
 }
 
+/// A store whose first `failures` writes fail; it records what it committed.
+final class FailingStore: AuditStore {
+    private let state: Mutex<(failures: Int, committed: [AuditRecord])>
+
+    init(failures: Int) {
+        state = Mutex((failures, []))
+    }
+
+    var committed: [AuditRecord] { state.withLock { $0.committed } }
+
+    func append(_ records: [AuditRecord]) async throws {
+        try state.withLock { state in
+            if state.failures > 0 {
+                state.failures -= 1
+                throw AuditStoreError("the disk is full")
+            }
+            state.committed += records
+        }
+    }
+
+    func traces(_ query: TraceQuery) async throws -> [Trace] { [] }
+    func prune(before: Int64?, maxBytes: Int64?) async throws -> Int { 0 }
+    func append(_ change: SLAEventRecord) async throws {}
+    func slaEvents(route: String?, limit: Int) async throws -> [SLAEventRecord] { [] }
+    func close() async throws {}
+}
+
 @Suite struct AuditWriterTests {
     static func record(_ n: Int) -> AuditRecord {
         AuditRecord(messageID: "m\(n)", correlationID: "c", routeID: "r", entry: true, phase: "completed", startedAt: Int64(n), bodySize: 0)
@@ -142,6 +169,23 @@ final class GatedStore: AuditStore {
         for _ in 0..<50 where store.committed.count < 101 { try await Task.sleep(for: .milliseconds(20)) }
         #expect(store.committed.count == 101)
         #expect(store.batches == 2)
+        trail.stop()
+    }
+
+    @Test func aFailedWriteIsTriedAgainWithWhatQueuedMeanwhile() async throws {
+        let store = FailingStore(failures: 2)
+        let trail = AuditTrail(store: store, retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
+        let writer = Task { try await trail.run() }
+        defer { writer.cancel() }
+        for n in 0..<10 { await trail.enqueue(Self.record(n)) }
+        let first = Task { await trail.flush(timeout: .seconds(10)) }
+        // Queued while the first writes fail: stored after the earlier ones, each once.
+        try await Task.sleep(for: .milliseconds(20))
+        for n in 10..<20 { await trail.enqueue(Self.record(n)) }
+        #expect(await first.value)
+        #expect(await trail.flush(timeout: .seconds(10)))
+        #expect(store.committed.map(\.messageID) == (0..<20).map { "m\($0)" })
+        #expect(trail.bufferDepth == 0)
         trail.stop()
     }
 
