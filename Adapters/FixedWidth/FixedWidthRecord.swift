@@ -192,6 +192,7 @@ struct ByteWriter {
     }
 
     mutating func append(_ byte: UInt8) {
+        precondition(position < room.count)
         room[position] = byte
         position += 1
     }
