@@ -56,6 +56,11 @@ public final class SSHServer {
     public var key: String { values["key"] ?? "" }
     public var rsaKey: String { values["rsa_key"] ?? "" }
     public var secretKey: String { values["secret_key"] ?? "" }
+    /// A system user that logs in with `password` (only when the tests run as root), and
+    /// its home, where it may write.
+    public var passwordUser: String? { values["password_user"] }
+    public var password: String { values["password"] ?? "" }
+    public var passwordHome: String { values["password_home"] ?? "" }
     public var fingerprint: String { values["fingerprint"] ?? "" }
     public var otherFingerprint: String { values["other_fingerprint"] ?? "" }
     public var knownHosts: String { values["known_hosts"] ?? "" }

@@ -75,6 +75,34 @@ struct SFTPAdapterTests {
         _ = await task.result
     }
 
+    @Test func aRouteLogsInWithAPasswordThatNeverShows() async throws {
+        let server = try SSHServer()
+        let user = try #require(server.passwordUser, "the test sshd makes a password user only when the tests run as root")
+        let inbox = server.passwordHome + "/in"
+        let outbox = server.passwordHome + "/out"
+        try FileManager.default.createDirectory(atPath: inbox, withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.ownerAccountName: user], ofItemAtPath: inbox)
+        func uri(_ path: String, _ options: String) -> String {
+            "sftp://\(user)@127.0.0.1:\(server.port)\(path)?password=\(server.password)&hostKey=\(server.fingerprint)\(options)"
+        }
+        let engine = try Self.engine("""
+        routes:
+          - id: password
+            from: "\(uri(inbox, "&delay=50ms&minAge=50ms"))"
+            steps:
+              - to: "\(uri(outbox, "&fileName=${file:name}&mkdirs=true"))"
+        """, data: server.folder + "/data")
+        #expect(engine.routes.allSatisfy { !$0.source.description.contains(server.password) })
+        let task = Task { try await engine.run() }
+        defer { task.cancel() }
+        try Data("by password".utf8).write(to: URL(fileURLWithPath: inbox + "/p.txt"))
+        #expect(await Self.eventually { Self.files(outbox) == ["p.txt"] }, "\(Self.files(outbox))")
+        #expect(try String(contentsOfFile: outbox + "/p.txt", encoding: .utf8) == "by password")
+        #expect(await Self.eventually { Self.files(inbox) == [".done/p.txt"] }, "\(Self.files(inbox))")
+        task.cancel()
+        _ = await task.result
+    }
+
     @Test func aChangedHostKeyIsRefusedAndNothingIsTaken() async throws {
         let server = try SSHServer()
         let inbox = server.folder + "/in"

@@ -64,6 +64,25 @@ struct SFTPSessionTests {
         }
     }
 
+    @Test func aPasswordLogsInAndAWrongOneIsRefused() throws {
+        let server = try SSHServer()
+        let user = try #require(server.passwordUser, "the test sshd makes a password user only when the tests run as root")
+        func login(_ password: String) throws -> SFTPSession {
+            try SFTPSession(
+                host: "127.0.0.1", port: server.port, user: user, authentication: .password(password),
+                hostKey: .fingerprint(server.fingerprint), timeout: .seconds(5)
+            )
+        }
+        let session = try login(server.password)
+        try session.write([1, 2, 3], to: server.passwordHome + "/p.bin")
+        #expect(try session.read(server.passwordHome + "/p.bin") == [1, 2, 3])
+        #expect {
+            try login("not-" + server.password)
+        } throws: { error in
+            "\(error)".contains("refused user '\(user)'") && !"\(error)".contains(server.password)
+        }
+    }
+
     @Test func keysWithPassphrasesAndWrongCredentials() throws {
         let server = try SSHServer()
         _ = try Self.session(server, authentication: .privateKey(path: server.secretKey, passphrase: "secret"))
