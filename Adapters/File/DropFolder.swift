@@ -39,10 +39,27 @@ public protocol DropFolder: Sendable {
     func remove(_ path: String) throws
     /// The path on this machine's file system, for a local folder; nil for a remote one.
     func localPath(_ path: String) -> String?
+    /// Whether calls wait on the network (a remote folder): then ``blocking(_:)`` runs them
+    /// apart from the threads async code runs on.
+    var waitsOnNetwork: Bool { get }
 }
 
 extension DropFolder {
     public func localPath(_ path: String) -> String? { nil }
+    public var waitsOnNetwork: Bool { false }
+
+    /// Runs `body`, which calls the folder. For a remote folder it runs on a thread of its
+    /// own: a slow server or a connect timeout then never holds one of the threads async
+    /// code runs on (in the node, its event loops, which also serve HTTP), nor a slot of a
+    /// shared pool that other folders wait for. A local folder's calls run in place.
+    public func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        guard waitsOnNetwork else { return try body() }
+        return try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread { continuation.resume(with: Result { try body() }) }
+            thread.name = "switchboard remote folder"
+            thread.start()
+        }
+    }
 
     /// `path` if nothing is there, else the same name with a timestamp (and a counter if
     /// needed) before the extension.

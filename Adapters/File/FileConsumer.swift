@@ -66,7 +66,7 @@ public struct FileConsumer: Consumer {
         var reported = false
         while !Task.isCancelled {
             do {
-                try settings.drop.prepare()
+                try await settings.drop.blocking { [settings] in try settings.drop.prepare() }
                 if reported { logger.notice("drop folder reachable again", metadata: ["folder": "\(settings.drop.identity)"]) }
                 break
             } catch {
@@ -78,15 +78,17 @@ public struct FileConsumer: Consumer {
             }
         }
         let registry = settings.idempotent ? try self.registry.open() : nil
-        recoverInProgress()
+        await apart { [self] in recoverInProgress() }
         var previous: [String: Signature] = [:]
         while !Task.isCancelled {
             var current: [String: Signature] = [:]
             var taken = 0
-            for candidate in scan() {
+            let candidates = (try? await settings.drop.blocking { [self] in scan() }) ?? []
+            for candidate in candidates {
                 guard taken < settings.maxPerPoll, !Task.isCancelled else { break }
                 current[candidate.relative] = candidate.signature
-                guard ready(candidate, previous: previous[candidate.relative]) else { continue }
+                let last = previous[candidate.relative]
+                guard (try? await settings.drop.blocking({ [self] in ready(candidate, previous: last) })) == true else { continue }
                 taken += 1
                 await take(candidate, registry: registry, deliver: deliver)
             }
@@ -174,7 +176,24 @@ public struct FileConsumer: Consumer {
 
     // MARK: Processing one file
 
-    func take(_ candidate: Candidate, registry: FileRegistry?, deliver: Delivery) async {
+    /// Folder work that logs its own failures, apart from the async threads for a remote
+    /// folder (see ``DropFolder/blocking(_:)``).
+    func apart(_ body: @escaping @Sendable () -> Void) async {
+        _ = try? await settings.drop.blocking(body)
+    }
+
+    /// A file moved in progress (rename locking) and read: where it is now, its content (or
+    /// its local path, streaming) and checksum.
+    struct Claimed: Sendable {
+        var working: String
+        var content: [UInt8]
+        var checksum: String?
+        var streamed: String?
+    }
+
+    /// Takes the file from the folder and reads it; nil when another consumer took it, it
+    /// went away, or it cannot be read (then it is put back).
+    func claim(_ candidate: Candidate) -> Claimed? {
         var working = candidate.path
         if settings.readLock == .rename {
             let target = settings.folder + "/" + FileConsumer.inProgressFolder + "/" + candidate.relative
@@ -184,7 +203,7 @@ public struct FileConsumer: Consumer {
             } catch {
                 // Another consumer took it, or it went away: nothing to do.
                 logger.debug("file not taken", metadata: ["file": "\(candidate.path)", "reason": "\(error)"])
-                return
+                return nil
             }
             working = target
         }
@@ -201,23 +220,36 @@ public struct FileConsumer: Consumer {
         } catch {
             logger.error("cannot read a dropped file", metadata: ["file": "\(candidate.path)", "error": "\(error)"])
             putBack(working, candidate)
-            return
+            return nil
         }
+        return Claimed(working: working, content: content, checksum: checksum, streamed: streamed)
+    }
+
+    func take(_ candidate: Candidate, registry: FileRegistry?, deliver: Delivery) async {
+        guard let claimed = try? await settings.drop.blocking({ [self] in claim(candidate) }) else { return }
+        let working = claimed.working
+        let checksum = claimed.checksum
+        let streamed = claimed.streamed
         let key = checksum.map { "sha256:" + $0 } ?? "\(candidate.path)|\(candidate.signature.size)|\(candidate.signature.modifiedNanos)"
-        var message = makeMessage(candidate, content: content)
+        var message = makeMessage(candidate, content: claimed.content)
         if let streamed { message.properties[Message.bodyFileProperty] = streamed }
+        let taken = message
         let consumer = settings.drop.identity
         do {
             if let registry, let state = try registry.state(consumer: consumer, key: key), state != .processing {
                 // Finished before a stop that came ahead of the archive step, or dropped again.
                 logger.notice("file already processed; archived without processing it again", metadata: ["file": "\(candidate.path)", "state": "\(state.rawValue)"])
-                if state == .done { archive(working, message) } else { moveAside(working, message, reason: "processed before, and failed then") }
+                if state == .done {
+                    await apart { [self] in archive(working, taken) }
+                } else {
+                    await apart { [self] in moveAside(working, taken, reason: "processed before, and failed then") }
+                }
                 return
             }
             try registry?.taken(consumer: consumer, key: key, path: candidate.path)
         } catch {
             logger.error("cannot record a taken file; leaving it for the next poll", metadata: ["file": "\(candidate.path)", "error": "\(error)"])
-            putBack(working, candidate)
+            await apart { [self] in putBack(working, candidate) }
             return
         }
 
@@ -234,7 +266,8 @@ public struct FileConsumer: Consumer {
                 // Stopping mid-route: the file stays in progress and is taken again at start.
                 return
             }
-            moveAside(working, message, reason: "\(error)")
+            let reason = "\(error)"
+            await apart { [self] in moveAside(working, taken, reason: reason) }
             do {
                 try registry?.finished(consumer: consumer, key: key, state: .failed, error: "\(error)")
             } catch {
@@ -249,8 +282,10 @@ public struct FileConsumer: Consumer {
         } catch {
             logger.error("cannot record a finished file", metadata: ["file": "\(candidate.path)", "error": "\(error)"])
         }
-        archive(working, message)
-        if settings.readLock == .marker { try? settings.drop.remove(candidate.path + settings.doneSuffix) }
+        await apart { [self] in
+            archive(working, taken)
+            if settings.readLock == .marker { try? settings.drop.remove(candidate.path + settings.doneSuffix) }
+        }
     }
 
     func makeMessage(_ candidate: Candidate, content: [UInt8]) -> Message {

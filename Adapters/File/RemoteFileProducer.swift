@@ -28,6 +28,16 @@ public struct RemoteFileProducer: Producer {
             throw ProcessingError("refused to write: \(error.message)", status: 400)
         }
         let body = Array(message.body.readableBytesView)
+        let produced = try await folder.blocking { [self, path] in try upload(body, to: path) }
+        var reply = exchange
+        reply.message.headers["CamelFileNameProduced"] = produced
+        return reply
+    }
+
+    /// Writes `body` to a temporary name beside `path` and renames it into place; returns
+    /// the name written. Blocks on the network.
+    private func upload(_ body: [UInt8], to path: String) throws -> String {
+        var path = path
         let temporary = (path as NSString).deletingLastPathComponent + "/." + (path as NSString).lastPathComponent + "." + MessageID().description + ".tmp"
         if mkdirs { try folder.makeParent(of: path) }
         let exists = try folder.exists(path)
@@ -47,9 +57,7 @@ public struct RemoteFileProducer: Producer {
             try? folder.remove(temporary)
             throw error
         }
-        var reply = exchange
-        reply.message.headers["CamelFileNameProduced"] = path
-        return reply
+        return path
     }
 
     public func describeReply(_ reply: Exchange) -> String? {

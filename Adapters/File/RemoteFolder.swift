@@ -78,6 +78,8 @@ public final class RemoteFolder: DropFolder, @unchecked Sendable {
         client = nil
     }
 
+    public var waitsOnNetwork: Bool { true }
+
     public func prepare() throws {
         try makeDirectories(root)
     }

@@ -103,6 +103,67 @@ struct SFTPAdapterTests {
         _ = await task.result
     }
 
+    /// A loopback port that accepts connections (the kernel completes them) and never says
+    /// anything: an SSH client waits there for the server's greeting until it times out.
+    final class SilentListener {
+        let descriptor: Int32
+        let port: Int
+
+        init() throws {
+            let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = 0
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
+            guard bound == 0, listen(listener, 64) == 0 else {
+                close(listener)
+                throw CancellationError()
+            }
+            _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
+            descriptor = listener
+            port = Int(UInt16(bigEndian: address.sin_port))
+        }
+
+        deinit { close(descriptor) }
+    }
+
+    @Test func aServerThatNeverAnswersHoldsNoThreadOtherRoutesNeed() async throws {
+        let server = try SSHServer()
+        let silent = try SilentListener()
+        // More stuck consumers than the machine has cores: were their calls made on the
+        // threads async code runs on, nothing else could run until they time out.
+        let stuck = ProcessInfo.processInfo.activeProcessorCount + 2
+        var yaml = """
+        routes:
+          - id: ping
+            from: direct:ping
+            steps:
+              - set-body: pong
+
+        """
+        for index in 0..<stuck {
+            yaml += """
+              - id: stuck\(index)
+                from: "sftp://\(server.user)@127.0.0.1:\(silent.port)/in\(index)?privateKey=\(server.key)&hostKey=\(server.fingerprint)&connectTimeout=30s&delay=50ms"
+                steps:
+                  - log: never
+
+            """
+        }
+        let engine = try Self.engine(yaml, data: server.folder + "/data")
+        let started = ContinuousClock.now
+        let task = Task { try await engine.run() }
+        defer { task.cancel() }
+        // Let every consumer start connecting (and wait there for the greeting).
+        try await Task.sleep(for: .milliseconds(500))
+        let reply = try await engine.process(routeID: "ping", Exchange(message: Message(body: ByteBuffer(string: "ping")), pattern: .inOut))
+        #expect(reply.message.bodyString == "pong")
+        // Answered while the connection attempts (30 s timeout) are still waiting.
+        #expect(ContinuousClock.now - started < .seconds(20))
+    }
+
     @Test func aChangedHostKeyIsRefusedAndNothingIsTaken() async throws {
         let server = try SSHServer()
         let inbox = server.folder + "/in"
