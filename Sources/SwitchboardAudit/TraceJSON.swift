@@ -134,35 +134,47 @@ extension AuditRecord {
     /// hand: the writer encodes every event, and `JSONEncoder` is several times slower.
     func appendStoredJSON(to json: inout String) {
         /// `,"key":"value"` when there is a value.
-        func field(_ key: String, _ value: String?) {
+        func field(_ key: StaticString, _ value: String?) {
             guard let value else { return }
-            json += ",\"" + key + "\":"
+            json += ",\""
+            json += key.description
+            json += "\":"
             appendJSONQuoted(value, to: &json)
+        }
+        func number(_ key: StaticString, _ value: some BinaryInteger) {
+            json += ",\""
+            json += key.description
+            json += "\":"
+            json += String(value)
         }
         json += "{\"route\":"
         appendJSONQuoted(routeID, to: &json)
         json += entry ? ",\"entry\":true,\"kind\":" : ",\"entry\":false,\"kind\":"
         appendJSONQuoted(stepKind ?? "route", to: &json)
-        if let stepIndex { json += ",\"stepIndex\":\(stepIndex)" }
+        if let stepIndex { number("stepIndex", stepIndex) }
         field("step", stepPath)
         field("endpoint", endpoint)
         field("phase", phase)
-        json += ",\"startedAt\":\(startedAt)"
-        if let durationMicros { json += ",\"durationMicros\":\(durationMicros)" }
+        number("startedAt", startedAt)
+        if let durationMicros { number("durationMicros", durationMicros) }
         field("error", error)
         field("detail", detail)
-        if let headers { json += ",\"headers\":" + headers }
-        if let bodyHash { json += ",\"bodyHash\":\"\(bodyHash)\"" }
+        if let headers {
+            json += ",\"headers\":"
+            json += headers
+        }
+        field("bodyHash", bodyHash)
         if let bodyPrefix {
             if let text = String(validating: bodyPrefix, as: UTF8.self) {
                 field("bodyText", text)
             } else {
-                json += ",\"bodyBase64\":\"\(Data(bodyPrefix).base64EncodedString())\""
+                field("bodyBase64", Data(bodyPrefix).base64EncodedString())
             }
         }
         json += bodyChanged ? ",\"bodyChanged\":true" : ",\"bodyChanged\":false"
-        if let bodySizeIn { json += ",\"bodySizeIn\":\(bodySizeIn)" }
-        json += ",\"bodySize\":\(bodySize)}"
+        if let bodySizeIn { number("bodySizeIn", bodySizeIn) }
+        number("bodySize", bodySize)
+        json += "}"
     }
 
     /// Events stored together, as one JSON array.

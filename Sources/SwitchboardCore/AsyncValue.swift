@@ -60,7 +60,12 @@ public func jsonQuoted(_ text: String) -> String {
 /// Appends `text` as a JSON string literal to `output`; text that needs no escaping (the
 /// usual header name or value) is copied as it is.
 public func appendJSONQuoted(_ text: String, to output: inout String) {
-    let plain = text.utf8.allSatisfy { $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }
+    var text = text
+    // Scanned as contiguous UTF-8 (the string's own storage): this runs for every header
+    // and field the audit trail stores.
+    let plain = text.withUTF8 { bytes in
+        !bytes.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
+    }
     if plain {
         output += "\""
         output += text
