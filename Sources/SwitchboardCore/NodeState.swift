@@ -118,6 +118,11 @@ public struct NodeState: Sendable {
     /// refused for their absence.
     public var checkOnly = false
 
+    /// Accepted messages (asynchronous intake) being routed at once. Past it, a source that
+    /// stores before routing waits to store its next message (an HTTP caller gets its 202
+    /// later): the background work stays bounded however fast messages arrive.
+    public var intakeConcurrency = 256
+
     public init(deadLetters: (any DeadLetterStore)? = nil, idempotency: (any IdempotencyStore)? = nil, intake: (any IntakeStore)? = nil) {
         self.deadLetters = deadLetters
         self.idempotency = idempotency

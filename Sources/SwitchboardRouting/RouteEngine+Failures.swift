@@ -174,13 +174,20 @@ extension RouteEngine {
         if exchange.message.trace == nil {
             exchange.message.trace = .random()
         }
+        // Taken before storing and given back once routed: at most `intakeConcurrency`
+        // accepted messages are in the background at once; past that the source waits.
+        await intakePermits.acquire()
         do {
             try await intake.enqueue(routeID: route.id, exchange.message)
         } catch {
+            intakePermits.release()
             throw ProcessingError("the message could not be stored: \(error)", status: 503)
         }
         let stored = exchange
-        background.submit { await self.routeStored(stored, route: route, intake: intake) }
+        background.submit {
+            await self.routeStored(stored, route: route, intake: intake)
+            self.intakePermits.release()
+        }
         return exchange
     }
 

@@ -133,6 +133,8 @@ public final class RouteEngine: Service, Sendable {
     public let state: NodeState
     /// The services route files define (`services:`).
     public let services: [ServiceDefinition]
+    /// Bounds the accepted messages routed at once (``NodeState/intakeConcurrency``).
+    let intakePermits: AsyncLimiter
 
     init(
         routes: [CompiledRoute], warnings: [Diagnostic], background: BackgroundWork, observers: ObserverSet, logger: Logger,
@@ -145,6 +147,7 @@ public final class RouteEngine: Service, Sendable {
         self.observers = observers
         self.logger = logger
         self.state = state
+        self.intakePermits = AsyncLimiter(state.intakeConcurrency)
     }
 
     public func route(_ id: String) -> CompiledRoute? {

@@ -3,6 +3,7 @@ import NIOCore
 import SwitchboardCore
 import SwitchboardRouting
 import SwitchboardState
+import Synchronization
 import Testing
 
 /// Retry, dead letters, replay and idempotent steps, on the engine with a real SQLite
@@ -439,4 +440,53 @@ struct FailureHandlingTests {
         }
         #expect(strict.endpoints.exchanges("backend").count == 1)
     }
+
+    @Test func acceptedMessagesRoutedInTheBackgroundAreBounded() async throws {
+        let store = try Self.store()
+        var state = NodeState(store)
+        state.intakeConcurrency = 3
+        let harness = try Harness("""
+            routes:
+              - id: intake
+                from: test:in?async=true
+                steps:
+                  - to: test:slow?gate=true
+            """, state: state)
+        let run = Task { try await harness.engine.run() }
+        defer { run.cancel() }
+        var registered: Delivery?
+        for _ in 0..<500 where registered == nil {
+            registered = harness.endpoints.deliveries.withLock { $0["in"] }
+            if registered == nil { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        let deliver = try #require(registered)
+        let accepted = AcceptedCount()
+        let senders = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for n in 0..<8 {
+                    group.addTask {
+                        _ = try? await deliver(Exchange(message: Message(body: ByteBuffer(string: "m\(n)")), pattern: .inOnly))
+                        accepted.count.withLock { $0 += 1 }
+                    }
+                }
+            }
+        }
+        // Three are stored and held at the gate while they route; the other five wait to
+        // be stored, unanswered, instead of piling up in the background.
+        for _ in 0..<500 where accepted.count.withLock({ $0 }) < 3 { try await Task.sleep(for: .milliseconds(10)) }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(accepted.count.withLock { $0 } == 3)
+        #expect(try await store.pending().count == 3)
+        harness.endpoints.gate.set(())
+        await senders.value
+        #expect(accepted.count.withLock { $0 } == 8)
+        for _ in 0..<500 where try await !store.pending().isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(harness.endpoints.exchanges("slow").count == 8)
+        #expect(try await store.pending().isEmpty)
+    }
+}
+
+/// Calls that came back, counted from several tasks.
+final class AcceptedCount: Sendable {
+    let count = Mutex(0)
 }

@@ -10,6 +10,8 @@ import Synchronization
 final class TestEndpoints: Sendable {
     private let received = Mutex<[String: [Exchange]]>([:])
     let gate = AsyncValue<Void>()
+    /// What `from: test:NAME?async=true` consumers were handed to deliver with, by name.
+    let deliveries = Mutex<[String: Delivery]>([:])
 
     func record(_ name: String, _ exchange: Exchange) {
         received.withLock { $0[name, default: []].append(exchange) }
@@ -34,6 +36,7 @@ struct TestAdapter: Adapter {
             OptionSpec("failFirst", .int, roles: [.producer], doc: "fail the first N messages, then answer"),
             OptionSpec("failKind", .string, roles: [.producer], doc: "the error kind failures have"),
             OptionSpec("password", .string, secret: true, doc: "a secret"),
+            OptionSpec("async", .bool, default: "false", roles: [.consumer], doc: "store before routing; the test delivers through `deliveries`"),
         ]
     )
 
@@ -53,7 +56,7 @@ struct TestAdapter: Adapter {
     }
 
     func makeConsumer(_ endpoint: Endpoint) throws -> any Consumer {
-        TestConsumer()
+        TestConsumer(name: endpoint.path, storesBeforeRouting: endpoint.options.bool("async") ?? false, endpoints: endpoints)
     }
 
     func consumerBinding(_ endpoint: Endpoint) -> String? {
@@ -62,7 +65,13 @@ struct TestAdapter: Adapter {
 }
 
 struct TestConsumer: Consumer {
-    func run(_ deliver: @escaping Delivery) async throws {}
+    let name: String
+    let storesBeforeRouting: Bool
+    let endpoints: TestEndpoints
+
+    func run(_ deliver: @escaping Delivery) async throws {
+        endpoints.deliveries.withLock { $0[name] = deliver }
+    }
 }
 
 struct TestProducer: Producer {
