@@ -100,7 +100,7 @@ public struct FixedWidthRecord: Sendable {
             layout.keyBytes.withUnsafeBufferPointer { keys in
                 // Each field takes at most 6 bytes per byte (`\u00XX`) plus its key, quotes
                 // and comma; fields that need more than copying are written apart first.
-                let bound = 2 + keys.count + (tag.map { $0.bytes.count + 2 + layout.name.utf8.count * 6 } ?? 0) + view.plan.count * 3 + view.bytes.count * 6 + 8
+                let bound = 2 + keys.count + (tag.map { $0.bytes.count + layout.nameJSON.count } ?? 0) + view.plan.count * 3 + view.bytes.count * 6 + 8
                 let base = output.count
                 output.append(contentsOf: repeatElement(0, count: bound))
                 let end = output.withUnsafeMutableBufferPointer { room in
@@ -109,9 +109,7 @@ public struct FixedWidthRecord: Sendable {
                 var first = true
                 if let tag {
                     writer.append(tag.bytes)
-                    var name: [UInt8] = []
-                    JSONValue.writeString(layout.name, into: &name)
-                    writer.append(name)
+                    writer.append(layout.nameJSON)
                     first = false
                 }
                 for index in view.plan.indices {

@@ -104,6 +104,8 @@ final class RecordLayout: @unchecked Sendable {
     let keyBytes: [UInt8]
     /// The constant fields' values, one after another (`FieldPlan.constant` ranges into it).
     let constants: [UInt8]
+    /// The record's name as a JSON string, for `"$record": NAME`.
+    let nameJSON: [UInt8]
     let line: Int
     /// Position among the layout's records (variants counted apart), set by the loader.
     var index = 0
@@ -136,6 +138,9 @@ final class RecordLayout: @unchecked Sendable {
         self.plan = plan
         self.keyBytes = keyBytes
         self.constants = constants
+        var nameJSON: [UInt8] = []
+        JSONValue.writeString(name, into: &nameJSON)
+        self.nameJSON = nameJSON
     }
 
     /// The index of the field named `name` in `fields`, if the record has one.

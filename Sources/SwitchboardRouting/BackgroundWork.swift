@@ -9,9 +9,6 @@ final class AsyncLimiter: Sendable {
         state = Mutex((max(1, permits), []))
     }
 
-    /// Permits not taken.
-    var available: Int { state.withLock { $0.available } }
-
     func acquire() async {
         // A free permit is taken without suspending.
         let taken = state.withLock { state in
