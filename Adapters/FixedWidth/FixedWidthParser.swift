@@ -185,13 +185,24 @@ public struct FixedWidthParser {
         }
     }
 
+    /// A parser of bytes held in memory.
+    public init(
+        layout: FixedWidthLayout,
+        bytes: [UInt8],
+        splitAt path: [String]? = nil,
+        onPart: ((FixedWidthValue) throws -> Void)? = nil,
+        badRecord: ((_ error: FixedWidthError, _ bytes: [UInt8]) throws -> Void)? = nil
+    ) {
+        var delivered = false
+        self.init(layout: layout, next: {
+            defer { delivered = true }
+            return delivered ? nil : bytes
+        }, splitAt: path, onPart: onPart, badRecord: badRecord)
+    }
+
     /// Parses bytes held in memory.
     public static func parse(_ data: [UInt8], layout: FixedWidthLayout) throws -> (document: JSONValue, format: FixedWidthTextFormat) {
-        var delivered = false
-        var parser = FixedWidthParser(layout: layout, next: {
-            defer { delivered = true }
-            return delivered ? nil : data
-        })
+        var parser = FixedWidthParser(layout: layout, bytes: data)
         return try parser.parse()
     }
 

@@ -4,23 +4,48 @@ import Foundation
 import Glibc
 #endif
 
+/// A TCP socket bound to a loopback port the kernel picks: the descriptor and the port
+/// (0 when binding failed).
+func boundLoopbackSocket() -> (descriptor: Int32, port: Int) {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+    }
+    return (descriptor, bound ? Int(UInt16(bigEndian: address.sin_port)) : 0)
+}
+
 /// A loopback port nothing listens on now (the kernel's pick); `below` leaves room for a
 /// range after it (an FTP server's passive ports).
 public func freePort(below limit: Int = 65_536) -> Int {
     for _ in 0..<20 {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
-        }
-        let port = Int(UInt16(bigEndian: address.sin_port))
+        let (descriptor, port) = boundLoopbackSocket()
+        close(descriptor)
         if port > 0, port < limit { return port }
     }
     return Int.random(in: 20000..<min(limit, 60000))
+}
+
+/// A loopback port that accepts connections (the kernel completes them) and never says
+/// anything: a client waits there for a greeting until it times out.
+public final class SilentListener {
+    let descriptor: Int32
+    public let port: Int
+
+    public init() throws {
+        let (descriptor, port) = boundLoopbackSocket()
+        guard port > 0, listen(descriptor, 64) == 0 else {
+            close(descriptor)
+            throw SSHServer.ServerError()
+        }
+        self.descriptor = descriptor
+        self.port = port
+    }
+
+    deinit { close(descriptor) }
 }
 
 /// A throwaway OpenSSH server (Tests/servers/sshd) on a free loopback port, stopped when the
@@ -49,7 +74,9 @@ public final class SSHServer {
         self.values = values
     }
 
-    public struct ServerError: Error {}
+    public struct ServerError: Error {
+        public init() {}
+    }
 
     public var port: Int { Int(values["port"] ?? "") ?? 0 }
     public var user: String { values["user"] ?? "root" }

@@ -9,11 +9,7 @@ struct DirectJSONTests {
     /// Every part at `path`, as written directly and as its JSON value serializes.
     static func parts(_ bytes: [UInt8], _ layout: FixedWidthLayout, at path: [String]) throws -> [(direct: String, json: String)] {
         var parts: [(direct: String, json: String)] = []
-        var delivered = false
-        var parser = FixedWidthParser(layout: layout, next: {
-            defer { delivered = true }
-            return delivered ? nil : bytes
-        }, splitAt: path, onPart: { part in
+        var parser = FixedWidthParser(layout: layout, bytes: bytes, splitAt: path, onPart: { part in
             var direct: [UInt8] = []
             part.write(into: &direct)
             parts.append((String(decoding: direct, as: UTF8.self), part.json.serialized()))

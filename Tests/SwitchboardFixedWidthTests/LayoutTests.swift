@@ -57,11 +57,7 @@ struct LayoutTests {
         let layout = try FixedWidthLayout(yaml: Self.ledger)
         let bytes = Self.lines(Self.rows + ["L****1234-000123x5Broken", "Z unknown", "L*******7000000100Tea"])
         var bad: [(FixedWidthError, String)] = []
-        var delivered = false
-        var tolerant = FixedWidthParser(layout: layout, next: {
-            defer { delivered = true }
-            return delivered ? nil : bytes
-        }, badRecord: { error, record in bad.append((error, String(decoding: record, as: UTF8.self))) })
+        var tolerant = FixedWidthParser(layout: layout, bytes: bytes, badRecord: { error, record in bad.append((error, String(decoding: record, as: UTF8.self))) })
         let (document, _) = try tolerant.parse()
         guard case .array(let records)? = document["records"] else { Issue.record("no records"); return }
         #expect(records.compactMap { $0["memo"]?.text } == ["Rent", "Coffee", "Tea"])

@@ -190,11 +190,7 @@ struct SplitStep: Processor {
             var parts: [ByteBuffer] = []
             var bad: [(FixedWidthError, [UInt8])] = []
             let bytes = Array(message.body.readableBytesView)
-            var delivered = false
-            var parser = FixedWidthParser(layout: layout, next: {
-                defer { delivered = true }
-                return delivered ? nil : bytes
-            }, splitAt: path, onPart: { part in
+            var parser = FixedWidthParser(layout: layout, bytes: bytes, splitAt: path, onPart: { part in
                 var bytes: [UInt8] = []
                 part.write(into: &bytes)
                 parts.append(ByteBuffer(bytes: bytes))
