@@ -325,6 +325,7 @@ let package = Package(
                 "SwitchboardHTTP",
                 "SwitchboardRouting",
                 "SwitchboardTransform",
+                "SwitchboardTestServers",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

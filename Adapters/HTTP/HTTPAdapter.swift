@@ -111,6 +111,16 @@ public struct HTTPAdapter: Adapter {
             authorization = "Basic " + Data(credentials.utf8).base64EncodedString()
         }
         let connectTimeout = endpoint.options.duration("connectTimeout") ?? configuration.connectTimeout
+        let transport: HTTPProducer.Transport
+        if endpoint.scheme == "https" {
+            transport = .tls(clients.client(connectTimeout: connectTimeout))
+        } else {
+            let port = endpoint.port ?? 80
+            var target = endpoint.path.isEmpty ? "/" : endpoint.path
+            if let query = url.firstIndex(of: "?") { target += url[query...] }
+            let hostHeader = (host.contains(":") ? "[\(host)]" : host) + (port == 80 ? "" : ":\(port)")
+            transport = .plain(clients.plainClient(connectTimeout: connectTimeout), host: host, port: port, target: target, hostHeader: hostHeader)
+        }
         return HTTPProducer(
             url: url,
             display: endpoint.description,
@@ -119,7 +129,7 @@ public struct HTTPAdapter: Adapter {
             failOnServerError: endpoint.options.bool("failOnServerError") ?? true,
             maxResponseSize: endpoint.options.size("maxResponseSize") ?? 64 * 1024 * 1024,
             authorization: authorization,
-            client: clients.client(connectTimeout: connectTimeout)
+            transport: transport
         )
     }
 
@@ -141,11 +151,12 @@ public struct HTTPAdapter: Adapter {
     }
 }
 
-/// The HTTP clients of an adapter, one per connect timeout (a client-wide setting), made at
+/// The HTTP clients of an adapter (plain HTTP and HTTPS), one per connect timeout (a client-wide setting), made at
 /// route load and shared by every producer with that timeout.
 final class ClientPool: Sendable {
     private let configuration: HTTPAdapter.Configuration
     private let clients = Mutex<[Duration: HTTPClient]>([:])
+    private let plainClients = Mutex<[Duration: HTTP1Client]>([:])
 
     init(configuration: HTTPAdapter.Configuration) {
         self.configuration = configuration
@@ -173,6 +184,20 @@ final class ClientPool: Sendable {
         }
     }
 
+    /// The plain-HTTP client for producers with this connect timeout.
+    func plainClient(connectTimeout: Duration) -> HTTP1Client {
+        plainClients.withLock { clients in
+            if let client = clients[connectTimeout] { return client }
+            let client = HTTP1Client(settings: .init(
+                connectTimeout: TimeAmount(connectTimeout),
+                idleTimeout: TimeAmount(configuration.idleTimeout ?? .seconds(60)),
+                maxConnectionsPerHost: configuration.maxConnectionsPerHost
+            ))
+            clients[connectTimeout] = client
+            return client
+        }
+    }
+
     func shutdown() async {
         let all = clients.withLock { clients in
             defer { clients = [:] }
@@ -180,6 +205,13 @@ final class ClientPool: Sendable {
         }
         for client in all {
             try? await client.shutdown()
+        }
+        let plain = plainClients.withLock { clients in
+            defer { clients = [:] }
+            return Array(clients.values)
+        }
+        for client in plain {
+            await client.shutdown()
         }
     }
 }

@@ -15,6 +15,13 @@ import SwitchboardCore
 /// id and a new span id. The reply keeps the request's
 /// headers, takes the response's, and sets `http.status`.
 struct HTTPProducer: Producer {
+    /// How requests travel: plain HTTP on the node's own HTTP/1.1 client, HTTPS through
+    /// AsyncHTTPClient.
+    enum Transport: Sendable {
+        case plain(HTTP1Client, host: String, port: Int, target: String, hostHeader: String)
+        case tls(HTTPClient)
+    }
+
     let url: String
     let display: String
     let method: HTTPMethod?
@@ -22,55 +29,73 @@ struct HTTPProducer: Producer {
     let failOnServerError: Bool
     let maxResponseSize: Int
     let authorization: String?
-    let client: HTTPClient
+    let transport: Transport
 
     func send(_ exchange: Exchange) async throws -> Exchange {
-        var request = HTTPClientRequest(url: url)
         let message = exchange.message
-        if let method {
-            request.method = method
+        let method: HTTPMethod
+        if let fixed = self.method {
+            method = fixed
         } else if let name = message.headers["http.method"] {
-            request.method = HTTPMethod(rawValue: name)
+            method = HTTPMethod(rawValue: name)
         } else {
-            request.method = message.body.readableBytes > 0 ? .POST : .GET
+            method = message.body.readableBytes > 0 ? .POST : .GET
+        }
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(message.headers.count + 4)
+        if case .plain(_, _, _, _, let hostHeader) = transport {
+            headers.add(name: "Host", value: hostHeader)
         }
         for header in message.headers where HTTPHeaderRules.forwardsOnRequest(header.name) {
-            request.headers.add(name: header.name, value: header.value)
+            headers.add(name: header.name, value: header.value)
         }
         if let authorization {
-            request.headers.replaceOrAdd(name: "Authorization", value: authorization)
+            headers.replaceOrAdd(name: "Authorization", value: authorization)
         }
-        request.headers.replaceOrAdd(name: Message.correlationHeader, value: message.correlationID)
+        headers.replaceOrAdd(name: Message.correlationHeader, value: message.correlationID)
         // The same trace, with a span id of this call's own.
-        request.headers.replaceOrAdd(name: TraceContext.header, value: (message.trace ?? .random()).child().traceparent)
-        if message.body.readableBytes > 0 || request.method == .POST || request.method == .PUT || request.method == .PATCH {
-            request.body = .bytes(message.body)
-        }
-        let response: HTTPClientResponse
+        headers.replaceOrAdd(name: TraceContext.header, value: (message.trace ?? .random()).child().traceparent)
+        let sendsBody = message.body.readableBytes > 0 || method == .POST || method == .PUT || method == .PATCH
+        let status: HTTPResponseStatus
+        let replyHeaders: HTTPHeaders
         let body: ByteBuffer
         do {
-            response = try await client.execute(request, timeout: timeout)
-            body = try await response.body.collect(upTo: maxResponseSize)
+            switch transport {
+            case .plain(let client, let host, let port, let target, _):
+                let head = HTTPRequestHead(version: .http1_1, method: method, uri: target, headers: headers)
+                let response = try await client.execute(
+                    host: host, port: port, head: head, body: sendsBody ? message.body : nil,
+                    timeout: timeout, maxResponseSize: maxResponseSize
+                )
+                (status, replyHeaders, body) = (response.head.status, response.head.headers, response.body)
+            case .tls(let client):
+                var request = HTTPClientRequest(url: url)
+                request.method = method
+                request.headers = headers
+                if sendsBody { request.body = .bytes(message.body) }
+                let response = try await client.execute(request, timeout: timeout)
+                (status, replyHeaders) = (response.status, response.headers)
+                body = try await response.body.collect(upTo: maxResponseSize)
+            }
         } catch {
             throw describe(error)
         }
-        let status = Int(response.status.code)
-        if failOnServerError, status >= 500 {
-            throw ProcessingError("\(display) answered HTTP \(status) \(response.status.reasonPhrase)", status: 502, kind: ErrorKind.serverError)
+        if failOnServerError, status.code >= 500 {
+            throw ProcessingError("\(display) answered HTTP \(status.code) \(status.reasonPhrase)", status: 502, kind: ErrorKind.serverError)
         }
         var reply = exchange
         reply.message.headers.remove("Content-Type")
         // A reply header replaces any request header of that name; repeated reply headers
         // (Set-Cookie) are all kept.
         var seen: [String] = []
-        for header in response.headers where HTTPHeaderRules.keepsIncoming(header.name) {
+        for header in replyHeaders where HTTPHeaderRules.keepsIncoming(header.name) {
             if !HTTPHeaderRules.name(header.name, isIn: seen) {
                 seen.append(header.name)
                 reply.message.headers.remove(header.name)
             }
             reply.message.headers.add(header.name, header.value)
         }
-        reply.message.headers["http.status"] = String(status)
+        reply.message.headers["http.status"] = String(status.code)
         reply.message.body = body
         return reply
     }
@@ -93,7 +118,23 @@ struct HTTPProducer: Producer {
             default:
                 return ProcessingError("request to \(display) failed: \(error)", status: 502)
             }
+        case let error as HTTP1Client.Failure:
+            switch error {
+            case .timeout:
+                return ProcessingError("no reply from \(display) within \(timeout.prettyDescription)", status: 504, kind: ErrorKind.timeout)
+            case .closed:
+                return ProcessingError("\(display) closed the connection before answering", status: 502, kind: ErrorKind.connection)
+            case .tooLarge:
+                return ProcessingError("reply from \(display) is larger than maxResponseSize (\(maxResponseSize) bytes)", status: 502)
+            case .shutDown:
+                return ProcessingError("request to \(display) not sent: the node is shutting down", status: 503, kind: ErrorKind.connection)
+            }
+        case ChannelError.connectTimeout:
+            return ProcessingError("cannot connect to \(display): connect timed out", status: 504, kind: ErrorKind.timeout)
         case let error as NIOConnectionError:
+            if error.connectionErrors.contains(where: { if case ChannelError.connectTimeout = $0.error { true } else { false } }) {
+                return ProcessingError("cannot connect to \(display): connect timed out", status: 504, kind: ErrorKind.timeout)
+            }
             let reasons = error.connectionErrors.map { failure -> String in
                 if let io = failure.error as? IOError { return String(cString: strerror(io.errnoCode)).lowercased() }
                 return "\(failure.error)"

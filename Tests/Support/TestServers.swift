@@ -6,7 +6,7 @@ import Glibc
 
 /// A TCP socket bound to a loopback port the kernel picks: the descriptor and the port
 /// (0 when binding failed).
-func boundLoopbackSocket() -> (descriptor: Int32, port: Int) {
+public func boundLoopbackSocket() -> (descriptor: Int32, port: Int) {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)

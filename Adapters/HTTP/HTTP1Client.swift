@@ -1,0 +1,378 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// The HTTP/1.1 client `to: http://…` producers use: keep-alive connections pooled per
+/// host and port, each request written in one flush (head and body go out in one `writev`),
+/// and a connection taken, where one is idle, from the event loop the caller runs on, so
+/// the request and its reply stay on one thread.
+///
+/// It speaks plain HTTP only; `https://` endpoints go through AsyncHTTPClient (TLS). The
+/// reasons for a client of our own are in the adapter's README: per proxied request it costs
+/// the node a fraction of AsyncHTTPClient's CPU.
+final class HTTP1Client: Sendable {
+    struct Response: Sendable {
+        var head: HTTPResponseHead
+        var body: ByteBuffer
+    }
+
+    /// Why a request got no reply.
+    enum Failure: Error, Equatable {
+        /// No reply within the request's timeout.
+        case timeout
+        /// The server closed the connection before the reply was complete.
+        case closed(beforeAnyReply: Bool)
+        /// The reply body passed the request's size limit.
+        case tooLarge
+        /// The client was shut down.
+        case shutDown
+    }
+
+    struct Settings: Sendable {
+        var connectTimeout: TimeAmount
+        var idleTimeout: TimeAmount
+        var maxConnectionsPerHost: Int
+    }
+
+    let settings: Settings
+    let group: MultiThreadedEventLoopGroup
+    private let pools = Mutex<[HostKey: HostPool]>([:])
+    private let closed = Atomic<Bool>(false)
+
+    init(settings: Settings, group: MultiThreadedEventLoopGroup = .singleton) {
+        self.settings = settings
+        self.group = group
+    }
+
+    struct HostKey: Hashable, Sendable {
+        let host: String
+        let port: Int
+    }
+
+    /// Sends `head` (and `body`, if any) to `host:port` and returns the whole reply.
+    ///
+    /// A request on a reused connection that the server closed before answering (a
+    /// keep-alive race: the server dropped an idle connection as the request left) is sent
+    /// once more on a new connection; a request on a new connection is never resent.
+    func execute(host: String, port: Int, head: HTTPRequestHead, body: ByteBuffer?, timeout: TimeAmount, maxResponseSize: Int) async throws -> Response {
+        let pool = self.pool(HostKey(host: host, port: port))
+        var resent = false
+        while true {
+            let (connection, reused) = try await pool.acquire()
+            do {
+                return try await connection.send(head: head, body: body, timeout: timeout, maxResponseSize: maxResponseSize).get()
+            } catch Failure.closed(beforeAnyReply: true) where reused && !resent {
+                resent = true
+            }
+        }
+    }
+
+    private func pool(_ key: HostKey) -> HostPool {
+        pools.withLock { pools in
+            if let pool = pools[key] { return pool }
+            let pool = HostPool(key: key, client: self)
+            pools[key] = pool
+            return pool
+        }
+    }
+
+    var isShutDown: Bool { closed.load(ordering: .relaxed) }
+
+    /// Closes every pooled connection; requests after this fail with ``Failure/shutDown``.
+    func shutdown() async {
+        closed.store(true, ordering: .relaxed)
+        let all = pools.withLock { pools in
+            defer { pools = [:] }
+            return Array(pools.values)
+        }
+        for pool in all {
+            await pool.closeAll()
+        }
+    }
+}
+
+/// The connections to one host and port: idle ones ready for a request, a count of open
+/// ones (at most `maxConnectionsPerHost`), and callers waiting for one when all are busy.
+final class HostPool: Sendable {
+    private struct State: ~Copyable {
+        var idle: [HTTP1Connection] = []
+        var open = 0
+        var waiters: [CheckedContinuation<HTTP1Connection?, any Error>] = []
+        var sweepScheduled = false
+    }
+
+    let key: HTTP1Client.HostKey
+    private let client: HTTP1Client
+    private let state = Mutex(State())
+
+    init(key: HTTP1Client.HostKey, client: HTTP1Client) {
+        self.key = key
+        self.client = client
+    }
+
+    /// An idle connection (preferring one on the caller's event loop), a new one if the
+    /// limit allows, or the next one released.
+    func acquire() async throws -> (HTTP1Connection, reused: Bool) {
+        if client.isShutDown { throw HTTP1Client.Failure.shutDown }
+        let loop = MultiThreadedEventLoopGroup.currentEventLoop
+        enum Next { case reuse(HTTP1Connection), connect, wait }
+        let next = state.withLock { state -> Next in
+            if !state.idle.isEmpty {
+                var index = state.idle.count - 1
+                if let loop, let local = state.idle.lastIndex(where: { $0.channel.eventLoop === loop }) {
+                    index = local
+                }
+                return .reuse(state.idle.remove(at: index))
+            }
+            if state.open < client.settings.maxConnectionsPerHost {
+                state.open += 1
+                return .connect
+            }
+            return .wait
+        }
+        switch next {
+        case .reuse(let connection):
+            return (connection, true)
+        case .connect:
+            return (try await connect(on: loop ?? client.group.next()), false)
+        case .wait:
+            let handed = try await withCheckedThrowingContinuation { continuation in
+                let ready = state.withLock { state -> Bool in
+                    if !state.idle.isEmpty || state.open < client.settings.maxConnectionsPerHost { return true }
+                    state.waiters.append(continuation)
+                    return false
+                }
+                if ready { continuation.resume(returning: nil) }
+            }
+            if let handed { return (handed, true) }
+            return try await acquire()
+        }
+    }
+
+    private func connect(on loop: any EventLoop) async throws -> HTTP1Connection {
+        do {
+            let channel = try await ClientBootstrap(group: loop)
+                .connectTimeout(client.settings.connectTimeout)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    }
+                }
+                .connect(host: key.host, port: key.port)
+                .get()
+            return try await HTTP1Connection.attach(to: channel, pool: self).get()
+        } catch {
+            // The slot is free again: let a waiter try a connection of its own.
+            let waiter = state.withLock { state -> CheckedContinuation<HTTP1Connection?, any Error>? in
+                state.open -= 1
+                return state.waiters.isEmpty ? nil : state.waiters.removeFirst()
+            }
+            waiter?.resume(returning: nil)
+            throw error
+        }
+    }
+
+    /// Called on the connection's event loop when a reply is complete and the connection
+    /// may carry another request: a waiter gets it, else it waits in the idle list.
+    func released(_ connection: HTTP1Connection) {
+        if client.isShutDown {
+            connection.channel.close(promise: nil)
+            return
+        }
+        connection.idleSince = .now()
+        let (waiter, sweep) = state.withLock { state -> (CheckedContinuation<HTTP1Connection?, any Error>?, Bool) in
+            if !state.waiters.isEmpty { return (state.waiters.removeFirst(), false) }
+            state.idle.append(connection)
+            defer { state.sweepScheduled = true }
+            return (nil, !state.sweepScheduled)
+        }
+        waiter?.resume(returning: connection)
+        if sweep { scheduleSweep(on: connection.channel.eventLoop) }
+    }
+
+    /// Called when a connection's channel closes, busy or idle.
+    func closed(_ connection: HTTP1Connection) {
+        let waiter = state.withLock { state -> CheckedContinuation<HTTP1Connection?, any Error>? in
+            state.idle.removeAll { $0 === connection }
+            state.open -= 1
+            return state.waiters.isEmpty ? nil : state.waiters.removeFirst()
+        }
+        waiter?.resume(returning: nil)
+    }
+
+    /// Closes connections idle longer than the idle timeout, checking again while any are idle.
+    private func scheduleSweep(on loop: any EventLoop) {
+        let timeout = client.settings.idleTimeout
+        loop.scheduleTask(in: timeout) { [self] in
+            let cutoff = NIODeadline.now() - timeout
+            let (stale, again) = state.withLock { state -> ([HTTP1Connection], Bool) in
+                var stale: [HTTP1Connection] = []
+                state.idle.removeAll { connection in
+                    guard connection.idleSince <= cutoff else { return false }
+                    stale.append(connection)
+                    return true
+                }
+                state.sweepScheduled = !state.idle.isEmpty
+                return (stale, state.sweepScheduled)
+            }
+            for connection in stale { connection.channel.close(promise: nil) }
+            if again { scheduleSweep(on: loop) }
+        }
+    }
+
+    func closeAll() async {
+        let (idle, waiters) = state.withLock { state in
+            defer { state.idle = []; state.waiters = [] }
+            return (state.idle, state.waiters)
+        }
+        for waiter in waiters { waiter.resume(throwing: HTTP1Client.Failure.shutDown) }
+        for connection in idle { try? await connection.channel.close() }
+    }
+}
+
+/// One keep-alive connection: its channel and the handler that pairs a request with its reply.
+final class HTTP1Connection: Sendable {
+    let channel: any Channel
+    private let idleSinceNanos = Atomic<Int64>(0)
+
+    private init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    var idleSince: NIODeadline {
+        get { .uptimeNanoseconds(UInt64(idleSinceNanos.load(ordering: .relaxed))) }
+        set { idleSinceNanos.store(Int64(newValue.uptimeNanoseconds), ordering: .relaxed) }
+    }
+
+    static func attach(to channel: any Channel, pool: HostPool) -> EventLoopFuture<HTTP1Connection> {
+        channel.eventLoop.submit {
+            let connection = HTTP1Connection(channel: channel)
+            try channel.pipeline.syncOperations.addHandler(HTTP1ClientHandler(connection: connection, pool: pool))
+            channel.closeFuture.whenComplete { _ in pool.closed(connection) }
+            return connection
+        }
+    }
+
+    func send(head: HTTPRequestHead, body: ByteBuffer?, timeout: TimeAmount, maxResponseSize: Int) -> EventLoopFuture<HTTP1Client.Response> {
+        let promise = channel.eventLoop.makePromise(of: HTTP1Client.Response.self)
+        let request = HTTP1ClientHandler.Request(head: head, body: body, timeout: timeout, maxResponseSize: maxResponseSize, promise: promise)
+        channel.writeAndFlush(request, promise: nil)
+        return promise.futureResult
+    }
+}
+
+/// Writes a request's head, body and end in one flush and collects the reply; one request
+/// at a time per connection.
+final class HTTP1ClientHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = Request
+    typealias OutboundOut = HTTPClientRequestPart
+
+    struct Request: Sendable {
+        var head: HTTPRequestHead
+        var body: ByteBuffer?
+        var timeout: TimeAmount
+        var maxResponseSize: Int
+        var promise: EventLoopPromise<HTTP1Client.Response>
+    }
+
+    private struct InFlight {
+        var promise: EventLoopPromise<HTTP1Client.Response>
+        var maxResponseSize: Int
+        var timer: Scheduled<Void>?
+        var head: HTTPResponseHead?
+        var body: ByteBuffer?
+    }
+
+    private let connection: HTTP1Connection
+    private let pool: HostPool
+    private var current: InFlight?
+
+    init(connection: HTTP1Connection, pool: HostPool) {
+        self.connection = connection
+        self.pool = pool
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let request = unwrapOutboundIn(data)
+        guard current == nil, context.channel.isActive else {
+            request.promise.fail(HTTP1Client.Failure.closed(beforeAnyReply: true))
+            return
+        }
+        var head = request.head
+        if let body = request.body {
+            head.headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
+        }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let timer = context.eventLoop.scheduleTask(in: request.timeout) {
+            let (handler, context) = loopBound.value
+            handler.fail(HTTP1Client.Failure.timeout, context: context)
+        }
+        current = InFlight(promise: request.promise, maxResponseSize: request.maxResponseSize, timer: timer)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if let body = request.body, body.readableBytes > 0 {
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        }
+        context.write(wrapOutboundOut(.end(nil)), promise: promise)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard var inFlight = current else { return }
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            inFlight.head = head
+            current = inFlight
+        case .body(var part):
+            let size = (inFlight.body?.readableBytes ?? 0) + part.readableBytes
+            guard size <= inFlight.maxResponseSize else {
+                fail(HTTP1Client.Failure.tooLarge, context: context)
+                return
+            }
+            if inFlight.body == nil {
+                inFlight.body = part
+            } else {
+                inFlight.body!.writeBuffer(&part)
+            }
+            current = inFlight
+        case .end:
+            current = nil
+            inFlight.timer?.cancel()
+            guard let head = inFlight.head else {
+                inFlight.promise.fail(HTTP1Client.Failure.closed(beforeAnyReply: true))
+                context.close(promise: nil)
+                return
+            }
+            // Back in the pool before the caller hears of the reply, so its next request
+            // finds the connection idle.
+            if head.isKeepAlive {
+                pool.released(connection)
+            } else {
+                context.close(promise: nil)
+            }
+            inFlight.promise.succeed(HTTP1Client.Response(head: head, body: inFlight.body ?? ByteBuffer()))
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let inFlight = current {
+            fail(HTTP1Client.Failure.closed(beforeAnyReply: inFlight.head == nil), context: context)
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(error, context: context)
+    }
+
+    /// Fails the request in flight, if any, and closes the connection (its state is unknown).
+    private func fail(_ error: any Error, context: ChannelHandlerContext) {
+        if let inFlight = current {
+            current = nil
+            inFlight.timer?.cancel()
+            inFlight.promise.fail(error)
+        }
+        context.close(promise: nil)
+    }
+}
