@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import SwitchboardCore
 import Synchronization
@@ -53,12 +55,30 @@ public final class AuditTrail: ExchangeObserver, Service {
         var roomWaiters: [CheckedContinuation<Void, Never>] = []
         /// Exchanges waiting for their events; resumed with true once committed, false when
         /// `deadline` passes first.
-        var commitWaiters: [(mark: Int64, deadline: ContinuousClock.Instant, continuation: CheckedContinuation<Bool, Never>)] = []
+        var commitWaiters: [(mark: Int64, deadline: ContinuousClock.Instant, loop: (any EventLoop)?, continuation: CheckedContinuation<Bool, Never>)] = []
         var stopping = false
         /// The ticker asked for a commit of whatever is queued.
         var kicked = false
         /// The writer has stopped; nothing more is committed.
         var finished = false
+        /// The writer thread waits on the semaphore: only then does waking it signal (a
+        /// writer that is committing looks at the queue again when it is done).
+        var threadAsleep = false
+
+        /// What it takes to wake the writer, cleared: call ``AuditTrail/wakeWriter(_:)`` with
+        /// it once the lock is released.
+        mutating func takeWake() -> Wake {
+            defer {
+                writer = nil
+                threadAsleep = false
+            }
+            return Wake(continuation: writer, signal: threadAsleep)
+        }
+    }
+
+    struct Wake {
+        var continuation: CheckedContinuation<Void, Never>?
+        var signal: Bool
     }
 
     /// - Parameters:
@@ -91,19 +111,18 @@ public final class AuditTrail: ExchangeObserver, Service {
     public func enqueue(_ record: AuditRecord) async {
         while true {
             // nil: no room; (false, _): queued; (true, writer): queued and the writer is due.
-            let queued: (wake: Bool, writer: CheckedContinuation<Void, Never>?)? = state.withLock { state in
+            let queued: Wake?? = state.withLock { state in
                 guard state.held < capacity || state.stopping else { return nil }
                 state.queue.append(record)
                 state.enqueued += 1
                 // The writer is woken by an exchange that waits for its events (settle),
                 // by a full half-buffer, or by the ticker, not by every event: the events
                 // of many exchanges then go in one commit.
-                guard state.queue.count >= wakeThreshold else { return (false, nil) }
-                defer { state.writer = nil }
-                return (true, state.writer)
+                guard state.queue.count >= wakeThreshold else { return .some(nil) }
+                return state.takeWake()
             }
             if let queued {
-                if queued.wake { wakeWriter(queued.writer) }
+                if let wake = queued { wakeWriter(wake) }
                 return
             }
             await withCheckedContinuation { continuation in
@@ -141,17 +160,18 @@ public final class AuditTrail: ExchangeObserver, Service {
         // round through the executor).
         if state.withLock({ $0.committed >= $0.enqueued || $0.finished }) { return true }
         let deadline = ContinuousClock.now + timeout
+        // Resumed on the event loop it waits on, where its connection lives.
+        let loop = MultiThreadedEventLoopGroup.currentEventLoop
         return await withCheckedContinuation { continuation in
-            let (done, writer) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
-                if state.committed >= state.enqueued || state.finished { return (true, nil) }
-                state.commitWaiters.append((state.enqueued, deadline, continuation))
-                defer { state.writer = nil }
-                return (false, state.writer)
+            let wake = state.withLock { state -> Wake? in
+                if state.committed >= state.enqueued || state.finished { return nil }
+                state.commitWaiters.append((state.enqueued, deadline, loop, continuation))
+                return state.takeWake()
             }
-            if done {
-                continuation.resume(returning: true)
+            if let wake {
+                wakeWriter(wake)
             } else {
-                wakeWriter(writer)
+                continuation.resume(returning: true)
             }
         }
     }
@@ -171,21 +191,20 @@ public final class AuditTrail: ExchangeObserver, Service {
     }
 
     /// Wakes the writer: resumes the async writer's continuation, or signals the thread.
-    private func wakeWriter(_ continuation: CheckedContinuation<Void, Never>?) {
-        continuation?.resume()
-        if threaded { wake.signal() }
+    private func wakeWriter(_ wake: Wake) {
+        wake.continuation?.resume()
+        if wake.signal { self.wake.signal() }
     }
 
     /// Wakes the writer if anything is queued, so events nobody waits for (a route still
     /// running, a wire-tap copy) are stored within a fraction of a second.
     func kick() {
-        let writer = state.withLock { state -> CheckedContinuation<Void, Never>? in
+        let wake = state.withLock { state -> Wake? in
             guard !state.queue.isEmpty else { return nil }
             state.kicked = true
-            defer { state.writer = nil }
-            return state.writer
+            return state.takeWake()
         }
-        wakeWriter(writer)
+        if let wake { wakeWriter(wake) }
     }
 
     private var wakeThreshold: Int { max(1, min(512, capacity / 2)) }
@@ -232,23 +251,24 @@ public final class AuditTrail: ExchangeObserver, Service {
 
     /// Lets the writer drain the buffer and return.
     public func stop() {
-        let (writer, waiters) = state.withLock { state in
+        let (wake, waiters) = state.withLock { state in
             state.stopping = true
-            defer {
-                state.writer = nil
-                state.roomWaiters = []
-            }
-            return (state.writer, state.roomWaiters)
+            defer { state.roomWaiters = [] }
+            return (state.takeWake(), state.roomWaiters)
         }
-        wakeWriter(writer)
+        wakeWriter(wake)
         for waiter in waiters { waiter.resume() }
     }
 
-    /// Takes the queue when the writer is due; an empty batch means stop.
-    private func takeBatch() -> [AuditRecord]? {
+    /// Takes the queue when the writer is due; an empty batch means stop. With `sleeping`,
+    /// nil also marks the writer thread asleep, so the next waker signals it.
+    private func takeBatch(sleeping: Bool = false) -> [AuditRecord]? {
         state.withLock { state in
             let due = state.stopping || state.kicked || !state.commitWaiters.isEmpty || state.queue.count >= wakeThreshold
-            guard due, !state.queue.isEmpty || state.stopping else { return nil }
+            guard due, !state.queue.isEmpty || state.stopping else {
+                if sleeping { state.threadAsleep = true }
+                return nil
+            }
             state.kicked = false
             var batch: [AuditRecord] = []
             swap(&batch, &state.queue)
@@ -274,16 +294,16 @@ public final class AuditTrail: ExchangeObserver, Service {
             let committed = state.committed
             let room = state.roomWaiters
             state.roomWaiters = []
-            var settled: [CheckedContinuation<Bool, Never>] = []
+            var settled = SettledWaiters()
             state.commitWaiters.removeAll { waiter in
                 guard waiter.mark <= committed else { return false }
-                settled.append(waiter.continuation)
+                settled.add(waiter.continuation, on: waiter.loop)
                 return true
             }
             return (room, settled)
         }
         for waiter in room { waiter.resume() }
-        for waiter in settled { waiter.resume(returning: true) }
+        settled.resume()
     }
 
     /// Marks the writer finished and resumes everyone still waiting (the queue is empty by
@@ -300,7 +320,7 @@ public final class AuditTrail: ExchangeObserver, Service {
     private func threadWriteLoop(_ store: any BlockingAuditStore) {
         var failures = 0
         while true {
-            guard let batch = takeBatch() else {
+            guard let batch = takeBatch(sleeping: true) else {
                 wake.wait()
                 continue
             }
@@ -372,6 +392,36 @@ public final class AuditTrail: ExchangeObserver, Service {
                 logger.warning("audit retention failed", metadata: ["error": "\(error)"])
             }
             try? await Task.sleep(for: retention.every)
+        }
+    }
+}
+
+/// Exchanges whose events are committed, grouped by the event loop each waits on: each
+/// loop gets one task that resumes all of its waiters there, so a commit costs one
+/// cross-thread wake per loop rather than one per exchange, and each exchange goes on
+/// where its connection is.
+struct SettledWaiters {
+    private var byLoop: [(loop: any EventLoop, waiters: [CheckedContinuation<Bool, Never>])] = []
+    private var elsewhere: [CheckedContinuation<Bool, Never>] = []
+
+    mutating func add(_ waiter: CheckedContinuation<Bool, Never>, on loop: (any EventLoop)?) {
+        guard let loop else {
+            elsewhere.append(waiter)
+            return
+        }
+        if let index = byLoop.firstIndex(where: { $0.loop === loop }) {
+            byLoop[index].waiters.append(waiter)
+        } else {
+            byLoop.append((loop, [waiter]))
+        }
+    }
+
+    func resume() {
+        for waiter in elsewhere { waiter.resume(returning: true) }
+        for (loop, waiters) in byLoop {
+            loop.execute {
+                for waiter in waiters { waiter.resume(returning: true) }
+            }
         }
     }
 }
