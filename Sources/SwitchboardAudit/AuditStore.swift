@@ -237,31 +237,36 @@ struct AuditChunk {
     var startedAt: Int64
     /// The headers the message arrived with, when the chunk holds the entry route's start.
     var headers: String?
-    /// The events, as stored JSON.
-    var events: String
+    /// The events, as stored JSON (UTF-8).
+    var events: [UInt8]
 
     /// Groups a batch by message, keeping each message's events in order.
     static func group(_ records: [AuditRecord]) -> [AuditChunk] {
-        var order: [String] = []
-        var byMessage: [String: [AuditRecord]] = [:]
-        for record in records {
-            if byMessage[record.messageID] == nil { order.append(record.messageID) }
-            byMessage[record.messageID, default: []].append(record)
+        // Record positions per message (no copies of the records themselves).
+        var slot: [String: Int] = [:]
+        var members: [[Int]] = []
+        for index in records.indices {
+            if let existing = slot[records[index].messageID] {
+                members[existing].append(index)
+            } else {
+                slot[records[index].messageID] = members.count
+                members.append([index])
+            }
         }
-        return order.compactMap { id in
-            guard let events = byMessage[id], let first = events.first else { return nil }
-            let end = events.last { $0.isRoute && $0.entry && $0.phase != "started" }
-            let start = events.first { $0.isRoute && $0.entry && $0.phase == "started" }
+        return members.map { indices in
+            let first = records[indices[0]]
+            let end = indices.last { records[$0].isRoute && records[$0].entry && records[$0].phase != "started" }
+            let start = indices.first { records[$0].isRoute && records[$0].entry && records[$0].phase == "started" }
             return AuditChunk(
-                messageID: id,
+                messageID: first.messageID,
                 correlationID: first.correlationID,
                 parentID: first.parentID,
-                traceID: events.first { $0.traceID != nil }?.traceID,
-                entryRoute: end?.routeID,
-                status: end?.phase,
-                startedAt: end?.startedAt ?? events.map(\.startedAt).min() ?? first.startedAt,
-                headers: start?.headers,
-                events: AuditRecord.storedJSON(events)
+                traceID: indices.lazy.compactMap { records[$0].traceID }.first,
+                entryRoute: end.map { records[$0].routeID },
+                status: end.map { records[$0].phase },
+                startedAt: end.map { records[$0].startedAt } ?? indices.lazy.map { records[$0].startedAt }.min() ?? first.startedAt,
+                headers: start.flatMap { records[$0].headers },
+                events: AuditRecord.storedJSON(records, indices: indices)
             )
         }
     }

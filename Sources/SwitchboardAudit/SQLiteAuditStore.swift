@@ -94,7 +94,7 @@ public final class SQLiteAuditStore: BlockingAuditStore {
                 bind(statement, 6, chunk.status)
                 sqlite3_bind_int64(statement, 7, chunk.startedAt)
                 bind(statement, 8, chunk.headers)
-                bind(statement, 9, chunk.events)
+                bind(statement, 9, utf8: chunk.events)
                 let code = sqlite3_step(statement)
                 guard code == SQLITE_DONE else {
                     throw AuditStoreError("writing audit events failed: \(String(cString: sqlite3_errmsg(sqlite3_db_handle(statement))))")
@@ -263,9 +263,16 @@ private func bind(_ statement: OpaquePointer, _ index: Int32, _ text: String?) {
         sqlite3_bind_null(statement, index)
         return
     }
-    text.withUTF8 { bytes in
-        _ = sqlite3_bind_text(statement, index, UnsafeRawPointer(bytes.baseAddress ?? UnsafePointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self), Int32(bytes.count), sqliteTransient)
-    }
+    text.withUTF8 { bindText(statement, index, $0) }
+}
+
+/// Binds UTF-8 bytes as text.
+private func bind(_ statement: OpaquePointer, _ index: Int32, utf8 bytes: [UInt8]) {
+    bytes.withUnsafeBufferPointer { bindText(statement, index, $0) }
+}
+
+private func bindText(_ statement: OpaquePointer, _ index: Int32, _ bytes: UnsafeBufferPointer<UInt8>) {
+    _ = sqlite3_bind_text(statement, index, UnsafeRawPointer(bytes.baseAddress ?? UnsafePointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self), Int32(bytes.count), sqliteTransient)
 }
 
 private func bind(_ statement: OpaquePointer, _ index: Int32, _ number: Int64?) {

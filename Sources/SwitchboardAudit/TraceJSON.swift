@@ -131,27 +131,31 @@ extension Trace {
 extension AuditRecord {
     /// The event as stored in a row of the store: the JSON of ``encode(to:)`` without the
     /// message's ids (the row has them) and without the sequence (the row's). Written by
-    /// hand: the writer encodes every event, and `JSONEncoder` is several times slower.
-    func appendStoredJSON(to json: inout String) {
+    /// hand, as UTF-8 bytes: the writer encodes every event, and `JSONEncoder` (or `String`
+    /// appends) cost several times more.
+    func appendStoredJSON(to json: inout [UInt8]) {
+        func key(_ key: StaticString) {
+            json.append(UInt8(ascii: ","))
+            json.append(UInt8(ascii: "\""))
+            key.withUTF8Buffer { json.append(contentsOf: $0) }
+            json.append(UInt8(ascii: "\""))
+            json.append(UInt8(ascii: ":"))
+        }
         /// `,"key":"value"` when there is a value.
-        func field(_ key: StaticString, _ value: String?) {
+        func field(_ name: StaticString, _ value: String?) {
             guard let value else { return }
-            json += ",\""
-            json += key.description
-            json += "\":"
+            key(name)
             appendJSONQuoted(value, to: &json)
         }
-        func number(_ key: StaticString, _ value: some BinaryInteger) {
-            json += ",\""
-            json += key.description
-            json += "\":"
-            json += String(value)
+        func number(_ name: StaticString, _ value: Int64) {
+            key(name)
+            appendDecimal(value, to: &json)
         }
-        json += "{\"route\":"
+        json.append(contentsOf: #"{"route":"#.utf8)
         appendJSONQuoted(routeID, to: &json)
-        json += entry ? ",\"entry\":true,\"kind\":" : ",\"entry\":false,\"kind\":"
+        json.append(contentsOf: (entry ? #","entry":true,"kind":"# : #","entry":false,"kind":"#).utf8)
         appendJSONQuoted(stepKind ?? "route", to: &json)
-        if let stepIndex { number("stepIndex", stepIndex) }
+        if let stepIndex { number("stepIndex", Int64(stepIndex)) }
         field("step", stepPath)
         field("endpoint", endpoint)
         field("phase", phase)
@@ -160,8 +164,8 @@ extension AuditRecord {
         field("error", error)
         field("detail", detail)
         if let headers {
-            json += ",\"headers\":"
-            json += headers
+            key("headers")
+            json.append(contentsOf: headers.utf8)
         }
         field("bodyHash", bodyHash)
         if let bodyPrefix {
@@ -171,23 +175,23 @@ extension AuditRecord {
                 field("bodyBase64", Data(bodyPrefix).base64EncodedString())
             }
         }
-        json += bodyChanged ? ",\"bodyChanged\":true" : ",\"bodyChanged\":false"
-        if let bodySizeIn { number("bodySizeIn", bodySizeIn) }
-        number("bodySize", bodySize)
-        json += "}"
+        json.append(contentsOf: (bodyChanged ? #","bodyChanged":true"# : #","bodyChanged":false"#).utf8)
+        if let bodySizeIn { number("bodySizeIn", Int64(bodySizeIn)) }
+        number("bodySize", Int64(bodySize))
+        json.append(UInt8(ascii: "}"))
     }
 
-    /// Events stored together, as one JSON array.
-    static func storedJSON<Records: Sequence>(_ records: Records) -> String where Records.Element == AuditRecord {
-        var json = "["
-        json.reserveCapacity(2048)
+    /// Events stored together, as one JSON array (UTF-8).
+    static func storedJSON(_ records: [AuditRecord], indices: [Int]? = nil) -> [UInt8] {
+        var json: [UInt8] = [UInt8(ascii: "[")]
+        json.reserveCapacity(4096)
         var first = true
-        for record in records {
-            if !first { json += "," }
+        for index in indices ?? Array(records.indices) {
+            if !first { json.append(UInt8(ascii: ",")) }
             first = false
-            record.appendStoredJSON(to: &json)
+            records[index].appendStoredJSON(to: &json)
         }
-        json += "]"
+        json.append(UInt8(ascii: "]"))
         return json
     }
 
@@ -204,5 +208,21 @@ extension AuditRecord {
             records[index].traceID = traceID
         }
         return records
+    }
+}
+
+/// Appends `value` in decimal, without making a string.
+func appendDecimal(_ value: Int64, to output: inout [UInt8]) {
+    if value < 0 { output.append(UInt8(ascii: "-")) }
+    var magnitude = value.magnitude
+    var digits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    var count = 0
+    withUnsafeMutableBytes(of: &digits) { buffer in
+        repeat {
+            buffer[31 - count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+            magnitude /= 10
+            count += 1
+        } while magnitude > 0
+        output.append(contentsOf: buffer[(32 - count)...])
     }
 }

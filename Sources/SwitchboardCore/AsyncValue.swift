@@ -63,34 +63,55 @@ public func appendJSONQuoted(_ text: String, to output: inout String) {
     var text = text
     // Scanned as contiguous UTF-8 (the string's own storage): this runs for every header
     // and field the audit trail stores.
-    let plain = text.withUTF8 { bytes in
-        !bytes.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
-    }
+    let plain = text.withUTF8 { !needsJSONEscaping($0) }
     if plain {
         output += "\""
         output += text
         output += "\""
         return
     }
-    // Escape byte by byte: multi-byte UTF-8 sequences pass through untouched.
     var bytes: [UInt8] = []
     bytes.reserveCapacity(text.utf8.count + 16)
-    bytes.append(UInt8(ascii: "\""))
-    let hex = Array("0123456789abcdef".utf8)
-    for byte in text.utf8 {
+    appendJSONQuoted(text, to: &bytes)
+    output += String(decoding: bytes, as: UTF8.self)
+}
+
+/// Appends `text` as a JSON string literal to the UTF-8 bytes in `output`.
+public func appendJSONQuoted(_ text: String, to output: inout [UInt8]) {
+    var text = text
+    text.withUTF8 { appendJSONQuoted(utf8: $0, to: &output) }
+}
+
+/// Appends valid UTF-8 `bytes` as a JSON string literal to `output`: copied whole when
+/// nothing needs escaping, else escaped byte by byte (multi-byte sequences pass through).
+public func appendJSONQuoted(utf8 bytes: UnsafeBufferPointer<UInt8>, to output: inout [UInt8]) {
+    output.append(UInt8(ascii: "\""))
+    if !needsJSONEscaping(bytes) {
+        output.append(contentsOf: bytes)
+        output.append(UInt8(ascii: "\""))
+        return
+    }
+    output.reserveCapacity(output.count + bytes.count + 16)
+    for byte in bytes {
         switch byte {
-        case UInt8(ascii: "\""): bytes.append(UInt8(ascii: "\\")); bytes.append(UInt8(ascii: "\""))
-        case UInt8(ascii: "\\"): bytes.append(UInt8(ascii: "\\")); bytes.append(UInt8(ascii: "\\"))
-        case UInt8(ascii: "\n"): bytes.append(UInt8(ascii: "\\")); bytes.append(UInt8(ascii: "n"))
-        case UInt8(ascii: "\r"): bytes.append(UInt8(ascii: "\\")); bytes.append(UInt8(ascii: "r"))
-        case UInt8(ascii: "\t"): bytes.append(UInt8(ascii: "\\")); bytes.append(UInt8(ascii: "t"))
+        case UInt8(ascii: "\""): output.append(UInt8(ascii: "\\")); output.append(UInt8(ascii: "\""))
+        case UInt8(ascii: "\\"): output.append(UInt8(ascii: "\\")); output.append(UInt8(ascii: "\\"))
+        case UInt8(ascii: "\n"): output.append(UInt8(ascii: "\\")); output.append(UInt8(ascii: "n"))
+        case UInt8(ascii: "\r"): output.append(UInt8(ascii: "\\")); output.append(UInt8(ascii: "r"))
+        case UInt8(ascii: "\t"): output.append(UInt8(ascii: "\\")); output.append(UInt8(ascii: "t"))
         case 0..<0x20:
-            bytes.append(contentsOf: "\\u00".utf8)
-            bytes.append(hex[Int(byte >> 4)])
-            bytes.append(hex[Int(byte & 0xF)])
-        default: bytes.append(byte)
+            output.append(contentsOf: "\\u00".utf8)
+            output.append(hexDigits[Int(byte >> 4)])
+            output.append(hexDigits[Int(byte & 0xF)])
+        default: output.append(byte)
         }
     }
-    bytes.append(UInt8(ascii: "\""))
-    output += String(decoding: bytes, as: UTF8.self)
+    output.append(UInt8(ascii: "\""))
+}
+
+private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+@inline(__always)
+private func needsJSONEscaping(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    bytes.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
 }

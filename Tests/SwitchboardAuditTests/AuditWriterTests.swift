@@ -244,13 +244,20 @@ final class FailingStore: AuditStore {
         routeStep.stepKind = "route"
         routeStep.stepPath = "2"
         routeStep.stepIndex = 2
+        // Text that must be escaped, and numbers of every width the store writes by hand.
+        routeStep.error = "said \"no\"\n\tthen \u{01}\\ é ✓"
+        routeStep.detail = "plain"
+        routeStep.startedAt = 1_763_700_000_123_456
+        routeStep.durationMicros = 0
+        routeStep.bodySizeIn = 9_223_372_036_854_775_807
+        routeStep.bodyPrefix = Array("<a x=\"1\">\r\n</a>".utf8)
         let trace = Trace(messageID: "m1", events: [record, routeStep], children: [Trace(messageID: "m2", events: [binary])])
         let decoded = try JSONDecoder().decode(Trace.self, from: Data(trace.jsonLine().utf8))
         #expect(decoded == trace)
         #expect(trace.jsonLine().contains("\"bodyText\":\"héllo\""))
         #expect(trace.jsonLine().contains("\"bodyBase64\":\"/wAB\""))
         // The stored form (events without the message's ids) reads back the same.
-        let stored = AuditRecord.storedJSON([record, routeStep])
+        let stored = String(decoding: AuditRecord.storedJSON([record, routeStep]), as: UTF8.self)
         let read = try AuditRecord.fromStoredJSON(stored, sequence: 7, messageID: "m1", correlationID: "c", parentID: nil, traceID: nil)
         var expected = [record, routeStep]
         for index in expected.indices { expected[index].sequence = 7 }
