@@ -35,10 +35,18 @@ let package = Package(
             providers: [.apt(["libxml2-dev"])]
         ),
 
+        // OpenSSL's libcrypto, for SHA-256 with the CPU's SHA instructions.
+        .systemLibrary(
+            name: "CCrypto",
+            path: "Sources/CCrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+
         // Message model, plugin protocols, endpoint specs, diagnostics.
         .target(
             name: "SwitchboardCore",
             dependencies: [
+                "CCrypto",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],

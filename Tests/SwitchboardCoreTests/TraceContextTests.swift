@@ -61,4 +61,15 @@ import Testing
         let hex = digest.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
         #expect(hex == text.withUnsafeBytes { SHA256.hex($0) })
     }
+
+    @Test func oneShotAndIncrementalAgreeAtEveryLengthAroundTheBlocks() {
+        // The one-shot is libcrypto's, the incremental form is Swift's: padding differs by
+        // length mod 64, so every length across three blocks.
+        let bytes = (0..<200).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        for length in 0...bytes.count {
+            var hash = SHA256()
+            bytes[0..<length].withUnsafeBytes { hash.update($0) }
+            #expect(hash.finalizeHex() == bytes[0..<length].withUnsafeBytes { SHA256.hex($0) }, "length \(length)")
+        }
+    }
 }
