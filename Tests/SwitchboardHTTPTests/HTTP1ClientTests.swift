@@ -110,6 +110,18 @@ struct HTTP1ClientTests {
         await client.shutdown()
     }
 
+    @Test func informationalRepliesAreSkipped() async throws {
+        let server = try ScriptedServer { _, _ in
+            .answer("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\nContent-Length: 4\r\n\r\ndone")
+        }
+        defer { server.stop() }
+        let client = Self.client()
+        let response = try await Self.post(client, server.port)
+        #expect(response.head.status == .accepted)
+        #expect(String(buffer: response.body) == "done")
+        await client.shutdown()
+    }
+
     @Test func connectionsPerHostAreLimited() async throws {
         let server = try ScriptedServer { _, request in
             Thread.sleep(forTimeInterval: 0.05)
