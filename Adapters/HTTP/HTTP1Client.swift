@@ -68,7 +68,7 @@ final class HTTP1Client: Sendable {
         }
     }
 
-    private func pool(_ key: HostKey) -> HostPool {
+    func pool(_ key: HostKey) -> HostPool {
         pools.withLock { pools in
             if let pool = pools[key] { return pool }
             let pool = HostPool(key: key, client: self)
@@ -258,7 +258,11 @@ final class HTTP1Connection: Sendable {
     func send(head: HTTPRequestHead, body: ByteBuffer?, timeout: TimeAmount, maxResponseSize: Int) -> EventLoopFuture<HTTP1Client.Response> {
         let promise = channel.eventLoop.makePromise(of: HTTP1Client.Response.self)
         let request = HTTP1ClientHandler.Request(head: head, body: body, timeout: timeout, maxResponseSize: maxResponseSize, promise: promise)
-        channel.writeAndFlush(request, promise: nil)
+        // A channel that closed meanwhile (the server dropped an idle connection) no longer
+        // has the handler: the write fails without reaching it, and so must the request.
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { _ in promise.fail(HTTP1Client.Failure.closed(beforeAnyReply: true)) }
+        channel.writeAndFlush(request, promise: written)
         return promise.futureResult
     }
 }

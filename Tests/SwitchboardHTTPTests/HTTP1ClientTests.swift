@@ -76,6 +76,30 @@ struct HTTP1ClientTests {
         await client.shutdown()
     }
 
+    @Test func aRequestOnAConnectionClosedMeanwhileFailsInsteadOfHanging() async throws {
+        let server = try ScriptedServer { _, _ in Self.ok("ok") }
+        defer { server.stop() }
+        let client = Self.client()
+        let (connection, _) = try await client.pool(.init(host: "127.0.0.1", port: server.port)).acquire()
+        try await connection.channel.close()
+        var headers = HTTPHeaders()
+        headers.add(name: "Host", value: "127.0.0.1")
+        let reply = connection.send(head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: headers), body: nil, timeout: .seconds(30), maxResponseSize: 1024)
+        // Watched, not awaited: without the fix it would hang until its 30 s timeout.
+        let outcome = Mutex<String?>(nil)
+        reply.whenComplete { result in
+            outcome.withLock { $0 = (try? result.get()).map { _ in "answered" } ?? "\(result)" }
+        }
+        var waited = 0
+        while outcome.withLock({ $0 }) == nil, waited < 250 {
+            try await Task.sleep(for: .milliseconds(20))
+            waited += 1
+        }
+        let seen = outcome.withLock { $0 } ?? "no outcome within 5 s"
+        #expect(seen == "failure(SwitchboardHTTP.HTTP1Client.Failure.closed(beforeAnyReply: true))")
+        await client.shutdown()
+    }
+
     @Test func connectionCloseRepliesAreNotReused() async throws {
         let server = try ScriptedServer { _, _ in Self.ok("bye", extra: "Connection: close\r\n") }
         defer { server.stop() }
