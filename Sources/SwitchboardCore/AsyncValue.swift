@@ -99,6 +99,8 @@ public func appendJSONQuoted(utf8 bytes: UnsafeBufferPointer<UInt8>, to output: 
         case UInt8(ascii: "\n"): output.append(UInt8(ascii: "\\")); output.append(UInt8(ascii: "n"))
         case UInt8(ascii: "\r"): output.append(UInt8(ascii: "\\")); output.append(UInt8(ascii: "r"))
         case UInt8(ascii: "\t"): output.append(UInt8(ascii: "\\")); output.append(UInt8(ascii: "t"))
+        case 0x08: output.append(UInt8(ascii: "\\")); output.append(UInt8(ascii: "b"))
+        case 0x0C: output.append(UInt8(ascii: "\\")); output.append(UInt8(ascii: "f"))
         case 0..<0x20:
             output.append(contentsOf: "\\u00".utf8)
             output.append(hexDigits[Int(byte >> 4)])

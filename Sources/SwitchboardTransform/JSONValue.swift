@@ -1,3 +1,5 @@
+import SwitchboardCore
+
 /// A JSON value. Objects keep their members in document order; when a key repeats, the
 /// last member wins on lookup (as most parsers do).
 public enum JSONValue: Sendable, Equatable {
@@ -130,37 +132,12 @@ public enum JSONValue: Sendable, Equatable {
     }
 
     static func writeString(_ value: String, to output: inout String) {
-        var bytes: [UInt8] = []
-        writeString(value, into: &bytes)
-        output += String(decoding: bytes, as: UTF8.self)
+        appendJSONQuoted(value, to: &output)
     }
 
     /// Appends `value` as a JSON string literal (quoted, escaped) in UTF-8.
     public static func writeString(_ value: String, into output: inout [UInt8]) {
-        output.append(UInt8(ascii: "\""))
-        var value = value
-        value.withUTF8 { bytes in
-            // Most strings need no escape: copied whole.
-            guard bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
-                output.append(contentsOf: bytes)
-                return
-            }
-            let hex = Array("0123456789abcdef".utf8)
-            for byte in bytes {
-                switch byte {
-                case UInt8(ascii: "\""): output += [0x5C, 0x22]
-                case UInt8(ascii: "\\"): output += [0x5C, 0x5C]
-                case 0x0A: output += [0x5C, UInt8(ascii: "n")]
-                case 0x0D: output += [0x5C, UInt8(ascii: "r")]
-                case 0x09: output += [0x5C, UInt8(ascii: "t")]
-                case 0x08: output += [0x5C, UInt8(ascii: "b")]
-                case 0x0C: output += [0x5C, UInt8(ascii: "f")]
-                case 0..<0x20: output += [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
-                default: output.append(byte)
-                }
-            }
-        }
-        output.append(UInt8(ascii: "\""))
+        appendJSONQuoted(value, to: &output)
     }
 }
 
