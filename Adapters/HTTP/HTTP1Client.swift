@@ -57,9 +57,11 @@ final class HTTP1Client: Sendable {
     /// once more on a new connection; a request on a new connection is never resent.
     func execute(host: String, port: Int, head: HTTPRequestHead, body: ByteBuffer?, timeout: TimeAmount, maxResponseSize: Int) async throws -> Response {
         let pool = self.pool(HostKey(host: host, port: port))
+        // Waiting for a free connection counts against the request's time.
+        let deadline = NIODeadline.now() + timeout
         var resent = false
         while true {
-            let (connection, reused) = try await pool.acquire()
+            let (connection, reused) = try await pool.acquire(deadline: deadline)
             do {
                 return try await connection.send(head: head, body: body, timeout: timeout, maxResponseSize: maxResponseSize).get()
             } catch Failure.closed(beforeAnyReply: true) where reused && !resent {
@@ -98,8 +100,15 @@ final class HostPool: Sendable {
     private struct State: ~Copyable {
         var idle: [HTTP1Connection] = []
         var open = 0
-        var waiters: [CheckedContinuation<HTTP1Connection?, any Error>] = []
+        /// Callers waiting for a connection, each with a number its timer finds it by.
+        var waiters: [(number: Int, continuation: CheckedContinuation<HTTP1Connection?, any Error>)] = []
+        var waitersEver = 0
         var sweepScheduled = false
+
+        /// The longest-waiting caller, taken off the list.
+        mutating func nextWaiter() -> CheckedContinuation<HTTP1Connection?, any Error>? {
+            waiters.isEmpty ? nil : waiters.removeFirst().continuation
+        }
     }
 
     let key: HTTP1Client.HostKey
@@ -112,8 +121,9 @@ final class HostPool: Sendable {
     }
 
     /// An idle connection (preferring one on the caller's event loop), a new one if the
-    /// limit allows, or the next one released.
-    func acquire() async throws -> (HTTP1Connection, reused: Bool) {
+    /// limit allows, or the next one released; ``HTTP1Client/Failure/timeout`` when none is
+    /// free by `deadline`.
+    func acquire(deadline: NIODeadline) async throws -> (HTTP1Connection, reused: Bool) {
         if client.isShutDown { throw HTTP1Client.Failure.shutDown }
         let loop = MultiThreadedEventLoopGroup.currentEventLoop
         enum Next { case reuse(HTTP1Connection), connect, wait }
@@ -137,16 +147,30 @@ final class HostPool: Sendable {
         case .connect:
             return (try await connect(on: loop ?? client.group.next()), false)
         case .wait:
+            let timer = Mutex<Scheduled<Void>?>(nil)
             let handed = try await withCheckedThrowingContinuation { continuation in
-                let ready = state.withLock { state -> Bool in
-                    if !state.idle.isEmpty || state.open < client.settings.maxConnectionsPerHost { return true }
-                    state.waiters.append(continuation)
-                    return false
+                let number = state.withLock { state -> Int? in
+                    if !state.idle.isEmpty || state.open < client.settings.maxConnectionsPerHost { return nil }
+                    state.waitersEver += 1
+                    state.waiters.append((state.waitersEver, continuation))
+                    return state.waitersEver
                 }
-                if ready { continuation.resume(returning: nil) }
+                guard let number else {
+                    continuation.resume(returning: nil)
+                    return
+                }
+                let scheduled = (loop ?? client.group.next()).scheduleTask(deadline: deadline) { [self] in
+                    let expired = state.withLock { state -> CheckedContinuation<HTTP1Connection?, any Error>? in
+                        guard let index = state.waiters.firstIndex(where: { $0.number == number }) else { return nil }
+                        return state.waiters.remove(at: index).continuation
+                    }
+                    expired?.resume(throwing: HTTP1Client.Failure.timeout)
+                }
+                timer.withLock { $0 = scheduled }
             }
+            timer.withLock { $0?.cancel() }
             if let handed { return (handed, true) }
-            return try await acquire()
+            return try await acquire(deadline: deadline)
         }
     }
 
@@ -162,12 +186,18 @@ final class HostPool: Sendable {
                 }
                 .connect(host: key.host, port: key.port)
                 .get()
-            return try await HTTP1Connection.attach(to: channel, pool: self).get()
+            do {
+                return try await HTTP1Connection.attach(to: channel, pool: self).get()
+            } catch {
+                // Not in the pool yet (its close is not counted): close it here.
+                channel.close(promise: nil)
+                throw error
+            }
         } catch {
             // The slot is free again: let a waiter try a connection of its own.
             let waiter = state.withLock { state -> CheckedContinuation<HTTP1Connection?, any Error>? in
                 state.open -= 1
-                return state.waiters.isEmpty ? nil : state.waiters.removeFirst()
+                return state.nextWaiter()
             }
             waiter?.resume(returning: nil)
             throw error
@@ -183,7 +213,7 @@ final class HostPool: Sendable {
         }
         connection.idleSince = .now()
         let (waiter, sweep) = state.withLock { state -> (CheckedContinuation<HTTP1Connection?, any Error>?, Bool) in
-            if !state.waiters.isEmpty { return (state.waiters.removeFirst(), false) }
+            if let waiter = state.nextWaiter() { return (waiter, false) }
             state.idle.append(connection)
             defer { state.sweepScheduled = true }
             return (nil, !state.sweepScheduled)
@@ -197,7 +227,7 @@ final class HostPool: Sendable {
         let waiter = state.withLock { state -> CheckedContinuation<HTTP1Connection?, any Error>? in
             state.idle.removeAll { $0 === connection }
             state.open -= 1
-            return state.waiters.isEmpty ? nil : state.waiters.removeFirst()
+            return state.nextWaiter()
         }
         waiter?.resume(returning: nil)
     }
@@ -227,7 +257,7 @@ final class HostPool: Sendable {
             defer { state.idle = []; state.waiters = [] }
             return (state.idle, state.waiters)
         }
-        for waiter in waiters { waiter.resume(throwing: HTTP1Client.Failure.shutDown) }
+        for waiter in waiters { waiter.continuation.resume(throwing: HTTP1Client.Failure.shutDown) }
         for connection in idle { try? await connection.channel.close() }
     }
 }

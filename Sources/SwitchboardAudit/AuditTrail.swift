@@ -111,20 +111,17 @@ public final class AuditTrail: ExchangeObserver, Service {
     public func enqueue(_ record: AuditRecord) async {
         while true {
             // nil: no room; (false, _): queued; (true, writer): queued and the writer is due.
-            let queued: Wake?? = state.withLock { state in
-                guard state.held < capacity || state.stopping else { return nil }
+            let (queued, wake) = state.withLock { state -> (Bool, Wake?) in
+                guard state.held < capacity || state.stopping else { return (false, nil) }
                 state.queue.append(record)
                 state.enqueued += 1
                 // The writer is woken by an exchange that waits for its events (settle),
                 // by a full half-buffer, or by the ticker, not by every event: the events
                 // of many exchanges then go in one commit.
-                guard state.queue.count >= wakeThreshold else { return .some(nil) }
-                return state.takeWake()
+                return (true, state.queue.count >= wakeThreshold ? state.takeWake() : nil)
             }
-            if let queued {
-                if let wake = queued { wakeWriter(wake) }
-                return
-            }
+            if let wake { wakeWriter(wake) }
+            if queued { return }
             await withCheckedContinuation { continuation in
                 let resumeNow = state.withLock { state in
                     if state.held < capacity || state.stopping { return true }

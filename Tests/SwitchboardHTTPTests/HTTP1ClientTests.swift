@@ -80,7 +80,7 @@ struct HTTP1ClientTests {
         let server = try ScriptedServer { _, _ in Self.ok("ok") }
         defer { server.stop() }
         let client = Self.client()
-        let (connection, _) = try await client.pool(.init(host: "127.0.0.1", port: server.port)).acquire()
+        let (connection, _) = try await client.pool(.init(host: "127.0.0.1", port: server.port)).acquire(deadline: .now() + .seconds(5))
         try await connection.channel.close()
         var headers = HTTPHeaders()
         headers.add(name: "Host", value: "127.0.0.1")
@@ -161,6 +161,30 @@ struct HTTP1ClientTests {
         }
         #expect(Set(bodies) == Set((0..<8).map { "r\($0)" }))
         #expect(server.connections == 2)
+        await client.shutdown()
+    }
+
+    @Test func waitingForABusyConnectionCountsAgainstTheTimeout() async throws {
+        // One connection, held by a request the server never answers: the second request
+        // waits for it and gets its own timeout rather than waiting without end.
+        let server = try ScriptedServer { _, _ in .silence }
+        defer { server.stop() }
+        let client = Self.client(maxConnections: 1)
+        let firstDone = Atomic<Bool>(false)
+        let first = Task {
+            defer { firstDone.store(true, ordering: .relaxed) }
+            return try await Self.post(client, server.port, timeout: .seconds(30))
+        }
+        while server.requests.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+        await #expect(throws: HTTP1Client.Failure.timeout) {
+            try await Self.post(client, server.port, timeout: .milliseconds(300))
+        }
+        // It timed out while the first still held the connection, not after it let go.
+        let firstFinished = firstDone.load(ordering: .relaxed)
+        #expect(!firstFinished)
+        #expect(server.connections == 1)
+        server.stop()
+        _ = try? await first.value
         await client.shutdown()
     }
 
@@ -258,7 +282,11 @@ final class ScriptedServer: Sendable {
         thread.start()
     }
 
+    private let stopped = Atomic<Bool>(false)
+
+    /// Closes the listener and every connection still open; once.
     func stop() {
+        guard !stopped.exchange(true, ordering: .relaxed) else { return }
         shutdown(listener, Int32(SHUT_RDWR))
         close(listener)
         // Under the lock: a socket's number is reused once closed, so only open ones are shut.
