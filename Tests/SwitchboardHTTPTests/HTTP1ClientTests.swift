@@ -214,12 +214,12 @@ struct HTTP1ClientTests {
     @Test func idleConnectionsAreClosed() async throws {
         let server = try ScriptedServer { _, _ in Self.ok("ok") }
         defer { server.stop() }
-        let client = Self.client(idleTimeout: .seconds(1))
-        // Within the idle timeout the connection is reused...
-        _ = try await Self.post(client, server.port)
+        let client = Self.client(idleTimeout: .milliseconds(200))
+        // (Reuse within the idle time is reusesOneKeepAliveConnection's; on a loaded machine
+        // two requests here can be further apart than any short timeout.)
         _ = try await Self.post(client, server.port)
         #expect(server.connections == 1)
-        // ...and closed by the client once it has been idle that long.
+        // Closed by the client once it has been idle that long.
         var waited = 0
         while server.closedByClient == 0, waited < 250 {
             try await Task.sleep(for: .milliseconds(20))
