@@ -8,7 +8,8 @@ import SwitchboardCore
 import Synchronization
 
 /// HTTP in and out: consumers bind methods and paths on the node's HTTP listener
-/// (Hummingbird); producers call HTTP services with AsyncHTTPClient.
+/// (HTTP/1.1 on SwiftNIO); producers call plain HTTP services with the adapter's own
+/// HTTP/1.1 client and HTTPS ones with AsyncHTTPClient.
 public struct HTTPAdapter: Adapter {
     /// Node-wide HTTP settings (the node config's `http:` section).
     public struct Configuration: Sendable {

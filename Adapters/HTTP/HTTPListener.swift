@@ -1,14 +1,18 @@
-import HTTPTypes
-import Hummingbird
 import Logging
 import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
 import SwitchboardCore
 import Synchronization
 
-/// The node's HTTP listener: one Hummingbird server shared by every `http:` consumer.
+/// The node's HTTP listener: one HTTP/1.1 server on SwiftNIO shared by every `http:` consumer.
 ///
 /// Consumers register their method and path when routes load; requests are dispatched by
-/// exact path first (a dictionary lookup), then by path templates with `{captures}`.
+/// exact path first (a dictionary lookup), then by path templates with `{captures}`. Each
+/// connection's pipeline is NIO's HTTP/1.1 codec (with pipelining support and its 400 for
+/// malformed requests) and a ``HTTPConnectionHandler`` that collects a whole request,
+/// runs the route in a task and writes the reply in one flush.
 final class HTTPListener: Sendable {
     /// One bound method and path.
     final class Binding: Sendable {
@@ -73,9 +77,18 @@ final class HTTPListener: Sendable {
         }
     }
 
+    /// The open connections, so that shutdown can ask each to finish and close.
+    private struct Connections {
+        var open: [ObjectIdentifier: any Channel] = [:]
+        var stopping = false
+        /// Resumed once `stopping` is set and every connection has closed.
+        var drained: [CheckedContinuation<Void, Never>] = []
+    }
+
     let configuration: HTTPAdapter.Configuration
     let logger: Logger
     private let table = Mutex(Table())
+    private let connections = Mutex(Connections())
     /// The port the listener bound (useful with port 0) once it accepts connections, or nil
     /// if it stopped without binding.
     let boundPort = AsyncValue<Int?>()
@@ -89,32 +102,96 @@ final class HTTPListener: Sendable {
         table.withLock { $0.add(binding) }
     }
 
-    /// Serves requests until graceful shutdown (finishing requests in flight) or cancellation.
+    /// Serves requests until graceful shutdown or cancellation.
+    ///
+    /// Graceful shutdown stops accepting, lets every connection finish the request it is
+    /// on (its reply then says `Connection: close`), closes idle ones, and returns once all
+    /// have closed. Cancellation closes every connection at once.
     func run() async throws {
-        let responder = ListenerResponder(table: table.withLock { $0 }, defaultMaxBodySize: configuration.maxBodySize, logger: logger)
-        var serverLogger = logger
-        serverLogger.logLevel = max(logger.logLevel, .notice)
-        let application = Application(
-            responder: responder,
-            server: .http1(configuration: .init(idleTimeout: configuration.idleTimeout.map { TimeAmount($0) })),
-            configuration: ApplicationConfiguration(
-                address: .hostname(configuration.host, port: configuration.port),
-                serverName: nil
-            ),
-            onServerRunning: { [boundPort, logger, configuration] channel in
-                let port = channel.localAddress?.port ?? configuration.port
-                boundPort.set(port)
-                logger.notice("HTTP listener ready", metadata: ["address": "\(configuration.host):\(port)"])
-            },
-            logger: serverLogger
-        )
+        let router = RequestRouter(table: table.withLock { $0 }, logger: logger)
+        let idleTimeout = configuration.idleTimeout.map { TimeAmount($0) }
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { [self] channel in
+                guard self.track(channel) else {
+                    return channel.close()
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                    if let idleTimeout {
+                        try pipeline.addHandler(IdleStateHandler(readTimeout: idleTimeout))
+                    }
+                    try pipeline.addHandler(HTTPConnectionHandler(router: router))
+                }
+            }
+        let server: any Channel
         do {
-            try await application.run()
+            server = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
         } catch {
-            // A failure before the listener bound is a failure to listen: say where.
-            guard boundPort.current == nil else { throw error }
             boundPort.set(nil)
             throw ListenError(listener: "the HTTP listener (http.listen)", address: "\(configuration.host):\(configuration.port)", error: error)
+        }
+        let port = server.localAddress?.port ?? configuration.port
+        boundPort.set(port)
+        logger.notice("HTTP listener ready", metadata: ["address": "\(configuration.host):\(port)"])
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                try? await server.closeFuture.get()
+            } onGracefulShutdown: {
+                server.close(promise: nil)
+            }
+            // Stopped accepting (graceful shutdown, or the server channel failed): finish
+            // what is in flight, then close.
+            server.close(promise: nil)
+            await drain()
+        } onCancel: {
+            server.close(promise: nil)
+            let open = self.connections.withLock { $0.open.values }
+            for channel in open { channel.close(promise: nil) }
+        }
+    }
+
+    /// Registers a new connection, or refuses it once shutdown began.
+    private func track(_ channel: any Channel) -> Bool {
+        let id = ObjectIdentifier(channel)
+        let accepted = connections.withLock { state in
+            guard !state.stopping else { return false }
+            state.open[id] = channel
+            return true
+        }
+        guard accepted else { return false }
+        channel.closeFuture.whenComplete { [self] _ in
+            let waiters = connections.withLock { state -> [CheckedContinuation<Void, Never>] in
+                state.open[id] = nil
+                guard state.stopping, state.open.isEmpty else { return [] }
+                defer { state.drained = [] }
+                return state.drained
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+        return true
+    }
+
+    /// Asks every connection to finish its request and close, and waits until all have.
+    private func drain() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let open = connections.withLock { state -> [any Channel]? in
+                state.stopping = true
+                guard !state.open.isEmpty else { return nil }
+                state.drained.append(continuation)
+                return Array(state.open.values)
+            }
+            guard let open else {
+                continuation.resume()
+                return
+            }
+            for channel in open {
+                channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+            }
         }
     }
 }
@@ -126,17 +203,82 @@ extension TimeAmount {
     }
 }
 
-/// Answers each request: finds the binding, turns the request into an exchange, runs the
-/// route, and turns the final message (or the failure) into the response.
-struct ListenerResponder: HTTPResponder {
-    typealias Context = BasicRequestContext
+/// An HTTP reply before it is written: status, headers and body.
+struct HTTPReply: Sendable {
+    var status: Int
+    var headers: [(String, String)]
+    var body: ByteBuffer
 
+    /// A JSON error body: `{"error": "...", "status": 404, ...}`.
+    static func error(status: Int, _ text: String, extra: [(String, String)] = []) -> HTTPReply {
+        var json = "{\"error\":\(jsonQuoted(text)),\"status\":\(status)"
+        for (key, value) in extra {
+            json += ",\(jsonQuoted(key)):\(jsonQuoted(value))"
+        }
+        json += "}"
+        return HTTPReply.json(status: status, json)
+    }
+
+    static func json(status: Int, _ json: String) -> HTTPReply {
+        HTTPReply(status: status, headers: [("Content-Type", "application/json")], body: ByteBuffer(string: json))
+    }
+
+    /// Adds `X-Message-ID` and `X-Correlation-ID`.
+    func identified(exchangeID: MessageID, correlationID: String) -> HTTPReply {
+        var reply = self
+        reply.headers.append(("X-Message-ID", exchangeID.description))
+        if HTTPReply.isValidValue(correlationID) {
+            reply.headers.append(("X-Correlation-ID", correlationID))
+        }
+        return reply
+    }
+
+    /// Whether `name` is an HTTP field name (an RFC 9110 token).
+    static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"):
+                true
+            default:
+                "!#$%&'*+-.^_`|~".utf8.contains(byte)
+            }
+        }
+    }
+
+    /// Whether `value` can be written as a field value: no CR, LF or NUL (which would end
+    /// the field early and let a message header inject others).
+    static func isValidValue(_ value: String) -> Bool {
+        !value.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 }
+    }
+}
+
+/// A request as the connection handler collected it.
+struct CollectedRequest: Sendable {
+    var head: HTTPRequestHead
+    var path: Substring
+    var query: Substring?
+    var segments: [Substring]
+    var binding: HTTPListener.Binding
+    var deliver: Delivery
+    var body: ByteBuffer
+}
+
+/// Finds the binding for a request and turns requests into exchanges and results into replies.
+struct RequestRouter: Sendable {
     let table: HTTPListener.Table
-    let defaultMaxBodySize: Int
     let logger: Logger
 
-    func respond(to request: Request, context: Context) async throws -> Response {
-        let target = request.head.path ?? "/"
+    /// What to do with a request once its head arrived.
+    enum Decision {
+        /// Collect the body (up to the binding's limit) and route it.
+        case route(HTTPListener.Binding, Delivery, path: Substring, query: Substring?, segments: [Substring])
+        /// Answer this without routing (404, 405, 503).
+        case reply(HTTPReply)
+    }
+
+    func decide(_ head: HTTPRequestHead) -> Decision {
+        let target = head.uri
         let path: Substring
         let query: Substring?
         if let question = target.firstIndex(of: "?") {
@@ -147,33 +289,37 @@ struct ListenerResponder: HTTPResponder {
             query = nil
         }
         let (bindings, segments) = table.lookup(path)
-        let method = request.method.rawValue
+        let method = head.method.rawValue
         guard !bindings.isEmpty else {
-            return ListenerResponder.errorResponse(status: 404, "no route listens on \(method) \(path)")
+            return .reply(.error(status: 404, "no route listens on \(method) \(path)"))
         }
         guard let binding = bindings.first(where: { $0.method == method }) ?? bindings.first(where: { $0.method == nil }) else {
             let allowed = bindings.compactMap(\.method).joined(separator: ", ")
-            var response = ListenerResponder.errorResponse(status: 405, "method \(method) is not allowed on \(path); allowed: \(allowed)")
-            response.headers[.allow] = allowed
-            return response
+            var reply = HTTPReply.error(status: 405, "method \(method) is not allowed on \(path); allowed: \(allowed)")
+            reply.headers.append(("Allow", allowed))
+            return .reply(reply)
         }
         guard let deliver = binding.deliver else {
-            return ListenerResponder.errorResponse(status: 503, "the route for \(method) \(path) is not running")
+            return .reply(.error(status: 503, "the route for \(method) \(path) is not running"))
         }
-        let limit = binding.maxBodySize
-        let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: limit)
-        } catch is NIOTooManyBytesError {
-            return ListenerResponder.errorResponse(status: 413, "request body is larger than the limit of \(limit) bytes for \(path)")
-        }
+        return .route(binding, deliver, path: path, query: query, segments: segments)
+    }
+
+    /// The 413 reply for a body over the binding's limit.
+    static func tooLarge(_ binding: HTTPListener.Binding, path: Substring) -> HTTPReply {
+        .error(status: 413, "request body is larger than the limit of \(binding.maxBodySize) bytes for \(path)")
+    }
+
+    /// Runs the route for a whole request and returns the reply.
+    func respond(to request: CollectedRequest) async -> HTTPReply {
+        let head = request.head
         var headers = Headers()
-        for field in request.headers where HTTPHeaderRules.keepsIncoming(field.name.rawName) {
-            headers.add(field.name.rawName, field.value)
+        for (name, value) in head.headers where HTTPHeaderRules.keepsIncoming(name) {
+            headers.add(name, value)
         }
-        headers["http.method"] = method
-        headers["http.path"] = String(path)
-        if let query, !query.isEmpty {
+        headers["http.method"] = head.method.rawValue
+        headers["http.path"] = String(request.path)
+        if let query = request.query, !query.isEmpty {
             headers["http.query"] = String(query)
             for pair in query.split(separator: "&") {
                 let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -182,26 +328,25 @@ struct ListenerResponder: HTTPResponder {
                 headers.add("http.query.\(name)", value)
             }
         }
-        if !binding.path.isStatic, let captures = binding.path.match(segments) {
+        let binding = request.binding
+        if !binding.path.isStatic, let captures = binding.path.match(request.segments) {
             for (name, value) in captures {
                 headers[name] = value
             }
         }
         // W3C trace context: continue the caller's trace, or start one.
         let trace = headers[TraceContext.header].flatMap(TraceContext.init(traceparent:)) ?? .random()
-        let message = Message(headers: headers, body: body, trace: trace)
+        let message = Message(headers: headers, body: request.body, trace: trace)
         let exchange = Exchange(message: message, pattern: binding.async ? .inOnly : .inOut)
         do {
-            let result = try await deliver(exchange)
+            let result = try await request.deliver(exchange)
             if binding.async {
-                let response = ListenerResponder.jsonResponse(
-                    status: 202, "{\"id\":\(jsonQuoted(exchange.id.description)),\"status\":\"accepted\"}"
-                )
-                return ListenerResponder.identified(response, exchangeID: exchange.id, correlationID: message.correlationID)
+                return HTTPReply.json(status: 202, "{\"id\":\(jsonQuoted(exchange.id.description)),\"status\":\"accepted\"}")
+                    .identified(exchangeID: exchange.id, correlationID: message.correlationID)
             }
-            return ListenerResponder.response(for: result.message, exchangeID: exchange.id, request: headers)
+            return RequestRouter.reply(for: result.message, exchangeID: exchange.id, request: headers)
         } catch let failure as StepFailure {
-            let response = ListenerResponder.errorResponse(
+            return HTTPReply.error(
                 status: failure.status,
                 failure.description,
                 extra: [
@@ -210,67 +355,37 @@ struct ListenerResponder: HTTPResponder {
                     ("kind", failure.step.kind),
                     ("messageId", exchange.id.description),
                 ] + (failure.deadLetter.map { [("deadLetter", $0.description)] } ?? [])
-            )
-            return ListenerResponder.identified(response, exchangeID: exchange.id, correlationID: message.correlationID)
+            ).identified(exchangeID: exchange.id, correlationID: message.correlationID)
         } catch {
             // A ProcessingError outside any step (the audit store could not keep up) says its status.
             let status = (error as? ProcessingError)?.status ?? 500
-            let response = ListenerResponder.errorResponse(status: status, "\(error)", extra: [("messageId", exchange.id.description)])
-            return ListenerResponder.identified(response, exchangeID: exchange.id, correlationID: message.correlationID)
+            return HTTPReply.error(status: status, "\(error)", extra: [("messageId", exchange.id.description)])
+                .identified(exchangeID: exchange.id, correlationID: message.correlationID)
         }
     }
 
-    /// Adds `X-Message-ID` and `X-Correlation-ID`.
-    static func identified(_ response: Response, exchangeID: MessageID, correlationID: String) -> Response {
-        var response = response
-        if let name = messageIDName { response.headers[name] = exchangeID.description }
-        if let name = correlationIDName { response.headers[name] = correlationID }
-        return response
-    }
-
-    static let messageIDName = HTTPField.Name("X-Message-ID")
-    static let correlationIDName = HTTPField.Name("X-Correlation-ID")
-
-    /// The final message of a route as an HTTP response.
+    /// The final message of a route as an HTTP reply.
     ///
     /// Headers still holding the value the request brought (request headers, path captures)
     /// are not echoed back, except those describing the body (`Content-Type`); headers the
-    /// route set or a backend replied with are sent.
-    static func response(for message: Message, exchangeID: MessageID, request: Headers) -> Response {
+    /// route set or a backend replied with are sent. Names that are not HTTP tokens and
+    /// values holding CR, LF or NUL are not written.
+    static func reply(for message: Message, exchangeID: MessageID, request: Headers) -> HTTPReply {
         var status = 200
         if let text = message.headers["http.status"], let code = Int(text), (100...599).contains(code) {
             status = code
         }
-        var fields = HTTPFields()
+        var fields: [(String, String)] = []
         fields.reserveCapacity(message.headers.count + 2)
         for header in message.headers where HTTPHeaderRules.forwardsOnResponse(header.name) {
             if request.fields.contains(header), !HTTPHeaderRules.name(header.name, isIn: HTTPHeaderRules.describesBody) {
                 continue
             }
-            if let name = HTTPField.Name(header.name) {
-                fields.append(HTTPField(name: name, value: header.value))
-            }
+            guard HTTPReply.isValidName(header.name), HTTPReply.isValidValue(header.value) else { continue }
+            fields.append((header.name, header.value))
         }
-        let response = Response(status: HTTPResponse.Status(code: status), headers: fields, body: ResponseBody(byteBuffer: message.body))
-        return identified(response, exchangeID: exchangeID, correlationID: message.correlationID)
-    }
-
-    /// A JSON error body: `{"error": "...", "status": 404, ...}`.
-    static func errorResponse(status: Int, _ text: String, extra: [(String, String)] = []) -> Response {
-        var json = "{\"error\":\(jsonQuoted(text)),\"status\":\(status)"
-        for (key, value) in extra {
-            json += ",\(jsonQuoted(key)):\(jsonQuoted(value))"
-        }
-        json += "}"
-        return jsonResponse(status: status, json)
-    }
-
-    static func jsonResponse(status: Int, _ json: String) -> Response {
-        Response(
-            status: HTTPResponse.Status(code: status),
-            headers: [.contentType: "application/json"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: json))
-        )
+        return HTTPReply(status: status, headers: fields, body: message.body)
+            .identified(exchangeID: exchangeID, correlationID: message.correlationID)
     }
 }
 

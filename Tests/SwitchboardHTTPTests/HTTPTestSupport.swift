@@ -86,11 +86,12 @@ struct SwitchboardUnderTest {
         _ yaml: String,
         backendPort: Int = 0,
         maxBodySize: Int = 10 * 1024 * 1024,
+        idleTimeout: Duration = .seconds(60),
         _ body: @escaping @Sendable (SwitchboardUnderTest) async throws -> Void
     ) async throws {
         var logger = Logger(label: "switchboard-test")
         logger.logLevel = .critical
-        let adapter = HTTPAdapter(configuration: .init(host: "127.0.0.1", port: 0, maxBodySize: maxBodySize), logger: logger)
+        let adapter = HTTPAdapter(configuration: .init(host: "127.0.0.1", port: 0, maxBodySize: maxBodySize, idleTimeout: idleTimeout), logger: logger)
         let events = EventLog()
         let text = yaml.replacingOccurrences(of: "{backend}", with: "http://127.0.0.1:\(backendPort)")
         let engine = try RouteLoader(catalog: AdapterCatalog([adapter]), observers: [events], logger: logger)

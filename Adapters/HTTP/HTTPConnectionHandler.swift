@@ -1,0 +1,220 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import SwitchboardCore
+
+/// One client connection of the HTTP listener.
+///
+/// Collects a request (head and body, up to the binding's limit), runs its route in a task,
+/// and writes the reply (head, body and end in one flush) back on the connection's event
+/// loop. NIO's pipelining handler in front holds a pipelined next request until the reply
+/// is written, so there is at most one request in flight per connection.
+///
+/// - A path no route listens on, a method the path does not take, or a route that is not
+///   running is answered (404, 405, 503) once the request's body has been read and dropped,
+///   and the connection stays open.
+/// - A body over the limit is answered with 413 and `Connection: close` as soon as it is
+///   known (from `Content-Length` or while reading); the rest of the body is read and
+///   dropped, then the connection closes, so the client sees the reply rather than a reset.
+/// - `Expect: 100-continue` gets its interim reply when the request will be read.
+/// - An idle connection (no request under way) closes after the listener's idle timeout.
+final class HTTPConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private struct Collecting {
+        var head: HTTPRequestHead
+        var binding: HTTPListener.Binding
+        var deliver: Delivery
+        var path: Substring
+        var query: Substring?
+        var segments: [Substring]
+        var body: ByteBuffer?
+    }
+
+    private enum State {
+        /// Between requests.
+        case idle
+        /// Reading a request's body.
+        case collecting(Collecting)
+        /// Reading and dropping a body: then writing `reply` (keeping the connection), or,
+        /// when nil, closing (the 413 was already written).
+        case discarding(reply: HTTPReply?, head: HTTPRequestHead)
+        /// The route runs; its reply comes back through ``finish(_:head:context:)``.
+        case routing
+    }
+
+    private let router: RequestRouter
+    private var state = State.idle
+    private var isOpen = true
+    private var date = HTTPDate()
+
+    init(router: RequestRouter) {
+        self.router = router
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            receive(head, context: context)
+        case .body(var part):
+            guard case .collecting(var request) = state else { return }
+            state = .routing  // Not yet: only so that `request` is the buffer's sole owner.
+            if request.body == nil {
+                request.body = part
+            } else {
+                request.body!.writeBuffer(&part)
+            }
+            if request.body!.readableBytes > request.binding.maxBodySize {
+                write(RequestRouter.tooLarge(request.binding, path: request.path), head: request.head, close: true, context: context)
+                state = .discarding(reply: nil, head: request.head)
+            } else {
+                state = .collecting(request)
+            }
+        case .end:
+            switch state {
+            case .collecting(let request):
+                state = .routing
+                route(request, context: context)
+            case .discarding(.some(let reply), let head):
+                state = .idle
+                write(reply, head: head, close: !head.isKeepAlive, context: context)
+            case .discarding(.none, _):
+                state = .idle
+                context.close(promise: nil)
+            case .idle, .routing:
+                break
+            }
+        }
+    }
+
+    private func receive(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        switch router.decide(head) {
+        case .reply(let reply):
+            state = .discarding(reply: reply, head: head)
+        case .route(let binding, let deliver, let path, let query, let segments):
+            if let length = head.headers.first(name: "content-length").flatMap({ Int($0) }), length > binding.maxBodySize {
+                write(RequestRouter.tooLarge(binding, path: path), head: head, close: true, context: context)
+                state = .discarding(reply: nil, head: head)
+                return
+            }
+            if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            }
+            state = .collecting(Collecting(
+                head: head, binding: binding, deliver: deliver, path: path, query: query, segments: segments, body: nil
+            ))
+        }
+    }
+
+    /// Runs the route in a task; the reply is written from the connection's event loop.
+    private func route(_ collected: Collecting, context: ChannelHandlerContext) {
+        let request = CollectedRequest(
+            head: collected.head, path: collected.path, query: collected.query, segments: collected.segments,
+            binding: collected.binding, deliver: collected.deliver,
+            body: collected.body ?? ByteBuffer()
+        )
+        let router = self.router
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        Task {
+            let reply = await router.respond(to: request)
+            if loop.inEventLoop {
+                let (handler, context) = bound.value
+                handler.finish(reply, head: request.head, context: context)
+            } else {
+                loop.execute {
+                    let (handler, context) = bound.value
+                    handler.finish(reply, head: request.head, context: context)
+                }
+            }
+        }
+    }
+
+    private func finish(_ reply: HTTPReply, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        state = .idle
+        // The client went away meanwhile: the exchange still ran to its end.
+        guard isOpen else { return }
+        write(reply, head: head, close: !head.isKeepAlive, context: context)
+    }
+
+    /// Writes a whole reply in one flush; closes the connection after it when `close`.
+    private func write(_ reply: HTTPReply, head request: HTTPRequestHead, close: Bool, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(reply.headers.count + 3)
+        for (name, value) in reply.headers {
+            headers.add(name: name, value: value)
+        }
+        // No body, and no length, on the statuses that cannot have one.
+        let bodyless = reply.status < 200 || reply.status == 204 || reply.status == 304
+        if !bodyless {
+            headers.add(name: "Content-Length", value: String(reply.body.readableBytes))
+        }
+        headers.add(name: "Date", value: date.now())
+        if close {
+            headers.add(name: "Connection", value: "close")
+        } else if request.version.major == 1, request.version.minor == 0 {
+            headers.add(name: "Connection", value: "keep-alive")
+        }
+        let status = HTTPResponseStatus(statusCode: reply.status)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
+        if !bodyless, request.method != .HEAD, reply.body.readableBytes > 0 {
+            context.write(wrapOutboundOut(.body(.byteBuffer(reply.body))), promise: nil)
+        }
+        if close {
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+                bound.value.close(promise: nil)
+            }
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            // A route that takes its time is not idleness; a client that stalls mid-request is.
+            if case .routing = state { return }
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        isOpen = false
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // NIO's error handler in front already answered a malformed request with 400.
+        context.close(promise: nil)
+    }
+}
+
+/// The `Date` header's value (RFC 9110 IMF-fixdate), formatted at most once a second.
+struct HTTPDate {
+    private var second = -1
+    private var text = ""
+
+    private static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+    private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+    mutating func now() -> String {
+        let now = time(nil)
+        if now != second {
+            second = now
+            text = HTTPDate.format(now)
+        }
+        return text
+    }
+
+    static func format(_ seconds: Int) -> String {
+        var clock = seconds
+        var parts = tm()
+        gmtime_r(&clock, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
+            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
+    }
+}

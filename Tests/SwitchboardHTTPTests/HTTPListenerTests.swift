@@ -1,0 +1,281 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import SwitchboardCore
+import SwitchboardHTTP
+import SwitchboardRouting
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The HTTP listener on the wire, driven by a raw loopback socket: keep-alive and pipelining,
+/// `Connection: close` and HTTP/1.0, early 413, `Expect: 100-continue`, malformed requests,
+/// HEAD, idle connections, header injection and graceful shutdown.
+struct HTTPListenerTests {
+    /// A blocking client socket; every call runs on a dispatch queue so that no task thread
+    /// waits on the network.
+    final class RawConnection: @unchecked Sendable {
+        let descriptor: Int32
+
+        init(port: Int) throws {
+            descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+            var timeout = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        }
+
+        deinit { close(descriptor) }
+
+        func send(_ text: String) {
+            let bytes = Array(text.utf8)
+            var sent = 0
+            while sent < bytes.count {
+                let count = bytes[sent...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                guard count > 0 else { return }
+                sent += count
+            }
+        }
+
+        /// Reads until `done` says the text so far is complete, the peer closes, or 10 s pass.
+        /// Returns the text and whether the peer closed.
+        func read(until done: @escaping @Sendable (String) -> Bool = { _ in false }) async -> (text: String, closed: Bool) {
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async { [self] in
+                    var bytes: [UInt8] = []
+                    var buffer = [UInt8](repeating: 0, count: 65_536)
+                    while true {
+                        let count = recv(descriptor, &buffer, buffer.count, 0)
+                        if count <= 0 {
+                            continuation.resume(returning: (String(decoding: bytes, as: UTF8.self), count == 0))
+                            return
+                        }
+                        bytes += buffer[0..<count]
+                        if done(String(decoding: bytes, as: UTF8.self)) {
+                            continuation.resume(returning: (String(decoding: bytes, as: UTF8.self), false))
+                            return
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether `text` holds `count` whole replies (each with a Content-Length).
+    static func hasReplies(_ count: Int) -> @Sendable (String) -> Bool {
+        { text in replies(in: text).count >= count }
+    }
+
+    /// The replies in `text`: status line, headers (lower-cased names) and body.
+    static func replies(in text: String) -> [(status: String, headers: [String: String], body: String)] {
+        var rest = Substring(text)
+        var replies: [(String, [String: String], String)] = []
+        while let end = rest.range(of: "\r\n\r\n") {
+            let lines = rest[..<end.lowerBound].components(separatedBy: "\r\n")
+            var headers: [String: String] = [:]
+            for line in lines.dropFirst() {
+                guard let colon = line.firstIndex(of: ":") else { continue }
+                headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+            let length = Int(headers["content-length"] ?? "0") ?? 0
+            let bodyStart = end.upperBound
+            guard rest.utf8.distance(from: bodyStart, to: rest.endIndex) >= length else { break }
+            let bodyEnd = rest.utf8.index(bodyStart, offsetBy: length)
+            replies.append((lines[0], headers, String(rest[bodyStart..<bodyEnd])))
+            rest = rest[bodyEnd...]
+        }
+        return replies
+    }
+
+    static let routes = """
+    routes:
+      - id: echo
+        from: http:/echo
+        steps:
+          - set-body: "got ${body}"
+      - id: small
+        from: http:/small?method=POST&maxBodySize=100
+        steps:
+          - set-body: "small ${body}"
+      - id: inject
+        from: http:/inject?method=POST
+        steps:
+          - set-header: { name: X-Evil, value: "${json:$.v}" }
+          - set-header: { name: X-Fine, value: "fine" }
+          - set-body: "ok"
+    """
+
+    @Test func keepsConnectionsAliveAndAnswersPipelinedRequestsInOrder() async throws {
+        try await SwitchboardUnderTest.run(Self.routes) { node in
+            let connection = try RawConnection(port: node.port)
+            connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\none")
+            let first = await connection.read(until: Self.hasReplies(1))
+            #expect(Self.replies(in: first.text).first?.body == "got one")
+            // Two requests in one write: both answered, in order, on the same connection.
+            connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\ntwoPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nthree")
+            let next = await connection.read(until: Self.hasReplies(2))
+            let replies = Self.replies(in: next.text)
+            #expect(replies.map(\.body) == ["got two", "got three"])
+            #expect(replies.allSatisfy { $0.status == "HTTP/1.1 200 OK" && $0.headers["x-message-id"] != nil && $0.headers["date"] != nil })
+            #expect(!next.closed)
+        }
+    }
+
+    @Test func closesWhenTheClientAsksOrSpeaksHTTP10() async throws {
+        try await SwitchboardUnderTest.run(Self.routes) { node in
+            let asked = try RawConnection(port: node.port)
+            asked.send("GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let closed = await asked.read()
+            #expect(closed.closed)
+            #expect(Self.replies(in: closed.text).first?.headers["connection"] == "close")
+
+            let old = try RawConnection(port: node.port)
+            old.send("GET /echo HTTP/1.0\r\n\r\n")
+            let reply = await old.read()
+            #expect(reply.closed)
+            #expect(reply.text.hasPrefix("HTTP/1.0 200 OK"))
+
+            // HTTP/1.0 asking for keep-alive keeps the connection and says so.
+            let kept = try RawConnection(port: node.port)
+            kept.send("GET /echo HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            let answer = await kept.read(until: Self.hasReplies(1))
+            #expect(!answer.closed)
+            #expect(Self.replies(in: answer.text).first?.headers["connection"]?.lowercased() == "keep-alive")
+        }
+    }
+
+    @Test func refusesAnOversizedBodyBeforeItIsSent() async throws {
+        try await SwitchboardUnderTest.run(Self.routes) { node in
+            let connection = try RawConnection(port: node.port)
+            // Only the head: the 413 comes from Content-Length alone.
+            connection.send("POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+            let early = await connection.read(until: Self.hasReplies(1))
+            let reply = try #require(Self.replies(in: early.text).first)
+            #expect(reply.status == "HTTP/1.1 413 Payload Too Large")
+            #expect(reply.headers["connection"] == "close")
+            #expect(reply.body.contains("larger than the limit of 100 bytes for /small"))
+            // The rest of the body is read and dropped, then the connection closes.
+            connection.send(String(repeating: "x", count: 100_000))
+            #expect(await connection.read().closed)
+
+            // Chunked, no length: refused once the body grows past the limit.
+            let chunked = try RawConnection(port: node.port)
+            let chunk = String(repeating: "y", count: 80)
+            chunked.send("POST /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n50\r\n\(chunk)\r\n50\r\n\(chunk)\r\n0\r\n\r\n")
+            let refused = await chunked.read()
+            #expect(Self.replies(in: refused.text).first?.status == "HTTP/1.1 413 Payload Too Large")
+            #expect(refused.closed)
+        }
+    }
+
+    @Test func answersExpectContinueAndThenTheRequest() async throws {
+        try await SwitchboardUnderTest.run(Self.routes) { node in
+            let connection = try RawConnection(port: node.port)
+            connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+            let interim = await connection.read(until: { $0.hasSuffix("\r\n\r\n") })
+            #expect(interim.text.hasPrefix("HTTP/1.1 100 Continue\r\n"))
+            connection.send("body")
+            let final = await connection.read(until: Self.hasReplies(1))
+            #expect(Self.replies(in: final.text).first?.body == "got body")
+        }
+    }
+
+    @Test func answersMalformedRequestsWith400AndHeadWithoutABody() async throws {
+        try await SwitchboardUnderTest.run(Self.routes) { node in
+            let bad = try RawConnection(port: node.port)
+            bad.send("THIS IS NOT HTTP\r\n\r\n")
+            let refused = await bad.read()
+            #expect(refused.text.hasPrefix("HTTP/1.1 400 Bad Request"))
+            #expect(refused.closed)
+
+            let head = try RawConnection(port: node.port)
+            head.send("HEAD /echo HTTP/1.1\r\nHost: x\r\n\r\nGET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+            // The HEAD reply says the length but carries no body: the GET's reply follows at once.
+            let text = await head.read(until: { $0.components(separatedBy: "HTTP/1.1 200 OK").count == 3 && $0.hasSuffix("got ") }).text
+            let parts = text.components(separatedBy: "HTTP/1.1 200 OK")
+            #expect(parts.count == 3)
+            #expect(parts[1].contains("Content-Length: 4") && parts[1].hasSuffix("\r\n\r\n"))
+            #expect(parts[2].hasSuffix("\r\n\r\ngot "))
+        }
+    }
+
+    @Test func neverWritesAHeaderValueThatWouldInjectOthers() async throws {
+        try await SwitchboardUnderTest.run(Self.routes) { node in
+            let connection = try RawConnection(port: node.port)
+            let body = #"{"v":"a\r\nX-Injected: yes"}"#
+            connection.send("POST /inject HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            let reply = await connection.read(until: Self.hasReplies(1))
+            let parsed = try #require(Self.replies(in: reply.text).first)
+            #expect(parsed.status == "HTTP/1.1 200 OK")
+            #expect(parsed.headers["x-injected"] == nil)
+            #expect(parsed.headers["x-evil"] == nil)
+            #expect(parsed.headers["x-fine"] == "fine")
+        }
+    }
+
+    @Test func closesIdleConnections() async throws {
+        try await SwitchboardUnderTest.run(Self.routes, idleTimeout: .milliseconds(300)) { node in
+            let connection = try RawConnection(port: node.port)
+            connection.send("GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+            let reply = await connection.read(until: Self.hasReplies(1))
+            #expect(Self.replies(in: reply.text).count == 1)
+            // Nothing more is sent: the listener closes the connection.
+            let after = await connection.read()
+            #expect(after.closed)
+            #expect(after.text.isEmpty)
+        }
+    }
+
+    @Test func gracefulShutdownFinishesTheRequestInFlightThenStops() async throws {
+        try await Backend.run { backendPort in
+            var logger = Logger(label: "switchboard-test")
+            logger.logLevel = .critical
+            let adapter = HTTPAdapter(configuration: .init(host: "127.0.0.1", port: 0), logger: logger)
+            let engine = try RouteLoader(catalog: AdapterCatalog([adapter]), observers: [], logger: logger).load(sources: [("""
+            routes:
+              - id: slow
+                from: http:/slow
+                steps:
+                  - to: http://127.0.0.1:\(backendPort)/slow
+                  - set-body: "finished after ${body}"
+            """, "slow.yaml")])
+            let group = ServiceGroup(configuration: .init(services: [
+                .init(service: engine),
+                .init(service: ServiceAdapter(adapter: adapter)),
+            ], logger: logger))
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                let port = try #require(await adapter.boundPort)
+                let idle = try RawConnection(port: port)
+                let busy = try RawConnection(port: port)
+                busy.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+                try await Task.sleep(for: .milliseconds(300))
+                await group.triggerGracefulShutdown()
+                // The idle connection is closed; the busy one gets its reply, marked as the last.
+                #expect(await idle.read().closed)
+                let reply = await busy.read()
+                let parsed = try #require(Self.replies(in: reply.text).first)
+                #expect(parsed.body == "finished after slow")
+                #expect(parsed.headers["connection"] == "close")
+                #expect(reply.closed)
+                try await tasks.waitForAll()
+                #expect(throws: (any Error).self) { try RawConnection(port: port) }
+            }
+        }
+    }
+}
+
+/// Runs an adapter as a service (the node runs it the same way).
+struct ServiceAdapter: Service {
+    let adapter: HTTPAdapter
+
+    func run() async throws { try await adapter.run() }
+}
