@@ -7,8 +7,11 @@ import SwitchboardCore
 ///
 /// Collects a request (head and body, up to the binding's limit), runs its route in a task,
 /// and writes the reply (head, body and end in one flush) back on the connection's event
-/// loop. NIO's pipelining handler in front holds a pipelined next request until the reply
-/// is written, so there is at most one request in flight per connection.
+/// loop. One request is in flight per connection: the parts of pipelined requests that
+/// arrive meanwhile are kept and handled, in order, once the reply is written; while any
+/// are kept the connection stops reading, so a client cannot pile up requests. A client
+/// that waits for each reply (the usual case) is read from without pause: no change of
+/// the socket's interest set per request, which NIO's own pipelining handler makes.
 ///
 /// - A path no route listens on, a method the path does not take, or a route that is not
 ///   running is answered (404, 405, 503) once the request's body has been read and dropped,
@@ -18,8 +21,11 @@ import SwitchboardCore
 ///   dropped, then the connection closes, so the client sees the reply rather than a reset.
 /// - `Expect: 100-continue` gets its interim reply when the request will be read.
 /// - An idle connection (no request under way) closes after the listener's idle timeout.
-final class HTTPConnectionHandler: ChannelInboundHandler {
+/// - On shutdown (``ChannelShouldQuiesceEvent``) an idle connection closes at once; a busy
+///   one finishes its request, says `Connection: close` and closes.
+final class HTTPConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
     private struct Collecting {
@@ -48,13 +54,38 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
     private var state = State.idle
     private var isOpen = true
     private var date = HTTPDate()
+    /// Parts of pipelined requests that arrived while a request was in flight.
+    private var pending = CircularBuffer<HTTPServerRequestPart>()
+    /// A `read` held back while `pending` is not empty.
+    private var readHeld = false
+    /// Shutdown asked this connection to close after its current request.
+    private var quiescing = false
 
     init(router: RequestRouter) {
         self.router = router
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        if case .routing = state {
+            pending.append(part)
+        } else if !pending.isEmpty {
+            pending.append(part)
+        } else {
+            handle(part, context: context)
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if pending.isEmpty {
+            context.read()
+        } else {
+            readHeld = true
+        }
+    }
+
+    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
             receive(head, context: context)
         case .body(var part):
@@ -78,13 +109,25 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
                 route(request, context: context)
             case .discarding(.some(let reply), let head):
                 state = .idle
-                write(reply, head: head, close: !head.isKeepAlive, context: context)
+                write(reply, head: head, close: !head.isKeepAlive || quiescing, context: context)
             case .discarding(.none, _):
                 state = .idle
                 context.close(promise: nil)
             case .idle, .routing:
                 break
             }
+        }
+    }
+
+    /// After a reply: handles the pipelined parts kept meanwhile, until one starts routing.
+    private func resume(context: ChannelHandlerContext) {
+        while isOpen, let part = pending.popFirst() {
+            handle(part, context: context)
+            if case .routing = state { return }
+        }
+        if readHeld, pending.isEmpty {
+            readHeld = false
+            context.read()
         }
     }
 
@@ -135,7 +178,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
         state = .idle
         // The client went away meanwhile: the exchange still ran to its end.
         guard isOpen else { return }
-        write(reply, head: head, close: !head.isKeepAlive, context: context)
+        let close = !head.isKeepAlive || quiescing
+        write(reply, head: head, close: close, context: context)
+        if !close { resume(context: context) }
     }
 
     /// Writes a whole reply in one flush; closes the connection after it when `close`.
@@ -172,6 +217,11 @@ final class HTTPConnectionHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            quiescing = true
+            if case .idle = state, pending.isEmpty { context.close(promise: nil) }
+            return
+        }
         if event is IdleStateHandler.IdleStateEvent {
             // A route that takes its time is not idleness; a client that stalls mid-request is.
             if case .routing = state { return }

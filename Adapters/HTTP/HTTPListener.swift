@@ -10,9 +10,9 @@ import Synchronization
 ///
 /// Consumers register their method and path when routes load; requests are dispatched by
 /// exact path first (a dictionary lookup), then by path templates with `{captures}`. Each
-/// connection's pipeline is NIO's HTTP/1.1 codec (with pipelining support and its 400 for
-/// malformed requests) and a ``HTTPConnectionHandler`` that collects a whole request,
-/// runs the route in a task and writes the reply in one flush.
+/// connection's pipeline is NIO's HTTP/1.1 codec (with its 400 for malformed requests) and
+/// a ``HTTPConnectionHandler`` that collects a whole request, runs the route in a task and
+/// writes the reply in one flush, keeping pipelined requests in order.
 final class HTTPListener: Sendable {
     /// One bound method and path.
     final class Binding: Sendable {
@@ -25,7 +25,7 @@ final class HTTPListener: Sendable {
         /// The installed route, boxed: a closure kept directly in a generic `Mutex` and read
         /// through `withLock`'s `inout` is re-wrapped in reabstraction thunks on every read,
         /// so each request would run through a longer chain of them than the last.
-        private let delivery = Mutex<DeliveryBox?>(nil)
+        private let delivery = Mutex<(box: DeliveryBox?, installedOnce: Bool)>((nil, false))
 
         init(method: String?, path: PathTemplate, maxBodySize: Int, async: Bool = false) {
             self.method = method
@@ -36,12 +36,34 @@ final class HTTPListener: Sendable {
 
         /// What the consumer's `run` installed; nil before it runs and after it stops.
         var deliver: Delivery? {
-            delivery.withLock { $0 }?.deliver
+            delivery.withLock { $0.box }?.deliver
+        }
+
+        /// Whether the route has not started yet (as opposed to having stopped).
+        var starting: Bool {
+            delivery.withLock { !$0.installedOnce }
         }
 
         func install(_ deliver: Delivery?) {
             let box = deliver.map(DeliveryBox.init)
-            delivery.withLock { $0 = box }
+            delivery.withLock { state in
+                state.box = box
+                if box != nil { state.installedOnce = true }
+            }
+        }
+
+        /// For a request that arrives while the node starts (the listener accepts before
+        /// every route's consumer is installed): waits up to `limit` for the route.
+        func deliverOnceStarted(limit: Duration = .seconds(5)) -> Delivery {
+            { [self] exchange in
+                let deadline = ContinuousClock.now + limit
+                while ContinuousClock.now < deadline {
+                    if let deliver { return try await deliver(exchange) }
+                    guard starting else { break }
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                throw ProcessingError("the route for \(path.text) is not running", status: 503)
+            }
         }
     }
 
@@ -121,7 +143,7 @@ final class HTTPListener: Sendable {
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
-                    try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                    try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: true)
                     if let idleTimeout {
                         try pipeline.addHandler(IdleStateHandler(readTimeout: idleTimeout))
                     }
@@ -190,6 +212,8 @@ final class HTTPListener: Sendable {
                 return
             }
             for channel in open {
+                // The connection handler closes an idle connection at once and a busy one
+                // after its reply.
                 channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
             }
         }
@@ -299,7 +323,7 @@ struct RequestRouter: Sendable {
             reply.headers.append(("Allow", allowed))
             return .reply(reply)
         }
-        guard let deliver = binding.deliver else {
+        guard let deliver = binding.deliver ?? (binding.starting ? binding.deliverOnceStarted() : nil) else {
             return .reply(.error(status: 503, "the route for \(method) \(path) is not running"))
         }
         return .route(binding, deliver, path: path, query: query, segments: segments)

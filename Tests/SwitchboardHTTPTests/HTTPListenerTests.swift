@@ -14,8 +14,9 @@ import Glibc
 /// `Connection: close` and HTTP/1.0, early 413, `Expect: 100-continue`, malformed requests,
 /// HEAD, idle connections, header injection and graceful shutdown.
 struct HTTPListenerTests {
-    /// A blocking client socket; every call runs on a dispatch queue so that no task thread
-    /// waits on the network.
+    /// A blocking client socket; each read runs on a thread of its own so that no task
+    /// thread waits on the network (dispatch's global queues have one thread per core and
+    /// add more only after a delay, which several tests reading at once would hit).
     final class RawConnection: @unchecked Sendable {
         let descriptor: Int32
 
@@ -49,7 +50,7 @@ struct HTTPListenerTests {
         /// Returns the text and whether the peer closed.
         func read(until done: @escaping @Sendable (String) -> Bool = { _ in false }) async -> (text: String, closed: Bool) {
             await withCheckedContinuation { continuation in
-                DispatchQueue.global().async { [self] in
+                Thread { [self] in
                     var bytes: [UInt8] = []
                     var buffer = [UInt8](repeating: 0, count: 65_536)
                     while true {
@@ -64,7 +65,7 @@ struct HTTPListenerTests {
                             return
                         }
                     }
-                }
+                }.start()
             }
         }
     }
@@ -126,6 +127,25 @@ struct HTTPListenerTests {
             #expect(replies.map(\.body) == ["got two", "got three"])
             #expect(replies.allSatisfy { $0.status == "HTTP/1.1 200 OK" && $0.headers["x-message-id"] != nil && $0.headers["date"] != nil })
             #expect(!next.closed)
+            // Many at once, with a bodiless GET and an unknown path among them: every reply, in order.
+            var burst = ""
+            for index in 0..<40 {
+                switch index {
+                case 10: burst += "GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"
+                case 20: burst += "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n"
+                default: burst += "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(String(index).count)\r\n\r\n\(index)"
+                }
+            }
+            connection.send(burst)
+            let all = Self.replies(in: await connection.read(until: Self.hasReplies(40)).text)
+            #expect(all.count == 40)
+            for (index, reply) in all.enumerated() {
+                switch index {
+                case 10: #expect(reply.status == "HTTP/1.1 404 Not Found")
+                case 20: #expect(reply.body == "got ")
+                default: #expect(reply.body == "got \(index)")
+                }
+            }
         }
     }
 
@@ -232,6 +252,29 @@ struct HTTPListenerTests {
             #expect(after.closed)
             #expect(after.text.isEmpty)
         }
+    }
+
+    @Test func aRequestArrivingBeforeItsRouteStartsWaitsForIt() async throws {
+        var logger = Logger(label: "switchboard-test")
+        logger.logLevel = .critical
+        let adapter = HTTPAdapter(configuration: .init(host: "127.0.0.1", port: 0), logger: logger)
+        let engine = try RouteLoader(catalog: AdapterCatalog([adapter]), observers: [], logger: logger)
+            .load(sources: [(Self.routes, "routes.yaml")])
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await adapter.run() }
+            let port = try #require(await adapter.boundPort)
+            // The listener accepts before the engine has installed the routes.
+            let connection = try RawConnection(port: port)
+            connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nearly")
+            try await Task.sleep(for: .milliseconds(200))
+            tasks.addTask { try await engine.run() }
+            let reply = await connection.read(until: Self.hasReplies(1))
+            let parsed = try #require(Self.replies(in: reply.text).first)
+            #expect(parsed.status == "HTTP/1.1 200 OK")
+            #expect(parsed.body == "got early")
+            tasks.cancelAll()
+        }
+        await adapter.shutdown()
     }
 
     @Test func gracefulShutdownFinishesTheRequestInFlightThenStops() async throws {
