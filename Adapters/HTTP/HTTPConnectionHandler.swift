@@ -51,6 +51,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
     }
 
     private let router: RequestRouter
+    /// Runs the connection's routes on its event loop (see ``LoopTaskExecutor``).
+    private let executor: LoopTaskExecutor
     private var state = State.idle
     private var isOpen = true
     private var date = HTTPDate()
@@ -61,8 +63,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
     /// Shutdown asked this connection to close after its current request.
     private var quiescing = false
 
-    init(router: RequestRouter) {
+    init(router: RequestRouter, loop: any EventLoop) {
         self.router = router
+        self.executor = LoopTaskExecutor.on(loop)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -160,7 +163,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
         let router = self.router
         let loop = context.eventLoop
         let bound = NIOLoopBound((self, context), eventLoop: loop)
-        Task {
+        Task(executorPreference: executor) {
             let reply = await router.respond(to: request)
             if loop.inEventLoop {
                 let (handler, context) = bound.value

@@ -147,7 +147,7 @@ final class HTTPListener: Sendable {
                     if let idleTimeout {
                         try pipeline.addHandler(IdleStateHandler(readTimeout: idleTimeout))
                     }
-                    try pipeline.addHandler(HTTPConnectionHandler(router: router))
+                    try pipeline.addHandler(HTTPConnectionHandler(router: router, loop: channel.eventLoop))
                 }
             }
         let server: any Channel

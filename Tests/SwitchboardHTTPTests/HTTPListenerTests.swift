@@ -1,9 +1,12 @@
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import SwitchboardCore
-import SwitchboardHTTP
+@testable import SwitchboardHTTP
 import SwitchboardRouting
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -277,42 +280,72 @@ struct HTTPListenerTests {
         await adapter.shutdown()
     }
 
+    @Test func aTaskPreferringALoopRunsItsNonisolatedCodeThere() async {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let executor = LoopTaskExecutor.on(loop)
+        #expect(LoopTaskExecutor.on(loop) === executor, "one executor per loop")
+        let seen = await Task(executorPreference: executor) { await Self.probe(loop) }.value
+        #expect(seen == [true, true])
+        // Without the preference, the same code runs on the concurrency pool.
+        #expect(await Task { await Self.probe(loop) }.value == [false, false])
+    }
+
+    /// Whether a nonisolated async function runs on `loop`, before and after a suspension.
+    nonisolated static func probe(_ loop: any EventLoop) async -> [Bool] {
+        let before = loop.inEventLoop
+        await Task.yield()
+        return [before, loop.inEventLoop]
+    }
+
     @Test func gracefulShutdownFinishesTheRequestInFlightThenStops() async throws {
-        try await Backend.run { backendPort in
-            var logger = Logger(label: "switchboard-test")
-            logger.logLevel = .critical
-            let adapter = HTTPAdapter(configuration: .init(host: "127.0.0.1", port: 0), logger: logger)
-            let engine = try RouteLoader(catalog: AdapterCatalog([adapter]), observers: [], logger: logger).load(sources: [("""
-            routes:
-              - id: slow
-                from: http:/slow
-                steps:
-                  - to: http://127.0.0.1:\(backendPort)/slow
-                  - set-body: "finished after ${body}"
-            """, "slow.yaml")])
-            let group = ServiceGroup(configuration: .init(services: [
-                .init(service: engine),
-                .init(service: ServiceAdapter(adapter: adapter)),
-            ], logger: logger))
-            try await withThrowingTaskGroup(of: Void.self) { tasks in
-                tasks.addTask { try await group.run() }
-                let port = try #require(await adapter.boundPort)
-                let idle = try RawConnection(port: port)
-                let busy = try RawConnection(port: port)
-                busy.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-                try await Task.sleep(for: .milliseconds(300))
-                await group.triggerGracefulShutdown()
-                // The idle connection is closed; the busy one gets its reply, marked as the last.
-                #expect(await idle.read().closed)
-                let reply = await busy.read()
-                let parsed = try #require(Self.replies(in: reply.text).first)
-                #expect(parsed.body == "finished after slow")
-                #expect(parsed.headers["connection"] == "close")
-                #expect(reply.closed)
-                try await tasks.waitForAll()
-                #expect(throws: (any Error).self) { try RawConnection(port: port) }
-            }
+        // A backend that holds its reply until the test lets it go.
+        let arrived = Atomic<Bool>(false)
+        let release = DispatchSemaphore(value: 0)
+        let backend = try ScriptedServer { _, _ in
+            arrived.store(true, ordering: .relaxed)
+            release.wait()
+            return .answer("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow")
         }
+        defer {
+            release.signal()
+            backend.stop()
+        }
+        var logger = Logger(label: "switchboard-test")
+        logger.logLevel = .critical
+        let adapter = HTTPAdapter(configuration: .init(host: "127.0.0.1", port: 0), logger: logger)
+        let engine = try RouteLoader(catalog: AdapterCatalog([adapter]), observers: [], logger: logger).load(sources: [("""
+        routes:
+          - id: slow
+            from: http:/slow
+            steps:
+              - to: http://127.0.0.1:\(backend.port)/slow
+              - set-body: "finished after ${body}"
+        """, "slow.yaml")])
+        let group = ServiceGroup(configuration: .init(services: [
+            .init(service: engine),
+            .init(service: ServiceAdapter(adapter: adapter)),
+        ], logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            let port = try #require(await adapter.boundPort)
+            let idle = try RawConnection(port: port)
+            let busy = try RawConnection(port: port)
+            busy.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            while !arrived.load(ordering: .relaxed) { try await Task.sleep(for: .milliseconds(10)) }
+            await group.triggerGracefulShutdown()
+            // The idle connection is closed; the busy one gets its reply, marked as the last.
+            #expect(await idle.read().closed)
+            try await Task.sleep(for: .milliseconds(100))
+            release.signal()
+            let reply = await busy.read()
+            let parsed = try #require(Self.replies(in: reply.text).first)
+            #expect(parsed.body == "finished after slow")
+            #expect(parsed.headers["connection"] == "close")
+            #expect(reply.closed)
+            try await tasks.waitForAll()
+            #expect(throws: (any Error).self) { try RawConnection(port: port) }
+        }
+        await adapter.shutdown()
     }
 }
 
