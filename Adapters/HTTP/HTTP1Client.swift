@@ -51,12 +51,17 @@ final class HTTP1Client: Sendable {
     }
 
     /// Sends `head` (and `body`, if any) to `host:port` and returns the whole reply.
+    func execute(host: String, port: Int, head: HTTPRequestHead, body: ByteBuffer?, timeout: TimeAmount, maxResponseSize: Int) async throws -> Response {
+        try await execute(on: pool(HostKey(host: host, port: port)), head: head, body: body, timeout: timeout, maxResponseSize: maxResponseSize)
+    }
+
+    /// Sends `head` (and `body`, if any) over a connection of `pool` (a producer finds its
+    /// pool once, at route load) and returns the whole reply.
     ///
     /// A request on a reused connection that the server closed before answering (a
     /// keep-alive race: the server dropped an idle connection as the request left) is sent
     /// once more on a new connection; a request on a new connection is never resent.
-    func execute(host: String, port: Int, head: HTTPRequestHead, body: ByteBuffer?, timeout: TimeAmount, maxResponseSize: Int) async throws -> Response {
-        let pool = self.pool(HostKey(host: host, port: port))
+    func execute(on pool: HostPool, head: HTTPRequestHead, body: ByteBuffer?, timeout: TimeAmount, maxResponseSize: Int) async throws -> Response {
         // Waiting for a free connection counts against the request's time.
         let deadline = NIODeadline.now() + timeout
         var resent = false
@@ -112,7 +117,7 @@ final class HostPool: Sendable {
     }
 
     let key: HTTP1Client.HostKey
-    private let client: HTTP1Client
+    let client: HTTP1Client
     private let state = Mutex(State())
 
     init(key: HTTP1Client.HostKey, client: HTTP1Client) {
@@ -332,6 +337,8 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
         guard current == nil, context.channel.isActive else {
+            // The write's own promise fails too: left pending, it would leak.
+            promise?.fail(HTTP1Client.Failure.closed(beforeAnyReply: true))
             request.promise.fail(HTTP1Client.Failure.closed(beforeAnyReply: true))
             return
         }
@@ -397,6 +404,11 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // The parser reports a connection that ended inside a reply as an error of its own.
+        if let parser = error as? HTTPParserError, parser == .invalidEOFState, let inFlight = current {
+            fail(HTTP1Client.Failure.closed(beforeAnyReply: inFlight.head == nil), context: context)
+            return
+        }
         fail(error, context: context)
     }
 

@@ -120,7 +120,8 @@ public struct HTTPAdapter: Adapter {
             var target = endpoint.path.isEmpty ? "/" : endpoint.path
             if let query = url.firstIndex(of: "?") { target += url[query...] }
             let hostHeader = (host.contains(":") ? "[\(host)]" : host) + (port == 80 ? "" : ":\(port)")
-            transport = .plain(clients.plainClient(connectTimeout: connectTimeout), host: host, port: port, target: target, hostHeader: hostHeader)
+            let pool = clients.plainClient(connectTimeout: connectTimeout).pool(HTTP1Client.HostKey(host: host, port: port))
+            transport = .plain(pool, target: target, hostHeader: hostHeader)
         }
         return HTTPProducer(
             url: url,

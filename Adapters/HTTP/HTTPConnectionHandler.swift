@@ -62,6 +62,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
     private var readHeld = false
     /// Shutdown asked this connection to close after its current request.
     private var quiescing = false
+    /// A 413 written before its request's body was read: the connection closes once the
+    /// body is read and this write is done, so the client reads the reply, not a reset.
+    private var refusal: EventLoopFuture<Void>?
 
     init(router: RequestRouter, loop: any EventLoop) {
         self.router = router
@@ -100,8 +103,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
                 request.body!.writeBuffer(&part)
             }
             if request.body!.readableBytes > request.binding.maxBodySize {
-                write(RequestRouter.tooLarge(request.binding, path: request.path), head: request.head, close: true, context: context)
-                state = .discarding(reply: nil, head: request.head)
+                refuse(RequestRouter.tooLarge(request.binding, path: request.path), head: request.head, context: context)
             } else {
                 state = .collecting(request)
             }
@@ -114,8 +116,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
                 state = .idle
                 write(reply, head: head, close: !head.isKeepAlive || quiescing, context: context)
             case .discarding(.none, _):
+                // The whole body is read: close once the refusal is written.
                 state = .idle
-                context.close(promise: nil)
+                let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+                (refusal ?? context.eventLoop.makeSucceededVoidFuture()).whenComplete { _ in bound.value.close(promise: nil) }
+                refusal = nil
             case .idle, .routing:
                 break
             }
@@ -140,8 +145,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
             state = .discarding(reply: reply, head: head)
         case .route(let binding, let deliver, let path, let query, let segments):
             if let length = head.headers.first(name: "content-length").flatMap({ Int($0) }), length > binding.maxBodySize {
-                write(RequestRouter.tooLarge(binding, path: path), head: head, close: true, context: context)
-                state = .discarding(reply: nil, head: head)
+                refuse(RequestRouter.tooLarge(binding, path: path), head: head, context: context)
                 return
             }
             if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
@@ -186,8 +190,20 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
         if !close { resume(context: context) }
     }
 
-    /// Writes a whole reply in one flush; closes the connection after it when `close`.
-    private func write(_ reply: HTTPReply, head request: HTTPRequestHead, close: Bool, context: ChannelHandlerContext) {
+    /// Answers at once a request whose body is too large, saying `Connection: close`, and
+    /// reads and drops the rest of its body (see `refusal`).
+    private func refuse(_ reply: HTTPReply, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        refusal = write(reply, head: head, close: true, closeWhenWritten: false, context: context)
+        state = .discarding(reply: nil, head: head)
+    }
+
+    /// Writes a whole reply in one flush. With `close` it says `Connection: close` and,
+    /// unless `closeWhenWritten` is false, closes the connection once written; the write's
+    /// future then comes back (nil for a reply that keeps the connection).
+    @discardableResult
+    private func write(
+        _ reply: HTTPReply, head request: HTTPRequestHead, close: Bool, closeWhenWritten: Bool = true, context: ChannelHandlerContext
+    ) -> EventLoopFuture<Void>? {
         var headers = HTTPHeaders()
         headers.reserveCapacity(reply.headers.count + 3)
         for (name, value) in reply.headers {
@@ -209,14 +225,18 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
         if !bodyless, request.method != .HEAD, reply.body.readableBytes > 0 {
             context.write(wrapOutboundOut(.body(.byteBuffer(reply.body))), promise: nil)
         }
-        if close {
+        if close, closeWhenWritten {
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-                bound.value.close(promise: nil)
-            }
-        } else {
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+            written.whenComplete { _ in bound.value.close(promise: nil) }
+            return written
         }
+        if close {
+            return context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        }
+        // Nothing waits on a reply that keeps the connection: no future to make.
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        return nil
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

@@ -388,15 +388,17 @@ struct RequestRouter: Sendable {
         }
     }
 
-    /// The final message of a route as an HTTP reply.
+    /// The final message of a route as an HTTP reply: status from `http.status` (200–599,
+    /// else 200).
     ///
     /// Headers still holding the value the request brought (request headers, path captures)
     /// are not echoed back, except those describing the body (`Content-Type`); headers the
     /// route set or a backend replied with are sent. Names that are not HTTP tokens and
     /// values holding CR, LF or NUL are not written.
     static func reply(for message: Message, exchangeID: MessageID, request: Headers) -> HTTPReply {
+        // A 1xx status is interim, not an answer: the client would wait for the final reply.
         var status = 200
-        if let text = message.headers["http.status"], let code = Int(text), (100...599).contains(code) {
+        if let text = message.headers["http.status"], let code = Int(text), (200...599).contains(code) {
             status = code
         }
         var fields: [(String, String)] = []

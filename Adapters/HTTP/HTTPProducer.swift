@@ -18,7 +18,8 @@ struct HTTPProducer: Producer {
     /// How requests travel: plain HTTP on the node's own HTTP/1.1 client, HTTPS through
     /// AsyncHTTPClient.
     enum Transport: Sendable {
-        case plain(HTTP1Client, host: String, port: Int, target: String, hostHeader: String)
+        /// The connections to the backend's host and port, found at route load.
+        case plain(HostPool, target: String, hostHeader: String)
         case tls(HTTPClient)
     }
 
@@ -43,7 +44,7 @@ struct HTTPProducer: Producer {
         }
         var headers = HTTPHeaders()
         headers.reserveCapacity(message.headers.count + 4)
-        if case .plain(_, _, _, _, let hostHeader) = transport {
+        if case .plain(_, _, let hostHeader) = transport {
             headers.add(name: "Host", value: hostHeader)
         }
         for header in message.headers where HTTPHeaderRules.forwardsOnRequest(header.name) {
@@ -61,10 +62,10 @@ struct HTTPProducer: Producer {
         let body: ByteBuffer
         do {
             switch transport {
-            case .plain(let client, let host, let port, let target, _):
+            case .plain(let pool, let target, _):
                 let head = HTTPRequestHead(version: .http1_1, method: method, uri: target, headers: headers)
-                let response = try await client.execute(
-                    host: host, port: port, head: head, body: sendsBody ? message.body : nil,
+                let response = try await pool.client.execute(
+                    on: pool, head: head, body: sendsBody ? message.body : nil,
                     timeout: timeout, maxResponseSize: maxResponseSize
                 )
                 (status, replyHeaders, body) = (response.head.status, response.head.headers, response.body)
@@ -122,8 +123,9 @@ struct HTTPProducer: Producer {
             switch error {
             case .timeout:
                 return ProcessingError("no reply from \(display) within \(timeout.prettyDescription)", status: 504, kind: ErrorKind.timeout)
-            case .closed:
-                return ProcessingError("\(display) closed the connection before answering", status: 502, kind: ErrorKind.connection)
+            case .closed(let beforeAnyReply):
+                let when = beforeAnyReply ? "before answering" : "before its reply was complete"
+                return ProcessingError("\(display) closed the connection \(when)", status: 502, kind: ErrorKind.connection)
             case .tooLarge:
                 return ProcessingError("reply from \(display) is larger than maxResponseSize (\(maxResponseSize) bytes)", status: 502)
             case .shutDown:

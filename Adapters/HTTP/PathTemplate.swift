@@ -12,6 +12,9 @@ struct PathTemplate: Sendable, Hashable {
     /// The template with capture names erased: `/orders/{}` for `/orders/{id}`, so that two
     /// templates that match the same requests have the same shape.
     let shape: String
+    /// Whether the template has no captures (and can be looked up by exact path); decided
+    /// at load, read for every request.
+    let isStatic: Bool
 
     /// Parses a path template.
     ///
@@ -41,6 +44,7 @@ struct PathTemplate: Sendable, Hashable {
         }
         self.segments = segments
         self.text = text
+        self.isStatic = segments.allSatisfy { if case .literal = $0 { true } else { false } }
         self.shape = "/" + segments.map { segment in
             switch segment {
             case .literal(let text): text
@@ -49,10 +53,6 @@ struct PathTemplate: Sendable, Hashable {
         }.joined(separator: "/")
     }
 
-    /// Whether the template has no captures (and can be looked up by exact path).
-    var isStatic: Bool {
-        segments.allSatisfy { if case .literal = $0 { true } else { false } }
-    }
 
     /// The captures if `path` matches, else nil.
     func match(_ pathSegments: [Substring]) -> [(String, String)]? {

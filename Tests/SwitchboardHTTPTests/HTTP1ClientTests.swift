@@ -49,6 +49,17 @@ struct HTTP1ClientTests {
         await client.shutdown()
     }
 
+    @Test func aReplyCutShortFailsAsClosedMidReply() async throws {
+        let server = try ScriptedServer { _, _ in .answerAndClose("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b") }
+        defer { server.stop() }
+        let client = Self.client()
+        await #expect(throws: HTTP1Client.Failure.closed(beforeAnyReply: false)) {
+            try await Self.post(client, server.port)
+        }
+        #expect(server.requests.count == 1, "a request that got part of a reply is not resent")
+        await client.shutdown()
+    }
+
     @Test func resendsOnceWhenAReusedConnectionClosesBeforeAnswering() async throws {
         // Connection 0 answers its first request and drops the second unanswered, as a
         // server does when its keep-alive timer fires as a request arrives.
@@ -239,6 +250,8 @@ final class ScriptedServer: Sendable {
     enum Reply: Sendable {
         /// Write these bytes and keep reading.
         case answer(String)
+        /// Write these bytes, then close the connection.
+        case answerAndClose(String)
         /// Close the connection without answering.
         case close
         /// Read the request and never answer.
@@ -328,6 +341,10 @@ final class ScriptedServer: Sendable {
             case .answer(let text):
                 let bytes = Array(text.utf8)
                 guard bytes.withUnsafeBytes({ send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == bytes.count else { return }
+            case .answerAndClose(let text):
+                let bytes = Array(text.utf8)
+                _ = bytes.withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                return
             case .close:
                 return
             case .silence:

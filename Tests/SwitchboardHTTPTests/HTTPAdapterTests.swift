@@ -6,6 +6,7 @@ import SwitchboardCore
 import SwitchboardHTTP
 import SwitchboardRouting
 import SwitchboardTransform
+import Synchronization
 import Testing
 
 @Suite(.serialized)
@@ -182,18 +183,35 @@ struct HTTPAdapterTests {
         }
     }
 
-    @Test func refusedConnectionsFailClearly() async throws {
+    /// POSTs through a route whose one step is `to: url`: the reply's status and error text.
+    static func failure(through url: String) async throws -> (status: Int, error: JSONValue?) {
+        let result = Mutex<(Int, JSONValue?)>((0, nil))
         try await SwitchboardUnderTest.run("""
         routes:
-          - id: down
-            from: http:/down?method=POST
+          - id: out
+            from: http:/out?method=POST
             steps:
-              - to: "http://127.0.0.1:1/orders"
+              - to: "\(url)"
         """) { node in
-            let reply = try await node.request(.POST, "/down", body: "x")
-            #expect(reply.status == 502)
-            #expect(reply.body.json?["error"] == .string("route 'down' step 0 (to http://127.0.0.1:1/orders): cannot connect to http://127.0.0.1:1/orders: connection refused"))
+            let reply = try await node.request(.POST, "/out", body: "x")
+            result.withLock { $0 = (reply.status, reply.body.json?["error"]) }
         }
+        return result.withLock { $0 }
+    }
+
+    @Test func refusedConnectionsFailClearly() async throws {
+        let reply = try await Self.failure(through: "http://127.0.0.1:1/orders")
+        #expect(reply.status == 502)
+        #expect(reply.error == .string("route 'out' step 0 (to http://127.0.0.1:1/orders): cannot connect to http://127.0.0.1:1/orders: connection refused"))
+    }
+
+    @Test func aBackendThatHangsUpMidReplyFailsTheStepSayingSo() async throws {
+        let backend = try ScriptedServer { _, _ in .answerAndClose("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart") }
+        defer { backend.stop() }
+        let url = "http://127.0.0.1:\(backend.port)/orders"
+        let reply = try await Self.failure(through: url)
+        #expect(reply.status == 502)
+        #expect(reply.error == .string("route 'out' step 0 (to \(url)): \(url) closed the connection before its reply was complete"))
     }
 
     @Test func slowBackendsTimeOut() async throws {

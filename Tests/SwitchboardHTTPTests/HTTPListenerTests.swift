@@ -115,6 +115,11 @@ struct HTTPListenerTests {
           - set-header: { name: X-Evil, value: "${json:$.v}" }
           - set-header: { name: X-Fine, value: "fine" }
           - set-body: "ok"
+      - id: interim
+        from: http:/interim
+        steps:
+          - set-header: { name: http.status, value: "${header.X-Status}" }
+          - set-body: "final"
     """
 
     @Test func keepsConnectionsAliveAndAnswersPipelinedRequestsInOrder() async throws {
@@ -241,6 +246,23 @@ struct HTTPListenerTests {
             #expect(parsed.headers["x-injected"] == nil)
             #expect(parsed.headers["x-evil"] == nil)
             #expect(parsed.headers["x-fine"] == "fine")
+        }
+    }
+
+    @Test func aRouteStatusThatCannotEndAnExchangeIsAnsweredAs200() async throws {
+        try await SwitchboardUnderTest.run(Self.routes) { node in
+            let connection = try RawConnection(port: node.port)
+            // 1xx is interim: a reply with it would leave the client waiting for the final one.
+            for status in ["101", "100", "0", "600", "abc"] {
+                connection.send("GET /interim HTTP/1.1\r\nHost: x\r\nX-Status: \(status)\r\n\r\n")
+                let reply = await connection.read(until: Self.hasReplies(1))
+                let parsed = try #require(Self.replies(in: reply.text).first, "no reply for http.status \(status)")
+                #expect(parsed.status == "HTTP/1.1 200 OK", "http.status \(status)")
+                #expect(parsed.body == "final")
+            }
+            connection.send("GET /interim HTTP/1.1\r\nHost: x\r\nX-Status: 202\r\n\r\n")
+            let accepted = await connection.read(until: Self.hasReplies(1))
+            #expect(Self.replies(in: accepted.text).first?.status == "HTTP/1.1 202 Accepted")
         }
     }
 
