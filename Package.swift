@@ -314,7 +314,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchboardAuditTests",
-            dependencies: ["SwitchboardAudit", "SwitchboardRouting", "SwitchboardTestServers"],
+            dependencies: [
+                "SwitchboardAudit",
+                "SwitchboardRouting",
+                "SwitchboardTestServers",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

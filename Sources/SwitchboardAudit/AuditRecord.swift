@@ -74,25 +74,25 @@ public struct AuditPolicy: Sendable {
         matcher.matches(name)
     }
 
-    /// The header snapshot as a JSON array of `[name, value]` pairs, masked values as `***`.
-    func snapshot(_ headers: Headers) -> String {
-        var json = "["
-        json.reserveCapacity(headers.count * 40)
+    /// Appends the header snapshot as a JSON array of `[name, value]` pairs, masked values
+    /// as `***`.
+    func appendSnapshot(_ headers: Headers, to json: inout [UInt8]) {
+        json.append(UInt8(ascii: "["))
         var first = true
         for field in headers {
-            json += first ? "[" : ",["
+            if !first { json.append(UInt8(ascii: ",")) }
+            json.append(UInt8(ascii: "["))
             first = false
             appendJSONQuoted(field.name, to: &json)
-            json += ","
+            json.append(UInt8(ascii: ","))
             if matcher.matches(field.name) {
-                json += "\"***\""
+                json.append(contentsOf: #""***""#.utf8)
             } else {
                 appendJSONQuoted(field.value, to: &json)
             }
-            json += "]"
+            json.append(UInt8(ascii: "]"))
         }
-        json += "]"
-        return json
+        json.append(UInt8(ascii: "]"))
     }
 }
 
@@ -202,55 +202,4 @@ public struct AuditRecord: Sendable, Equatable, Codable {
 
     /// Whether this is a route row rather than a step row.
     public var isRoute: Bool { stepKind == nil }
-
-    /// The record for `event`, or nil for events the trail does not keep (step starts).
-    public init?(_ event: ExchangeEvent, policy: AuditPolicy) {
-        let message = event.message
-        let isRoute = event.step == nil
-        if event.phase == .started, !isRoute { return nil }
-        let micros = event.duration.map { Int64($0.components.seconds) * 1_000_000 + $0.components.attoseconds / 1_000_000_000_000 }
-        self.init(
-            messageID: message.id.description,
-            correlationID: message.correlationID,
-            parentID: message.parentID?.description,
-            traceID: message.trace?.traceIDString,
-            routeID: event.routeID,
-            entry: isRoute && event.callDepth == 0,
-            stepKind: event.step?.kind,
-            stepIndex: event.step?.index,
-            stepPath: event.step?.path,
-            endpoint: event.step?.endpoint,
-            phase: event.phase.rawValue,
-            startedAt: event.timestampMicros - (micros ?? 0),
-            durationMicros: micros,
-            error: event.error,
-            detail: event.detail,
-            bodySizeIn: event.input?.body.readableBytes,
-            bodySize: message.body.readableBytes
-        )
-        switch event.phase {
-        case .started:
-            headers = policy.snapshot(message.headers)
-            snapshotBody(message.body, policy: policy)
-        case .completed:
-            // A choice or filter changes nothing itself; the steps inside it record their changes.
-            guard !isRoute, let input = event.input, let kind = event.step?.kind, kind != "choice", kind != "filter" else { break }
-            if input.headers != message.headers { headers = policy.snapshot(message.headers) }
-            if input.body != message.body { snapshotBody(message.body, policy: policy) }
-        case .failed:
-            break
-        }
-    }
-
-    private mutating func snapshotBody(_ body: ByteBuffer, policy: AuditPolicy) {
-        bodyChanged = true
-        body.withUnsafeReadableBytes { bytes in
-            if policy.body.hash {
-                bodyHash = SHA256.hex(bytes)
-            }
-            if policy.body.prefixBytes > 0 {
-                bodyPrefix = Array(bytes.prefix(policy.body.prefixBytes))
-            }
-        }
-    }
 }

@@ -3,8 +3,8 @@ import SwitchboardCore
 
 /// Where audit records live: SQLite by default, PostgreSQL for a cluster.
 public protocol AuditStore: Sendable {
-    /// Stores `records` in one transaction (group commit), assigning their sequence numbers.
-    func append(_ records: [AuditRecord]) async throws
+    /// Stores `batch` in one transaction (group commit), assigning sequence numbers.
+    func append(_ batch: AuditBatch) async throws
 
     /// The messages that match `query`, newest first, each with its events in order and
     /// its split, multicast and wire-tap children.
@@ -29,7 +29,14 @@ public protocol AuditStore: Sendable {
 /// A store that can write from the trail's own writer thread, blocking it, rather than
 /// through async calls (SQLite).
 public protocol BlockingAuditStore: AuditStore {
-    func appendBlocking(_ records: [AuditRecord]) throws
+    func appendBlocking(_ batch: AuditBatch) throws
+}
+
+extension AuditStore {
+    /// Stores `records` in one transaction, grouped by message as the trail groups events.
+    public func append(_ records: [AuditRecord]) async throws {
+        try await append(AuditBatch(records: records))
+    }
 }
 
 /// A change of a route's SLA state, kept in the audit trail.
@@ -220,54 +227,5 @@ public struct TraceQueryError: Error, CustomStringConvertible {
 
     public init(_ description: String) {
         self.description = description
-    }
-}
-
-/// The events of one message in one write batch: what a store keeps as one row.
-struct AuditChunk {
-    var messageID: String
-    var correlationID: String
-    var parentID: String?
-    var traceID: String?
-    /// The entry route, when the chunk holds the end of the route a consumer delivered to.
-    var entryRoute: String?
-    /// `completed` or `failed`: that end's outcome.
-    var status: String?
-    /// The entry route's start when the chunk holds its end, else the earliest event's start.
-    var startedAt: Int64
-    /// The headers the message arrived with, when the chunk holds the entry route's start.
-    var headers: String?
-    /// The events, as stored JSON (UTF-8).
-    var events: [UInt8]
-
-    /// Groups a batch by message, keeping each message's events in order.
-    static func group(_ records: [AuditRecord]) -> [AuditChunk] {
-        // Record positions per message (no copies of the records themselves).
-        var slot: [String: Int] = [:]
-        var members: [[Int]] = []
-        for index in records.indices {
-            if let existing = slot[records[index].messageID] {
-                members[existing].append(index)
-            } else {
-                slot[records[index].messageID] = members.count
-                members.append([index])
-            }
-        }
-        return members.map { indices in
-            let first = records[indices[0]]
-            let end = indices.last { records[$0].isRoute && records[$0].entry && records[$0].phase != "started" }
-            let start = indices.first { records[$0].isRoute && records[$0].entry && records[$0].phase == "started" }
-            return AuditChunk(
-                messageID: first.messageID,
-                correlationID: first.correlationID,
-                parentID: first.parentID,
-                traceID: indices.lazy.compactMap { records[$0].traceID }.first,
-                entryRoute: end.map { records[$0].routeID },
-                status: end.map { records[$0].phase },
-                startedAt: end.map { records[$0].startedAt } ?? indices.lazy.map { records[$0].startedAt }.min() ?? first.startedAt,
-                headers: start.flatMap { records[$0].headers },
-                events: AuditRecord.storedJSON(records, indices: indices)
-            )
-        }
     }
 }

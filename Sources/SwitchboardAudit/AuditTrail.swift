@@ -34,6 +34,9 @@ public final class AuditTrail: ExchangeObserver, Service {
     public let capacity: Int
     /// How long an exchange waits for its events to be committed before it fails.
     public let commitTimeout: Duration
+    /// The least time between the starts of two commits that follow each other without a
+    /// pause (under load); zero commits as soon as an exchange waits.
+    public let commitInterval: Duration
     let retention: Retention
     /// The writer runs on a thread of its own (stores that write synchronously).
     private let threaded: Bool
@@ -44,7 +47,7 @@ public final class AuditTrail: ExchangeObserver, Service {
     private struct State: ~Copyable {
         /// Records waiting for the writer, and the number it has taken and not yet committed
         /// (the batch is moved out, not copied: the queue then never copies or shifts records).
-        var queue: [AuditRecord] = []
+        var queue: [PendingEvent] = []
         var inFlight = 0
         /// Records held, queued or being written: what the capacity bounds.
         var held: Int { queue.count + inFlight }
@@ -85,9 +88,10 @@ public final class AuditTrail: ExchangeObserver, Service {
     ///   - capacity: Records the buffer holds before routes wait.
     public init(
         store: any AuditStore, policy: AuditPolicy = AuditPolicy(), capacity: Int = 10_000, commitTimeout: Duration = .seconds(10),
-        retention: Retention = Retention(), logger: Logger
+        commitInterval: Duration = .zero, retention: Retention = Retention(), logger: Logger
     ) {
         self.commitTimeout = commitTimeout
+        self.commitInterval = commitInterval
         self.store = store
         self.threaded = store is any BlockingAuditStore
         self.policy = policy
@@ -103,12 +107,17 @@ public final class AuditTrail: ExchangeObserver, Service {
     }
 
     public func record(_ event: ExchangeEvent) async {
-        guard let record = AuditRecord(event, policy: policy) else { return }
-        await enqueue(record)
+        guard let pending = PendingEvent(event, policy: policy) else { return }
+        await enqueue(pending)
     }
 
     /// Queues `record`, waiting for room when the buffer is full.
     public func enqueue(_ record: AuditRecord) async {
+        await enqueue(PendingEvent(record))
+    }
+
+    /// Queues `record`, waiting for room when the buffer is full.
+    func enqueue(_ record: PendingEvent) async {
         while true {
             // nil: no room; (false, _): queued; (true, writer): queued and the writer is due.
             let (queued, wake) = state.withLock { state -> (Bool, Wake?) in
@@ -206,6 +215,8 @@ public final class AuditTrail: ExchangeObserver, Service {
 
     private var wakeThreshold: Int { max(1, min(512, capacity / 2)) }
 
+    private var queuedCount: Int { state.withLock { $0.queue.count } }
+
     /// Commits queued records until graceful shutdown, then commits what is left and returns.
     public func run() async throws {
         await withTaskGroup(of: Void.self) { group in
@@ -259,7 +270,7 @@ public final class AuditTrail: ExchangeObserver, Service {
 
     /// Takes the queue when the writer is due; an empty batch means stop. With `sleeping`,
     /// nil also marks the writer thread asleep, so the next waker signals it.
-    private func takeBatch(sleeping: Bool = false) -> [AuditRecord]? {
+    private func takeBatch(sleeping: Bool = false) -> [PendingEvent]? {
         state.withLock { state in
             let due = state.stopping || state.kicked || !state.commitWaiters.isEmpty || state.queue.count >= wakeThreshold
             guard due, !state.queue.isEmpty || state.stopping else {
@@ -267,19 +278,10 @@ public final class AuditTrail: ExchangeObserver, Service {
                 return nil
             }
             state.kicked = false
-            var batch: [AuditRecord] = []
+            var batch: [PendingEvent] = []
             swap(&batch, &state.queue)
             state.inFlight = batch.count
             return batch
-        }
-    }
-
-    /// A write failed: the batch goes back to the front of the queue, to be written again
-    /// with whatever queued up meanwhile.
-    private func putBack(_ batch: [AuditRecord]) {
-        state.withLock { state in
-            state.queue = batch + state.queue
-            state.inFlight = 0
         }
     }
 
@@ -316,64 +318,96 @@ public final class AuditTrail: ExchangeObserver, Service {
 
     private func threadWriteLoop(_ store: any BlockingAuditStore) {
         var failures = 0
+        var pending: AuditBatch?
+        var lastStart: ContinuousClock.Instant?
         while true {
-            guard let batch = takeBatch(sleeping: true) else {
-                wake.wait()
-                continue
+            if pending == nil {
+                // Back-to-back commits: wait out the interval since the last one started,
+                // so that more exchanges share the next. An idle writer commits at once.
+                if let lastStart, commitInterval > .zero {
+                    let next = lastStart + commitInterval
+                    let now = ContinuousClock.now
+                    if next > now, queuedCount < wakeThreshold {
+                        let wait = (next - now).components
+                        Thread.sleep(forTimeInterval: Double(wait.seconds) + Double(wait.attoseconds) / 1e18)
+                    }
+                }
+                guard let events = takeBatch(sleeping: true) else {
+                    lastStart = nil
+                    wake.wait()
+                    continue
+                }
+                if events.isEmpty {
+                    finish()
+                    return
+                }
+                pending = AuditBatch(events)
+                lastStart = .now
             }
-            if batch.isEmpty {
-                finish()
-                return
-            }
+            guard let batch = pending else { continue }
             do {
                 try store.appendBlocking(batch)
                 failures = 0
             } catch {
                 failures += 1
-                logger.error("audit store write failed; retrying", metadata: ["error": "\(error)", "records": "\(batch.count)"])
-                putBack(batch)
-                Thread.sleep(forTimeInterval: Double(min(5_000, 50 << min(failures, 7))) / 1000)
+                logWriteFailure(error, batch)
+                Thread.sleep(forTimeInterval: Double(retryDelayMilliseconds(failures)) / 1000)
                 continue
             }
-            committed(batch.count)
+            pending = nil
+            committed(batch.eventCount)
         }
     }
 
     /// The writer for stores that write asynchronously (PostgreSQL).
     private func writeLoop() async {
         var failures = 0
+        var pending: AuditBatch?
         while true {
-            var batch: [AuditRecord]? = takeBatch()
-            while batch == nil {
-                await withCheckedContinuation { continuation in
-                    let resumeNow = state.withLock { state in
-                        let due = state.stopping || state.kicked || !state.commitWaiters.isEmpty || state.queue.count >= wakeThreshold
-                        if due && (!state.queue.isEmpty || state.stopping) { return true }
-                        state.writer = continuation
-                        return false
+            if pending == nil {
+                var events: [PendingEvent]? = takeBatch()
+                while events == nil {
+                    await withCheckedContinuation { continuation in
+                        let resumeNow = state.withLock { state in
+                            let due = state.stopping || state.kicked || !state.commitWaiters.isEmpty || state.queue.count >= wakeThreshold
+                            if due && (!state.queue.isEmpty || state.stopping) { return true }
+                            state.writer = continuation
+                            return false
+                        }
+                        if resumeNow { continuation.resume() }
                     }
-                    if resumeNow { continuation.resume() }
+                    events = takeBatch()
                 }
-                batch = takeBatch()
+                guard let events, !events.isEmpty else {
+                    finish()
+                    return
+                }
+                pending = AuditBatch(events)
             }
-            guard let batch, !batch.isEmpty else {
-                finish()
-                return
-            }
+            guard let batch = pending else { continue }
             do {
                 try await store.append(batch)
                 failures = 0
             } catch {
-                // Nothing is dropped: the records stay queued (routes wait once it is full)
-                // and the write is tried again.
+                // Nothing is dropped: the batch is written again (routes wait once the
+                // buffer is full).
                 failures += 1
-                logger.error("audit store write failed; retrying", metadata: ["error": "\(error)", "records": "\(batch.count)"])
-                putBack(batch)
-                try? await Task.sleep(for: .milliseconds(min(5_000, 50 << min(failures, 7))))
+                logWriteFailure(error, batch)
+                try? await Task.sleep(for: .milliseconds(retryDelayMilliseconds(failures)))
                 continue
             }
-            committed(batch.count)
+            pending = nil
+            committed(batch.eventCount)
         }
+    }
+
+    private func logWriteFailure(_ error: any Error, _ batch: AuditBatch) {
+        logger.error("audit store write failed; retrying", metadata: ["error": "\(error)", "records": "\(batch.eventCount)"])
+    }
+
+    /// 100 ms after the first failure, doubling to at most 5 s.
+    private func retryDelayMilliseconds(_ failures: Int) -> Int {
+        min(5_000, 50 << min(failures, 7))
     }
 
     private func pruneLoop() async {

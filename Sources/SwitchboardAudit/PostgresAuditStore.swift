@@ -79,7 +79,10 @@ public final class PostgresAuditStore: AuditStore {
 
     private static let columns = 21
 
-    public func append(_ records: [AuditRecord]) async throws {
+    /// Stores each event as a row of its own (PostgreSQL keeps them in columns, for queries
+    /// across nodes), read back from the batch's stored JSON.
+    public func append(_ batch: AuditBatch) async throws {
+        let records = try batch.records()
         // 21 binds a row; a statement carries at most 65535.
         for start in stride(from: 0, to: records.count, by: 1000) {
             let chunk = records[start..<min(records.count, start + 1000)]

@@ -66,6 +66,18 @@ public final class SQLiteAuditStore: BlockingAuditStore {
                 );
                 """)
         }
+        migrator.registerMigration("audit-v2") { db in
+            // Each index costs a page write on every commit (its rightmost leaf), which is most
+            // of what a commit writes. Recent traces are found by scanning rows newest first;
+            // a correlation id that is the message's own id (the usual case) is found by the
+            // message index, so only the others are indexed.
+            try db.execute(sql: """
+                DROP INDEX chunk_entry_ends;
+                DROP INDEX chunk_by_correlation;
+                CREATE INDEX chunk_by_correlation ON audit_chunks(correlation_id)
+                    WHERE entry_route IS NOT NULL AND correlation_id <> message_id;
+                """)
+        }
         return migrator
     }
 
@@ -74,12 +86,12 @@ public final class SQLiteAuditStore: BlockingAuditStore {
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
         """
 
-    public func append(_ records: [AuditRecord]) async throws {
-        try await NIOThreadPool.singleton.runIfActive { try self.appendBlocking(records) }
+    public func append(_ batch: AuditBatch) async throws {
+        try await NIOThreadPool.singleton.runIfActive { try self.appendBlocking(batch) }
     }
 
-    public func appendBlocking(_ records: [AuditRecord]) throws {
-        let chunks = AuditChunk.group(records)
+    public func appendBlocking(_ batch: AuditBatch) throws {
+        let chunks = batch.chunks
         try pool.write { db in
             // Bound with SQLite's own calls: this runs for every exchange, and GRDB's
             // argument arrays box each value.
@@ -93,7 +105,11 @@ public final class SQLiteAuditStore: BlockingAuditStore {
                 bind(statement, 5, chunk.entryRoute)
                 bind(statement, 6, chunk.status)
                 sqlite3_bind_int64(statement, 7, chunk.startedAt)
-                bind(statement, 8, chunk.headers)
+                if let headers = chunk.headers {
+                    bind(statement, 8, utf8: headers)
+                } else {
+                    sqlite3_bind_null(statement, 8)
+                }
                 bind(statement, 9, utf8: chunk.events)
                 let code = sqlite3_step(statement)
                 guard code == SQLITE_DONE else {
@@ -113,7 +129,11 @@ public final class SQLiteAuditStore: BlockingAuditStore {
                 var sql = "SELECT message_id FROM audit_chunks e WHERE entry_route IS NOT NULL"
                 var arguments: [(any DatabaseValueConvertible)?] = []
                 if let correlation = query.correlationID {
-                    sql += " AND correlation_id = ?"
+                    sql += """
+                         AND seq IN (SELECT seq FROM audit_chunks WHERE correlation_id = ? AND correlation_id <> message_id AND entry_route IS NOT NULL
+                            UNION ALL SELECT seq FROM audit_chunks WHERE message_id = ? AND correlation_id = message_id)
+                        """
+                    arguments.append(correlation)
                     arguments.append(correlation)
                 }
                 if let route = query.routeID {
@@ -156,7 +176,7 @@ public final class SQLiteAuditStore: BlockingAuditStore {
 
     private static func trace(_ db: Database, messageID: String, depth: Int) throws -> Trace? {
         let rows = try Row.fetchAll(
-            db, sql: "SELECT seq, correlation_id, parent_id, trace_id, events FROM audit_chunks WHERE message_id = ? ORDER BY seq",
+            db, sql: "SELECT seq, correlation_id, parent_id, trace_id, headers, events FROM audit_chunks WHERE message_id = ? ORDER BY seq",
             arguments: [messageID]
         )
         guard !rows.isEmpty else { return nil }
@@ -164,7 +184,7 @@ public final class SQLiteAuditStore: BlockingAuditStore {
         for row in rows {
             events += try AuditRecord.fromStoredJSON(
                 row["events"], sequence: row["seq"], messageID: messageID, correlationID: row["correlation_id"],
-                parentID: row["parent_id"], traceID: row["trace_id"]
+                parentID: row["parent_id"], traceID: row["trace_id"], headers: row["headers"]
             )
         }
         var children: [Trace] = []

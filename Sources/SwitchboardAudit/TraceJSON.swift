@@ -130,55 +130,31 @@ extension Trace {
 
 extension AuditRecord {
     /// The event as stored in a row of the store: the JSON of ``encode(to:)`` without the
-    /// message's ids (the row has them) and without the sequence (the row's). Written by
-    /// hand, as UTF-8 bytes: the writer encodes every event, and `JSONEncoder` (or `String`
-    /// appends) cost several times more.
-    func appendStoredJSON(to json: inout [UInt8]) {
-        func key(_ key: StaticString) {
-            json.append(UInt8(ascii: ","))
-            json.append(UInt8(ascii: "\""))
-            key.withUTF8Buffer { json.append(contentsOf: $0) }
-            json.append(UInt8(ascii: "\""))
-            json.append(UInt8(ascii: ":"))
+    /// message's ids (the row has them) and without the sequence (the row's). With
+    /// `headers: false` the header snapshot is left out (an entry route's start: its row
+    /// keeps it in a column of its own).
+    func appendStoredJSON(to json: inout [UInt8], headers includeHeaders: Bool = true) {
+        var writer = StoredEventWriter(json)
+        json = []
+        writer.open(route: routeID, entry: entry, kind: stepKind ?? "route")
+        if let stepIndex { writer.number("stepIndex", Int64(stepIndex)) }
+        writer.field("step", stepPath)
+        writer.field("endpoint", endpoint)
+        writer.field("phase", phase)
+        writer.number("startedAt", startedAt)
+        if let durationMicros { writer.number("durationMicros", durationMicros) }
+        writer.field("error", error)
+        writer.field("detail", detail)
+        if includeHeaders, let headers {
+            writer.key("headers")
+            writer.bytes.append(contentsOf: headers.utf8)
         }
-        /// `,"key":"value"` when there is a value.
-        func field(_ name: StaticString, _ value: String?) {
-            guard let value else { return }
-            key(name)
-            appendJSONQuoted(value, to: &json)
-        }
-        func number(_ name: StaticString, _ value: Int64) {
-            key(name)
-            appendDecimal(value, to: &json)
-        }
-        json.append(contentsOf: #"{"route":"#.utf8)
-        appendJSONQuoted(routeID, to: &json)
-        json.append(contentsOf: (entry ? #","entry":true,"kind":"# : #","entry":false,"kind":"#).utf8)
-        appendJSONQuoted(stepKind ?? "route", to: &json)
-        if let stepIndex { number("stepIndex", Int64(stepIndex)) }
-        field("step", stepPath)
-        field("endpoint", endpoint)
-        field("phase", phase)
-        number("startedAt", startedAt)
-        if let durationMicros { number("durationMicros", durationMicros) }
-        field("error", error)
-        field("detail", detail)
-        if let headers {
-            key("headers")
-            json.append(contentsOf: headers.utf8)
-        }
-        field("bodyHash", bodyHash)
+        writer.field("bodyHash", bodyHash)
         if let bodyPrefix {
-            if let text = String(validating: bodyPrefix, as: UTF8.self) {
-                field("bodyText", text)
-            } else {
-                field("bodyBase64", Data(bodyPrefix).base64EncodedString())
-            }
+            bodyPrefix.withUnsafeBytes { writer.bodyPrefix($0) }
         }
-        json.append(contentsOf: (bodyChanged ? #","bodyChanged":true"# : #","bodyChanged":false"#).utf8)
-        if let bodySizeIn { number("bodySizeIn", Int64(bodySizeIn)) }
-        number("bodySize", Int64(bodySize))
-        json.append(UInt8(ascii: "}"))
+        writer.close(bodyChanged: bodyChanged, bodySizeIn: bodySizeIn, bodySize: bodySize)
+        json = writer.bytes
     }
 
     /// Events stored together, as one JSON array (UTF-8).
@@ -195,17 +171,24 @@ extension AuditRecord {
         return json
     }
 
-    /// The events of one stored row, with the row's ids and sequence filled in.
+    /// The events of one stored row, with the row's ids and sequence filled in, and the
+    /// row's header snapshot on the entry route's start that was stored without its own.
     static func fromStoredJSON(
-        _ json: String, sequence: Int64, messageID: String, correlationID: String, parentID: String?, traceID: String?
+        _ json: String, sequence: Int64?, messageID: String, correlationID: String, parentID: String?, traceID: String?,
+        headers: String? = nil
     ) throws -> [AuditRecord] {
         var records = try JSONDecoder().decode([AuditRecord].self, from: Data(json.utf8))
+        var headers = headers
         for index in records.indices {
             records[index].sequence = sequence
             records[index].messageID = messageID
             records[index].correlationID = correlationID
             records[index].parentID = parentID
             records[index].traceID = traceID
+            if headers != nil, records[index].isRoute, records[index].entry, records[index].phase == "started", records[index].headers == nil {
+                records[index].headers = headers
+                headers = nil
+            }
         }
         return records
     }

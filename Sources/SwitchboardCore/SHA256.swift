@@ -75,6 +75,20 @@ public struct SHA256: Sendable {
         }
     }
 
+    /// Appends the SHA-256 of `bytes` as 64 lower-case hex digits to `output`, without making
+    /// a string (the audit trail writes it straight into an event's stored JSON).
+    public static func appendHex(_ bytes: UnsafeRawBufferPointer, to output: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { digest in
+            _ = CCrypto.SHA256(
+                bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer(bitPattern: 1)!, bytes.count, digest.baseAddress
+            )
+            for byte in digest {
+                output.append(hexAlphabet[Int(byte >> 4)])
+                output.append(hexAlphabet[Int(byte & 0xF)])
+            }
+        }
+    }
+
     /// Finishes the hash; the digest as 64 lower-case hex digits.
     public mutating func finalizeHex() -> String {
         let digest = finalize()

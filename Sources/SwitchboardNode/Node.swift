@@ -66,6 +66,7 @@ public final class SwitchboardNode: Sendable {
                     ),
                     capacity: configuration.audit.buffer,
                     commitTimeout: configuration.audit.commitTimeout,
+                    commitInterval: configuration.audit.commitInterval,
                     retention: configuration.audit.retention,
                     logger: logger
                 )

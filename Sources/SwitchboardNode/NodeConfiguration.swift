@@ -105,6 +105,8 @@ public struct NodeConfiguration: Sendable {
         public var mask: [String] = []
         public var buffer = 10_000
         public var commitTimeout: Duration = .seconds(10)
+        /// Under load, the least time between the starts of two commits (SQLite).
+        public var commitInterval: Duration = .milliseconds(1)
         public var retention = AuditTrail.Retention()
         /// `full`: every commit waits for the disk (SQLite); default `normal`.
         public var fullSync = false
@@ -147,6 +149,7 @@ public struct NodeConfiguration: Sendable {
         ("audit.mask", "Header names stored as *** besides Authorization, Cookie, Set-Cookie, Proxy-Authorization and secret options."),
         ("audit.buffer", "Events queued before routes wait for the store (default 10000)."),
         ("audit.commit-timeout", "How long an exchange waits for its events to be stored before it fails with 503 (default 10s)."),
+        ("audit.commit-interval", "Under load, the least time between two SQLite commits, so more exchanges share each (default 1ms; 0: commit at once). An idle node commits at once."),
         ("audit.retention.age", "Events older than this are deleted (default 7d; 0 keeps them)."),
         ("audit.retention.size", "Oldest events are deleted to keep the store under this size (default 1GiB; 0: no limit)."),
         ("audit.sync", "normal (a commit survives the process being killed) or full (also a power cut; slower). SQLite only."),
@@ -304,6 +307,13 @@ public struct NodeConfiguration: Sendable {
                             configuration.audit.commitTimeout = duration
                         } else {
                             log.error(value.contentLocation, "'audit.commit-timeout' expects a duration such as 10s, found '\(text)'")
+                        }
+                    case "commit-interval":
+                        guard let text = scalar(value, "audit.commit-interval") else { return }
+                        if let duration = parseDuration(text), duration <= .seconds(1) {
+                            configuration.audit.commitInterval = duration
+                        } else {
+                            log.error(value.contentLocation, "'audit.commit-interval' expects a duration up to 1s such as 1ms or 0, found '\(text)'")
                         }
                     case "sync":
                         guard let text = scalar(value, "audit.sync") else { return }

@@ -253,6 +253,9 @@ struct AuditHarness {
             #expect(try await store.traces(TraceQuery()).map(\.messageID) == [batch, us, eu].map(\.description))
             #expect(try await store.traces(TraceQuery(routeID: "orders")).map(\.messageID) == [us, eu].map(\.description))
             #expect(try await store.traces(TraceQuery(correlationID: "order-1")).map(\.messageID) == [eu.description])
+            // Without X-Correlation-ID the message's own id is its correlation id.
+            #expect(try await store.traces(TraceQuery(correlationID: us.description)).map(\.messageID) == [us.description])
+            #expect(try await store.traces(TraceQuery(correlationID: eu.description)).isEmpty)
             #expect(try await store.traces(TraceQuery(header: ("x-region", "US"))).map(\.messageID) == [us.description])
             #expect(try await store.traces(TraceQuery(header: ("X-Region", "us"))).isEmpty)
             #expect(try await store.traces(TraceQuery(limit: 1)).map(\.messageID) == [batch.description])

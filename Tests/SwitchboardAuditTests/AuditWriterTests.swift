@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Logging
 import NIOCore
 @testable import SwitchboardAudit
@@ -23,7 +24,8 @@ final class GatedStore: AuditStore {
     var committed: [AuditRecord] { state.withLock { $0.committed } }
     var batches: Int { state.withLock { $0.batches } }
 
-    func append(_ records: [AuditRecord]) async throws {
+    func append(_ batch: AuditBatch) async throws {
+        let records = try batch.records()
         await withCheckedContinuation { continuation in
             let now = state.withLock { state in
                 if state.open { return true }
@@ -55,7 +57,8 @@ final class FailingStore: AuditStore {
 
     var committed: [AuditRecord] { state.withLock { $0.committed } }
 
-    func append(_ records: [AuditRecord]) async throws {
+    func append(_ batch: AuditBatch) async throws {
+        let records = try batch.records()
         try state.withLock { state in
             if state.failures > 0 {
                 state.failures -= 1
@@ -70,6 +73,31 @@ final class FailingStore: AuditStore {
     func append(_ change: SLAEventRecord) async throws {}
     func slaEvents(route: String?, limit: Int) async throws -> [SLAEventRecord] { [] }
     func close() async throws {}
+}
+
+/// The SQLite store, counting the transactions the trail's writer thread makes.
+final class CountingSQLiteStore: BlockingAuditStore {
+    let store: SQLiteAuditStore
+    private let counts = Mutex<[Int]>([])
+
+    init(path: String) throws {
+        store = try SQLiteAuditStore(path: path)
+    }
+
+    /// Events per commit, in order.
+    var batches: [Int] { counts.withLock { $0 } }
+
+    func appendBlocking(_ batch: AuditBatch) throws {
+        try store.appendBlocking(batch)
+        counts.withLock { $0.append(batch.eventCount) }
+    }
+
+    func append(_ batch: AuditBatch) async throws { try appendBlocking(batch) }
+    func traces(_ query: TraceQuery) async throws -> [Trace] { try await store.traces(query) }
+    func prune(before: Int64?, maxBytes: Int64?) async throws -> Int { try await store.prune(before: before, maxBytes: maxBytes) }
+    func append(_ change: SLAEventRecord) async throws { try await store.append(change) }
+    func slaEvents(route: String?, limit: Int) async throws -> [SLAEventRecord] { try await store.slaEvents(route: route, limit: limit) }
+    func close() async throws { try await store.close() }
 }
 
 @Suite struct AuditWriterTests {
@@ -172,7 +200,7 @@ final class FailingStore: AuditStore {
         trail.stop()
     }
 
-    @Test func aFailedWriteIsTriedAgainWithWhatQueuedMeanwhile() async throws {
+    @Test func aFailedWriteIsTriedAgainAndWhatQueuedMeanwhileFollows() async throws {
         let store = FailingStore(failures: 2)
         let trail = AuditTrail(store: store, retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
         let writer = Task { try await trail.run() }
@@ -197,6 +225,55 @@ final class FailingStore: AuditStore {
         trail.stop()
         try await trail.run()
         #expect(try await store.traces(TraceQuery(limit: 100)).count == 50)
+    }
+
+    @Test func backToBackCommitsAreSpacedByTheCommitInterval() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
+        let store = try CountingSQLiteStore(path: folder + "/audit.db")
+        let trail = AuditTrail(store: store, commitInterval: .seconds(1), retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
+        let writer = Task { try await trail.run() }
+        defer { writer.cancel() }
+        // An idle writer commits at once.
+        await trail.enqueue(Self.record(0))
+        #expect(await trail.flush(timeout: .seconds(10)))
+        #expect(store.batches == [1])
+        // Two exchanges that wait one after the other within the interval share a commit
+        // (without the interval, the first would be committed alone as soon as it waits).
+        await trail.enqueue(Self.record(1))
+        let first = Task { await trail.flush(timeout: .seconds(10)) }
+        try await Task.sleep(for: .milliseconds(50))
+        await trail.enqueue(Self.record(2))
+        #expect(await trail.flush(timeout: .seconds(10)))
+        #expect(await first.value)
+        #expect(store.batches == [1, 2])
+        #expect(try await store.traces(TraceQuery(limit: 10)).map(\.messageID).sorted() == ["m0", "m1", "m2"])
+        trail.stop()
+    }
+
+    @Test func theArrivalHeadersAreStoredOnceAndReadBackOntoTheRouteStart() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
+        let store = try SQLiteAuditStore(path: folder + "/audit.db")
+        var start = Self.record(1)
+        start.phase = "started"
+        start.headers = #"[["X-Region","EU"]]"#
+        // The same message entering again in the same batch (a replay): its headers stay
+        // with its own event.
+        var again = start
+        again.startedAt = 5
+        again.headers = #"[["X-Region","US"]]"#
+        let end = Self.record(1)
+        try await store.append([start, again, end])
+        let trace = try #require(try await store.traces(TraceQuery(messageID: "m1")).first)
+        #expect(trace.events.filter { $0.phase == "started" }.map(\.headers) == [start.headers, again.headers])
+        // The row keeps the first in its headers column (what --header searches), not twice.
+        let row = try DatabaseQueue(path: folder + "/audit.db").read { db in
+            try Row.fetchOne(db, sql: "SELECT headers, events FROM audit_chunks WHERE message_id = 'm1'")
+        }
+        #expect(row?["headers"] == start.headers)
+        let events: String = try #require(row?["events"])
+        #expect(!events.contains("EU"))
+        #expect(events.contains(#""headers":[["X-Region","US"]]"#))
+        #expect(try await store.traces(TraceQuery(header: ("x-region", "EU"))).map(\.messageID) == ["m1"])
     }
 
     @Test func retentionDeletesByAgeAndBySize() async throws {

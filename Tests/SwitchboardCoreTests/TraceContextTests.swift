@@ -70,6 +70,10 @@ import Testing
             var hash = SHA256()
             bytes[0..<length].withUnsafeBytes { hash.update($0) }
             #expect(hash.finalizeHex() == bytes[0..<length].withUnsafeBytes { SHA256.hex($0) }, "length \(length)")
+            // The form written into the audit trail's JSON: after what is there already.
+            var appended = Array("x".utf8)
+            bytes[0..<length].withUnsafeBytes { SHA256.appendHex($0, to: &appended) }
+            #expect(String(decoding: appended, as: UTF8.self) == "x" + bytes[0..<length].withUnsafeBytes { SHA256.hex($0) })
         }
     }
 }

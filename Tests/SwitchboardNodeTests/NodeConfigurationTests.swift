@@ -62,6 +62,7 @@ struct NodeConfigurationTests {
           mask: [X-Api-Key, X-Secret]
           buffer: 500
           commit-timeout: 2s
+          commit-interval: 0.5ms
           retention: { age: 3d, size: 0 }
           sync: full
         """)
@@ -73,6 +74,7 @@ struct NodeConfigurationTests {
         #expect(configuration.audit.mask == ["X-Api-Key", "X-Secret"])
         #expect(configuration.audit.buffer == 500)
         #expect(configuration.audit.commitTimeout == .seconds(2))
+        #expect(configuration.audit.commitInterval == .microseconds(500))
         #expect(configuration.audit.retention.age == .seconds(3 * 86_400))
         #expect(configuration.audit.retention.maxBytes == nil)
         #expect(configuration.audit.fullSync)
@@ -89,6 +91,7 @@ struct NodeConfigurationTests {
           sync: sometimes
           retention: { age: old }
           color: blue
+          commit-interval: 5s
         """)
         #expect {
             try NodeConfiguration.load(file: bad, environment: [:])
@@ -100,6 +103,7 @@ struct NodeConfigurationTests {
                 && text.contains("5:9: error: 'audit.sync' expects normal or full, found 'sometimes'")
                 && text.contains("'audit.retention.age' expects a duration such as 7d, found 'old'")
                 && text.contains("unknown node config key 'audit.color'")
+                && text.contains("8:20: error: 'audit.commit-interval' expects a duration up to 1s such as 1ms or 0, found '5s'")
         }
     }
 
