@@ -83,7 +83,8 @@ public func appendJSONQuoted(_ text: String, to output: inout [UInt8]) {
 }
 
 /// Appends valid UTF-8 `bytes` as a JSON string literal to `output`: copied whole when
-/// nothing needs escaping, else escaped byte by byte (multi-byte sequences pass through).
+/// nothing needs escaping, else in runs between the bytes that do (multi-byte sequences
+/// pass through).
 public func appendJSONQuoted(utf8 bytes: UnsafeBufferPointer<UInt8>, to output: inout [UInt8]) {
     output.append(UInt8(ascii: "\""))
     if !needsJSONEscaping(bytes) {
@@ -91,8 +92,14 @@ public func appendJSONQuoted(utf8 bytes: UnsafeBufferPointer<UInt8>, to output: 
         output.append(UInt8(ascii: "\""))
         return
     }
-    output.reserveCapacity(output.count + bytes.count + 16)
-    for byte in bytes {
+    output.reserveCapacity(output.count + bytes.count + bytes.count / 8 + 16)
+    // Runs that need no escaping (most of any text) are copied whole.
+    var runStart = 0
+    for (index, byte) in bytes.enumerated() where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+        if runStart < index {
+            output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
+        }
+        runStart = index + 1
         switch byte {
         case UInt8(ascii: "\""): output.append(UInt8(ascii: "\\")); output.append(UInt8(ascii: "\""))
         case UInt8(ascii: "\\"): output.append(UInt8(ascii: "\\")); output.append(UInt8(ascii: "\\"))
@@ -101,12 +108,15 @@ public func appendJSONQuoted(utf8 bytes: UnsafeBufferPointer<UInt8>, to output: 
         case UInt8(ascii: "\t"): output.append(UInt8(ascii: "\\")); output.append(UInt8(ascii: "t"))
         case 0x08: output.append(UInt8(ascii: "\\")); output.append(UInt8(ascii: "b"))
         case 0x0C: output.append(UInt8(ascii: "\\")); output.append(UInt8(ascii: "f"))
-        case 0..<0x20:
+        default:
+            // The other control characters.
             output.append(contentsOf: "\\u00".utf8)
             output.append(hexDigits[Int(byte >> 4)])
             output.append(hexDigits[Int(byte & 0xF)])
-        default: output.append(byte)
         }
+    }
+    if runStart < bytes.count {
+        output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...]))
     }
     output.append(UInt8(ascii: "\""))
 }
