@@ -230,10 +230,12 @@ final class CountingSQLiteStore: BlockingAuditStore {
     @Test func backToBackCommitsAreSpacedByTheCommitInterval() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
         let store = try CountingSQLiteStore(path: folder + "/audit.db")
-        let trail = AuditTrail(store: store, commitInterval: .seconds(1), retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
+        let interval = Duration.seconds(3)
+        let trail = AuditTrail(store: store, commitInterval: interval, retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
         let writer = Task { try await trail.run() }
         defer { writer.cancel() }
         // An idle writer commits at once.
+        let beforeFirst = ContinuousClock.now
         await trail.enqueue(Self.record(0))
         #expect(await trail.flush(timeout: .seconds(10)))
         #expect(store.batches == [1])
@@ -243,9 +245,16 @@ final class CountingSQLiteStore: BlockingAuditStore {
         let first = Task { await trail.flush(timeout: .seconds(10)) }
         try await Task.sleep(for: .milliseconds(50))
         await trail.enqueue(Self.record(2))
+        // The first commit started after `beforeFirst`: if the machine (busy with the other
+        // suites) held this test up past the interval since then, the writer was free to
+        // commit the first exchange alone, and the grouping says nothing.
+        let withinInterval = ContinuousClock.now - beforeFirst < interval
         #expect(await trail.flush(timeout: .seconds(10)))
         #expect(await first.value)
-        #expect(store.batches == [1, 2])
+        if withinInterval {
+            #expect(store.batches == [1, 2])
+        }
+        #expect(store.batches.reduce(0, +) == 3)
         #expect(try await store.traces(TraceQuery(limit: 10)).map(\.messageID).sorted() == ["m0", "m1", "m2"])
         trail.stop()
     }
