@@ -111,6 +111,29 @@ public final class AuditTrail: ExchangeObserver, Service {
         await enqueue(pending)
     }
 
+    /// Queues the event when the buffer has room; false when it is full (``record(_:)``
+    /// then waits for room).
+    public func recordWithoutWaiting(_ event: ExchangeEvent) -> Bool {
+        guard let pending = PendingEvent(event, policy: policy) else { return true }
+        return tryEnqueue(pending)
+    }
+
+    /// Queues `record` unless the buffer is full; wakes the writer when it is due.
+    private func tryEnqueue(_ record: PendingEvent) -> Bool {
+        // (false, nil): no room; (true, wake): queued, with what wakes the writer when it is due.
+        let (queued, wake) = state.withLock { state -> (Bool, Wake?) in
+            guard state.held < capacity || state.stopping else { return (false, nil) }
+            state.queue.append(record)
+            state.enqueued += 1
+            // The writer is woken by an exchange that waits for its events (settle),
+            // by a full half-buffer, or by the ticker, not by every event: the events
+            // of many exchanges then go in one commit.
+            return (true, state.queue.count >= wakeThreshold ? state.takeWake() : nil)
+        }
+        if let wake { wakeWriter(wake) }
+        return queued
+    }
+
     /// Queues `record`, waiting for room when the buffer is full.
     public func enqueue(_ record: AuditRecord) async {
         await enqueue(PendingEvent(record))
@@ -119,18 +142,7 @@ public final class AuditTrail: ExchangeObserver, Service {
     /// Queues `record`, waiting for room when the buffer is full.
     func enqueue(_ record: PendingEvent) async {
         while true {
-            // nil: no room; (false, _): queued; (true, writer): queued and the writer is due.
-            let (queued, wake) = state.withLock { state -> (Bool, Wake?) in
-                guard state.held < capacity || state.stopping else { return (false, nil) }
-                state.queue.append(record)
-                state.enqueued += 1
-                // The writer is woken by an exchange that waits for its events (settle),
-                // by a full half-buffer, or by the ticker, not by every event: the events
-                // of many exchanges then go in one commit.
-                return (true, state.queue.count >= wakeThreshold ? state.takeWake() : nil)
-            }
-            if let wake { wakeWriter(wake) }
-            if queued { return }
+            if tryEnqueue(record) { return }
             await withCheckedContinuation { continuation in
                 let resumeNow = state.withLock { state in
                     if state.held < capacity || state.stopping { return true }

@@ -90,6 +90,11 @@ public protocol Predicate: Sendable {
 public protocol ExchangeObserver: Sendable {
     func record(_ event: ExchangeEvent) async
 
+    /// Records `event` if that needs no waiting, and says whether it did; when it returns
+    /// false the engine calls ``record(_:)``. Every event of every exchange goes through
+    /// here: the synchronous call spares the async call's frame and executor checks.
+    func recordWithoutWaiting(_ event: ExchangeEvent) -> Bool
+
     /// Returns once everything recorded so far about `messageID` is stored durably. The
     /// engine calls it when a route has finished with an exchange, before the consumer
     /// acknowledges the source (answers the request, archives the file).
@@ -101,6 +106,8 @@ public protocol ExchangeObserver: Sendable {
 
 extension ExchangeObserver {
     public func settle(_ messageID: MessageID) async throws {}
+
+    public func recordWithoutWaiting(_ event: ExchangeEvent) -> Bool { false }
 }
 
 /// What a step hands back to the route engine.

@@ -14,7 +14,7 @@ public struct ObserverSet: Sendable {
     func record(_ event: @autoclosure () -> ExchangeEvent) async {
         guard !observers.isEmpty else { return }
         let event = event()
-        for observer in observers {
+        for observer in observers where !observer.recordWithoutWaiting(event) {
             await observer.record(event)
         }
     }

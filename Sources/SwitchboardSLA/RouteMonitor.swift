@@ -141,15 +141,20 @@ public final class RouteMonitor: ExchangeObserver {
     }
 
     public func record(_ event: ExchangeEvent) async {
+        _ = recordWithoutWaiting(event)
+    }
+
+    /// Counts the event; never waits.
+    public func recordWithoutWaiting(_ event: ExchangeEvent) -> Bool {
         if let step = event.step {
-            guard event.phase != .started, let duration = event.duration else { return }
+            guard event.phase != .started, let duration = event.duration else { return true }
             let handles = stepHandles(step)
             (event.phase == .failed ? handles.failed : handles.ok).increment()
             handles.duration.recordNanoseconds(duration.nanoseconds)
-            return
+            return true
         }
         // Only the route a consumer delivered to counts as the exchange.
-        guard event.callDepth == 0 else { return }
+        guard event.callDepth == 0 else { return true }
         routes.withLock { table in
             guard var state = table[event.routeID] else { return }
             switch event.phase {
@@ -170,6 +175,7 @@ public final class RouteMonitor: ExchangeObserver {
             }
             table[event.routeID] = state
         }
+        return true
     }
 
     private func stepHandles(_ step: StepInfo) -> StepHandles {

@@ -138,6 +138,26 @@ final class CountingSQLiteStore: BlockingAuditStore {
         trail.stop()
     }
 
+    @Test func aRouteWaitsForRoomWhenTheBufferIsFull() async throws {
+        let store = GatedStore()
+        let trail = AuditTrail(store: store, capacity: 2, retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
+        let writer = Task { try await trail.run() }
+        defer { writer.cancel() }
+        let engine = try RouteLoader(catalog: AdapterCatalog([]), observers: [trail], logger: Self.logger, environment: [:])
+            .load(sources: [(Self.quickRoute, "routes.yaml")])
+        let call = Task {
+            try await engine.process(routeID: "quick", Exchange(message: Message(body: ByteBuffer(string: "go")), pattern: .inOut))
+        }
+        // Route start and the step's end fill the buffer; the route's end waits for room.
+        for _ in 0..<100 where trail.bufferDepth < 2 { try await Task.sleep(for: .milliseconds(10)) }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(trail.bufferDepth == 2)
+        store.open()
+        #expect(try await call.value.message.bodyString == "done")
+        #expect(store.committed.map(\.phase) == ["started", "completed", "completed"])
+        trail.stop()
+    }
+
     @Test func anExchangeIsAnsweredOnlyAfterItsEventsAreCommitted() async throws {
         let store = GatedStore()
         let trail = AuditTrail(store: store, retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
