@@ -274,7 +274,11 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings,
+            // jemalloc (Debian's libjemalloc) in place of glibc's malloc for the whole
+            // process: libxml2, libxslt, SQLite and the Swift runtime allocate on every
+            // message, and glibc's allocator spent a fifth of the CPU of an XSLT route.
+            linkerSettings: [.linkedLibrary("jemalloc")]
         ),
 
         .testTarget(
