@@ -320,7 +320,7 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
     private struct InFlight {
         var promise: EventLoopPromise<HTTP1Client.Response>
         var maxResponseSize: Int
-        var timer: Scheduled<Void>?
+        var deadline: NIODeadline
         var head: HTTPResponseHead?
         var body: ByteBuffer?
     }
@@ -328,6 +328,11 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
     private let connection: HTTP1Connection
     private let pool: HostPool
     private var current: InFlight?
+    /// The connection's one timer and when it fires. It is not moved for every request
+    /// (scheduling and cancelling a task per request cost a heap insert and a linear
+    /// removal on the event loop): when it fires it fails the request in flight if that
+    /// one's deadline has passed, and otherwise goes again for the request's deadline.
+    private var timer: (task: Scheduled<Void>, at: NIODeadline)?
 
     init(connection: HTTP1Connection, pool: HostPool) {
         self.connection = connection
@@ -346,12 +351,9 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
         if let body = request.body {
             head.headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
         }
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let timer = context.eventLoop.scheduleTask(in: request.timeout) {
-            let (handler, context) = loopBound.value
-            handler.fail(HTTP1Client.Failure.timeout, context: context)
-        }
-        current = InFlight(promise: request.promise, maxResponseSize: request.maxResponseSize, timer: timer)
+        let deadline = NIODeadline.now() + request.timeout
+        current = InFlight(promise: request.promise, maxResponseSize: request.maxResponseSize, deadline: deadline)
+        armTimer(for: deadline, context: context)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if let body = request.body, body.readableBytes > 0 {
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
@@ -379,7 +381,6 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
             current = inFlight
         case .end:
             current = nil
-            inFlight.timer?.cancel()
             guard let head = inFlight.head else {
                 inFlight.promise.fail(HTTP1Client.Failure.closed(beforeAnyReply: true))
                 context.close(promise: nil)
@@ -400,6 +401,9 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
         if let inFlight = current {
             fail(HTTP1Client.Failure.closed(beforeAnyReply: inFlight.head == nil), context: context)
         }
+        // Not left to hold the handler until it fires.
+        timer?.task.cancel()
+        timer = nil
         context.fireChannelInactive()
     }
 
@@ -412,11 +416,35 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
         fail(error, context: context)
     }
 
+    /// Makes sure the timer fires by `deadline`: a timer set for later (a request with a
+    /// longer timeout went before) is moved earlier; one set for earlier is left to go again.
+    private func armTimer(for deadline: NIODeadline, context: ChannelHandlerContext) {
+        if let timer {
+            if timer.at <= deadline { return }
+            timer.task.cancel()
+        }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let task = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (handler, context) = loopBound.value
+            handler.timerFired(context: context)
+        }
+        timer = (task, deadline)
+    }
+
+    private func timerFired(context: ChannelHandlerContext) {
+        timer = nil
+        guard let inFlight = current else { return }
+        if inFlight.deadline <= .now() {
+            fail(HTTP1Client.Failure.timeout, context: context)
+        } else {
+            armTimer(for: inFlight.deadline, context: context)
+        }
+    }
+
     /// Fails the request in flight, if any, and closes the connection (its state is unknown).
     private func fail(_ error: any Error, context: ChannelHandlerContext) {
         if let inFlight = current {
             current = nil
-            inFlight.timer?.cancel()
             inFlight.promise.fail(error)
         }
         context.close(promise: nil)

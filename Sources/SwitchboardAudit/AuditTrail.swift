@@ -111,6 +111,9 @@ public final class AuditTrail: ExchangeObserver, Service {
         await enqueue(pending)
     }
 
+    /// Step starts are not stored: a step's end carries its start time.
+    public var wantsStepStarts: Bool { false }
+
     /// Queues the event when the buffer has room; false when it is full (``record(_:)``
     /// then waits for room).
     public func recordWithoutWaiting(_ event: ExchangeEvent) -> Bool {

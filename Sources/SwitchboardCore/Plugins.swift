@@ -95,6 +95,10 @@ public protocol ExchangeObserver: Sendable {
     /// here: the synchronous call spares the async call's frame and executor checks.
     func recordWithoutWaiting(_ event: ExchangeEvent) -> Bool
 
+    /// Whether the observer is told when a step starts (a step's end carries its start time
+    /// and duration). When no observer wants them the engine does not build those events.
+    var wantsStepStarts: Bool { get }
+
     /// Returns once everything recorded so far about `messageID` is stored durably. The
     /// engine calls it when a route has finished with an exchange, before the consumer
     /// acknowledges the source (answers the request, archives the file).
@@ -108,6 +112,8 @@ extension ExchangeObserver {
     public func settle(_ messageID: MessageID) async throws {}
 
     public func recordWithoutWaiting(_ event: ExchangeEvent) -> Bool { false }
+
+    public var wantsStepStarts: Bool { true }
 }
 
 /// What a step hands back to the route engine.

@@ -4,8 +4,12 @@ import SwitchboardCore
 public struct ObserverSet: Sendable {
     public let observers: [any ExchangeObserver]
 
+    /// Whether any observer wants step starts.
+    let stepStarts: Bool
+
     public init(_ observers: [any ExchangeObserver] = []) {
         self.observers = observers
+        stepStarts = observers.contains { $0.wantsStepStarts }
     }
 
     public var isEmpty: Bool { observers.isEmpty }
@@ -15,6 +19,16 @@ public struct ObserverSet: Sendable {
         guard !observers.isEmpty else { return }
         let event = event()
         for observer in observers where !observer.recordWithoutWaiting(event) {
+            await observer.record(event)
+        }
+    }
+
+    /// A step's start, for the observers that want it; the event is not built when none do.
+    @inline(__always)
+    func recordStepStart(_ event: @autoclosure () -> ExchangeEvent) async {
+        guard stepStarts else { return }
+        let event = event()
+        for observer in observers where observer.wantsStepStarts && !observer.recordWithoutWaiting(event) {
             await observer.record(event)
         }
     }
@@ -99,7 +113,7 @@ final class Pipeline: Sendable {
             }
         }
         let start = ContinuousClock.now
-        await observers.record(ExchangeEvent(phase: .started, message: exchange.message, routeID: step.info.routeID, step: step.info))
+        await observers.recordStepStart(ExchangeEvent(phase: .started, message: exchange.message, routeID: step.info.routeID, step: step.info))
         do {
             let result = try await step.processor.process(exchange)
             await observers.record(ExchangeEvent(

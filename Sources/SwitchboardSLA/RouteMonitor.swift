@@ -144,6 +144,9 @@ public final class RouteMonitor: ExchangeObserver {
         _ = recordWithoutWaiting(event)
     }
 
+    /// Steps are measured by their ends.
+    public var wantsStepStarts: Bool { false }
+
     /// Counts the event; never waits.
     public func recordWithoutWaiting(_ event: ExchangeEvent) -> Bool {
         if let step = event.step {

@@ -222,6 +222,35 @@ struct HTTP1ClientTests {
         await client.shutdown()
     }
 
+    // A connection keeps one timer and moves it only earlier: a short timeout after a long
+    // one must still fire on time (were it left for the first, this would wait an hour).
+    @Test(.timeLimit(.minutes(1)))
+    func aShortTimeoutAfterALongOneOnTheSameConnectionFires() async throws {
+        let server = try ScriptedServer { connection, _ in connection.requests == 1 ? Self.ok("first") : .silence }
+        defer { server.stop() }
+        let client = Self.client()
+        #expect(String(buffer: try await Self.post(client, server.port, timeout: .seconds(3600)).body) == "first")
+        await #expect(throws: HTTP1Client.Failure.timeout) {
+            try await Self.post(client, server.port, timeout: .milliseconds(200))
+        }
+        #expect(server.connections == 1)
+        await client.shutdown()
+    }
+
+    @Test func anEarlierRequestsDeadlineDoesNotFailTheNextOne() async throws {
+        // The second reply comes after the first request's deadline, within its own.
+        let server = try ScriptedServer { connection, _ in
+            if connection.requests == 2 { Thread.sleep(forTimeInterval: 0.6) }
+            return Self.ok("n\(connection.requests)")
+        }
+        defer { server.stop() }
+        let client = Self.client()
+        #expect(String(buffer: try await Self.post(client, server.port, timeout: .milliseconds(300)).body) == "n1")
+        #expect(String(buffer: try await Self.post(client, server.port, timeout: .seconds(10)).body) == "n2")
+        #expect(server.connections == 1)
+        await client.shutdown()
+    }
+
     @Test func idleConnectionsAreClosed() async throws {
         let server = try ScriptedServer { _, _ in Self.ok("ok") }
         defer { server.stop() }

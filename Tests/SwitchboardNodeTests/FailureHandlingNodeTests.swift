@@ -156,6 +156,16 @@ struct FailureHandlingNodeTests {
                 try await Task.sleep(for: .milliseconds(10))
             }
             try await first.kill9()
+            // Requests the dead node had already written can still be in the backend's
+            // socket buffers: let the backend refuse them (it is still down) before it comes
+            // up, or they would be taken as deliveries and the second node's as duplicates.
+            var refusedSoFar = -1
+            for _ in 0..<50 {
+                let now = backend.refused.withLock { $0 }
+                if now == refusedSoFar { break }
+                refusedSoFar = now
+                try await Task.sleep(for: .milliseconds(100))
+            }
             #expect(backend.accepted.withLock { $0.isEmpty })
 
             backend.up.withLock { $0 = true }

@@ -1,3 +1,5 @@
+import Logging
+import NIOCore
 import SwitchboardCore
 import SwitchboardRouting
 import Testing
@@ -35,6 +37,32 @@ struct ObserverTests {
         #expect(to.step?.index == 2)
         #expect(to.step?.location == SourceLocation(file: "routes.yaml", line: 9, column: 17))
         #expect(events.first { $0.step?.kind == "to" && $0.phase == .completed }?.detail == "visited backend")
+    }
+
+    @Test func stepStartsReachOnlyTheObserversThatWantThem() async throws {
+        let yaml = """
+        routes:
+          - id: orders
+            from: direct:orders
+            steps:
+              - set-header: { name: X-A, value: "1" }
+              - wire-tap: "test:copy"
+        """
+        func summary(_ observer: RecordingObserver) -> [String] {
+            observer.all.map { "\($0.phase.rawValue) \($0.step.map(\.kind) ?? "route")" }
+        }
+        let ends = RecordingObserver(wantsStepStarts: false)
+        let every = RecordingObserver()
+        let both = try RouteLoader(catalog: AdapterCatalog([TestAdapter(endpoints: TestEndpoints())]), observers: [ends, every], logger: Logger(label: "test"), environment: [:])
+            .load(sources: [(yaml, "routes.yaml")])
+        _ = try await both.process(routeID: "orders", Exchange(message: Message(), pattern: .inOut))
+        // The wire tap's copy is reported from the background: wait for its end.
+        for _ in 0..<200 where !summary(every).contains("completed wire-tap") { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(Set(summary(every)) == ["started route", "started set-header", "completed set-header", "started wire-tap", "completed wire-tap", "completed route"])
+        #expect(summary(every).count == 6)
+        for _ in 0..<200 where !summary(ends).contains("completed wire-tap") { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(Set(summary(ends)) == ["started route", "completed set-header", "completed wire-tap", "completed route"])
+        #expect(summary(ends).count == 4)
     }
 
     @Test func failuresAreReportedForTheStepAndEveryEnclosingOne() async throws {

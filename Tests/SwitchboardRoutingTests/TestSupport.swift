@@ -103,6 +103,11 @@ struct TestProducer: Producer {
 /// Keeps every event, in order.
 final class RecordingObserver: ExchangeObserver {
     private let events = Mutex<[ExchangeEvent]>([])
+    let wantsStepStarts: Bool
+
+    init(wantsStepStarts: Bool = true) {
+        self.wantsStepStarts = wantsStepStarts
+    }
 
     func record(_ event: ExchangeEvent) async {
         events.withLock { $0.append(event) }

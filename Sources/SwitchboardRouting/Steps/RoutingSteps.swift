@@ -87,7 +87,7 @@ struct WireTapStep: Processor {
         let child = copy
         background.submit { [producer, info, observers, reportFailure] in
             let start = ContinuousClock.now
-            await observers.record(ExchangeEvent(phase: .started, message: child.message, routeID: info.routeID, step: info))
+            await observers.recordStepStart(ExchangeEvent(phase: .started, message: child.message, routeID: info.routeID, step: info))
             do {
                 let reply = try await producer.send(child)
                 await observers.record(ExchangeEvent(
