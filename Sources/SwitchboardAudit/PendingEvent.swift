@@ -138,7 +138,7 @@ struct PendingEvent: Sendable {
         json = writer.bytes
     }
 
-    /// A record made elsewhere (tests, ``AuditStore/append(_:)-records``), held like an event.
+    /// A record made elsewhere (tests, `AuditStore.append(_ records:)`), held like an event.
     init(_ record: AuditRecord) {
         messageID = .text(record.messageID)
         correlationID = record.correlationID
