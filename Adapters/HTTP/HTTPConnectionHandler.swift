@@ -19,6 +19,8 @@ import SwitchboardCore
 /// - A body over the limit is answered with 413 and `Connection: close` as soon as it is
 ///   known (from `Content-Length` or while reading); the rest of the body is read and
 ///   dropped, then the connection closes, so the client sees the reply rather than a reset.
+/// - A body that is read only to be dropped (after a 413, 404, 405 or 503) is dropped up to
+///   ``discardLimit``; a client that sends more is closed on rather than read without end.
 /// - `Expect: 100-continue` gets its interim reply when the request will be read.
 /// - An idle connection (no request under way) closes after the listener's idle timeout.
 /// - On shutdown (``ChannelShouldQuiesceEvent``) an idle connection closes at once; a busy
@@ -65,6 +67,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
     /// A 413 written before its request's body was read: the connection closes once the
     /// body is read and this write is done, so the client reads the reply, not a reset.
     private var refusal: EventLoopFuture<Void>?
+    /// Bytes of the body being dropped so far.
+    private var discarded = 0
+
+    /// The most of a body the connection reads only to drop it.
+    static let discardLimit = 1 << 20
 
     init(router: RequestRouter, loop: any EventLoop) {
         self.router = router
@@ -72,6 +79,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Closing: nothing more is read into a request.
+        guard isOpen else { return }
         let part = unwrapInboundIn(data)
         if case .routing = state {
             pending.append(part)
@@ -95,6 +104,19 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
         case .head(let head):
             receive(head, context: context)
         case .body(var part):
+            if case .discarding(let reply, let head) = state {
+                discarded += part.readableBytes
+                guard discarded > Self.discardLimit else { return }
+                // Too much to read only to drop: answer (if not done yet) and close.
+                state = .idle
+                isOpen = false
+                if let reply {
+                    write(reply, head: head, close: true, context: context)
+                } else {
+                    closeAfterRefusal(context: context)
+                }
+                return
+            }
             guard case .collecting(var request) = state else { return }
             state = .routing  // Not yet: only so that `request` is the buffer's sole owner.
             if request.body == nil {
@@ -118,13 +140,18 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
             case .discarding(.none, _):
                 // The whole body is read: close once the refusal is written.
                 state = .idle
-                let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-                (refusal ?? context.eventLoop.makeSucceededVoidFuture()).whenComplete { _ in bound.value.close(promise: nil) }
-                refusal = nil
+                closeAfterRefusal(context: context)
             case .idle, .routing:
                 break
             }
         }
+    }
+
+    /// Closes the connection once the 413 written before the body was read has gone out.
+    private func closeAfterRefusal(context: ChannelHandlerContext) {
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        (refusal ?? context.eventLoop.makeSucceededVoidFuture()).whenComplete { _ in bound.value.close(promise: nil) }
+        refusal = nil
     }
 
     /// After a reply: handles the pipelined parts kept meanwhile, until one starts routing.
@@ -140,6 +167,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
     }
 
     private func receive(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        discarded = 0
         switch router.decide(head) {
         case .reply(let reply):
             state = .discarding(reply: reply, head: head)
@@ -169,15 +197,12 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
         let bound = NIOLoopBound((self, context), eventLoop: loop)
         Task(executorPreference: executor) {
             let reply = await router.respond(to: request)
-            if loop.inEventLoop {
+            // Usually already on the loop (the task prefers it): no hop then.
+            let finish = {
                 let (handler, context) = bound.value
                 handler.finish(reply, head: request.head, context: context)
-            } else {
-                loop.execute {
-                    let (handler, context) = bound.value
-                    handler.finish(reply, head: request.head, context: context)
-                }
             }
+            if loop.inEventLoop { finish() } else { loop.execute(finish) }
         }
     }
 
@@ -225,18 +250,17 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
         if !bodyless, request.method != .HEAD, reply.body.readableBytes > 0 {
             context.write(wrapOutboundOut(.body(.byteBuffer(reply.body))), promise: nil)
         }
-        if close, closeWhenWritten {
+        guard close else {
+            // Nothing waits on a reply that keeps the connection: no future to make.
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            return nil
+        }
+        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if closeWhenWritten {
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
             written.whenComplete { _ in bound.value.close(promise: nil) }
-            return written
         }
-        if close {
-            return context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        }
-        // Nothing waits on a reply that keeps the connection: no future to make.
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        return nil
+        return written
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

@@ -53,7 +53,6 @@ struct PathTemplate: Sendable, Hashable {
         }.joined(separator: "/")
     }
 
-
     /// The captures if `path` matches, else nil.
     func match(_ pathSegments: [Substring]) -> [(String, String)]? {
         guard pathSegments.count == segments.count else { return nil }

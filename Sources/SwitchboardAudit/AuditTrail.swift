@@ -38,8 +38,6 @@ public final class AuditTrail: ExchangeObserver, Service {
     /// pause (under load); zero commits as soon as an exchange waits.
     public let commitInterval: Duration
     let retention: Retention
-    /// The writer runs on a thread of its own (stores that write synchronously).
-    private let threaded: Bool
     private let wake = DispatchSemaphore(value: 0)
     let logger: Logger
     private let state: Mutex<State>
@@ -93,7 +91,6 @@ public final class AuditTrail: ExchangeObserver, Service {
         self.commitTimeout = commitTimeout
         self.commitInterval = commitInterval
         self.store = store
-        self.threaded = store is any BlockingAuditStore
         self.policy = policy
         self.capacity = max(1, capacity)
         self.retention = retention

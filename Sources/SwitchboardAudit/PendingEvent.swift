@@ -7,27 +7,17 @@ import SwitchboardCore
 /// by hand, read back, or from tests).
 enum AuditID: Hashable, Sendable, CustomStringConvertible {
     case message(MessageID)
-    case trace(high: UInt64, low: UInt64)
+    case trace(TraceContext)
     case text(String)
 
     var description: String {
         switch self {
         case .message(let id): id.description
-        case .trace(let high, let low):
-            String(unsafeUninitializedCapacity: 32) { buffer in
-                for (offset, value) in [(0, high), (16, low)] {
-                    for nibble in 0..<16 {
-                        buffer[offset + nibble] = hexAlphabet[Int((value >> UInt64(60 - 4 * nibble)) & 0xF)]
-                    }
-                }
-                return 32
-            }
+        case .trace(let context): context.traceIDString
         case .text(let text): text
         }
     }
 }
-
-private let hexAlphabet: [UInt8] = Array("0123456789abcdef".utf8)
 
 /// One event waiting for the writer: what its row needs to be grouped, and the event
 /// already in its stored JSON form.
@@ -68,7 +58,7 @@ struct PendingEvent: Sendable {
         messageID = .message(message.id)
         correlationID = message.correlationID
         parentID = message.parentID.map { .message($0) }
-        traceID = message.trace.map { .trace(high: $0.traceID.high, low: $0.traceID.low) }
+        traceID = message.trace.map { .trace($0) }
         routeID = event.routeID
         startedAt = event.timestampMicros - (micros ?? 0)
         role = switch (entry, event.phase) {
@@ -295,14 +285,12 @@ struct AuditChunk: Sendable {
     var headers: [UInt8]?
     /// The events, as a JSON array (UTF-8).
     var events: [UInt8]
-    private var traceKey: AuditID?
     private var endStartedAt: Int64?
 
     init(first event: inout PendingEvent) {
         messageID = event.messageID.description
         correlationID = event.correlationID
         parentID = event.parentID?.description
-        traceKey = event.traceID
         traceID = event.traceID?.description
         startedAt = event.startedAt
         events = []
@@ -312,8 +300,7 @@ struct AuditChunk: Sendable {
     }
 
     mutating func add(_ event: inout PendingEvent) {
-        if traceKey == nil, let trace = event.traceID {
-            traceKey = trace
+        if traceID == nil, let trace = event.traceID {
             traceID = trace.description
         }
         startedAt = min(startedAt, event.startedAt)

@@ -133,7 +133,7 @@ extension AuditRecord {
     /// message's ids (the row has them) and without the sequence (the row's). With
     /// `headers: false` the header snapshot is left out (an entry route's start: its row
     /// keeps it in a column of its own).
-    func appendStoredJSON(to json: inout [UInt8], headers includeHeaders: Bool = true) {
+    func appendStoredJSON(to json: inout [UInt8], headers includeHeaders: Bool) {
         var writer = StoredEventWriter(json)
         json = []
         writer.open(route: routeID, entry: entry, kind: stepKind ?? "route")
@@ -155,20 +155,6 @@ extension AuditRecord {
         }
         writer.close(bodyChanged: bodyChanged, bodySizeIn: bodySizeIn, bodySize: bodySize)
         json = writer.bytes
-    }
-
-    /// Events stored together, as one JSON array (UTF-8).
-    static func storedJSON(_ records: [AuditRecord], indices: [Int]? = nil) -> [UInt8] {
-        var json: [UInt8] = [UInt8(ascii: "[")]
-        json.reserveCapacity(4096)
-        var first = true
-        for index in indices ?? Array(records.indices) {
-            if !first { json.append(UInt8(ascii: ",")) }
-            first = false
-            records[index].appendStoredJSON(to: &json)
-        }
-        json.append(UInt8(ascii: "]"))
-        return json
     }
 
     /// The events of one stored row, with the row's ids and sequence filled in, and the

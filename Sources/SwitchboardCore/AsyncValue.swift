@@ -111,8 +111,8 @@ public func appendJSONQuoted(utf8 bytes: UnsafeBufferPointer<UInt8>, to output: 
         default:
             // The other control characters.
             output.append(contentsOf: "\\u00".utf8)
-            output.append(hexDigits[Int(byte >> 4)])
-            output.append(hexDigits[Int(byte & 0xF)])
+            output.append(lowercaseHexDigits[Int(byte >> 4)])
+            output.append(lowercaseHexDigits[Int(byte & 0xF)])
         }
     }
     if runStart < bytes.count {
@@ -121,7 +121,6 @@ public func appendJSONQuoted(utf8 bytes: UnsafeBufferPointer<UInt8>, to output: 
     output.append(UInt8(ascii: "\""))
 }
 
-private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
 @inline(__always)
 private func needsJSONEscaping(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {

@@ -67,25 +67,27 @@ public struct SHA256: Sendable {
 
     /// The digest of `bytes` as 64 lower-case hex digits.
     public static func hex(_ bytes: UnsafeRawBufferPointer) -> String {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { digest in
-            _ = CCrypto.SHA256(
-                bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer(bitPattern: 1)!, bytes.count, digest.baseAddress
-            )
-            return hexDigits(UnsafeBufferPointer(digest))
-        }
+        withDigest(of: bytes) { hexDigits($0) }
     }
 
     /// Appends the SHA-256 of `bytes` as 64 lower-case hex digits to `output`, without making
     /// a string (the audit trail writes it straight into an event's stored JSON).
     public static func appendHex(_ bytes: UnsafeRawBufferPointer, to output: inout [UInt8]) {
+        withDigest(of: bytes) { digest in
+            for byte in digest {
+                output.append(lowercaseHexDigits[Int(byte >> 4)])
+                output.append(lowercaseHexDigits[Int(byte & 0xF)])
+            }
+        }
+    }
+
+    /// Runs `body` with the digest of `bytes`, from libcrypto's one-shot.
+    private static func withDigest<Result>(of bytes: UnsafeRawBufferPointer, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { digest in
             _ = CCrypto.SHA256(
                 bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer(bitPattern: 1)!, bytes.count, digest.baseAddress
             )
-            for byte in digest {
-                output.append(hexAlphabet[Int(byte >> 4)])
-                output.append(hexAlphabet[Int(byte & 0xF)])
-            }
+            return body(UnsafeBufferPointer(digest))
         }
     }
 
@@ -98,8 +100,8 @@ public struct SHA256: Sendable {
     private static func hexDigits(_ digest: UnsafeBufferPointer<UInt8>) -> String {
         String(unsafeUninitializedCapacity: 64) { buffer in
             for (index, byte) in digest.enumerated() {
-                buffer[index * 2] = hexAlphabet[Int(byte >> 4)]
-                buffer[index * 2 + 1] = hexAlphabet[Int(byte & 0xF)]
+                buffer[index * 2] = lowercaseHexDigits[Int(byte >> 4)]
+                buffer[index * 2 + 1] = lowercaseHexDigits[Int(byte & 0xF)]
             }
             return 64
         }
@@ -131,7 +133,8 @@ public struct SHA256: Sendable {
     }
 }
 
-private let hexAlphabet: [UInt8] = Array("0123456789abcdef".utf8)
+/// `0`–`9`, `a`–`f` as UTF-8: for digests, trace ids and JSON escapes.
+let lowercaseHexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
 @inline(__always)
 private func rotate(_ value: UInt32, _ count: UInt32) -> UInt32 {

@@ -96,10 +96,9 @@ private func parseHex(_ digits: ArraySlice<UInt8>) -> UInt64? {
 }
 
 private func hex(_ value: UInt64, _ digits: Int) -> String {
-    let alphabet = Array("0123456789abcdef".utf8)
-    return String(unsafeUninitializedCapacity: digits) { buffer in
+    String(unsafeUninitializedCapacity: digits) { buffer in
         for index in 0..<digits {
-            buffer[index] = alphabet[Int((value >> UInt64((digits - 1 - index) * 4)) & 0xF)]
+            buffer[index] = lowercaseHexDigits[Int((value >> UInt64((digits - 1 - index) * 4)) & 0xF)]
         }
         return digits
     }

@@ -362,8 +362,9 @@ final class CountingSQLiteStore: BlockingAuditStore {
         #expect(decoded == trace)
         #expect(trace.jsonLine().contains("\"bodyText\":\"héllo\""))
         #expect(trace.jsonLine().contains("\"bodyBase64\":\"/wAB\""))
-        // The stored form (events without the message's ids) reads back the same.
-        let stored = String(decoding: AuditRecord.storedJSON([record, routeStep]), as: UTF8.self)
+        // The stored form (a row's events, without the message's ids) reads back the same.
+        let batch = AuditBatch(records: [record, routeStep])
+        let stored = String(decoding: try #require(batch.chunks.first).events, as: UTF8.self)
         let read = try AuditRecord.fromStoredJSON(stored, sequence: 7, messageID: "m1", correlationID: "c", parentID: nil, traceID: nil)
         var expected = [record, routeStep]
         for index in expected.indices { expected[index].sequence = 7 }

@@ -50,7 +50,7 @@ struct HTTPListenerTests {
         }
 
         /// Reads until `done` says the text so far is complete, the peer closes, or 10 s pass.
-        /// Returns the text and whether the peer closed.
+        /// Returns the text and whether the peer closed (or reset the connection).
         func read(until done: @escaping @Sendable (String) -> Bool = { _ in false }) async -> (text: String, closed: Bool) {
             await withCheckedContinuation { continuation in
                 Thread { [self] in
@@ -59,7 +59,9 @@ struct HTTPListenerTests {
                     while true {
                         let count = recv(descriptor, &buffer, buffer.count, 0)
                         if count <= 0 {
-                            continuation.resume(returning: (String(decoding: bytes, as: UTF8.self), count == 0))
+                            // A peer that closes while this side still sends resets the connection.
+                            let closed = count == 0 || errno == ECONNRESET
+                            continuation.resume(returning: (String(decoding: bytes, as: UTF8.self), closed))
                             return
                         }
                         bytes += buffer[0..<count]
@@ -201,6 +203,27 @@ struct HTTPListenerTests {
             let refused = await chunked.read()
             #expect(Self.replies(in: refused.text).first?.status == "HTTP/1.1 413 Payload Too Large")
             #expect(refused.closed)
+        }
+    }
+
+    @Test func stopsReadingABodyThatIsOnlyDropped() async throws {
+        try await SwitchboardUnderTest.run(Self.routes) { node in
+            let more = String(repeating: "z", count: HTTPConnectionHandler.discardLimit + 65_536)
+            // After a 413: the client goes on sending a body it said is 100 MB.
+            let refused = try RawConnection(port: node.port)
+            refused.send("POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")
+            let early = await refused.read(until: Self.hasReplies(1))
+            #expect(Self.replies(in: early.text).first?.status == "HTTP/1.1 413 Payload Too Large")
+            refused.send(more)
+            #expect(await refused.read().closed, "a body past the discard limit was read on")
+
+            // A path no route listens on: the 404 waits for the body, which is cut short.
+            let unknown = try RawConnection(port: node.port)
+            unknown.send("POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")
+            unknown.send(more)
+            let answer = await unknown.read()
+            #expect(answer.closed)
+            #expect(Self.replies(in: answer.text).first?.status == "HTTP/1.1 404 Not Found")
         }
     }
 
