@@ -186,7 +186,10 @@ final class HostPool: Sendable {
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        // The handler frames every request itself (Content-Length with a body).
+                        var encoder = HTTPRequestEncoder.Configuration()
+                        encoder.automaticallySetFramingHeaders = false
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers(encoderConfiguration: encoder)
                     }
                 }
                 .connect(host: key.host, port: key.port)
@@ -348,8 +351,8 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
             return
         }
         var head = request.head
-        if let body = request.body {
-            head.headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
+        if let body = request.body, !head.headers.contains(name: "Content-Length") {
+            head.headers.add(name: "Content-Length", value: String(body.readableBytes))
         }
         let deadline = NIODeadline.now() + request.timeout
         current = InFlight(promise: request.promise, maxResponseSize: request.maxResponseSize, deadline: deadline)

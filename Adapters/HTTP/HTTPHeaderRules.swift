@@ -2,36 +2,41 @@ import SwitchboardCore
 
 /// Which message headers cross the wire, in each direction.
 ///
-/// Checked for every header of every request and reply, so names are compared without
-/// allocating (no `lowercased()`): each list is short and most names differ in length.
+/// Checked for every header of every request and reply: each list is a ``HeaderNameTable``,
+/// which rejects most names by their length alone and compares the rest byte by byte.
 enum HTTPHeaderRules {
     /// Hop-by-hop headers (RFC 9110 section 7.6.1) belong to one connection and are never forwarded.
-    static let hopByHop: [String] = [
+    static let hopByHop = HeaderNameTable([
         "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
         "te", "trailer", "transfer-encoding", "upgrade",
-    ]
+    ])
 
     /// Headers that describe a request and make no sense in a response.
-    static let requestOnly: [String] = [
+    static let requestOnly = HeaderNameTable([
         "host", "user-agent", "accept", "accept-encoding", "accept-language", "accept-charset",
         "authorization", "cookie", "expect", "origin", "referer", "if-match", "if-none-match",
         "if-modified-since", "if-unmodified-since", "if-range", "range", "max-forwards",
         "content-length", "traceparent", "tracestate",
-    ]
+    ])
 
     /// Headers the client library sets itself on an outbound request.
-    static let setByClient: [String] = ["host", "content-length"]
+    static let setByClient = HeaderNameTable(["host", "content-length"])
 
     /// Headers the listener writes itself on every response.
-    static let setByListener: [String] = ["x-message-id", "x-correlation-id", "date", "server"]
+    static let setByListener = HeaderNameTable(["x-message-id", "x-correlation-id", "date", "server"])
 
     /// Headers a response carries even when the request had the same value: they describe
     /// the response body.
-    static let describesBody: [String] = ["content-type", "content-encoding", "content-language"]
+    static let describesBody = HeaderNameTable(["content-type", "content-encoding", "content-language"])
 
     @inline(__always)
     static func name(_ name: String, isIn list: [String]) -> Bool {
         list.contains { $0.equalsIgnoringASCIICase(name) }
+    }
+
+    @inline(__always)
+    static func name(_ name: String, isIn set: HeaderNameTable) -> Bool {
+        set.contains(name)
     }
 
     /// Whether a message header is Switchboard's own (`http.status`, `split.index`): those
@@ -57,3 +62,4 @@ enum HTTPHeaderRules {
         !self.name(name, isIn: hopByHop) && !"content-length".equalsIgnoringASCIICase(name)
     }
 }
+

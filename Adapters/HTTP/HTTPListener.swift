@@ -143,7 +143,15 @@ final class HTTPListener: Sendable {
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
-                    try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: true)
+                    // The connection handler frames every reply itself (Content-Length, or none on
+                    // the statuses that have no body), so the encoder need not look for framing
+                    // headers and rewrite the header list.
+                    var encoder = HTTPResponseEncoder.Configuration()
+                    encoder.automaticallySetFramingHeaders = false
+                    try pipeline.configureHTTPServerPipeline(
+                        withPipeliningAssistance: false, withServerUpgrade: nil, withErrorHandling: true, withOutboundHeaderValidation: true,
+                        withEncoderConfiguration: encoder
+                    )
                     if let idleTimeout {
                         try pipeline.addHandler(IdleStateHandler(readTimeout: idleTimeout))
                     }

@@ -57,6 +57,10 @@ struct HTTPProducer: Producer {
         // The same trace, with a span id of this call's own.
         headers.replaceOrAdd(name: TraceContext.header, value: (message.trace ?? .random()).child().traceparent)
         let sendsBody = message.body.readableBytes > 0 || method == .POST || method == .PUT || method == .PATCH
+        if sendsBody, case .plain = transport {
+            // Framed here, as the head is built, rather than by rewriting its header list later.
+            headers.add(name: "Content-Length", value: String(message.body.readableBytes))
+        }
         let status: HTTPResponseStatus
         let replyHeaders: HTTPHeaders
         let body: ByteBuffer

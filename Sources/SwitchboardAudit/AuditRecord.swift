@@ -96,33 +96,17 @@ public struct AuditPolicy: Sendable {
     }
 }
 
-/// Header names to mask, lower-cased: `token` matches `Token` and `http.query.token`.
+/// Header names to mask: `token` matches `Token` and `http.query.token`.
 struct MaskMatcher: Sendable {
-    let names: [[UInt8]]
+    private let names: HeaderNameTable
 
     init(_ mask: [String]) {
-        names = mask.map { Array($0.utf8).map(lowercaseASCII) }
+        names = HeaderNameTable(mask)
     }
 
     func matches(_ name: String) -> Bool {
-        var name = name
-        return name.withUTF8 { bytes in
-            names.contains { masked in
-                guard bytes.count >= masked.count else { return false }
-                let offset = bytes.count - masked.count
-                if offset > 0, bytes[offset - 1] != UInt8(ascii: ".") { return false }
-                for index in 0..<masked.count where lowercaseASCII(bytes[offset + index]) != masked[index] {
-                    return false
-                }
-                return true
-            }
-        }
+        names.containsLastSegment(of: name)
     }
-}
-
-@inline(__always)
-func lowercaseASCII(_ byte: UInt8) -> UInt8 {
-    byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte
 }
 
 /// One stored audit event: a route or step that an exchange went through.

@@ -60,10 +60,9 @@ public func jsonQuoted(_ text: String) -> String {
 /// Appends `text` as a JSON string literal to `output`; text that needs no escaping (the
 /// usual header name or value) is copied as it is.
 public func appendJSONQuoted(_ text: String, to output: inout String) {
-    var text = text
     // Scanned as contiguous UTF-8 (the string's own storage): this runs for every header
     // and field the audit trail stores.
-    let plain = text.withUTF8 { !needsJSONEscaping($0) }
+    let plain = text.utf8.withContiguousStorageIfAvailable { !needsJSONEscaping($0) } ?? !text.utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
     if plain {
         output += "\""
         output += text
@@ -78,8 +77,12 @@ public func appendJSONQuoted(_ text: String, to output: inout String) {
 
 /// Appends `text` as a JSON string literal to the UTF-8 bytes in `output`.
 public func appendJSONQuoted(_ text: String, to output: inout [UInt8]) {
-    var text = text
-    text.withUTF8 { appendJSONQuoted(utf8: $0, to: &output) }
+    // Read in place (native strings are contiguous); only a bridged string is copied.
+    let done: Void? = text.utf8.withContiguousStorageIfAvailable { appendJSONQuoted(utf8: $0, to: &output) }
+    if done == nil {
+        var text = text
+        text.withUTF8 { appendJSONQuoted(utf8: $0, to: &output) }
+    }
 }
 
 /// Appends valid UTF-8 `bytes` as a JSON string literal to `output`: copied whole when

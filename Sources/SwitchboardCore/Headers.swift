@@ -72,6 +72,8 @@ public struct Headers: Sendable, Equatable {
     }
 
     public mutating func remove(_ name: String) {
+        // Checked first: removing nothing from a shared list would still copy it.
+        guard contains(name) else { return }
         fields.removeAll { $0.name.equalsIgnoringASCIICase(name) }
     }
 
@@ -98,14 +100,107 @@ extension StringProtocol {
     /// Compares two strings byte by byte, folding ASCII letters to one case.
     @inlinable
     public func equalsIgnoringASCIICase(_ other: some StringProtocol) -> Bool {
+        // Native strings (and substrings of them) are compared over their stored bytes;
+        // walking two UTF-8 views with iterators costs several times more per byte.
+        let fast = utf8.withContiguousStorageIfAvailable { lhs in
+            other.utf8.withContiguousStorageIfAvailable { rhs in asciiCaseInsensitiveEqual(lhs, rhs) }
+        }
+        if let fast, let fast { return fast }
         let lhs = self.utf8
         let rhs = other.utf8
         guard lhs.count == rhs.count else { return false }
         for (a, b) in zip(lhs, rhs) where a != b {
-            guard a | 0x20 == b | 0x20, (a | 0x20) >= UInt8(ascii: "a"), (a | 0x20) <= UInt8(ascii: "z") else {
-                return false
-            }
+            guard asciiLettersMatch(a, b) else { return false }
         }
         return true
+    }
+}
+
+/// Whether two byte strings are equal when ASCII letters are folded to one case.
+@inlinable
+public func asciiCaseInsensitiveEqual(_ lhs: UnsafeBufferPointer<UInt8>, _ rhs: UnsafeBufferPointer<UInt8>) -> Bool {
+    guard lhs.count == rhs.count else { return false }
+    for index in 0..<lhs.count where lhs[index] != rhs[index] {
+        guard asciiLettersMatch(lhs[index], rhs[index]) else { return false }
+    }
+    return true
+}
+
+/// Two different bytes that are the same ASCII letter in different case.
+@inlinable @usableFromInline
+func asciiLettersMatch(_ a: UInt8, _ b: UInt8) -> Bool {
+    a | 0x20 == b | 0x20 && (a | 0x20) >= UInt8(ascii: "a") && (a | 0x20) <= UInt8(ascii: "z")
+}
+
+/// A fixed list of header names, looked up without regard to ASCII case and without
+/// touching reference counts: the names sit lower-cased in one buffer (each as its length
+/// byte and its bytes), and a mask of their lengths turns most whole-name lookups away
+/// before any byte is compared. For the lists checked against every header of every message.
+public struct HeaderNameTable: Sendable {
+    private let table: [UInt8]
+    /// Bit n set: some name is n bytes long (names of 63 bytes or more share bit 63).
+    private let lengths: UInt64
+
+    public init(_ names: [String]) {
+        var table: [UInt8] = []
+        var lengths: UInt64 = 0
+        for name in names {
+            let bytes = name.utf8.prefix(255).map(Self.lowercased)
+            table.append(UInt8(bytes.count))
+            table += bytes
+            lengths |= 1 << UInt64(min(bytes.count, 63))
+        }
+        self.table = table
+        self.lengths = lengths
+    }
+
+    /// Whether `name` is one of the names.
+    public func contains(_ name: String) -> Bool {
+        guard lengths & (1 << UInt64(min(name.utf8.count, 63))) != 0 else { return false }
+        return withBytes(of: name) { name in
+            anyEntry { $0.count == name.count && Self.matches(name, at: 0, $0) }
+        }
+    }
+
+    /// Whether `name` is one of the names, or ends with a dot and one of them
+    /// (`http.query.token` for `token`).
+    public func containsLastSegment(of name: String) -> Bool {
+        withBytes(of: name) { name in
+            anyEntry { entry in
+                guard name.count >= entry.count else { return false }
+                let start = name.count - entry.count
+                return (start == 0 || name[start - 1] == UInt8(ascii: ".")) && Self.matches(name, at: start, entry)
+            }
+        }
+    }
+
+    private func withBytes(of name: String, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
+        if let result = name.utf8.withContiguousStorageIfAvailable(body) { return result }
+        return Array(name.utf8).withUnsafeBufferPointer(body)
+    }
+
+    /// Calls `body` with each name's bytes until it returns true.
+    private func anyEntry(_ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
+        table.withUnsafeBufferPointer { table in
+            var offset = 0
+            while offset < table.count {
+                let start = offset + 1
+                offset = start + Int(table[offset])
+                if body(UnsafeBufferPointer(rebasing: table[start..<offset])) { return true }
+            }
+            return false
+        }
+    }
+
+    /// Whether `name` from `start` on is `entry`, ASCII letters folded.
+    private static func matches(_ name: UnsafeBufferPointer<UInt8>, at start: Int, _ entry: UnsafeBufferPointer<UInt8>) -> Bool {
+        for index in 0..<entry.count where lowercased(name[start + index]) != entry[index] {
+            return false
+        }
+        return true
+    }
+
+    private static func lowercased(_ byte: UInt8) -> UInt8 {
+        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
     }
 }

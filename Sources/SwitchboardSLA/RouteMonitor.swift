@@ -159,26 +159,31 @@ public final class RouteMonitor: ExchangeObserver {
         // Only the route a consumer delivered to counts as the exchange.
         guard event.callDepth == 0 else { return true }
         routes.withLock { table in
-            guard var state = table[event.routeID] else { return }
-            switch event.phase {
-            case .started:
-                state.inFlight += 1
-                state.handles.inFlight.set(state.inFlight)
-            case .completed, .failed:
-                let failed = event.phase == .failed
-                let latency = event.duration?.microseconds ?? 0
-                let arrived = event.message.properties[SLAPolicy.arrivalProperty].flatMap { Int64($0) } ?? (event.timestampMicros - latency)
-                state.window.add(at: event.timestampMicros, latency: latency, failed: failed, age: event.timestampMicros - arrived)
-                state.messages += 1
-                if failed { state.failures += 1 }
-                state.inFlight = max(0, state.inFlight - 1)
-                state.handles.inFlight.set(state.inFlight)
-                (failed ? state.handles.failed : state.handles.ok).increment()
-                state.handles.duration.recordMicroseconds(latency)
-            }
-            table[event.routeID] = state
+            // Changed where it lies: a copy taken out of the table would share the window's
+            // arrays with it, and the first change would copy them whole.
+            guard let slot = table.index(forKey: event.routeID) else { return }
+            Self.count(event, in: &table.values[slot])
         }
         return true
+    }
+
+    private static func count(_ event: ExchangeEvent, in state: inout RouteState) {
+        switch event.phase {
+        case .started:
+            state.inFlight += 1
+            state.handles.inFlight.set(state.inFlight)
+        case .completed, .failed:
+            let failed = event.phase == .failed
+            let latency = event.duration?.microseconds ?? 0
+            let arrived = event.message.properties[SLAPolicy.arrivalProperty].flatMap { Int64($0) } ?? (event.timestampMicros - latency)
+            state.window.add(at: event.timestampMicros, latency: latency, failed: failed, age: event.timestampMicros - arrived)
+            state.messages += 1
+            if failed { state.failures += 1 }
+            state.inFlight = max(0, state.inFlight - 1)
+            state.handles.inFlight.set(state.inFlight)
+            (failed ? state.handles.failed : state.handles.ok).increment()
+            state.handles.duration.recordMicroseconds(latency)
+        }
     }
 
     private func stepHandles(_ step: StepInfo) -> StepHandles {

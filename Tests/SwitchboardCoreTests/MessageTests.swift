@@ -28,6 +28,52 @@ struct MessageTests {
         #expect(!"[".equalsIgnoringASCIICase("{"))
         #expect(!"@".equalsIgnoringASCIICase("`"))
         #expect(!"ab".equalsIgnoringASCIICase("abc"))
+        // Long (heap) strings, substrings and non-ASCII bytes, which are compared as they are.
+        let long = "X-Forwarded-For-A-Rather-Long-Header-Name"
+        #expect(long.equalsIgnoringASCIICase(long.uppercased()))
+        #expect(long.equalsIgnoringASCIICase(long.uppercased().dropLast() + "e"))
+        #expect(!long.equalsIgnoringASCIICase(long.uppercased().dropLast() + "X"))
+        #expect("Content-Type: text".prefix(12).equalsIgnoringASCIICase("content-type"))
+        #expect("Größe".equalsIgnoringASCIICase("gröSSE") == false)
+        #expect("Größe".equalsIgnoringASCIICase("GRößE"))
+        #expect(!"Ö".equalsIgnoringASCIICase("ö"))
+    }
+
+    @Test func aNameTableMatchesWholeNamesWithoutCase() {
+        let set = HeaderNameTable(["connection", "te", "transfer-encoding", "x-message-id"])
+        #expect(set.contains("Connection"))
+        #expect(set.contains("TE"))
+        #expect(set.contains("Transfer-Encoding"))
+        #expect(set.contains("X-MESSAGE-ID"))
+        // Same length, different name; a prefix; a longer name; the empty name.
+        #expect(!set.contains("Connectiox"))
+        #expect(!set.contains("t"))
+        #expect(!set.contains("transfer-encodings"))
+        #expect(!set.contains(""))
+        // Only ASCII letters fold: "[" is not "{" though they differ by the case bit.
+        #expect(!HeaderNameTable(["a{"]).contains("A["))
+        #expect(HeaderNameTable([]).contains("x") == false)
+        let long = String(repeating: "x", count: 70)
+        #expect(HeaderNameTable([long]).contains(long.uppercased()))
+        #expect(!HeaderNameTable([long]).contains(String(repeating: "x", count: 71)))
+    }
+
+    @Test func aNameTableMatchesTheLastDottedSegment() {
+        let table = HeaderNameTable(["authorization", "token"])
+        #expect(table.containsLastSegment(of: "Authorization"))
+        #expect(table.containsLastSegment(of: "http.query.TOKEN"))
+        #expect(!table.containsLastSegment(of: "x-token"))
+        #expect(!table.containsLastSegment(of: "tokens"))
+        #expect(!table.containsLastSegment(of: "ken"))
+        #expect(!table.contains("http.query.token"))
+    }
+
+    @Test func removingAMissingHeaderChangesNothing() {
+        var headers: Headers = ["A": "1", "B": "2"]
+        headers.remove("C")
+        #expect(headers.fields.map(\.name) == ["A", "B"])
+        headers.remove("a")
+        #expect(headers.fields.map(\.name) == ["B"])
     }
 
     @Test func correlationIDComesFromTheHeaderElseTheID() {
