@@ -1,25 +1,61 @@
 /// Where a step sits: its route, its position, what it is and where it was written.
+///
+/// Every event of every step carries one, so it is one reference to shared, unchanging
+/// storage: copying it costs one reference count, not one per string.
 public struct StepInfo: Sendable, Hashable {
+    private final class Storage: Sendable {
+        let routeID: String
+        let index: Int
+        let path: String
+        let kind: String
+        let endpoint: String?
+        let location: SourceLocation?
+
+        init(routeID: String, index: Int, path: String, kind: String, endpoint: String?, location: SourceLocation?) {
+            self.routeID = routeID
+            self.index = index
+            self.path = path
+            self.kind = kind
+            self.endpoint = endpoint
+            self.location = location
+        }
+    }
+
+    private var storage: Storage
+
     /// The route the step belongs to.
-    public var routeID: String
+    public var routeID: String { storage.routeID }
     /// Position in the route counting nested steps depth-first from 0; stable for a given file.
-    public var index: Int
+    public var index: Int { storage.index }
     /// Readable position: `2`, `2.when[1].0` for the first step of a choice's second branch.
-    public var path: String
+    public var path: String { storage.path }
     /// The step kind as written: `to`, `choice`, `set-header`.
-    public var kind: String
+    public var kind: String { storage.kind }
     /// The endpoint the step talks to, credentials and secrets removed.
-    public var endpoint: String?
+    public var endpoint: String? {
+        get { storage.endpoint }
+        set { self = StepInfo(routeID: routeID, index: index, path: path, kind: kind, endpoint: newValue, location: location) }
+    }
     /// Where the step is written.
-    public var location: SourceLocation?
+    public var location: SourceLocation? { storage.location }
 
     public init(routeID: String, index: Int, path: String, kind: String, endpoint: String? = nil, location: SourceLocation? = nil) {
-        self.routeID = routeID
-        self.index = index
-        self.path = path
-        self.kind = kind
-        self.endpoint = endpoint
-        self.location = location
+        storage = Storage(routeID: routeID, index: index, path: path, kind: kind, endpoint: endpoint, location: location)
+    }
+
+    public static func == (lhs: StepInfo, rhs: StepInfo) -> Bool {
+        lhs.storage === rhs.storage
+            || (lhs.routeID == rhs.routeID && lhs.index == rhs.index && lhs.path == rhs.path && lhs.kind == rhs.kind
+                && lhs.endpoint == rhs.endpoint && lhs.location == rhs.location)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(routeID)
+        hasher.combine(index)
+        hasher.combine(path)
+        hasher.combine(kind)
+        hasher.combine(endpoint)
+        hasher.combine(location)
     }
 }
 
@@ -53,6 +89,9 @@ public struct ExchangeEvent: Sendable {
     /// for routes it called (`route:`, `direct:`).
     public var callDepth: Int
 
+    /// Inlined where events are made, so the event is built in place (an out-of-line
+    /// initializer copied the finished event once more, with every reference it holds).
+    @inlinable
     public init(
         phase: Phase,
         message: Message,

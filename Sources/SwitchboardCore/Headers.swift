@@ -31,10 +31,9 @@ public struct Headers: Sendable, Equatable {
     /// setting nil removes them.
     public subscript(_ name: String) -> String? {
         get {
-            for field in fields where field.name.equalsIgnoringASCIICase(name) {
-                return field.value
-            }
-            return nil
+            // By index, not `for field in fields`: the loop would copy (and reference count)
+            // every field it passes.
+            fields.firstIndex { $0.name.equalsIgnoringASCIICase(name) }.map { fields[$0].value }
         }
         set {
             guard let newValue else {
@@ -59,7 +58,11 @@ public struct Headers: Sendable, Equatable {
 
     /// Every value of `name`, in order.
     public func values(_ name: String) -> [String] {
-        fields.compactMap { $0.name.equalsIgnoringASCIICase(name) ? $0.value : nil }
+        var values: [String] = []
+        for index in fields.indices where fields[index].name.equalsIgnoringASCIICase(name) {
+            values.append(fields[index].value)
+        }
+        return values
     }
 
     public func contains(_ name: String) -> Bool {
@@ -98,8 +101,16 @@ extension Headers: ExpressibleByDictionaryLiteral {
 
 extension StringProtocol {
     /// Compares two strings byte by byte, folding ASCII letters to one case.
-    @inlinable
+    ///
+    /// The lengths are compared where the call is, so most mismatches (header names differ
+    /// in length more often than not) cost no call and no reference counting.
+    @inlinable @inline(__always)
     public func equalsIgnoringASCIICase(_ other: some StringProtocol) -> Bool {
+        utf8.count == other.utf8.count && equalsIgnoringASCIICaseSameLength(other)
+    }
+
+    @usableFromInline
+    func equalsIgnoringASCIICaseSameLength(_ other: some StringProtocol) -> Bool {
         // Native strings (and substrings of them) are compared over their stored bytes;
         // walking two UTF-8 views with iterators costs several times more per byte.
         let fast = utf8.withContiguousStorageIfAvailable { lhs in
