@@ -92,31 +92,41 @@ public final class SQLiteAuditStore: BlockingAuditStore {
 
     public func appendBlocking(_ batch: AuditBatch) throws {
         let chunks = batch.chunks
-        try pool.write { db in
+        // The transaction is begun and committed with prepared statements of its own: GRDB's
+        // `write` parses its BEGIN and COMMIT text anew for every transaction, and this runs
+        // for every commit.
+        try pool.writeWithoutTransaction { db in
+            let begin = try db.cachedStatement(sql: "BEGIN IMMEDIATE").sqliteStatement
+            let commit = try db.cachedStatement(sql: "COMMIT").sqliteStatement
             // Bound with SQLite's own calls: this runs for every exchange, and GRDB's
             // argument arrays box each value.
             let statement = try db.cachedStatement(sql: Self.insertSQL).sqliteStatement
-            for chunk in chunks {
-                sqlite3_reset(statement)
-                bind(statement, 1, chunk.messageID)
-                bind(statement, 2, chunk.correlationID)
-                bind(statement, 3, chunk.parentID)
-                bind(statement, 4, chunk.traceID)
-                bind(statement, 5, chunk.entryRoute)
-                bind(statement, 6, chunk.status)
-                sqlite3_bind_int64(statement, 7, chunk.startedAt)
-                if let headers = chunk.headers {
-                    bind(statement, 8, utf8: headers)
-                } else {
-                    sqlite3_bind_null(statement, 8)
+            try step(begin, "beginning an audit write")
+            do {
+                for chunk in chunks {
+                    bind(statement, 1, chunk.messageID)
+                    bind(statement, 2, chunk.correlationID)
+                    bind(statement, 3, chunk.parentID)
+                    bind(statement, 4, chunk.traceID)
+                    bind(statement, 5, chunk.entryRoute)
+                    bind(statement, 6, chunk.status)
+                    sqlite3_bind_int64(statement, 7, chunk.startedAt)
+                    if let headers = chunk.headers {
+                        bind(statement, 8, utf8: headers)
+                    } else {
+                        sqlite3_bind_null(statement, 8)
+                    }
+                    bind(statement, 9, utf8: chunk.events)
+                    try step(statement, "writing audit events")
                 }
-                bind(statement, 9, utf8: chunk.events)
-                let code = sqlite3_step(statement)
-                guard code == SQLITE_DONE else {
-                    throw AuditStoreError("writing audit events failed: \(String(cString: sqlite3_errmsg(sqlite3_db_handle(statement))))")
+                try step(commit, "committing audit events")
+            } catch {
+                // Nothing of the batch stays: the trail writes it again whole.
+                if let connection = db.sqliteConnection, sqlite3_get_autocommit(connection) == 0 {
+                    sqlite3_exec(connection, "ROLLBACK", nil, nil, nil)
                 }
+                throw error
             }
-            sqlite3_reset(statement)
         }
     }
 
@@ -273,6 +283,17 @@ public final class SQLiteAuditStore: BlockingAuditStore {
     public func close() async throws {
         try pool.close()
     }
+}
+
+/// Runs a statement that returns no rows, and resets it.
+private func step(_ statement: OpaquePointer, _ what: String) throws {
+    let code = sqlite3_step(statement)
+    guard code == SQLITE_DONE else {
+        let message = String(cString: sqlite3_errmsg(sqlite3_db_handle(statement)))
+        sqlite3_reset(statement)
+        throw AuditStoreError("\(what) failed: \(message)")
+    }
+    sqlite3_reset(statement)
 }
 
 /// SQLite copies the bytes before the bind call returns.

@@ -54,13 +54,32 @@ public struct TraceContext: Sendable, Hashable {
     }
 
     /// The trace id as 32 lower-case hex digits.
-    public var traceIDString: String { hex(traceID.high, 16) + hex(traceID.low, 16) }
+    public var traceIDString: String {
+        String(unsafeUninitializedCapacity: 32) { buffer in
+            putHex(traceID.high, digits: 16, into: buffer, at: 0)
+            putHex(traceID.low, digits: 16, into: buffer, at: 16)
+            return 32
+        }
+    }
 
     /// The span id as 16 lower-case hex digits.
     public var spanIDString: String { hex(spanID, 16) }
 
-    /// The `traceparent` header value.
-    public var traceparent: String { "00-\(traceIDString)-\(spanIDString)-\(hex(UInt64(flags), 2))" }
+    /// The `traceparent` header value: written in one go, since every outbound HTTP
+    /// request carries one.
+    public var traceparent: String {
+        String(unsafeUninitializedCapacity: 55) { buffer in
+            putHex(0, digits: 2, into: buffer, at: 0)
+            buffer[2] = UInt8(ascii: "-")
+            putHex(traceID.high, digits: 16, into: buffer, at: 3)
+            putHex(traceID.low, digits: 16, into: buffer, at: 19)
+            buffer[35] = UInt8(ascii: "-")
+            putHex(spanID, digits: 16, into: buffer, at: 36)
+            buffer[52] = UInt8(ascii: "-")
+            putHex(UInt64(flags), digits: 2, into: buffer, at: 53)
+            return 55
+        }
+    }
 
     public static func == (lhs: TraceContext, rhs: TraceContext) -> Bool {
         lhs.traceID == rhs.traceID && lhs.spanID == rhs.spanID && lhs.flags == rhs.flags
@@ -97,9 +116,14 @@ private func parseHex(_ digits: ArraySlice<UInt8>) -> UInt64? {
 
 private func hex(_ value: UInt64, _ digits: Int) -> String {
     String(unsafeUninitializedCapacity: digits) { buffer in
-        for index in 0..<digits {
-            buffer[index] = lowercaseHexDigits[Int((value >> UInt64((digits - 1 - index) * 4)) & 0xF)]
-        }
+        putHex(value, digits: digits, into: buffer, at: 0)
         return digits
+    }
+}
+
+/// Writes the low `digits` hex digits of `value`, lower case, at `offset`.
+private func putHex(_ value: UInt64, digits: Int, into buffer: UnsafeMutableBufferPointer<UInt8>, at offset: Int) {
+    for index in 0..<digits {
+        buffer[offset + index] = lowercaseHexDigits[Int((value >> UInt64((digits - 1 - index) * 4)) & 0xF)]
     }
 }

@@ -247,6 +247,27 @@ final class CountingSQLiteStore: BlockingAuditStore {
         #expect(try await store.traces(TraceQuery(limit: 100)).count == 50)
     }
 
+    @Test func aBatchTheStoreRefusesLeavesNothingBehindAndTheNextOneCommits() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
+        let path = folder + "/audit.db"
+        let store = try SQLiteAuditStore(path: path)
+        // A second connection makes the store refuse one message's row, mid-batch.
+        let other = try DatabaseQueue(path: path)
+        try await other.write { db in
+            try db.execute(sql: "CREATE TRIGGER refuse BEFORE INSERT ON audit_chunks WHEN NEW.message_id = 'm2' BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        }
+        await #expect(throws: AuditStoreError.self) {
+            try await store.append([Self.record(1), Self.record(2), Self.record(3)])
+        }
+        // The row written before the refused one was rolled back with it.
+        #expect(try await store.traces(TraceQuery(limit: 10)).isEmpty)
+        try await other.write { db in try db.execute(sql: "DROP TRIGGER refuse") }
+        try await store.append([Self.record(1), Self.record(2), Self.record(3)])
+        #expect(Set(try await store.traces(TraceQuery(limit: 10)).map(\.messageID)) == ["m1", "m2", "m3"])
+        try other.close()
+        try await store.close()
+    }
+
     @Test func backToBackCommitsAreSpacedByTheCommitInterval() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
         let store = try CountingSQLiteStore(path: folder + "/audit.db")
