@@ -47,8 +47,8 @@ public final class AuditTrail: ExchangeObserver, Service {
         /// (the batch is moved out, not copied: the queue then never copies or shifts records).
         var queue: [PendingEvent] = []
         var inFlight = 0
-        /// Records held, queued or being written: what the capacity bounds.
-        var held: Int { queue.count + inFlight }
+        /// Records held, parked, queued or being written: what the capacity bounds.
+        var held: Int { queue.count + inFlight + parkedEvents }
         /// Records ever queued and ever committed; a settle waits for committed ≥ its mark.
         var enqueued: Int64 = 0
         var committed: Int64 = 0
@@ -57,6 +57,14 @@ public final class AuditTrail: ExchangeObserver, Service {
         /// Exchanges waiting for their events; resumed with true once committed, false when
         /// `deadline` passes first.
         var commitWaiters: [(mark: Int64, deadline: ContinuousClock.Instant, loop: (any EventLoop)?, continuation: CheckedContinuation<Bool, Never>)] = []
+        /// Entry exchanges still running, by message: their events wait here and go to the
+        /// queue together with the exchange's end, so the exchange is written as one row
+        /// rather than one per commit it spans. They count against the capacity. The ticker
+        /// queues those parked longer than ``AuditTrail/parkLimit`` (a long exchange's start
+        /// is stored anyway), and a route that finds the buffer full queues them all (so the
+        /// writer can make room).
+        var parked: [MessageID: Parked] = [:]
+        var parkedEvents = 0
         var stopping = false
         /// The ticker asked for a commit of whatever is queued.
         var kicked = false
@@ -65,6 +73,23 @@ public final class AuditTrail: ExchangeObserver, Service {
         /// The writer thread waits on the semaphore: only then does waking it signal (a
         /// writer that is committing looks at the queue again when it is done).
         var threadAsleep = false
+
+        /// Moves a parked exchange's events to the queue, in order.
+        mutating func unpark(_ id: MessageID) {
+            guard let exchange = parked.removeValue(forKey: id) else { return }
+            queue.append(contentsOf: exchange.events)
+            enqueued += Int64(exchange.events.count)
+            parkedEvents -= exchange.events.count
+        }
+
+        /// Moves the exchanges parked since before `cutoff` (all, with nil) to the queue.
+        mutating func unpark(before cutoff: ContinuousClock.Instant?) {
+            guard !parked.isEmpty else { return }
+            let due = parked.compactMap { id, exchange in cutoff.map { exchange.since < $0 } ?? true ? id : nil }
+            for id in due.sorted(by: { parked[$0]!.since < parked[$1]!.since }) {
+                unpark(id)
+            }
+        }
 
         /// What it takes to wake the writer, cleared: call ``AuditTrail/wakeWriter(_:)`` with
         /// it once the lock is released.
@@ -81,6 +106,14 @@ public final class AuditTrail: ExchangeObserver, Service {
         var continuation: CheckedContinuation<Void, Never>?
         var signal: Bool
     }
+
+    struct Parked {
+        var events: [PendingEvent]
+        let since: ContinuousClock.Instant
+    }
+
+    /// How long an exchange's events may stay parked before they are queued without its end.
+    static let parkLimit: Duration = .milliseconds(200)
 
     /// - Parameters:
     ///   - capacity: Records the buffer holds before routes wait.
@@ -120,9 +153,30 @@ public final class AuditTrail: ExchangeObserver, Service {
 
     /// Queues `record` unless the buffer is full; wakes the writer when it is due.
     private func tryEnqueue(_ record: PendingEvent) -> Bool {
+        // An entry exchange's start is parked with the time; its later events join it.
+        let now: ContinuousClock.Instant? = if case .entryStart = record.role { .now } else { nil }
         // (false, nil): no room; (true, wake): queued, with what wakes the writer when it is due.
         let (queued, wake) = state.withLock { state -> (Bool, Wake?) in
             guard state.held < capacity || state.stopping else { return (false, nil) }
+            if case .message(let id) = record.messageID, !state.stopping {
+                if let now {
+                    state.unpark(id)
+                    var events: [PendingEvent] = []
+                    events.reserveCapacity(4)
+                    events.append(record)
+                    state.parked[id] = Parked(events: events, since: now)
+                    state.parkedEvents += 1
+                    return (true, nil)
+                }
+                if !state.parked.isEmpty, state.parked[id] != nil {
+                    state.parked[id]!.events.append(record)
+                    state.parkedEvents += 1
+                    guard case .entryEnd = record.role else { return (true, nil) }
+                    // The exchange ended: its events go to the writer together.
+                    state.unpark(id)
+                    return (true, state.queue.count >= wakeThreshold ? state.takeWake() : nil)
+                }
+            }
             state.queue.append(record)
             state.enqueued += 1
             // The writer is woken by an exchange that waits for its events (settle),
@@ -144,11 +198,16 @@ public final class AuditTrail: ExchangeObserver, Service {
         while true {
             if tryEnqueue(record) { return }
             await withCheckedContinuation { continuation in
-                let resumeNow = state.withLock { state in
-                    if state.held < capacity || state.stopping { return true }
+                let (resumeNow, wake) = state.withLock { state -> (Bool, Wake?) in
+                    if state.held < capacity || state.stopping { return (true, nil) }
                     state.roomWaiters.append(continuation)
-                    return false
+                    // Parked events cannot be written until their exchanges end, and those may
+                    // be the ones waiting here: they go to the writer now.
+                    guard !state.parked.isEmpty else { return (false, nil) }
+                    state.unpark(before: nil)
+                    return (false, state.takeWake())
                 }
+                if let wake { wakeWriter(wake) }
                 if resumeNow { continuation.resume() }
             }
         }
@@ -161,7 +220,9 @@ public final class AuditTrail: ExchangeObserver, Service {
     ///   file stays to be picked up again) instead of waiting without end. The events stay
     ///   queued and are stored once the store recovers.
     public func settle(_ messageID: MessageID) async throws {
-        guard await flush(timeout: commitTimeout) else {
+        // The exchange's end moved its parked events to the queue; other exchanges' parked
+        // events are not waited for.
+        guard await waitForCommit(timeout: commitTimeout) else {
             throw ProcessingError(
                 "the audit store has not stored this exchange's events within \(formatDuration(commitTimeout)) (see the node's log); the message is not acknowledged",
                 status: 503
@@ -169,11 +230,18 @@ public final class AuditTrail: ExchangeObserver, Service {
         }
     }
 
-    /// Waits until everything queued so far is committed.
+    /// Waits until everything recorded so far (parked events of exchanges still running
+    /// included) is committed.
     ///
     /// - Returns: false when `timeout` passed first (checked by the ticker, so up to 200 ms late).
     @discardableResult
     public func flush(timeout: Duration = .seconds(3600)) async -> Bool {
+        state.withLock { $0.unpark(before: nil) }
+        return await waitForCommit(timeout: timeout)
+    }
+
+    /// Waits until everything queued so far is committed.
+    private func waitForCommit(timeout: Duration) async -> Bool {
         // Nothing outstanding: no suspension (a continuation resumed at once still costs a
         // round through the executor).
         if state.withLock({ $0.committed >= $0.enqueued || $0.finished }) { return true }
@@ -217,7 +285,9 @@ public final class AuditTrail: ExchangeObserver, Service {
     /// Wakes the writer if anything is queued, so events nobody waits for (a route still
     /// running, a wire-tap copy) are stored within a fraction of a second.
     func kick() {
+        let cutoff = ContinuousClock.now - Self.parkLimit
         let wake = state.withLock { state -> Wake? in
+            state.unpark(before: cutoff)
             guard !state.queue.isEmpty else { return nil }
             state.kicked = true
             return state.takeWake()
@@ -273,6 +343,7 @@ public final class AuditTrail: ExchangeObserver, Service {
     public func stop() {
         let (wake, waiters) = state.withLock { state in
             state.stopping = true
+            state.unpark(before: nil)
             defer { state.roomWaiters = [] }
             return (state.takeWake(), state.roomWaiters)
         }

@@ -84,6 +84,15 @@ final class CountingSQLiteStore: BlockingAuditStore {
         store = try SQLiteAuditStore(path: path)
     }
 
+    /// The rows the store keeps for one message.
+    func rows(of messageID: String) async throws -> Int {
+        let queue = try DatabaseQueue(path: store.path)
+        defer { try? queue.close() }
+        return try await queue.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_chunks WHERE message_id = ?", arguments: [messageID]) ?? 0
+        }
+    }
+
     /// Events per commit, in order.
     var batches: [Int] { counts.withLock { $0 } }
 
@@ -297,6 +306,80 @@ final class CountingSQLiteStore: BlockingAuditStore {
         }
         #expect(store.batches.reduce(0, +) == 3)
         #expect(try await store.traces(TraceQuery(limit: 10)).map(\.messageID).sorted() == ["m0", "m1", "m2"])
+        trail.stop()
+    }
+
+    /// The events of an exchange that arrived, one step, and its end.
+    static func exchangeEvents(_ message: Message) -> (start: ExchangeEvent, step: ExchangeEvent, end: ExchangeEvent) {
+        let step = StepInfo(routeID: "r", index: 0, path: "0", kind: "set-body")
+        let start = wallClockMicroseconds()
+        return (
+            ExchangeEvent(phase: .started, message: message, routeID: "r", step: nil, timestampMicros: start),
+            ExchangeEvent(
+                phase: .completed, message: message, input: message, routeID: "r", step: step, timestampMicros: start + 20, duration: .microseconds(5)
+            ),
+            ExchangeEvent(phase: .completed, message: message, input: message, routeID: "r", step: nil, timestampMicros: start + 30, duration: .microseconds(30))
+        )
+    }
+
+    @Test func anExchangeThatSpansCommitsIsStoredAsOneRow() async throws {
+        let store = try CountingSQLiteStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)/audit.db").path)
+        let trail = AuditTrail(store: store, retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
+        let writer = Task { try await trail.run() }
+        defer { writer.cancel() }
+        let slow = Message(body: ByteBuffer(string: "slow"))
+        let quick = Message(body: ByteBuffer(string: "quick"))
+        let slowEvents = Self.exchangeEvents(slow)
+        let quickEvents = Self.exchangeEvents(quick)
+        // The slow exchange starts; a quick one runs whole and is committed meanwhile.
+        #expect(trail.recordWithoutWaiting(slowEvents.start))
+        for event in [quickEvents.start, quickEvents.step, quickEvents.end] { #expect(trail.recordWithoutWaiting(event)) }
+        try await trail.settle(quick.id)
+        #expect(store.batches == [3])
+        #expect(trail.bufferDepth == 1)
+        for event in [slowEvents.step, slowEvents.end] { #expect(trail.recordWithoutWaiting(event)) }
+        try await trail.settle(slow.id)
+        #expect(store.batches == [3, 3])
+        // One row, holding the three events in order.
+        let rows = try await store.rows(of: slow.id.description)
+        #expect(rows == 1)
+        let trace = try #require(try await store.traces(TraceQuery(messageID: slow.id.description)).first)
+        #expect(trace.events.map(\.phase) == ["started", "completed", "completed"])
+        trail.stop()
+    }
+
+    @Test func aLongExchangesStartIsStoredBeforeItEnds() async throws {
+        let store = try CountingSQLiteStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)/audit.db").path)
+        let trail = AuditTrail(store: store, retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
+        let writer = Task { try await trail.run() }
+        defer { writer.cancel() }
+        let message = Message(body: ByteBuffer(string: "long"))
+        let events = Self.exchangeEvents(message)
+        #expect(trail.recordWithoutWaiting(events.start))
+        // The ticker queues it once it has been parked past the limit.
+        var stored: [Trace] = []
+        for _ in 0..<200 where stored.isEmpty {
+            try await Task.sleep(for: .milliseconds(20))
+            stored = try await store.traces(TraceQuery(messageID: message.id.description))
+        }
+        #expect(stored.first?.events.map(\.phase) == ["started"])
+        // Its later events are queued directly, in a row of their own.
+        for event in [events.step, events.end] { #expect(trail.recordWithoutWaiting(event)) }
+        try await trail.settle(message.id)
+        #expect(try await store.rows(of: message.id.description) == 2)
+        trail.stop()
+    }
+
+    @Test func flushStoresTheEventsOfExchangesStillRunning() async throws {
+        let store = try CountingSQLiteStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)/audit.db").path)
+        let trail = AuditTrail(store: store, retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
+        let writer = Task { try await trail.run() }
+        defer { writer.cancel() }
+        let message = Message(body: ByteBuffer(string: "running"))
+        #expect(trail.recordWithoutWaiting(Self.exchangeEvents(message).start))
+        #expect(await trail.flush(timeout: .seconds(10)))
+        #expect(store.batches == [1])
+        #expect(trail.bufferDepth == 0)
         trail.stop()
     }
 
