@@ -322,10 +322,15 @@ final class CountingSQLiteStore: BlockingAuditStore {
         )
     }
 
-    @Test func anExchangeThatSpansCommitsIsStoredAsOneRow() async throws {
+    /// A trail over a new SQLite store, its writer running.
+    static func runningSQLiteTrail() throws -> (CountingSQLiteStore, AuditTrail, Task<Void, any Error>) {
         let store = try CountingSQLiteStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)/audit.db").path)
-        let trail = AuditTrail(store: store, retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
-        let writer = Task { try await trail.run() }
+        let trail = AuditTrail(store: store, retention: .init(age: nil, maxBytes: nil), logger: logger)
+        return (store, trail, Task { try await trail.run() })
+    }
+
+    @Test func anExchangeThatSpansCommitsIsStoredAsOneRow() async throws {
+        let (store, trail, writer) = try Self.runningSQLiteTrail()
         defer { writer.cancel() }
         let slow = Message(body: ByteBuffer(string: "slow"))
         let quick = Message(body: ByteBuffer(string: "quick"))
@@ -349,9 +354,7 @@ final class CountingSQLiteStore: BlockingAuditStore {
     }
 
     @Test func aLongExchangesStartIsStoredBeforeItEnds() async throws {
-        let store = try CountingSQLiteStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)/audit.db").path)
-        let trail = AuditTrail(store: store, retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
-        let writer = Task { try await trail.run() }
+        let (store, trail, writer) = try Self.runningSQLiteTrail()
         defer { writer.cancel() }
         let message = Message(body: ByteBuffer(string: "long"))
         let events = Self.exchangeEvents(message)
@@ -371,9 +374,7 @@ final class CountingSQLiteStore: BlockingAuditStore {
     }
 
     @Test func flushStoresTheEventsOfExchangesStillRunning() async throws {
-        let store = try CountingSQLiteStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)/audit.db").path)
-        let trail = AuditTrail(store: store, retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
-        let writer = Task { try await trail.run() }
+        let (store, trail, writer) = try Self.runningSQLiteTrail()
         defer { writer.cancel() }
         let message = Message(body: ByteBuffer(string: "running"))
         #expect(trail.recordWithoutWaiting(Self.exchangeEvents(message).start))
