@@ -424,7 +424,7 @@ public final class AuditTrail: ExchangeObserver, Service {
                     finish()
                     return
                 }
-                pending = AuditBatch(events)
+                pending = AuditBatch(consume events)
                 lastStart = .now
             }
             guard let batch = pending else { continue }
@@ -465,7 +465,7 @@ public final class AuditTrail: ExchangeObserver, Service {
                     finish()
                     return
                 }
-                pending = AuditBatch(events)
+                pending = AuditBatch(consume events)
             }
             guard let batch = pending else { continue }
             do {

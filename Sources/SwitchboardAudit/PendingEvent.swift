@@ -229,6 +229,8 @@ public struct AuditBatch: Sendable {
 
     /// Groups `events` by message, keeping each message's events in order. The events'
     /// JSON is moved into the rows, not copied, where a message has one event.
+    /// The caller hands the array over (`consume`): a copy still held elsewhere would make
+    /// taking each event's JSON out copy the array, and then the JSON.
     init(_ events: consuming [PendingEvent]) {
         eventCount = events.count
         var slot: [AuditID: Int] = [:]
@@ -287,6 +289,7 @@ struct AuditChunk: Sendable {
     var events: [UInt8]
     private var endStartedAt: Int64?
 
+    @inline(__always)
     init(first event: inout PendingEvent) {
         messageID = event.messageID.description
         correlationID = event.correlationID

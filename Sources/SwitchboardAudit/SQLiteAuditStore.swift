@@ -300,11 +300,15 @@ private func step(_ statement: OpaquePointer, _ what: String) throws {
 private let sqliteTransient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
 private func bind(_ statement: OpaquePointer, _ index: Int32, _ text: String?) {
-    guard var text else {
+    guard let text else {
         sqlite3_bind_null(statement, index)
         return
     }
-    text.withUTF8 { bindText(statement, index, $0) }
+    // Read in place (a native string is contiguous); only a bridged one is copied.
+    if text.utf8.withContiguousStorageIfAvailable({ bindText(statement, index, $0) }) == nil {
+        var copy = text
+        copy.withUTF8 { bindText(statement, index, $0) }
+    }
 }
 
 /// Binds UTF-8 bytes as text.
