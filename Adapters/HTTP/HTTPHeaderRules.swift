@@ -30,11 +30,6 @@ enum HTTPHeaderRules {
     static let describesBody = HeaderNameTable(["content-type", "content-encoding", "content-language"])
 
     @inline(__always)
-    static func name(_ name: String, isIn list: [String]) -> Bool {
-        list.contains { $0.equalsIgnoringASCIICase(name) }
-    }
-
-    @inline(__always)
     static func name(_ name: String, isIn set: HeaderNameTable) -> Bool {
         set.contains(name)
     }

@@ -346,6 +346,7 @@ struct RequestRouter: Sendable {
     func respond(to request: CollectedRequest) async -> HTTPReply {
         let head = request.head
         var headers = Headers()
+        headers.reserveCapacity(head.headers.count + 3)
         for (name, value) in head.headers where HTTPHeaderRules.keepsIncoming(name) {
             headers.add(name, value)
         }

@@ -89,13 +89,12 @@ struct HTTPProducer: Producer {
             throw ProcessingError("\(display) answered HTTP \(status.code) \(status.reasonPhrase)", status: 502, kind: ErrorKind.serverError)
         }
         var reply = exchange
+        reply.message.headers.reserveCapacity(reply.message.headers.count + replyHeaders.count + 1)
         reply.message.headers.remove("Content-Type")
-        // A reply header replaces any request header of that name; repeated reply headers
-        // (Set-Cookie) are all kept.
-        var seen: [String] = []
-        for header in replyHeaders where HTTPHeaderRules.keepsIncoming(header.name) {
-            if !HTTPHeaderRules.name(header.name, isIn: seen) {
-                seen.append(header.name)
+        // A reply header replaces any request header of that name (removed when the name is
+        // first met); repeated reply headers (Set-Cookie) are all kept.
+        for (index, header) in replyHeaders.enumerated() where HTTPHeaderRules.keepsIncoming(header.name) {
+            if !replyHeaders.prefix(index).contains(where: { $0.name.equalsIgnoringASCIICase(header.name) }) {
                 reply.message.headers.remove(header.name)
             }
             reply.message.headers.add(header.name, header.value)

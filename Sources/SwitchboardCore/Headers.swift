@@ -69,6 +69,12 @@ public struct Headers: Sendable, Equatable {
         fields.contains { $0.name.equalsIgnoringASCIICase(name) }
     }
 
+    /// Makes room for `count` headers in all, so adding them one by one does not grow the
+    /// list several times.
+    public mutating func reserveCapacity(_ count: Int) {
+        fields.reserveCapacity(count)
+    }
+
     /// Adds a value without touching existing values of the same name.
     public mutating func add(_ name: String, _ value: String) {
         fields.append(Field(name: name, value: value))

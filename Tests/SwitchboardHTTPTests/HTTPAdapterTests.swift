@@ -199,6 +199,31 @@ struct HTTPAdapterTests {
         return result.withLock { $0 }
     }
 
+    @Test func replyHeadersReplaceRequestHeadersAndRepeatedOnesAreAllKept() async throws {
+        let backend = try ScriptedServer { _, _ in
+            .answer("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nSet-Cookie: a=1\r\nX-Tag: from-backend\r\nset-cookie: b=2\r\n\r\nok")
+        }
+        defer { backend.stop() }
+        try await SwitchboardUnderTest.run("""
+        routes:
+          - id: out
+            from: http:/out?method=POST
+            steps:
+              - to: "http://127.0.0.1:\(backend.port)/in"
+        """) { node in
+            let reply = try await node.request(.POST, "/out", body: "hello", headers: [("X-Tag", "from-client")])
+            #expect(reply.status == 200)
+            #expect(reply.body == "ok")
+            #expect(reply.headers["Set-Cookie"] == ["a=1", "b=2"])
+            #expect(reply.headers["X-Tag"] == ["from-backend"])
+        }
+        // The request was framed by its length, with no chunked encoding.
+        let request = try #require(backend.requests.first)
+        #expect(request.headers["content-length"] == "5")
+        #expect(request.headers["transfer-encoding"] == nil)
+        #expect(request.body == "hello")
+    }
+
     @Test func refusedConnectionsFailClearly() async throws {
         let reply = try await Self.failure(through: "http://127.0.0.1:1/orders")
         #expect(reply.status == 502)
