@@ -29,11 +29,6 @@ enum HTTPHeaderRules {
     /// the response body.
     static let describesBody = HeaderNameTable(["content-type", "content-encoding", "content-language"])
 
-    @inline(__always)
-    static func name(_ name: String, isIn set: HeaderNameTable) -> Bool {
-        set.contains(name)
-    }
-
     /// Whether a message header is Switchboard's own (`http.status`, `split.index`): those
     /// have a dot in the name and are never sent.
     @inline(__always)
@@ -43,18 +38,17 @@ enum HTTPHeaderRules {
 
     /// Whether a header may be sent on an outbound request.
     static func forwardsOnRequest(_ name: String) -> Bool {
-        !isInternal(name) && !self.name(name, isIn: hopByHop) && !self.name(name, isIn: setByClient)
+        !isInternal(name) && !hopByHop.contains(name) && !setByClient.contains(name)
     }
 
     /// Whether a header may be written on a response to a client.
     static func forwardsOnResponse(_ name: String) -> Bool {
-        !isInternal(name) && !self.name(name, isIn: hopByHop) && !self.name(name, isIn: requestOnly)
-            && !self.name(name, isIn: setByListener)
+        !isInternal(name) && !hopByHop.contains(name) && !requestOnly.contains(name)
+            && !setByListener.contains(name)
     }
 
     /// Whether an incoming header (request or reply) is kept on the message.
     static func keepsIncoming(_ name: String) -> Bool {
-        !self.name(name, isIn: hopByHop) && !"content-length".equalsIgnoringASCIICase(name)
+        !hopByHop.contains(name) && !"content-length".equalsIgnoringASCIICase(name)
     }
 }
-

@@ -413,7 +413,7 @@ struct RequestRouter: Sendable {
         var fields: [(String, String)] = []
         fields.reserveCapacity(message.headers.count + 2)
         for header in message.headers where HTTPHeaderRules.forwardsOnResponse(header.name) {
-            if request.fields.contains(header), !HTTPHeaderRules.name(header.name, isIn: HTTPHeaderRules.describesBody) {
+            if request.fields.contains(header), !HTTPHeaderRules.describesBody.contains(header.name) {
                 continue
             }
             guard HTTPReply.isValidName(header.name), HTTPReply.isValidValue(header.value) else { continue }

@@ -62,7 +62,10 @@ public func jsonQuoted(_ text: String) -> String {
 public func appendJSONQuoted(_ text: String, to output: inout String) {
     // Scanned as contiguous UTF-8 (the string's own storage): this runs for every header
     // and field the audit trail stores.
-    let plain = text.utf8.withContiguousStorageIfAvailable { !needsJSONEscaping($0) } ?? !text.utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
+    let plain = text.utf8.withContiguousStorageIfAvailable { !needsJSONEscaping($0) } ?? {
+        var copy = text
+        return copy.withUTF8 { !needsJSONEscaping($0) }
+    }()
     if plain {
         output += "\""
         output += text
