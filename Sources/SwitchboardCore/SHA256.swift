@@ -3,9 +3,9 @@ import CCrypto
 /// SHA-256 (FIPS 180-4): for body hashes in the audit trail and file checksums.
 ///
 /// A whole buffer (``hex(_:)``, what the audit trail hashes for every changed body) goes to
-/// libcrypto's one-shot `SHA256`, which uses the CPU's SHA instructions where it has them
-/// (several times faster than portable code); the incremental form, for streamed files, is
-/// written here. Tests check the two agree at every length around the block boundaries.
+/// libcrypto's SHA-256, which uses the CPU's SHA instructions where it has them (several
+/// times faster than portable code); the incremental form, for streamed files, is written
+/// here. Tests check the two agree at every length around the block boundaries.
 public struct SHA256: Sendable {
     private var state: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
         (0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19)
@@ -81,12 +81,17 @@ public struct SHA256: Sendable {
         }
     }
 
-    /// Runs `body` with the digest of `bytes`, from libcrypto's one-shot.
+    /// Runs `body` with the digest of `bytes`, from libcrypto. Its context is on the stack:
+    /// the one-shot `SHA256()` of OpenSSL 3 fetches the algorithm from the provider store on
+    /// every call (565 against 288 ns for 500 bytes, 310 against 53 ns for 2, measured here).
     private static func withDigest<Result>(of bytes: UnsafeRawBufferPointer, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { digest in
-            _ = CCrypto.SHA256(
-                bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer(bitPattern: 1)!, bytes.count, digest.baseAddress
-            )
+            var context = SHA256_CTX()
+            SHA256_Init(&context)
+            if let base = bytes.baseAddress, !bytes.isEmpty {
+                SHA256_Update(&context, base, bytes.count)
+            }
+            SHA256_Final(digest.baseAddress, &context)
             return body(UnsafeBufferPointer(digest))
         }
     }
