@@ -76,7 +76,12 @@ public final class AuditTrail: ExchangeObserver, Service {
 
         /// Moves a parked exchange's events to the queue, in order.
         mutating func unpark(_ id: MessageID) {
-            guard let exchange = parked.removeValue(forKey: id) else { return }
+            guard let slot = parked.index(forKey: id) else { return }
+            unpark(at: slot)
+        }
+
+        mutating func unpark(at slot: Dictionary<MessageID, Parked>.Index) {
+            let exchange = parked.remove(at: slot).value
             queue.append(contentsOf: exchange.events)
             enqueued += Int64(exchange.events.count)
             parkedEvents -= exchange.events.count
@@ -168,12 +173,12 @@ public final class AuditTrail: ExchangeObserver, Service {
                     state.parkedEvents += 1
                     return (true, nil)
                 }
-                if !state.parked.isEmpty, state.parked[id] != nil {
-                    state.parked[id]!.events.append(record)
+                if !state.parked.isEmpty, let slot = state.parked.index(forKey: id) {
+                    state.parked.values[slot].events.append(record)
                     state.parkedEvents += 1
                     guard case .entryEnd = record.role else { return (true, nil) }
                     // The exchange ended: its events go to the writer together.
-                    state.unpark(id)
+                    state.unpark(at: slot)
                     return (true, state.queue.count >= wakeThreshold ? state.takeWake() : nil)
                 }
             }
