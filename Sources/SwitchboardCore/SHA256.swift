@@ -83,7 +83,7 @@ public struct SHA256: Sendable {
 
     /// Runs `body` with the digest of `bytes`, from libcrypto. Its context is on the stack:
     /// the one-shot `SHA256()` of OpenSSL 3 fetches the algorithm from the provider store on
-    /// every call (565 against 288 ns for 500 bytes, 310 against 53 ns for 2, measured here).
+    /// every call (565 against 288 ns for 500 bytes, 310 against 53 ns for 2, in a C loop).
     private static func withDigest<Result>(of bytes: UnsafeRawBufferPointer, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { digest in
             var context = SHA256_CTX()
