@@ -198,7 +198,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
         Task(executorPreference: executor) {
             let reply = await router.respond(to: request)
             // Usually already on the loop (the task prefers it): no hop then.
-            let finish = {
+            let finish: @Sendable () -> Void = {
                 let (handler, context) = bound.value
                 handler.finish(reply, head: request.head, context: context)
             }

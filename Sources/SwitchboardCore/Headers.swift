@@ -144,7 +144,7 @@ public func asciiCaseInsensitiveEqual(_ lhs: UnsafeBufferPointer<UInt8>, _ rhs: 
 }
 
 /// Two different bytes that are the same ASCII letter in different case.
-@inlinable @usableFromInline
+@inlinable
 func asciiLettersMatch(_ a: UInt8, _ b: UInt8) -> Bool {
     a | 0x20 == b | 0x20 && (a | 0x20) >= UInt8(ascii: "a") && (a | 0x20) <= UInt8(ascii: "z")
 }

@@ -50,7 +50,7 @@ public final class ServiceAdapter: Adapter {
 
     /// Runs the health checks until cancelled or graceful shutdown.
     public func run() async throws {
-        try? await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             await self.checkHealth()
         }
     }
