@@ -90,9 +90,13 @@ public final class AuditTrail: ExchangeObserver, Service {
         /// Moves the exchanges parked since before `cutoff` (all, with nil) to the queue.
         mutating func unpark(before cutoff: ContinuousClock.Instant?) {
             guard !parked.isEmpty else { return }
-            let due = parked.compactMap { id, exchange in cutoff.map { exchange.since < $0 } ?? true ? id : nil }
-            for id in due.sorted(by: { parked[$0]!.since < parked[$1]!.since }) {
-                unpark(id)
+            // Oldest first, so exchanges reach the writer in the order they started.
+            var due: [(id: MessageID, since: ContinuousClock.Instant)] = []
+            for (id, exchange) in parked where cutoff.map({ exchange.since < $0 }) ?? true {
+                due.append((id, exchange.since))
+            }
+            for entry in due.sorted(by: { $0.since < $1.since }) {
+                unpark(entry.id)
             }
         }
 
