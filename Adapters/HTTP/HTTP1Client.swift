@@ -27,6 +27,9 @@ final class HTTP1Client: Sendable {
         case tooLarge
         /// The client was shut down.
         case shutDown
+        /// A request field that cannot be written: its name is not a token, or its value
+        /// holds CR, LF or NUL (it would end the field early and inject others).
+        case invalidField(String)
     }
 
     struct Settings: Sendable {
@@ -62,6 +65,9 @@ final class HTTP1Client: Sendable {
     /// keep-alive race: the server dropped an idle connection as the request left) is sent
     /// once more on a new connection; a request on a new connection is never resent.
     func execute(on pool: HostPool, head: HTTPRequestHead, body: ByteBuffer?, timeout: TimeAmount, maxResponseSize: Int) async throws -> Response {
+        if let invalid = head.headers.first(where: { !HTTPWire.isValidField(name: $0.name, value: $0.value) }) {
+            throw Failure.invalidField(invalid.name)
+        }
         // Waiting for a free connection counts against the request's time.
         let deadline = NIODeadline.now() + timeout
         var resent = false
@@ -186,10 +192,10 @@ final class HostPool: Sendable {
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        // The handler frames every request itself (Content-Length with a body).
-                        var encoder = HTTPRequestEncoder.Configuration()
-                        encoder.automaticallySetFramingHeaders = false
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers(encoderConfiguration: encoder)
+                        // NIO's decoder reads replies; requests go out as bytes (HTTPWire).
+                        try channel.pipeline.syncOperations.addHandlers(
+                            HTTPRequestBytesHandler(), ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes))
+                        )
                     }
                 }
                 .connect(host: key.host, port: key.port)
@@ -305,8 +311,13 @@ final class HTTP1Connection: Sendable {
     }
 }
 
-/// Writes a request's head, body and end in one flush and collects the reply; one request
-/// at a time per connection.
+/// Writes each request as bytes in one flush (``HTTPWire``) and collects the reply; one
+/// request at a time per connection.
+///
+/// NIO's reply decoder sits between this handler and the socket, and must see the head of
+/// every request (a reply to HEAD has no body whatever its length says): the handler writes
+/// the head through it, then the request's bytes as a body part, and
+/// ``HTTPRequestBytesHandler`` at the socket's end drops the head and sends the bytes.
 final class HTTP1ClientHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = Request
@@ -350,18 +361,34 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
             request.promise.fail(HTTP1Client.Failure.closed(beforeAnyReply: true))
             return
         }
-        var head = request.head
-        if let body = request.body, !head.headers.contains(name: "Content-Length") {
-            head.headers.add(name: "Content-Length", value: String(body.readableBytes))
+        let head = request.head
+        let inline = (request.body?.readableBytes ?? 0) <= HTTPWire.inlineBodyLimit
+        var buffer = context.channel.allocator.buffer(
+            capacity: HTTPWire.estimate(head.headers.lazy.map { ($0.name, $0.value) }) + head.uri.utf8.count + (inline ? request.body?.readableBytes ?? 0 : 0)
+        )
+        buffer.writeHTTPRequestLine(method: head.method, target: head.uri, version: head.version)
+        // Checked before a connection was taken (HTTP1Client.execute); never written if not valid.
+        for (name, value) in head.headers where HTTPWire.isValidField(name: name, value: value) {
+            buffer.writeHTTPField(name, value)
         }
+        if let body = request.body, !head.headers.contains(name: "Content-Length") {
+            buffer.writeHTTPContentLength(body.readableBytes)
+        }
+        buffer.writeStaticString("\r\n")
         let deadline = NIODeadline.now() + request.timeout
         current = InFlight(promise: request.promise, maxResponseSize: request.maxResponseSize, deadline: deadline)
         armTimer(for: deadline, context: context)
+        // For the decoder only (HTTPRequestBytesHandler drops it).
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if let body = request.body, body.readableBytes > 0 {
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        if var body = request.body, body.readableBytes > 0 {
+            if inline {
+                buffer.writeBuffer(&body)
+            } else {
+                context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+                buffer = body
+            }
         }
-        context.write(wrapOutboundOut(.end(nil)), promise: promise)
+        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: promise)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -451,5 +478,22 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
             inFlight.promise.fail(error)
         }
         context.close(promise: nil)
+    }
+}
+
+/// The client pipeline's handler next to the socket: sends the bytes of requests (body parts
+/// holding whole encoded requests, see ``HTTP1ClientHandler``) and drops the heads that were
+/// written only for the reply decoder to see.
+final class HTTPRequestBytesHandler: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = IOData
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .body(let bytes):
+            context.write(wrapOutboundOut(bytes), promise: promise)
+        case .head, .end:
+            promise?.succeed()
+        }
     }
 }

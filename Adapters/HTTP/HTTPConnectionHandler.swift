@@ -27,8 +27,10 @@ import SwitchboardCore
 ///   one finishes its request, says `Connection: close` and closes.
 final class HTTPConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = ByteBuffer
+    /// Replies are written as bytes (``HTTPWire``): NIO's decoder reads requests, but no
+    /// encoder sits between this handler and the socket.
+    typealias OutboundOut = ByteBuffer
 
     private struct Collecting {
         var head: HTTPRequestHead
@@ -69,6 +71,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
     private var refusal: EventLoopFuture<Void>?
     /// Bytes of the body being dropped so far.
     private var discarded = 0
+    /// The decoder met bytes that are not HTTP: once the requests before them are answered,
+    /// the connection answers 400 and closes.
+    private var malformed = false
 
     /// The most of a body the connection reads only to drop it.
     static let discardLimit = 1 << 20
@@ -160,9 +165,27 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
             handle(part, context: context)
             if case .routing = state { return }
         }
+        if malformed, isOpen {
+            answerMalformed(context: context)
+            return
+        }
         if readHeld, pending.isEmpty {
             readHeld = false
             context.read()
+        }
+    }
+
+    /// Answers 400 for the bytes that are not HTTP and closes: nothing after them can be read.
+    private func answerMalformed(context: ChannelHandlerContext) {
+        isOpen = false
+        switch state {
+        case .discarding(.none, _):
+            // A 413 was written for the request these bytes broke off.
+            closeAfterRefusal(context: context)
+        default:
+            state = .idle
+            let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
+            write(HTTPReply(status: 400, headers: [], body: ByteBuffer()), head: head, close: true, context: context)
         }
     }
 
@@ -177,7 +200,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
                 return
             }
             if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
-                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+                var interim = context.channel.allocator.buffer(capacity: 32)
+                interim.writeHTTPStatusLine(version: head.version, status: .continue)
+                interim.writeStaticString("\r\n")
+                context.writeAndFlush(wrapOutboundOut(interim), promise: nil)
             }
             state = .collecting(Collecting(
                 head: head, binding: binding, deliver: deliver, path: path, query: query, segments: segments, body: nil
@@ -222,40 +248,47 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
         state = .discarding(reply: nil, head: head)
     }
 
-    /// Writes a whole reply in one flush. With `close` it says `Connection: close` and,
-    /// unless `closeWhenWritten` is false, closes the connection once written; the write's
-    /// future then comes back (nil for a reply that keeps the connection).
+    /// Writes a whole reply in one flush: the head (with a small body) as one buffer. With
+    /// `close` it says `Connection: close` and, unless `closeWhenWritten` is false, closes the
+    /// connection once written; the write's future then comes back (nil for a reply that
+    /// keeps the connection). Fields that are not valid HTTP (``HTTPWire``) are not written.
     @discardableResult
     private func write(
         _ reply: HTTPReply, head request: HTTPRequestHead, close: Bool, closeWhenWritten: Bool = true, context: ChannelHandlerContext
     ) -> EventLoopFuture<Void>? {
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(reply.headers.count + 3)
-        for (name, value) in reply.headers {
-            headers.add(name: name, value: value)
-        }
         // No body, and no length, on the statuses that cannot have one.
         let bodyless = reply.status < 200 || reply.status == 204 || reply.status == 304
+        let body = !bodyless && request.method != .HEAD && reply.body.readableBytes > 0 ? reply.body : nil
+        let inline = (body?.readableBytes ?? 0) <= HTTPWire.inlineBodyLimit
+        var buffer = context.channel.allocator.buffer(capacity: HTTPWire.estimate(reply.headers) + (inline ? body?.readableBytes ?? 0 : 0))
+        buffer.writeHTTPStatusLine(version: request.version, status: HTTPResponseStatus(statusCode: reply.status))
+        for (name, value) in reply.headers where HTTPWire.isValidField(name: name, value: value) {
+            buffer.writeHTTPField(name, value)
+        }
         if !bodyless {
-            headers.add(name: "Content-Length", value: String(reply.body.readableBytes))
+            buffer.writeHTTPContentLength(reply.body.readableBytes)
         }
-        headers.add(name: "Date", value: date.now())
+        buffer.writeHTTPField("Date", date.now())
         if close {
-            headers.add(name: "Connection", value: "close")
+            buffer.writeStaticString("Connection: close\r\n")
         } else if request.version.major == 1, request.version.minor == 0 {
-            headers.add(name: "Connection", value: "keep-alive")
+            buffer.writeStaticString("Connection: keep-alive\r\n")
         }
-        let status = HTTPResponseStatus(statusCode: reply.status)
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
-        if !bodyless, request.method != .HEAD, reply.body.readableBytes > 0 {
-            context.write(wrapOutboundOut(.body(.byteBuffer(reply.body))), promise: nil)
+        buffer.writeStaticString("\r\n")
+        if var body {
+            if inline {
+                buffer.writeBuffer(&body)
+            } else {
+                context.write(wrapOutboundOut(buffer), promise: nil)
+                buffer = body
+            }
         }
         guard close else {
             // Nothing waits on a reply that keeps the connection: no future to make.
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
             return nil
         }
-        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        let written = context.writeAndFlush(wrapOutboundOut(buffer))
         if closeWhenWritten {
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             written.whenComplete { _ in bound.value.close(promise: nil) }
@@ -284,8 +317,21 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // NIO's error handler in front already answered a malformed request with 400.
-        context.close(promise: nil)
+        switch error {
+        case is HTTPParserError:
+            // Requests read before the bad bytes are answered first, in order (see `resume`).
+            malformed = true
+            guard isOpen else { return }
+            if case .routing = state { return }
+            if !pending.isEmpty { return }
+            answerMalformed(context: context)
+        case is ByteToMessageDecoderError where malformed:
+            // Bytes that arrive after the bad ones: dropped, the connection is closing.
+            break
+        default:
+            isOpen = false
+            context.close(promise: nil)
+        }
     }
 }
 

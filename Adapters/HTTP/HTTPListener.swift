@@ -143,15 +143,9 @@ final class HTTPListener: Sendable {
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
-                    // The connection handler frames every reply itself (Content-Length, or none on
-                    // the statuses that have no body), so the encoder need not look for framing
-                    // headers and rewrite the header list.
-                    var encoder = HTTPResponseEncoder.Configuration()
-                    encoder.automaticallySetFramingHeaders = false
-                    try pipeline.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false, withServerUpgrade: nil, withErrorHandling: true, withOutboundHeaderValidation: true,
-                        withEncoderConfiguration: encoder
-                    )
+                    // NIO's decoder reads requests; the connection handler writes replies as
+                    // bytes, checks their fields and answers malformed requests (HTTPWire).
+                    try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
                     if let idleTimeout {
                         try pipeline.addHandler(IdleStateHandler(readTimeout: idleTimeout))
                     }
@@ -259,29 +253,9 @@ struct HTTPReply: Sendable {
     func identified(exchangeID: MessageID, correlationID: String) -> HTTPReply {
         var reply = self
         reply.headers.append(("X-Message-ID", exchangeID.description))
-        if HTTPReply.isValidValue(correlationID) {
-            reply.headers.append(("X-Correlation-ID", correlationID))
-        }
+        // Not written if it is not a valid field value (HTTPWire).
+        reply.headers.append(("X-Correlation-ID", correlationID))
         return reply
-    }
-
-    /// Whether `name` is an HTTP field name (an RFC 9110 token).
-    static func isValidName(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"):
-                true
-            default:
-                "!#$%&'*+-.^_`|~".utf8.contains(byte)
-            }
-        }
-    }
-
-    /// Whether `value` can be written as a field value: no CR, LF or NUL (which would end
-    /// the field early and let a message header inject others).
-    static func isValidValue(_ value: String) -> Bool {
-        !value.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 }
     }
 }
 
@@ -403,7 +377,8 @@ struct RequestRouter: Sendable {
     /// Headers still holding the value the request brought (request headers, path captures)
     /// are not echoed back, except those describing the body (`Content-Type`); headers the
     /// route set or a backend replied with are sent. Names that are not HTTP tokens and
-    /// values holding CR, LF or NUL are not written.
+    /// values holding CR, LF or NUL are not written (the connection handler checks every
+    /// field as it writes it).
     static func reply(for message: Message, exchangeID: MessageID, request: Headers) -> HTTPReply {
         // A 1xx status is interim, not an answer: the client would wait for the final reply.
         var status = 200
@@ -416,7 +391,6 @@ struct RequestRouter: Sendable {
             if request.fields.contains(header), !HTTPHeaderRules.describesBody.contains(header.name) {
                 continue
             }
-            guard HTTPReply.isValidName(header.name), HTTPReply.isValidValue(header.value) else { continue }
             fields.append((header.name, header.value))
         }
         return HTTPReply(status: status, headers: fields, body: message.body)

@@ -133,6 +133,10 @@ struct HTTPProducer: Producer {
                 return ProcessingError("reply from \(display) is larger than maxResponseSize (\(maxResponseSize) bytes)", status: 502)
             case .shutDown:
                 return ProcessingError("request to \(display) not sent: the node is shutting down", status: 503, kind: ErrorKind.connection)
+            case .invalidField(let name):
+                return ProcessingError(
+                    "request to \(display) not sent: header '\(name)' cannot go on the wire (a name must be an HTTP token, a value must not hold CR, LF or NUL)"
+                )
             }
         case ChannelError.connectTimeout:
             return ProcessingError("cannot connect to \(display): connect timed out", status: 504, kind: ErrorKind.timeout)

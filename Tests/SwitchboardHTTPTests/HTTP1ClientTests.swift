@@ -49,6 +49,44 @@ struct HTTP1ClientTests {
         await client.shutdown()
     }
 
+    @Test func bodiesOfEverySizeArriveWholeWithTheirLength() async throws {
+        let server = try ScriptedServer { _, request in Self.ok("\(request.body.utf8.count)") }
+        defer { server.stop() }
+        let client = Self.client()
+        // Up to HTTPWire.inlineBodyLimit the body follows the head in its buffer; past it, in a buffer of its own.
+        let sizes = [0, 1, HTTPWire.inlineBodyLimit, HTTPWire.inlineBodyLimit + 1, 200_000]
+        for size in sizes {
+            let body = String(repeating: "0123456789", count: size / 10 + 1).prefix(size)
+            let response = try await Self.post(client, server.port, String(body))
+            #expect(String(buffer: response.body) == "\(size)")
+        }
+        let requests = server.requests
+        #expect(requests.map(\.body) == sizes.map { String(String(repeating: "0123456789", count: $0 / 10 + 1).prefix($0)) })
+        #expect(requests.map { $0.headers["content-length"] } == sizes.map { "\($0)" })
+        #expect(requests.allSatisfy { $0.line == "POST /path?q=1 HTTP/1.1" && $0.headers["host"] == "127.0.0.1:\(server.port)" })
+        #expect(server.connections == 1)
+        await client.shutdown()
+    }
+
+    @Test func aFieldThatWouldInjectOthersIsRefusedBeforeAnythingIsSent() async throws {
+        let server = try ScriptedServer { _, _ in Self.ok("ok") }
+        defer { server.stop() }
+        let client = Self.client(maxConnections: 1)
+        for (name, value) in [("X-Evil", "a\r\nX-Injected: yes"), ("X-Nul", "a\u{0}b"), ("Bad Name", "v"), ("", "v")] {
+            var headers = HTTPHeaders()
+            headers.add(name: "Host", value: "127.0.0.1")
+            headers.add(name: name, value: value)
+            let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: headers)
+            await #expect(throws: HTTP1Client.Failure.invalidField(name)) {
+                try await client.execute(host: "127.0.0.1", port: server.port, head: head, body: nil, timeout: .seconds(5), maxResponseSize: 1024)
+            }
+        }
+        // Nothing reached the server, and the only connection slot is still free.
+        #expect(server.requests.isEmpty)
+        #expect(String(buffer: try await Self.post(client, server.port).body) == "ok")
+        await client.shutdown()
+    }
+
     @Test func aReplyCutShortFailsAsClosedMidReply() async throws {
         let server = try ScriptedServer { _, _ in .answerAndClose("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b") }
         defer { server.stop() }

@@ -256,6 +256,24 @@ struct HTTPAdapterTests {
         }
     }
 
+    @Test func aHeaderThatWouldInjectOthersFailsTheStepNamingIt() async throws {
+        try await Backend.run { backend in
+            try await SwitchboardUnderTest.run("""
+            routes:
+              - id: inject
+                from: http:/inject?method=POST
+                steps:
+                  - set-header: { name: X-Evil, value: "${json:$.v}" }
+                  - to: "{backend}/echo"
+            """, backendPort: backend) { node in
+                let reply = try await node.request(.POST, "/inject", body: #"{"v":"a\r\nX-Injected: yes"}"#)
+                #expect(reply.status == 500)
+                let error = reply.body.json?["error"]?.text ?? ""
+                #expect(error == "route 'inject' step 1 (to http://127.0.0.1:\(backend)/echo): request to http://127.0.0.1:\(backend)/echo not sent: header 'X-Evil' cannot go on the wire (a name must be an HTTP token, a value must not hold CR, LF or NUL)")
+            }
+        }
+    }
+
     @Test func statusHeaderSetsTheResponseStatus() async throws {
         try await SwitchboardUnderTest.run("""
         routes:

@@ -258,6 +258,35 @@ struct HTTPListenerTests {
         }
     }
 
+    @Test func aMalformedRequestAfterAGoodOneIsAnsweredAfterItsReply() async throws {
+        try await SwitchboardUnderTest.run(Self.routes) { node in
+            let connection = try RawConnection(port: node.port)
+            connection.send("GET /echo HTTP/1.1\r\nHost: x\r\n\r\nNOT HTTP AT ALL\r\n\r\n")
+            let reply = await connection.read(until: { $0.contains("400 Bad Request") && $0.hasSuffix("\r\n\r\n") })
+            let parsed = Self.replies(in: reply.text)
+            #expect(parsed.map(\.status) == ["HTTP/1.1 200 OK", "HTTP/1.1 400 Bad Request"])
+            #expect(parsed.first?.body == "got ")
+            #expect(parsed.last?.headers["connection"] == "close")
+            #expect(parsed.last?.headers["content-length"] == "0")
+        }
+    }
+
+    @Test func largeRepliesArriveWhole() async throws {
+        try await SwitchboardUnderTest.run(Self.routes) { node in
+            // Over HTTPWire.inlineBodyLimit: the body goes out as a buffer of its own after the head.
+            for size in [HTTPWire.inlineBodyLimit, HTTPWire.inlineBodyLimit + 1, 300_000] {
+                let body = String(repeating: "abcdefghij", count: size / 10 + 1).prefix(size)
+                let connection = try RawConnection(port: node.port)
+                connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+                let reply = await connection.read(until: Self.hasReplies(1))
+                let parsed = try #require(Self.replies(in: reply.text).first)
+                #expect(parsed.status == "HTTP/1.1 200 OK")
+                #expect(parsed.headers["content-length"] == String(size + 4))
+                #expect(parsed.body == "got " + body)
+            }
+        }
+    }
+
     @Test func neverWritesAHeaderValueThatWouldInjectOthers() async throws {
         try await SwitchboardUnderTest.run(Self.routes) { node in
             let connection = try RawConnection(port: node.port)

@@ -1,0 +1,106 @@
+import NIOCore
+import NIOHTTP1
+
+/// HTTP/1.1 messages as bytes: the listener's replies and the client's requests are written
+/// here, each head into one buffer (with a small body after it), rather than as head, body
+/// and end parts through NIO's encoder and header validator. Each part crossed every
+/// handler of the channel's pipeline on its own; per proxied request that was six pipeline
+/// crossings and a header list built only to be encoded.
+///
+/// Field names must be tokens and values free of CR, LF and NUL (RFC 9110), or a value could
+/// end its field early and inject others: ``isValidField(name:value:)`` is the one check.
+enum HTTPWire {
+    /// Bodies up to this size are copied after the head, so head and body leave in one
+    /// buffer; larger ones are written as a buffer of their own (one `writev` either way).
+    static let inlineBodyLimit = 16 * 1024
+
+    /// Whether `name: value` can be written as a field.
+    static func isValidField(name: String, value: String) -> Bool {
+        isToken(name) && isValidValue(value)
+    }
+
+    /// Whether `name` is an RFC 9110 token: letters, digits and ``!#$%&'*+-.^_`|~``, at least one.
+    static func isToken(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                true
+            default:
+                "!#$%&'*+-.^_`|~".utf8.contains(byte)
+            }
+        }
+    }
+
+    /// Whether `value` holds no CR, LF or NUL.
+    static func isValidValue(_ value: String) -> Bool {
+        !value.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 }
+    }
+
+    /// The bytes a head of `fields` needs, roughly: enough that writing it seldom grows the buffer.
+    static func estimate<Fields: Sequence>(_ fields: Fields) -> Int where Fields.Element == (String, String) {
+        fields.reduce(128) { $0 + $1.0.utf8.count + $1.1.utf8.count + 4 }
+    }
+}
+
+extension ByteBuffer {
+    /// `HTTP/1.1 200 OK` and CRLF.
+    mutating func writeHTTPStatusLine(version: HTTPVersion, status: HTTPResponseStatus) {
+        writeHTTPVersion(version)
+        writeInteger(UInt8(ascii: " "))
+        writeDecimal(Int(status.code))
+        writeInteger(UInt8(ascii: " "))
+        writeString(status.reasonPhrase)
+        writeStaticString("\r\n")
+    }
+
+    /// `POST /path HTTP/1.1` and CRLF.
+    mutating func writeHTTPRequestLine(method: HTTPMethod, target: String, version: HTTPVersion) {
+        writeString(method.rawValue)
+        writeInteger(UInt8(ascii: " "))
+        writeString(target)
+        writeInteger(UInt8(ascii: " "))
+        writeHTTPVersion(version)
+        writeStaticString("\r\n")
+    }
+
+    /// `Name: value` and CRLF; the caller has checked the field (``HTTPWire/isValidField(name:value:)``).
+    mutating func writeHTTPField(_ name: String, _ value: String) {
+        writeString(name)
+        writeStaticString(": ")
+        writeString(value)
+        writeStaticString("\r\n")
+    }
+
+    /// `Content-Length: n` and CRLF.
+    mutating func writeHTTPContentLength(_ length: Int) {
+        writeStaticString("Content-Length: ")
+        writeDecimal(length)
+        writeStaticString("\r\n")
+    }
+
+    private mutating func writeHTTPVersion(_ version: HTTPVersion) {
+        writeStaticString("HTTP/")
+        writeDecimal(Int(version.major))
+        writeInteger(UInt8(ascii: "."))
+        writeDecimal(Int(version.minor))
+    }
+
+    /// A non-negative integer in decimal, without building a string.
+    mutating func writeDecimal(_ value: Int) {
+        precondition(value >= 0, "negative value in an HTTP head")
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // up to 24 digits, more than an Int has
+        let count = withUnsafeMutableBytes(of: &digits) { scratch -> Int in
+            var rest = value
+            var index = scratch.count
+            repeat {
+                index -= 1
+                scratch[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            } while rest > 0
+            return scratch.count - index
+        }
+        withUnsafeBytes(of: &digits) { scratch in
+            _ = writeBytes(UnsafeRawBufferPointer(rebasing: scratch[(scratch.count - count)...]))
+        }
+    }
+}
