@@ -22,7 +22,8 @@ import SwitchboardCore
 /// - A body that is read only to be dropped (after a 413, 404, 405 or 503) is dropped up to
 ///   ``discardLimit``; a client that sends more is closed on rather than read without end.
 /// - `Expect: 100-continue` gets its interim reply when the request will be read.
-/// - An idle connection (no request under way) closes after the listener's idle timeout.
+/// - A connection that reads nothing for the listener's idle timeout while no route runs
+///   for it closes (one timer per connection, not moved on every read).
 /// - On shutdown (``ChannelShouldQuiesceEvent``) an idle connection closes at once; a busy
 ///   one finishes its request, says `Connection: close` and closes.
 final class HTTPConnectionHandler: ChannelDuplexHandler {
@@ -74,13 +75,59 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
     /// The decoder met bytes that are not HTTP: once the requests before them are answered,
     /// the connection answers 400 and closes.
     private var malformed = false
+    /// With no bytes read for this long and no route running, the connection closes.
+    private let idleTimeout: TimeAmount?
+    /// When bytes were last read (at the end of each read from the socket).
+    private var lastRead = NIODeadline.now()
+    /// The connection's one idle timer: it is not moved on every read; when it fires it
+    /// closes an idle connection or goes again for the time the last read allows.
+    private var idleTimer: Scheduled<Void>?
 
     /// The most of a body the connection reads only to drop it.
     static let discardLimit = 1 << 20
 
-    init(router: RequestRouter, loop: any EventLoop) {
+    init(router: RequestRouter, loop: any EventLoop, idleTimeout: TimeAmount? = nil) {
         self.router = router
         self.executor = LoopTaskExecutor.on(loop)
+        self.idleTimeout = idleTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        lastRead = .now()
+        scheduleIdleCheck(at: lastRead, context: context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        idleTimer = nil
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        lastRead = .now()
+        context.fireChannelReadComplete()
+    }
+
+    /// Checks for idleness `idleTimeout` after `since`.
+    private func scheduleIdleCheck(at since: NIODeadline, context: ChannelHandlerContext) {
+        guard let idleTimeout else { return }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        idleTimer = context.eventLoop.scheduleTask(deadline: since + idleTimeout) {
+            let (handler, context) = bound.value
+            handler.idleCheck(context: context)
+        }
+    }
+
+    private func idleCheck(context: ChannelHandlerContext) {
+        idleTimer = nil
+        guard isOpen, let idleTimeout else { return }
+        // A route that takes its time is not idleness; a client that stalls mid-request is.
+        if case .routing = state {
+            scheduleIdleCheck(at: .now(), context: context)
+        } else if lastRead + idleTimeout <= .now() {
+            context.close(promise: nil)
+        } else {
+            scheduleIdleCheck(at: lastRead, context: context)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -302,17 +349,14 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
             if case .idle = state, pending.isEmpty { context.close(promise: nil) }
             return
         }
-        if event is IdleStateHandler.IdleStateEvent {
-            // A route that takes its time is not idleness; a client that stalls mid-request is.
-            if case .routing = state { return }
-            context.close(promise: nil)
-            return
-        }
         context.fireUserInboundEventTriggered(event)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         isOpen = false
+        // Not left to hold the handler until it fires.
+        idleTimer?.cancel()
+        idleTimer = nil
         context.fireChannelInactive()
     }
 

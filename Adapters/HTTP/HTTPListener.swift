@@ -146,10 +146,7 @@ final class HTTPListener: Sendable {
                     // NIO's decoder reads requests; the connection handler writes replies as
                     // bytes, checks their fields and answers malformed requests (HTTPWire).
                     try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-                    if let idleTimeout {
-                        try pipeline.addHandler(IdleStateHandler(readTimeout: idleTimeout))
-                    }
-                    try pipeline.addHandler(HTTPConnectionHandler(router: router, loop: channel.eventLoop))
+                    try pipeline.addHandler(HTTPConnectionHandler(router: router, loop: channel.eventLoop, idleTimeout: idleTimeout))
                 }
             }
         let server: any Channel

@@ -328,6 +328,44 @@ struct HTTPListenerTests {
             let after = await connection.read()
             #expect(after.closed)
             #expect(after.text.isEmpty)
+
+            // A client that stalls inside a request is idle too.
+            let stalled = try RawConnection(port: node.port)
+            stalled.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+            let cut = await stalled.read()
+            #expect(cut.closed)
+            #expect(cut.text.isEmpty)
+
+            // One that keeps sending requests, each well within the timeout, stays open
+            // past several timeouts.
+            let busy = try RawConnection(port: node.port)
+            for index in 0..<8 {
+                busy.send("GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+                let reply = await busy.read(until: Self.hasReplies(1))
+                #expect(!reply.closed, "request \(index)")
+                #expect(Self.replies(in: reply.text).first?.body == "got ")
+                try await Task.sleep(for: .milliseconds(150))
+            }
+        }
+    }
+
+    @Test func aRouteLongerThanTheIdleTimeoutIsNotIdleness() async throws {
+        try await Backend.run { backend in
+            try await SwitchboardUnderTest.run("""
+            routes:
+              - id: slow
+                from: http:/slow?method=GET
+                steps:
+                  - to: "{backend}/slow"
+            """, backendPort: backend, idleTimeout: .milliseconds(300)) { node in
+                // The backend takes two seconds, several idle timeouts.
+                let connection = try RawConnection(port: node.port)
+                connection.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+                let reply = await connection.read(until: Self.hasReplies(1))
+                let parsed = try #require(Self.replies(in: reply.text).first)
+                #expect(parsed.status == "HTTP/1.1 200 OK")
+                #expect(parsed.body == "slow")
+            }
         }
     }
 
