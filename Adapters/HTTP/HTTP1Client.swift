@@ -53,28 +53,34 @@ final class HTTP1Client: Sendable {
         let port: Int
     }
 
-    /// Sends `head` (and `body`, if any) to `host:port` and returns the whole reply.
+    /// Sends `head` (and `body`, if any, with a `Content-Length` unless the head has one) to
+    /// `host:port` and returns the whole reply.
+    ///
+    /// - Throws: ``Failure/invalidField(_:)`` before anything is sent when a field cannot be
+    ///   written.
     func execute(host: String, port: Int, head: HTTPRequestHead, body: ByteBuffer?, timeout: TimeAmount, maxResponseSize: Int) async throws -> Response {
-        try await execute(on: pool(HostKey(host: host, port: port)), head: head, body: body, timeout: timeout, maxResponseSize: maxResponseSize)
+        var request = HTTPRequestBytes(method: head.method, target: head.uri)
+        for (name, value) in head.headers {
+            try request.add(name, value)
+        }
+        request.finish(body: body, hasLength: head.headers.contains(name: "Content-Length"))
+        return try await execute(on: pool(HostKey(host: host, port: port)), request, timeout: timeout, maxResponseSize: maxResponseSize)
     }
 
-    /// Sends `head` (and `body`, if any) over a connection of `pool` (a producer finds its
-    /// pool once, at route load) and returns the whole reply.
+    /// Sends `request` over a connection of `pool` (a producer finds its pool once, at route
+    /// load) and returns the whole reply.
     ///
     /// A request on a reused connection that the server closed before answering (a
     /// keep-alive race: the server dropped an idle connection as the request left) is sent
     /// once more on a new connection; a request on a new connection is never resent.
-    func execute(on pool: HostPool, head: HTTPRequestHead, body: ByteBuffer?, timeout: TimeAmount, maxResponseSize: Int) async throws -> Response {
-        if let invalid = head.headers.first(where: { !HTTPWire.isValidField(name: $0.name, value: $0.value) }) {
-            throw Failure.invalidField(invalid.name)
-        }
+    func execute(on pool: HostPool, _ request: HTTPRequestBytes, timeout: TimeAmount, maxResponseSize: Int) async throws -> Response {
         // Waiting for a free connection counts against the request's time.
         let deadline = NIODeadline.now() + timeout
         var resent = false
         while true {
             let (connection, reused) = try await pool.acquire(deadline: deadline)
             do {
-                return try await connection.send(head: head, body: body, timeout: timeout, maxResponseSize: maxResponseSize).get()
+                return try await connection.send(request, timeout: timeout, maxResponseSize: maxResponseSize).get()
             } catch Failure.closed(beforeAnyReply: true) where reused && !resent {
                 resent = true
             }
@@ -299,9 +305,9 @@ final class HTTP1Connection: Sendable {
         }
     }
 
-    func send(head: HTTPRequestHead, body: ByteBuffer?, timeout: TimeAmount, maxResponseSize: Int) -> EventLoopFuture<HTTP1Client.Response> {
+    func send(_ bytes: HTTPRequestBytes, timeout: TimeAmount, maxResponseSize: Int) -> EventLoopFuture<HTTP1Client.Response> {
         let promise = channel.eventLoop.makePromise(of: HTTP1Client.Response.self)
-        let request = HTTP1ClientHandler.Request(head: head, body: body, timeout: timeout, maxResponseSize: maxResponseSize, promise: promise)
+        let request = HTTP1ClientHandler.Request(bytes: bytes, timeout: timeout, maxResponseSize: maxResponseSize, promise: promise)
         // A channel that closed meanwhile (the server dropped an idle connection) no longer
         // has the handler: the write fails without reaching it, and so must the request.
         let written = channel.eventLoop.makePromise(of: Void.self)
@@ -324,8 +330,7 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
     typealias OutboundOut = HTTPClientRequestPart
 
     struct Request: Sendable {
-        var head: HTTPRequestHead
-        var body: ByteBuffer?
+        var bytes: HTTPRequestBytes
         var timeout: TimeAmount
         var maxResponseSize: Int
         var promise: EventLoopPromise<HTTP1Client.Response>
@@ -361,35 +366,32 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
             request.promise.fail(HTTP1Client.Failure.closed(beforeAnyReply: true))
             return
         }
-        let head = request.head
-        let inline = (request.body?.readableBytes ?? 0) <= HTTPWire.inlineBodyLimit
-        var buffer = context.channel.allocator.buffer(
-            capacity: HTTPWire.estimate(head.headers.lazy.map { ($0.name, $0.value) }) + head.uri.utf8.count + (inline ? request.body?.readableBytes ?? 0 : 0)
-        )
-        buffer.writeHTTPRequestLine(method: head.method, target: head.uri, version: head.version)
-        // Checked before a connection was taken (HTTP1Client.execute); never written if not valid.
-        for (name, value) in head.headers where HTTPWire.isValidField(name: name, value: value) {
-            buffer.writeHTTPField(name, value)
-        }
-        if let body = request.body, !head.headers.contains(name: "Content-Length") {
-            buffer.writeHTTPContentLength(body.readableBytes)
-        }
-        buffer.writeStaticString("\r\n")
         let deadline = NIODeadline.now() + request.timeout
         current = InFlight(promise: request.promise, maxResponseSize: request.maxResponseSize, deadline: deadline)
         armTimer(for: deadline, context: context)
-        // For the decoder only (HTTPRequestBytesHandler drops it).
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if var body = request.body, body.readableBytes > 0 {
-            if inline {
-                buffer.writeBuffer(&body)
-            } else {
-                context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-                buffer = body
-            }
+        // For the decoder only (HTTPRequestBytesHandler drops it): it needs the method.
+        context.write(wrapOutboundOut(.head(Self.decoderHead(request.bytes.method))), promise: nil)
+        if let body = request.bytes.separateBody {
+            context.write(wrapOutboundOut(.body(.byteBuffer(request.bytes.head))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: promise)
+        } else {
+            context.write(wrapOutboundOut(.body(.byteBuffer(request.bytes.head))), promise: promise)
         }
-        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: promise)
     }
+
+    /// What the reply decoder is told of a request: only whether it was HEAD or CONNECT
+    /// (whose replies have no body) matters to it, so three heads made once do.
+    private static func decoderHead(_ method: HTTPMethod) -> HTTPRequestHead {
+        switch method {
+        case .HEAD: headHead
+        case .CONNECT: connectHead
+        default: otherHead
+        }
+    }
+
+    private static let headHead = HTTPRequestHead(version: .http1_1, method: .HEAD, uri: "")
+    private static let connectHead = HTTPRequestHead(version: .http1_1, method: .CONNECT, uri: "")
+    private static let otherHead = HTTPRequestHead(version: .http1_1, method: .GET, uri: "")
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard var inFlight = current else { return }

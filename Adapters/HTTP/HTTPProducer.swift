@@ -42,41 +42,25 @@ struct HTTPProducer: Producer {
         } else {
             method = message.body.readableBytes > 0 ? .POST : .GET
         }
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(message.headers.count + 4)
-        if case .plain(_, _, let hostHeader) = transport {
-            headers.add(name: "Host", value: hostHeader)
-        }
-        for header in message.headers where HTTPHeaderRules.forwardsOnRequest(header.name) {
-            headers.add(name: header.name, value: header.value)
-        }
-        if let authorization {
-            headers.replaceOrAdd(name: "Authorization", value: authorization)
-        }
-        headers.replaceOrAdd(name: Message.correlationHeader, value: message.correlationID)
-        // The same trace, with a span id of this call's own.
-        headers.replaceOrAdd(name: TraceContext.header, value: (message.trace ?? .random()).child().traceparent)
         let sendsBody = message.body.readableBytes > 0 || method == .POST || method == .PUT || method == .PATCH
-        if sendsBody, case .plain = transport {
-            // Framed here, as the head is built, rather than by rewriting its header list later.
-            headers.add(name: "Content-Length", value: String(message.body.readableBytes))
-        }
         let status: HTTPResponseStatus
         let replyHeaders: HTTPHeaders
         let body: ByteBuffer
         do {
             switch transport {
-            case .plain(let pool, let target, _):
-                let head = HTTPRequestHead(version: .http1_1, method: method, uri: target, headers: headers)
-                let response = try await pool.client.execute(
-                    on: pool, head: head, body: sendsBody ? message.body : nil,
-                    timeout: timeout, maxResponseSize: maxResponseSize
-                )
+            case .plain(let pool, let target, let hostHeader):
+                // Written as bytes as the fields are found: no header list in between.
+                var request = HTTPRequestBytes(method: method, target: target, capacity: 64 + message.headers.count * 48)
+                try request.add("Host", hostHeader)
+                try forEachField(of: message) { name, value throws(HTTP1Client.Failure) in try request.add(name, value) }
+                request.finish(body: sendsBody ? message.body : nil)
+                let response = try await pool.client.execute(on: pool, request, timeout: timeout, maxResponseSize: maxResponseSize)
                 (status, replyHeaders, body) = (response.head.status, response.head.headers, response.body)
             case .tls(let client):
                 var request = HTTPClientRequest(url: url)
                 request.method = method
-                request.headers = headers
+                request.headers.reserveCapacity(message.headers.count + 3)
+                forEachField(of: message) { name, value in request.headers.add(name: name, value: value) }
                 if sendsBody { request.body = .bytes(message.body) }
                 let response = try await client.execute(request, timeout: timeout)
                 (status, replyHeaders) = (response.status, response.headers)
@@ -102,6 +86,23 @@ struct HTTPProducer: Producer {
         reply.message.headers["http.status"] = String(status.code)
         reply.message.body = body
         return reply
+    }
+
+    /// The fields sent for `message` (the transport adds `Host` and the framing): its
+    /// headers that cross the wire, then `Authorization` (from the URL's credentials),
+    /// `X-Correlation-ID` and a `traceparent` with the message's trace and a span of this
+    /// call's own, each replacing any the message had.
+    private func forEachField<E: Error>(of message: Message, _ add: (String, String) throws(E) -> Void) throws(E) {
+        for header in message.headers where HTTPHeaderRules.forwardsOnRequest(header.name) {
+            if authorization != nil, header.name.equalsIgnoringASCIICase("Authorization") { continue }
+            if header.name.equalsIgnoringASCIICase(Message.correlationHeader) || header.name.equalsIgnoringASCIICase(TraceContext.header) { continue }
+            try add(header.name, header.value)
+        }
+        if let authorization {
+            try add("Authorization", authorization)
+        }
+        try add(Message.correlationHeader, message.correlationID)
+        try add(TraceContext.header, (message.trace ?? .random()).child().traceparent)
     }
 
     func describeReply(_ reply: Exchange) -> String? {

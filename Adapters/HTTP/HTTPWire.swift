@@ -42,6 +42,48 @@ enum HTTPWire {
     }
 }
 
+/// An outbound request written as bytes as it is built: request line, then each field
+/// (checked as it is added), then framing and the body.
+struct HTTPRequestBytes: Sendable {
+    let method: HTTPMethod
+    /// The request line and fields, then (after ``finish(body:)``) the blank line and a
+    /// body of up to ``HTTPWire/inlineBodyLimit``.
+    private(set) var head: ByteBuffer
+    /// A body too large to copy after the head: written as a buffer of its own.
+    private(set) var separateBody: ByteBuffer?
+
+    init(method: HTTPMethod, target: String, capacity: Int = 512) {
+        self.method = method
+        head = ByteBuffer()
+        head.reserveCapacity(capacity + target.utf8.count)
+        head.writeHTTPRequestLine(method: method, target: target, version: .http1_1)
+    }
+
+    /// Adds `name: value`.
+    ///
+    /// - Throws: ``HTTP1Client/Failure/invalidField(_:)`` for a name that is not a token or a
+    ///   value holding CR, LF or NUL: nothing of it is written.
+    mutating func add(_ name: String, _ value: String) throws(HTTP1Client.Failure) {
+        guard HTTPWire.isValidField(name: name, value: value) else { throw .invalidField(name) }
+        head.writeHTTPField(name, value)
+    }
+
+    /// Ends the head; with a body, says its `Content-Length` (unless `hasLength`: a length
+    /// field was added) and appends it.
+    mutating func finish(body: ByteBuffer?, hasLength: Bool = false) {
+        if let body, !hasLength {
+            head.writeHTTPContentLength(body.readableBytes)
+        }
+        head.writeStaticString("\r\n")
+        guard var body, body.readableBytes > 0 else { return }
+        if body.readableBytes <= HTTPWire.inlineBodyLimit {
+            head.writeBuffer(&body)
+        } else {
+            separateBody = body
+        }
+    }
+}
+
 extension ByteBuffer {
     /// `HTTP/1.1 200 OK` and CRLF.
     mutating func writeHTTPStatusLine(version: HTTPVersion, status: HTTPResponseStatus) {

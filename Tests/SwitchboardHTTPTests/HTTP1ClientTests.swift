@@ -131,9 +131,10 @@ struct HTTP1ClientTests {
         let client = Self.client()
         let (connection, _) = try await client.pool(.init(host: "127.0.0.1", port: server.port)).acquire(deadline: .now() + .seconds(5))
         try await connection.channel.close()
-        var headers = HTTPHeaders()
-        headers.add(name: "Host", value: "127.0.0.1")
-        let reply = connection.send(head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: headers), body: nil, timeout: .seconds(30), maxResponseSize: 1024)
+        var request = HTTPRequestBytes(method: .GET, target: "/")
+        try request.add("Host", "127.0.0.1")
+        request.finish(body: nil)
+        let reply = connection.send(request, timeout: .seconds(30), maxResponseSize: 1024)
         // Watched, not awaited: without the fix it would hang until its 30 s timeout.
         let outcome = Mutex<String?>(nil)
         reply.whenComplete { result in

@@ -316,6 +316,23 @@ struct HTTPAdapterTests {
                 let endpoints = node.observer.all.compactMap(\.step?.endpoint)
                 #expect(endpoints.contains("http://svc:***@127.0.0.1:\(backend)/echo/put"))
                 #expect(!endpoints.contains { $0.contains("s3cret") })
+
+                // The URL's credentials, the correlation id and the trace replace what the
+                // caller sent: each goes once.
+                let inbound = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                let replaced = try await node.request(.POST, "/put", body: "x", headers: [
+                    ("Authorization", "Bearer from-the-caller"), ("X-Correlation-ID", "order-7"), ("traceparent", inbound), ("X-Kept", "yes"),
+                ])
+                let sent = try #require(replaced.body.json?["headers"])
+                #expect(sent["authorization"] == .string("Basic " + Data("svc:s3cret".utf8).base64EncodedString()))
+                #expect(sent["x-correlation-id"] == .string("order-7"))
+                #expect(sent["x-kept"] == .string("yes"))
+                let traceparent = try #require(sent["traceparent"]?.text)
+                #expect(traceparent.hasPrefix("00-4bf92f3577b34da6a3ce929d0e0e4736-") && !traceparent.contains("00f067aa0ba902b7"))
+                for name in ["authorization", "x-correlation-id", "traceparent", "content-length"] {
+                    #expect(replaced.body.components(separatedBy: "\"\(name)\":").count == 2, "\(name) is sent once")
+                }
+                #expect(!replaced.body.contains("from-the-caller"))
             }
         }
     }
