@@ -80,7 +80,7 @@ final class HTTP1Client: Sendable {
         while true {
             let (connection, reused) = try await pool.acquire(deadline: deadline)
             do {
-                return try await connection.send(request, timeout: timeout, maxResponseSize: maxResponseSize).get()
+                return try await connection.send(request, timeout: timeout, maxResponseSize: maxResponseSize)
             } catch Failure.closed(beforeAnyReply: true) where reused && !resent {
                 resent = true
             }
@@ -285,10 +285,14 @@ final class HostPool: Sendable {
 /// One keep-alive connection: its channel and the handler that pairs a request with its reply.
 final class HTTP1Connection: Sendable {
     let channel: any Channel
+    /// Called directly from the channel's event loop (where the route usually runs): a
+    /// request goes to it with no trip through the pipeline and no promise.
+    private let handler: NIOLoopBound<HTTP1ClientHandler>
     private let idleSinceNanos = Atomic<Int64>(0)
 
-    private init(channel: any Channel) {
+    private init(channel: any Channel, handler: HTTP1ClientHandler) {
         self.channel = channel
+        self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
     }
 
     var idleSince: NIODeadline {
@@ -298,22 +302,29 @@ final class HTTP1Connection: Sendable {
 
     static func attach(to channel: any Channel, pool: HostPool) -> EventLoopFuture<HTTP1Connection> {
         channel.eventLoop.submit {
-            let connection = HTTP1Connection(channel: channel)
-            try channel.pipeline.syncOperations.addHandler(HTTP1ClientHandler(connection: connection, pool: pool))
+            let handler = HTTP1ClientHandler(pool: pool)
+            let connection = HTTP1Connection(channel: channel, handler: handler)
+            handler.connection = connection
+            try channel.pipeline.syncOperations.addHandler(handler)
             channel.closeFuture.whenComplete { _ in pool.closed(connection) }
             return connection
         }
     }
 
-    func send(_ bytes: HTTPRequestBytes, timeout: TimeAmount, maxResponseSize: Int) -> EventLoopFuture<HTTP1Client.Response> {
-        let promise = channel.eventLoop.makePromise(of: HTTP1Client.Response.self)
-        let request = HTTP1ClientHandler.Request(bytes: bytes, timeout: timeout, maxResponseSize: maxResponseSize, promise: promise)
-        // A channel that closed meanwhile (the server dropped an idle connection) no longer
-        // has the handler: the write fails without reaching it, and so must the request.
-        let written = channel.eventLoop.makePromise(of: Void.self)
-        written.futureResult.whenFailure { _ in promise.fail(HTTP1Client.Failure.closed(beforeAnyReply: true)) }
-        channel.writeAndFlush(request, promise: written)
-        return promise.futureResult
+    /// Sends `bytes` and returns the whole reply.
+    ///
+    /// - Throws: ``HTTP1Client/Failure``; `closed(beforeAnyReply: true)` when the connection
+    ///   closed before the request could be written (the server dropped an idle connection).
+    func send(_ bytes: HTTPRequestBytes, timeout: TimeAmount, maxResponseSize: Int) async throws -> HTTP1Client.Response {
+        try await withUnsafeThrowingContinuation { continuation in
+            let request = HTTP1ClientHandler.Request(bytes: bytes, timeout: timeout, maxResponseSize: maxResponseSize, continuation: continuation)
+            if channel.eventLoop.inEventLoop {
+                handler.value.start(request)
+            } else {
+                let handler = self.handler
+                channel.eventLoop.execute { handler.value.start(request) }
+            }
+        }
     }
 }
 
@@ -324,28 +335,34 @@ final class HTTP1Connection: Sendable {
 /// every request (a reply to HEAD has no body whatever its length says): the handler writes
 /// the head through it, then the request's bytes as a body part, and
 /// ``HTTPRequestBytesHandler`` at the socket's end drops the head and sends the bytes.
-final class HTTP1ClientHandler: ChannelDuplexHandler {
+///
+/// The caller waits on an unsafe continuation, resumed exactly once: every path that
+/// resumes it first takes the request out of `current`.
+final class HTTP1ClientHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = Request
     typealias OutboundOut = HTTPClientRequestPart
 
     struct Request: Sendable {
         var bytes: HTTPRequestBytes
         var timeout: TimeAmount
         var maxResponseSize: Int
-        var promise: EventLoopPromise<HTTP1Client.Response>
+        var continuation: UnsafeContinuation<HTTP1Client.Response, any Error>
     }
 
     private struct InFlight {
-        var promise: EventLoopPromise<HTTP1Client.Response>
+        var continuation: UnsafeContinuation<HTTP1Client.Response, any Error>
         var maxResponseSize: Int
         var deadline: NIODeadline
         var head: HTTPResponseHead?
         var body: ByteBuffer?
     }
 
-    private let connection: HTTP1Connection
+    /// Set once when the connection is made; cleared when the handler leaves the pipeline
+    /// (the connection holds the handler too).
+    var connection: HTTP1Connection?
     private let pool: HostPool
+    /// While the handler is in an open channel's pipeline.
+    private var context: ChannelHandlerContext?
     private var current: InFlight?
     /// The connection's one timer and when it fires. It is not moved for every request
     /// (scheduling and cancelling a task per request cost a heap insert and a linear
@@ -353,30 +370,42 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
     /// one's deadline has passed, and otherwise goes again for the request's deadline.
     private var timer: (task: Scheduled<Void>, at: NIODeadline)?
 
-    init(connection: HTTP1Connection, pool: HostPool) {
-        self.connection = connection
+    init(pool: HostPool) {
         self.pool = pool
     }
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let request = unwrapOutboundIn(data)
-        guard current == nil, context.channel.isActive else {
-            // The write's own promise fails too: left pending, it would leak.
-            promise?.fail(HTTP1Client.Failure.closed(beforeAnyReply: true))
-            request.promise.fail(HTTP1Client.Failure.closed(beforeAnyReply: true))
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        if let inFlight = current {
+            current = nil
+            inFlight.continuation.resume(throwing: HTTP1Client.Failure.closed(beforeAnyReply: inFlight.head == nil))
+        }
+        self.context = nil
+        connection = nil
+        timer?.task.cancel()
+        timer = nil
+    }
+
+    /// Writes `request` and flushes; called on the event loop.
+    func start(_ request: Request) {
+        guard current == nil, let context, context.channel.isActive else {
+            request.continuation.resume(throwing: HTTP1Client.Failure.closed(beforeAnyReply: true))
             return
         }
         let deadline = NIODeadline.now() + request.timeout
-        current = InFlight(promise: request.promise, maxResponseSize: request.maxResponseSize, deadline: deadline)
+        current = InFlight(continuation: request.continuation, maxResponseSize: request.maxResponseSize, deadline: deadline)
         armTimer(for: deadline, context: context)
         // For the decoder only (HTTPRequestBytesHandler drops it): it needs the method.
+        // A write that fails closes the channel, which fails the request (channelInactive).
         context.write(wrapOutboundOut(.head(Self.decoderHead(request.bytes.method))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(request.bytes.head))), promise: nil)
         if let body = request.bytes.separateBody {
-            context.write(wrapOutboundOut(.body(.byteBuffer(request.bytes.head))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: promise)
-        } else {
-            context.write(wrapOutboundOut(.body(.byteBuffer(request.bytes.head))), promise: promise)
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         }
+        context.flush()
     }
 
     /// What the reply decoder is told of a request: only whether it was HEAD or CONNECT
@@ -394,38 +423,37 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
     private static let otherHead = HTTPRequestHead(version: .http1_1, method: .GET, uri: "")
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard var inFlight = current else { return }
+        guard current != nil else { return }
+        // The request in flight is changed where it lies, not copied out and back.
         switch unwrapInboundIn(data) {
         case .head(let head):
-            inFlight.head = head
-            current = inFlight
+            current?.head = head
         case .body(var part):
-            let size = (inFlight.body?.readableBytes ?? 0) + part.readableBytes
-            guard size <= inFlight.maxResponseSize else {
+            let size = (current?.body?.readableBytes ?? 0) + part.readableBytes
+            guard size <= current?.maxResponseSize ?? 0 else {
                 fail(HTTP1Client.Failure.tooLarge, context: context)
                 return
             }
-            if inFlight.body == nil {
-                inFlight.body = part
+            if current?.body == nil {
+                current?.body = part
             } else {
-                inFlight.body!.writeBuffer(&part)
+                current?.body?.writeBuffer(&part)
             }
-            current = inFlight
         case .end:
-            current = nil
+            guard let inFlight = current.take() else { return }
             guard let head = inFlight.head else {
-                inFlight.promise.fail(HTTP1Client.Failure.closed(beforeAnyReply: true))
+                inFlight.continuation.resume(throwing: HTTP1Client.Failure.closed(beforeAnyReply: true))
                 context.close(promise: nil)
                 return
             }
             // Back in the pool before the caller hears of the reply, so its next request
             // finds the connection idle.
-            if head.isKeepAlive {
+            if head.isKeepAlive, let connection {
                 pool.released(connection)
             } else {
                 context.close(promise: nil)
             }
-            inFlight.promise.succeed(HTTP1Client.Response(head: head, body: inFlight.body ?? ByteBuffer()))
+            inFlight.continuation.resume(returning: HTTP1Client.Response(head: head, body: inFlight.body ?? ByteBuffer()))
         }
     }
 
@@ -475,9 +503,8 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
 
     /// Fails the request in flight, if any, and closes the connection (its state is unknown).
     private func fail(_ error: any Error, context: ChannelHandlerContext) {
-        if let inFlight = current {
-            current = nil
-            inFlight.promise.fail(error)
+        if let inFlight = current.take() {
+            inFlight.continuation.resume(throwing: error)
         }
         context.close(promise: nil)
     }

@@ -134,17 +134,22 @@ struct HTTP1ClientTests {
         var request = HTTPRequestBytes(method: .GET, target: "/")
         try request.add("Host", "127.0.0.1")
         request.finish(body: nil)
-        let reply = connection.send(request, timeout: .seconds(30), maxResponseSize: 1024)
-        // Watched, not awaited: without the fix it would hang until its 30 s timeout.
+        // Watched from a task, not awaited: without the fix it would hang until its 30 s timeout.
         let outcome = Mutex<String?>(nil)
-        reply.whenComplete { result in
-            outcome.withLock { $0 = (try? result.get()).map { _ in "answered" } ?? "\(result)" }
+        let sending = Task {
+            do {
+                _ = try await connection.send(request, timeout: .seconds(30), maxResponseSize: 1024)
+                outcome.withLock { $0 = "answered" }
+            } catch {
+                outcome.withLock { $0 = "failure(\(String(reflecting: error)))" }
+            }
         }
         var waited = 0
         while outcome.withLock({ $0 }) == nil, waited < 250 {
             try await Task.sleep(for: .milliseconds(20))
             waited += 1
         }
+        sending.cancel()
         let seen = outcome.withLock { $0 } ?? "no outcome within 5 s"
         #expect(seen == "failure(SwitchboardHTTP.HTTP1Client.Failure.closed(beforeAnyReply: true))")
         await client.shutdown()
