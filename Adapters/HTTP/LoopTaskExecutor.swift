@@ -10,8 +10,22 @@ import Synchronization
 /// round through the loop's queue at every such call and return. A task that prefers this
 /// executor (`Task(executorPreference:)`) runs its nonisolated code on it directly, on the
 /// loop of the connection it serves, without those rounds.
+///
+/// A job enqueued from the loop's own thread (a task started by a connection, a reply that
+/// resumes a route) joins a list that one task drains, scheduled with a closure made once:
+/// no closure is allocated per job. Jobs from other threads go through `execute`.
+///
+/// `@unchecked Sendable`: `local`, `running` and `drainScheduled` are touched only on the
+/// loop's thread.
 final class LoopTaskExecutor: TaskExecutor, @unchecked Sendable {
     let loop: any EventLoop
+    /// Jobs enqueued on the loop's thread, waiting for the drain.
+    private var local: [UnownedJob] = []
+    /// The list being run (kept to reuse its storage).
+    private var running: [UnownedJob] = []
+    private var drainScheduled = false
+    /// Runs the local jobs; made once (it holds the executor, which lives as long as the loop).
+    private var drainTask: (@Sendable () -> Void)?
 
     private init(loop: any EventLoop) {
         self.loop = loop
@@ -19,9 +33,28 @@ final class LoopTaskExecutor: TaskExecutor, @unchecked Sendable {
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        loop.execute {
-            job.runSynchronously(on: self.asUnownedTaskExecutor())
+        guard loop.inEventLoop, let drainTask else {
+            loop.execute {
+                job.runSynchronously(on: self.asUnownedTaskExecutor())
+            }
+            return
         }
+        local.append(job)
+        if !drainScheduled {
+            drainScheduled = true
+            loop.execute(drainTask)
+        }
+    }
+
+    private func drain() {
+        drainScheduled = false
+        // Jobs these enqueue go to the emptied list and a drain of their own.
+        swap(&local, &running)
+        let executor = asUnownedTaskExecutor()
+        for job in running {
+            job.runSynchronously(on: executor)
+        }
+        running.removeAll(keepingCapacity: true)
     }
 
     private static let executors = Mutex<[ObjectIdentifier: LoopTaskExecutor]>([:])
@@ -32,6 +65,7 @@ final class LoopTaskExecutor: TaskExecutor, @unchecked Sendable {
             let key = ObjectIdentifier(loop)
             if let executor = executors[key] { return executor }
             let executor = LoopTaskExecutor(loop: loop)
+            executor.drainTask = { [executor] in executor.drain() }
             executors[key] = executor
             return executor
         }

@@ -335,16 +335,17 @@ struct HTTPListenerTests {
             let cut = await stalled.read()
             #expect(cut.closed)
             #expect(cut.text.isEmpty)
-
-            // One that keeps sending requests, each well within the timeout, stays open
-            // past several timeouts.
+        }
+        // A client that keeps sending requests, a tenth of the timeout apart, stays open
+        // past the timeout (the timer counts from the last read, not from the connect).
+        try await SwitchboardUnderTest.run(Self.routes, idleTimeout: .seconds(1)) { node in
             let busy = try RawConnection(port: node.port)
-            for index in 0..<8 {
+            for index in 0..<15 {
                 busy.send("GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
                 let reply = await busy.read(until: Self.hasReplies(1))
                 #expect(!reply.closed, "request \(index)")
                 #expect(Self.replies(in: reply.text).first?.body == "got ")
-                try await Task.sleep(for: .milliseconds(150))
+                try await Task.sleep(for: .milliseconds(100))
             }
         }
     }
