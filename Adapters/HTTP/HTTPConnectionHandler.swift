@@ -36,7 +36,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
     private struct Collecting {
         var head: HTTPRequestHead
         var binding: HTTPListener.Binding
-        var deliver: Delivery
+        var deliver: HTTPListener.DeliveryBox
         var path: Substring
         var query: Substring?
         var segments: [Substring]

@@ -35,8 +35,8 @@ final class HTTPListener: Sendable {
         }
 
         /// What the consumer's `run` installed; nil before it runs and after it stops.
-        var deliver: Delivery? {
-            delivery.withLock { $0.box }?.deliver
+        var deliver: DeliveryBox? {
+            delivery.withLock { $0.box }
         }
 
         /// Whether the route has not started yet (as opposed to having stopped).
@@ -54,11 +54,11 @@ final class HTTPListener: Sendable {
 
         /// For a request that arrives while the node starts (the listener accepts before
         /// every route's consumer is installed): waits up to `limit` for the route.
-        func deliverOnceStarted(limit: Duration = .seconds(5)) -> Delivery {
-            { [self] exchange in
+        func deliverOnceStarted(limit: Duration = .seconds(5)) -> DeliveryBox {
+            DeliveryBox { [self] exchange in
                 let deadline = ContinuousClock.now + limit
                 while ContinuousClock.now < deadline {
-                    if let deliver { return try await deliver(exchange) }
+                    if let deliver { return try await deliver.deliver(exchange) }
                     guard starting else { break }
                     try await Task.sleep(for: .milliseconds(5))
                 }
@@ -67,6 +67,8 @@ final class HTTPListener: Sendable {
         }
     }
 
+    /// The installed route, passed along in its box: taking the closure out to carry it
+    /// made a reabstraction thunk (an allocation) for every request.
     final class DeliveryBox: Sendable {
         let deliver: Delivery
 
@@ -246,8 +248,8 @@ struct HTTPReply: Sendable {
         HTTPReply(status: status, headers: [("Content-Type", "application/json")], body: ByteBuffer(string: json))
     }
 
-    /// Adds `X-Message-ID` and `X-Correlation-ID`.
-    func identified(exchangeID: MessageID, correlationID: String) -> HTTPReply {
+    /// Adds `X-Message-ID` and `X-Correlation-ID` (consuming: the header list is grown in place, not copied).
+    consuming func identified(exchangeID: MessageID, correlationID: String) -> HTTPReply {
         var reply = self
         reply.headers.append(("X-Message-ID", exchangeID.description))
         // Not written if it is not a valid field value (HTTPWire).
@@ -263,7 +265,7 @@ struct CollectedRequest: Sendable {
     var query: Substring?
     var segments: [Substring]
     var binding: HTTPListener.Binding
-    var deliver: Delivery
+    var deliver: HTTPListener.DeliveryBox
     var body: ByteBuffer
 }
 
@@ -275,7 +277,7 @@ struct RequestRouter: Sendable {
     /// What to do with a request once its head arrived.
     enum Decision {
         /// Collect the body (up to the binding's limit) and route it.
-        case route(HTTPListener.Binding, Delivery, path: Substring, query: Substring?, segments: [Substring])
+        case route(HTTPListener.Binding, HTTPListener.DeliveryBox, path: Substring, query: Substring?, segments: [Substring])
         /// Answer this without routing (404, 405, 503).
         case reply(HTTPReply)
     }
@@ -343,7 +345,7 @@ struct RequestRouter: Sendable {
         let message = Message(headers: headers, body: request.body, trace: trace)
         let exchange = Exchange(message: message, pattern: binding.async ? .inOnly : .inOut)
         do {
-            let result = try await request.deliver(exchange)
+            let result = try await request.deliver.deliver(exchange)
             if binding.async {
                 return HTTPReply.json(status: 202, "{\"id\":\(jsonQuoted(exchange.id.description)),\"status\":\"accepted\"}")
                     .identified(exchangeID: exchange.id, correlationID: message.correlationID)

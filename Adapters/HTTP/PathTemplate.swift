@@ -79,7 +79,7 @@ struct PathTemplate: Sendable, Hashable {
 
     /// A path with any trailing slash removed, as the exact-match table keys it.
     static func normalize(_ path: Substring) -> Substring {
-        if path.count > 1, path.hasSuffix("/") { return path.dropLast() }
+        if path.utf8.count > 1, path.utf8.last == UInt8(ascii: "/") { return path.dropLast() }
         return path
     }
 }

@@ -69,6 +69,14 @@ public struct Headers: Sendable, Equatable {
         fields.contains { $0.name.equalsIgnoringASCIICase(name) }
     }
 
+    /// Whether some value of `name` passes `test` (no list of the values is made).
+    public func contains(_ name: String, where test: (String) throws -> Bool) rethrows -> Bool {
+        for index in fields.indices where fields[index].name.equalsIgnoringASCIICase(name) {
+            if try test(fields[index].value) { return true }
+        }
+        return false
+    }
+
     /// Makes room for `count` headers in all, so adding them one by one does not grow the
     /// list several times.
     public mutating func reserveCapacity(_ count: Int) {

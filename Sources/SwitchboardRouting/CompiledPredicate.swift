@@ -125,9 +125,8 @@ indirect enum PredicateNode: Sendable, CustomStringConvertible {
     private static func check(_ subject: PredicateSubject, _ test: PredicateTest, _ view: inout BodyView) throws -> Bool {
         switch subject {
         case .header(let name):
-            let values = view.message.headers.values(name)
-            if case .exists(let expected) = test { return values.isEmpty != expected }
-            return values.contains { test.holds(for: $0) }
+            if case .exists(let expected) = test { return view.message.headers.contains(name) == expected }
+            return view.message.headers.contains(name) { test.holds(for: $0) }
         case .xpath(let expression):
             let document = try view.xmlDocument()
             switch test {
