@@ -10,9 +10,10 @@ import Synchronization
 ///
 /// Consumers register their method and path when routes load; requests are dispatched by
 /// exact path first (a dictionary lookup), then by path templates with `{captures}`. Each
-/// connection's pipeline is NIO's HTTP/1.1 codec (with its 400 for malformed requests) and
-/// a ``HTTPConnectionHandler`` that collects a whole request, runs the route in a task and
-/// writes the reply in one flush, keeping pipelined requests in order.
+/// connection's pipeline is NIO's HTTP/1.1 request decoder and a ``HTTPConnectionHandler``
+/// that collects a whole request, runs the route in a task and writes the reply as bytes in
+/// one flush (``HTTPWire``), keeping pipelined requests in order; it also answers malformed
+/// requests with 400 and closes idle connections.
 final class HTTPListener: Sendable {
     /// One bound method and path.
     final class Binding: Sendable {
