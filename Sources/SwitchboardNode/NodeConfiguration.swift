@@ -105,8 +105,10 @@ public struct NodeConfiguration: Sendable {
         public var mask: [String] = []
         public var buffer = 10_000
         public var commitTimeout: Duration = .seconds(10)
-        /// Under load, the least time between the starts of two commits (SQLite).
-        public var commitInterval: Duration = .milliseconds(1)
+        /// Under load, the least time between the starts of two commits (SQLite). Zero by
+        /// default: the writer commits as soon as an exchange waits and the commit before
+        /// has ended (what queued meanwhile goes in one commit).
+        public var commitInterval: Duration = .zero
         public var retention = AuditTrail.Retention()
         /// `full`: every commit waits for the disk (SQLite); default `normal`.
         public var fullSync = false
@@ -149,7 +151,7 @@ public struct NodeConfiguration: Sendable {
         ("audit.mask", "Header names stored as *** besides Authorization, Cookie, Set-Cookie, Proxy-Authorization and secret options."),
         ("audit.buffer", "Events queued before routes wait for the store (default 10000)."),
         ("audit.commit-timeout", "How long an exchange waits for its events to be stored before it fails with 503 (default 10s)."),
-        ("audit.commit-interval", "Under load, the least time between two SQLite commits, so more exchanges share each (default 1ms; 0: commit at once). An idle node commits at once."),
+        ("audit.commit-interval", "Under load, the least time between two SQLite commits, so more exchanges share each (default 0: commit as soon as an exchange waits and the commit before has ended; what queued meanwhile goes in one commit)."),
         ("audit.retention.age", "Events older than this are deleted (default 7d; 0 keeps them)."),
         ("audit.retention.size", "Oldest events are deleted to keep the store under this size (default 1GiB; 0: no limit)."),
         ("audit.sync", "normal (a commit survives the process being killed) or full (also a power cut; slower). SQLite only."),
