@@ -30,6 +30,8 @@ final class HTTP1Client: Sendable {
         /// A request field that cannot be written: its name is not a token, or its value
         /// holds CR, LF or NUL (it would end the field early and inject others).
         case invalidField(String)
+        /// A request method that is not a token (it would rewrite the request line).
+        case invalidMethod(String)
     }
 
     struct Settings: Sendable {
@@ -51,20 +53,6 @@ final class HTTP1Client: Sendable {
     struct HostKey: Hashable, Sendable {
         let host: String
         let port: Int
-    }
-
-    /// Sends `head` (and `body`, if any, with a `Content-Length` unless the head has one) to
-    /// `host:port` and returns the whole reply.
-    ///
-    /// - Throws: ``Failure/invalidField(_:)`` before anything is sent when a field cannot be
-    ///   written.
-    func execute(host: String, port: Int, head: HTTPRequestHead, body: ByteBuffer?, timeout: TimeAmount, maxResponseSize: Int) async throws -> Response {
-        var request = HTTPRequestBytes(method: head.method, target: head.uri)
-        for (name, value) in head.headers {
-            try request.add(name, value)
-        }
-        request.finish(body: body, hasLength: head.headers.contains(name: "Content-Length"))
-        return try await execute(on: pool(HostKey(host: host, port: port)), request, timeout: timeout, maxResponseSize: maxResponseSize)
     }
 
     /// Sends `request` over a connection of `pool` (a producer finds its pool once, at route
@@ -513,7 +501,7 @@ final class HTTP1ClientHandler: ChannelInboundHandler {
 /// The client pipeline's handler next to the socket: sends the bytes of requests (body parts
 /// holding whole encoded requests, see ``HTTP1ClientHandler``) and drops the heads that were
 /// written only for the reply decoder to see.
-final class HTTPRequestBytesHandler: ChannelOutboundHandler, RemovableChannelHandler {
+final class HTTPRequestBytesHandler: ChannelOutboundHandler {
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = IOData
 

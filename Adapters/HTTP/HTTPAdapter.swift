@@ -120,8 +120,17 @@ public struct HTTPAdapter: Adapter {
             var target = endpoint.path.isEmpty ? "/" : endpoint.path
             if let query = url.firstIndex(of: "?") { target += url[query...] }
             let hostHeader = (host.contains(":") ? "[\(host)]" : host) + (port == 80 ? "" : ":\(port)")
+            guard HTTPWire.isValidTarget(target) else {
+                throw EndpointError("the path and query cannot be sent in a request line (spaces or control characters): \(target)")
+            }
+            let fixedFields: ByteBuffer
+            do {
+                fixedFields = try HTTPRequestBytes.fields([("Host", hostHeader)] + (authorization.map { [("Authorization", $0)] } ?? []))
+            } catch {
+                throw EndpointError("the host or the credentials cannot be sent as HTTP fields: \(hostHeader)")
+            }
             let pool = clients.plainClient(connectTimeout: connectTimeout).pool(HTTP1Client.HostKey(host: host, port: port))
-            transport = .plain(pool, target: target, hostHeader: hostHeader)
+            transport = .plain(pool, target: target, fixedFields: fixedFields)
         }
         return HTTPProducer(
             url: url,

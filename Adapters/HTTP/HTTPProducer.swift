@@ -18,8 +18,10 @@ struct HTTPProducer: Producer {
     /// How requests travel: plain HTTP on the node's own HTTP/1.1 client, HTTPS through
     /// AsyncHTTPClient.
     enum Transport: Sendable {
-        /// The connections to the backend's host and port, found at route load.
-        case plain(HostPool, target: String, hostHeader: String)
+        /// The connections to the backend's host and port, found at route load, the request
+        /// target, and the fields every request carries (`Host`, the URL's credentials),
+        /// written and checked at route load.
+        case plain(HostPool, target: String, fixedFields: ByteBuffer)
         case tls(HTTPClient)
     }
 
@@ -48,11 +50,13 @@ struct HTTPProducer: Producer {
         let body: ByteBuffer
         do {
             switch transport {
-            case .plain(let pool, let target, let hostHeader):
+            case .plain(let pool, let target, let fixedFields):
                 // Written as bytes as the fields are found: no header list in between.
-                var request = HTTPRequestBytes(method: method, target: target, capacity: 64 + message.headers.count * 48)
-                try request.add("Host", hostHeader)
-                try forEachField(of: message) { name, value throws(HTTP1Client.Failure) in try request.add(name, value) }
+                var request = try HTTPRequestBytes(method: method, target: target, capacity: 64 + message.headers.count * 48)
+                request.add(checked: fixedFields)
+                try forEachField(of: message, withAuthorization: false) { name, value throws(HTTP1Client.Failure) in
+                    try request.add(name, value)
+                }
                 request.finish(body: sendsBody ? message.body : nil)
                 let response = try await pool.client.execute(on: pool, request, timeout: timeout, maxResponseSize: maxResponseSize)
                 (status, replyHeaders, body) = (response.head.status, response.head.headers, response.body)
@@ -60,7 +64,7 @@ struct HTTPProducer: Producer {
                 var request = HTTPClientRequest(url: url)
                 request.method = method
                 request.headers.reserveCapacity(message.headers.count + 3)
-                forEachField(of: message) { name, value in request.headers.add(name: name, value: value) }
+                forEachField(of: message, withAuthorization: true) { name, value in request.headers.add(name: name, value: value) }
                 if sendsBody { request.body = .bytes(message.body) }
                 let response = try await client.execute(request, timeout: timeout)
                 (status, replyHeaders) = (response.status, response.headers)
@@ -89,16 +93,19 @@ struct HTTPProducer: Producer {
     }
 
     /// The fields sent for `message` (the transport adds `Host` and the framing): its
-    /// headers that cross the wire, then `Authorization` (from the URL's credentials),
-    /// `X-Correlation-ID` and a `traceparent` with the message's trace and a span of this
-    /// call's own, each replacing any the message had.
-    private func forEachField<E: Error>(of message: Message, _ add: (String, String) throws(E) -> Void) throws(E) {
+    /// headers that cross the wire, then `Authorization` (from the URL's credentials; with
+    /// `withAuthorization` false the transport adds it), `X-Correlation-ID` and a
+    /// `traceparent` with the message's trace and a span of this call's own, each replacing
+    /// any the message had.
+    private func forEachField<E: Error>(
+        of message: Message, withAuthorization: Bool, _ add: (String, String) throws(E) -> Void
+    ) throws(E) {
         for header in message.headers where HTTPHeaderRules.forwardsOnRequest(header.name) {
             if authorization != nil, header.name.equalsIgnoringASCIICase("Authorization") { continue }
             if header.name.equalsIgnoringASCIICase(Message.correlationHeader) || header.name.equalsIgnoringASCIICase(TraceContext.header) { continue }
             try add(header.name, header.value)
         }
-        if let authorization {
+        if withAuthorization, let authorization {
             try add("Authorization", authorization)
         }
         try add(Message.correlationHeader, message.correlationID)
@@ -137,6 +144,10 @@ struct HTTPProducer: Producer {
             case .invalidField(let name):
                 return ProcessingError(
                     "request to \(display) not sent: header '\(name)' cannot go on the wire (a name must be an HTTP token, a value must not hold CR, LF or NUL)"
+                )
+            case .invalidMethod(let method):
+                return ProcessingError(
+                    "request to \(display) not sent: the method \(jsonQuoted(method)) (from http.method) is not an HTTP token"
                 )
             }
         case ChannelError.connectTimeout:

@@ -36,6 +36,11 @@ enum HTTPWire {
         bytes.utf8.reduce(0) { $0 | 1 << UInt64($1 - offset) }
     }
 
+    /// Whether `target` can follow the method in a request line: no spaces or control bytes.
+    static func isValidTarget(_ target: String) -> Bool {
+        !target.isEmpty && !target.utf8.contains { $0 <= 0x20 || $0 == 0x7F }
+    }
+
     /// Whether `value` holds no CR, LF or NUL.
     static func isValidValue(_ value: String) -> Bool {
         for byte in value.utf8 where byte < 0x20 {
@@ -60,7 +65,13 @@ struct HTTPRequestBytes: Sendable {
     /// A body too large to copy after the head: written as a buffer of its own.
     private(set) var separateBody: ByteBuffer?
 
-    init(method: HTTPMethod, target: String, capacity: Int = 512) {
+    /// Starts the request with its request line. `target` is the producer's, checked when
+    /// its route loaded (``HTTPWire/isValidTarget(_:)``).
+    ///
+    /// - Throws: ``HTTP1Client/Failure/invalidMethod(_:)`` for a method that is not a token
+    ///   (it can come from a message's `http.method`, and would rewrite the request line).
+    init(method: HTTPMethod, target: String, capacity: Int = 512) throws(HTTP1Client.Failure) {
+        guard HTTPWire.isToken(method.rawValue) else { throw .invalidMethod(method.rawValue) }
         self.method = method
         head = ByteBuffer()
         head.reserveCapacity(capacity + target.utf8.count)
@@ -76,10 +87,26 @@ struct HTTPRequestBytes: Sendable {
         head.writeHTTPField(name, value)
     }
 
-    /// Ends the head; with a body, says its `Content-Length` (unless `hasLength`: a length
-    /// field was added) and appends it.
-    mutating func finish(body: ByteBuffer?, hasLength: Bool = false) {
-        if let body, !hasLength {
+    /// Adds fields written and checked once, when the producer's route loaded (``fields(_:)``).
+    mutating func add(checked fields: ByteBuffer) {
+        var fields = fields
+        head.writeBuffer(&fields)
+    }
+
+    /// `pairs` written as fields, checked: what a producer sends with every request (`Host`,
+    /// the URL's credentials), made once at route load.
+    static func fields(_ pairs: [(String, String)]) throws(HTTP1Client.Failure) -> ByteBuffer {
+        var bytes = ByteBuffer()
+        for (name, value) in pairs {
+            guard HTTPWire.isValidField(name: name, value: value) else { throw .invalidField(name) }
+            bytes.writeHTTPField(name, value)
+        }
+        return bytes
+    }
+
+    /// Ends the head; with a body, says its `Content-Length` and appends it.
+    mutating func finish(body: ByteBuffer?) {
+        if let body {
             head.writeHTTPContentLength(body.readableBytes)
         }
         head.writeStaticString("\r\n")

@@ -81,6 +81,13 @@ struct HTTP1ClientTests {
                 try await client.execute(host: "127.0.0.1", port: server.port, head: head, body: nil, timeout: .seconds(5), maxResponseSize: 1024)
             }
         }
+        // A method is a token too: one with a space or a line break would rewrite the request line.
+        for method in ["GET /admin HTTP/1.1\r\nX-Injected: yes\r\n\r\nGET", "BAD METHOD", ""] {
+            let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: "/")
+            await #expect(throws: HTTP1Client.Failure.invalidMethod(method)) {
+                try await client.execute(host: "127.0.0.1", port: server.port, head: head, body: nil, timeout: .seconds(5), maxResponseSize: 1024)
+            }
+        }
         // Nothing reached the server, and the only connection slot is still free.
         #expect(server.requests.isEmpty)
         #expect(String(buffer: try await Self.post(client, server.port).body) == "ok")
@@ -131,7 +138,7 @@ struct HTTP1ClientTests {
         let client = Self.client()
         let (connection, _) = try await client.pool(.init(host: "127.0.0.1", port: server.port)).acquire(deadline: .now() + .seconds(5))
         try await connection.channel.close()
-        var request = HTTPRequestBytes(method: .GET, target: "/")
+        var request = try HTTPRequestBytes(method: .GET, target: "/")
         try request.add("Host", "127.0.0.1")
         request.finish(body: nil)
         // Watched from a task, not awaited: without the fix it would hang until its 30 s timeout.
@@ -314,6 +321,19 @@ struct HTTP1ClientTests {
         _ = try await Self.post(client, server.port)
         #expect(server.connections == 2)
         await client.shutdown()
+    }
+}
+
+extension HTTP1Client {
+    /// Sends `head` (and `body`, if any, with its `Content-Length`) to `host:port` and returns
+    /// the whole reply: the tests' way in, as a producer's request would go.
+    func execute(host: String, port: Int, head: HTTPRequestHead, body: ByteBuffer?, timeout: TimeAmount, maxResponseSize: Int) async throws -> Response {
+        var request = try HTTPRequestBytes(method: head.method, target: head.uri)
+        for (name, value) in head.headers {
+            try request.add(name, value)
+        }
+        request.finish(body: body)
+        return try await execute(on: pool(HostKey(host: host, port: port)), request, timeout: timeout, maxResponseSize: maxResponseSize)
     }
 }
 

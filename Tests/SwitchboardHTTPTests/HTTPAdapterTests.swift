@@ -274,6 +274,42 @@ struct HTTPAdapterTests {
         }
     }
 
+    @Test func aMethodThatWouldRewriteTheRequestLineFailsTheStep() async throws {
+        try await Backend.run { backend in
+            try await SwitchboardUnderTest.run("""
+            routes:
+              - id: method
+                from: http:/method?method=POST
+                steps:
+                  - set-header: { name: http.method, value: "${json:$.m}" }
+                  - to: "{backend}/echo"
+            """, backendPort: backend) { node in
+                let reply = try await node.request(.POST, "/method", body: #"{"m":"GET /admin HTTP/1.1\r\nX-Injected: yes\r\n\r\nGET"}"#)
+                #expect(reply.status == 500)
+                let error = reply.body.json?["error"]?.text ?? ""
+                #expect(error.hasPrefix("route 'method' step 1 (to http://127.0.0.1:\(backend)/echo): request to http://127.0.0.1:\(backend)/echo not sent: the method \"GET /admin"))
+                #expect(error.hasSuffix("(from http.method) is not an HTTP token"))
+            }
+        }
+    }
+
+    @Test func aPathThatCannotGoInARequestLineIsALoadError() throws {
+        let adapter = HTTPAdapter(configuration: .init(port: 0))
+        defer { Task { await adapter.shutdown() } }
+        #expect {
+            try RouteLoader(catalog: AdapterCatalog([adapter])).load(sources: [("""
+            routes:
+              - id: spaced
+                from: http:/spaced
+                steps:
+                  - to: "http://127.0.0.1:9/a b"
+            """, "spaced.yaml")])
+        } throws: { error in
+            "\(error)".contains("spaced.yaml:5:")
+                && "\(error)".contains("the path and query cannot be sent in a request line (spaces or control characters): /a b")
+        }
+    }
+
     @Test func statusHeaderSetsTheResponseStatus() async throws {
         try await SwitchboardUnderTest.run("""
         routes:
