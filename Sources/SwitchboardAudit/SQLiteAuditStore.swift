@@ -12,12 +12,18 @@ import SwitchboardStorage
 public final class SQLiteAuditStore: BlockingAuditStore {
     public let path: String
     private let pool: DatabasePool
+    /// The events themselves, in append-only files beside the database (see ``AuditSegments``).
+    let segments: AuditSegments
+    private let fullSync: Bool
 
     /// Opens (creating when `create`) the store at `path`.
     ///
     /// - Throws: ``AuditStoreError`` when the file cannot be opened or is not an audit store.
-    public init(path: String, create: Bool = true, fullSync: Bool = false) throws {
+    /// - Parameter eventFileBytes: The size at which the events move to a new file.
+    public init(path: String, create: Bool = true, fullSync: Bool = false, eventFileBytes: Int64 = 16 << 20) throws {
         self.path = path
+        self.fullSync = fullSync
+        segments = AuditSegments(storePath: path, rollBytes: eventFileBytes)
         do {
             pool = try SQLiteFile.open(path: path, create: create, fullSync: fullSync, what: "audit store", migrator: Self.migrator)
         } catch {
@@ -78,12 +84,22 @@ public final class SQLiteAuditStore: BlockingAuditStore {
                     WHERE entry_route IS NOT NULL AND correlation_id <> message_id;
                 """)
         }
+        migrator.registerMigration("audit-v3") { db in
+            // A row's events moved to the events files: `seg` names the file, `seg_offset`
+            // and `seg_length` the bytes; `events` is then empty. Rows written before keep
+            // their events inline (`seg` NULL).
+            try db.execute(sql: """
+                ALTER TABLE audit_chunks ADD COLUMN seg INTEGER;
+                ALTER TABLE audit_chunks ADD COLUMN seg_offset INTEGER;
+                ALTER TABLE audit_chunks ADD COLUMN seg_length INTEGER;
+                """)
+        }
         return migrator
     }
 
     static let insertSQL = """
-        INSERT INTO audit_chunks (message_id, correlation_id, parent_id, trace_id, entry_route, status, started_at, headers, events)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        INSERT INTO audit_chunks (message_id, correlation_id, parent_id, trace_id, entry_route, status, started_at, headers, events, seg, seg_offset, seg_length)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?)
         """
 
     public func append(_ batch: AuditBatch) async throws {
@@ -92,6 +108,12 @@ public final class SQLiteAuditStore: BlockingAuditStore {
 
     public func appendBlocking(_ batch: AuditBatch) throws {
         let chunks = batch.chunks
+        // The events first, all in one write; then the rows that point at them.
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(chunks.reduce(0) { $0 + $1.events.count })
+        for chunk in chunks { bytes.append(contentsOf: chunk.events) }
+        let (segment, base) = try bytes.withUnsafeBytes { try segments.append($0, sync: fullSync) }
+        var offset = base
         // The transaction is begun and committed with prepared statements of its own: GRDB's
         // `write` parses its BEGIN and COMMIT text anew for every transaction, and this runs
         // for every commit.
@@ -116,7 +138,10 @@ public final class SQLiteAuditStore: BlockingAuditStore {
                     } else {
                         sqlite3_bind_null(statement, 8)
                     }
-                    bind(statement, 9, utf8: chunk.events)
+                    sqlite3_bind_int64(statement, 9, segment)
+                    sqlite3_bind_int64(statement, 10, offset)
+                    sqlite3_bind_int64(statement, 11, Int64(chunk.events.count))
+                    offset += Int64(chunk.events.count)
                     try step(statement, "writing audit events")
                 }
                 try step(commit, "committing audit events")
@@ -180,20 +205,20 @@ public final class SQLiteAuditStore: BlockingAuditStore {
                 arguments.append(query.limit)
                 ids = try String.fetchAll(db, sql: sql, arguments: StatementArguments(arguments))
             }
-            return try ids.compactMap { try Self.trace(db, messageID: $0, depth: 0) }
+            return try ids.compactMap { try self.trace(db, messageID: $0, depth: 0) }
         }
     }
 
-    private static func trace(_ db: Database, messageID: String, depth: Int) throws -> Trace? {
+    private func trace(_ db: Database, messageID: String, depth: Int) throws -> Trace? {
         let rows = try Row.fetchAll(
-            db, sql: "SELECT seq, correlation_id, parent_id, trace_id, headers, events FROM audit_chunks WHERE message_id = ? ORDER BY seq",
+            db, sql: "SELECT seq, correlation_id, parent_id, trace_id, headers, events, seg, seg_offset, seg_length FROM audit_chunks WHERE message_id = ? ORDER BY seq",
             arguments: [messageID]
         )
         guard !rows.isEmpty else { return nil }
         var events: [AuditRecord] = []
         for row in rows {
             events += try AuditRecord.fromStoredJSON(
-                row["events"], sequence: row["seq"], messageID: messageID, correlationID: row["correlation_id"],
+                try storedEvents(row), sequence: row["seq"], messageID: messageID, correlationID: row["correlation_id"],
                 parentID: row["parent_id"], traceID: row["trace_id"], headers: row["headers"]
             )
         }
@@ -203,9 +228,26 @@ public final class SQLiteAuditStore: BlockingAuditStore {
                 db, sql: "SELECT message_id FROM audit_chunks WHERE parent_id = ? GROUP BY message_id ORDER BY MIN(seq)",
                 arguments: [messageID]
             )
-            children = try childIDs.compactMap { try trace(db, messageID: $0, depth: depth + 1) }
+            children = try childIDs.compactMap { try self.trace(db, messageID: $0, depth: depth + 1) }
         }
         return Trace(messageID: messageID, events: timelineOrder(events), children: children)
+    }
+
+    /// A row's events as JSON text: from the events files, or inline for rows written before
+    /// they existed.
+    private func storedEvents(_ row: Row) throws -> String {
+        guard let segment: Int64 = row["seg"], let offset: Int64 = row["seg_offset"], let length: Int = row["seg_length"] else {
+            return row["events"]
+        }
+        return String(decoding: try segments.read(segment: segment, offset: offset, length: length), as: UTF8.self)
+    }
+
+    /// The events JSON stored for `messageID`, a string per row (what a row holds, for tests).
+    func storedEvents(messageID: String) async throws -> [String] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT events, seg, seg_offset, seg_length FROM audit_chunks WHERE message_id = ? ORDER BY seq", arguments: [messageID])
+                .map { try self.storedEvents($0) }
+        }
     }
 
     public func prune(before: Int64?, maxBytes: Int64?) async throws -> Int {
@@ -217,41 +259,71 @@ public final class SQLiteAuditStore: BlockingAuditStore {
                     ?? Int64.fetchOne(db, sql: "SELECT MAX(seq) + 1 FROM audit_chunks")
             }
             if let cut {
-                deleted += try await deleteBelow(cut)
+                deleted += try await deleteBelow(cut).rows
             }
             try await write { db in try db.execute(sql: "DELETE FROM sla_events WHERE at < ?", arguments: [before]) }
         }
         if let maxBytes {
-            // Drop the oldest tenth until the live pages fit.
+            // What the store holds: the database's live pages and the events of its rows.
+            // The events files bound the second from above (the oldest file can be partly
+            // pruned), so when they fit the rows need not be summed.
+            let files = segments.totalBytes
+            var events: Int64 = try await read { db in
+                try Self.pageBytes(db) + files <= maxBytes ? 0 : Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(seg_length), 0) FROM audit_chunks") ?? 0
+            }
+            // Drop the oldest tenth until it fits.
             for _ in 0..<20 {
-                let (used, oldest, count) = try await read { db -> (Int64, Int64, Int64) in
-                    let pages = try Int64.fetchOne(db, sql: "PRAGMA page_count") ?? 0
-                    let free = try Int64.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
-                    let size = try Int64.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
+                let (pages, oldest, count) = try await read { db -> (Int64, Int64, Int64) in
                     let oldest = try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM audit_chunks") ?? 0
                     let newest = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM audit_chunks") ?? 0
-                    return ((pages - free) * size, oldest, newest - oldest + 1)
+                    return (try Self.pageBytes(db), oldest, newest - oldest + 1)
                 }
-                guard used > maxBytes, count > 1 else { break }
-                deleted += try await deleteBelow(oldest + max(1, count / 10))
+                guard pages + min(events, files) > maxBytes, count > 1 else { break }
+                let (rows, freed) = try await deleteBelow(oldest + max(1, count / 10))
+                deleted += rows
+                events -= freed
             }
         }
+        try await removeUnusedEventFiles()
         return deleted
     }
 
+    /// The bytes of the database's pages in use.
+    private static func pageBytes(_ db: Database) throws -> Int64 {
+        let pages = try Int64.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+        let free = try Int64.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
+        let size = try Int64.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
+        return (pages - free) * size
+    }
+
+    /// Deletes the events files no row points into.
+    private func removeUnusedEventFiles() async throws {
+        // The file being written to is read first: a batch written to it and not yet
+        // committed has no row yet, and files from it on are kept.
+        let writing = segments.currentNumber
+        let first: Int64? = try await read { db in
+            // Files are numbered in the order rows are written: the oldest row's is the first.
+            try Int64.fetchOne(db, sql: "SELECT seg FROM audit_chunks WHERE seg IS NOT NULL ORDER BY seq LIMIT 1")
+        }
+        segments.removeFiles(below: min(first ?? writing, writing))
+    }
+
     /// Deletes rows with `seq < cut`, in chunks so the writer is never held for long.
-    private func deleteBelow(_ cut: Int64) async throws -> Int {
+    ///
+    /// - Returns: The rows deleted and the bytes of events they pointed at.
+    private func deleteBelow(_ cut: Int64) async throws -> (rows: Int, eventBytes: Int64) {
         var deleted = 0
+        var bytes: Int64 = 0
         while true {
-            let count = try await write { db -> Int in
-                try db.execute(
-                    sql: "DELETE FROM audit_chunks WHERE seq IN (SELECT seq FROM audit_chunks WHERE seq < ? ORDER BY seq LIMIT 5000)",
-                    arguments: [cut]
-                )
-                return db.changesCount
+            let (count, freed) = try await write { db -> (Int, Int64) in
+                let chunk = "SELECT seq FROM audit_chunks WHERE seq < ? ORDER BY seq LIMIT 5000"
+                let freed = try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(seg_length), 0) FROM audit_chunks WHERE seq IN (\(chunk))", arguments: [cut]) ?? 0
+                try db.execute(sql: "DELETE FROM audit_chunks WHERE seq IN (\(chunk))", arguments: [cut])
+                return (db.changesCount, freed)
             }
             deleted += count
-            if count < 5000 { return deleted }
+            bytes += freed
+            if count < 5000 { return (deleted, bytes) }
         }
     }
 

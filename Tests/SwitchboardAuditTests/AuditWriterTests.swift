@@ -400,11 +400,11 @@ final class CountingSQLiteStore: BlockingAuditStore {
         let trace = try #require(try await store.traces(TraceQuery(messageID: "m1")).first)
         #expect(trace.events.filter { $0.phase == "started" }.map(\.headers) == [start.headers, again.headers])
         // The row keeps the first in its headers column (what --header searches), not twice.
-        let row = try DatabaseQueue(path: folder + "/audit.db").read { db in
-            try Row.fetchOne(db, sql: "SELECT headers, events FROM audit_chunks WHERE message_id = 'm1'")
+        let headers = try await DatabaseQueue(path: folder + "/audit.db").read { db in
+            try String.fetchOne(db, sql: "SELECT headers FROM audit_chunks WHERE message_id = 'm1'")
         }
-        #expect(row?["headers"] == start.headers)
-        let events: String = try #require(row?["events"])
+        #expect(headers == start.headers)
+        let events = try #require(try await store.storedEvents(messageID: "m1").first)
         #expect(!events.contains("EU"))
         #expect(events.contains(#""headers":[["X-Region","US"]]"#))
         #expect(try await store.traces(TraceQuery(header: ("x-region", "EU"))).map(\.messageID) == ["m1"])
@@ -442,6 +442,139 @@ final class CountingSQLiteStore: BlockingAuditStore {
         // The oldest went first.
         #expect(!remaining.contains("m40"))
         #expect(remaining.contains("m1399"))
+    }
+
+    @Test func eventsGoToTheEventsFilesAndRowsPointAtThem() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
+        // Small files, so the records span several.
+        let store = try SQLiteAuditStore(path: folder + "/audit.db", eventFileBytes: 4096)
+        var records: [AuditRecord] = []
+        for n in 0..<30 {
+            var record = Self.record(n)
+            record.bodyPrefix = Array("body \(n) ".utf8) + Array(repeating: UInt8(ascii: "x"), count: 500)
+            records.append(record)
+        }
+        for batch in stride(from: 0, to: 30, by: 5) {
+            try await store.append(Array(records[batch..<batch + 5]))
+        }
+        let rows = try DatabaseQueue(path: folder + "/audit.db").read { db in
+            try Row.fetchAll(db, sql: "SELECT events, seg, seg_offset, seg_length FROM audit_chunks ORDER BY seq")
+        }
+        #expect(rows.count == 30)
+        #expect(rows.allSatisfy { ($0["events"] as String?) == "" && ($0["seg"] as Int64?) != nil })
+        let files = AuditSegments.fileNumbers(in: folder + "/audit.db-events")
+        #expect(files.count > 1, "\(files)")
+        for n in [0, 17, 29] {
+            let trace = try #require(try await store.traces(TraceQuery(messageID: "m\(n)")).first)
+            #expect(trace.events.map(\.bodyPrefix) == [records[n].bodyPrefix])
+        }
+    }
+
+    @Test func bytesWrittenForABatchThatWasNotCommittedAreSkipped() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
+        let path = folder + "/audit.db"
+        do {
+            let store = try SQLiteAuditStore(path: path)
+            try await store.append([Self.record(1)])
+        }
+        // What a node killed between writing a batch's events and committing its rows leaves.
+        let file = try #require(AuditSegments.fileNumbers(in: path + "-events").last.map { AuditSegments(storePath: path).path($0) })
+        let handle = try #require(FileHandle(forWritingAtPath: file))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("[{\"not\":\"committed".utf8))
+        try handle.close()
+        let store = try SQLiteAuditStore(path: path)
+        try await store.append([Self.record(2)])
+        let traces = try await store.traces(TraceQuery(limit: 10))
+        #expect(traces.map(\.messageID) == ["m2", "m1"])
+        #expect(traces.map { $0.events.count } == [1, 1])
+    }
+
+    @Test func aRowWhoseEventsFileIsGoneIsAnErrorNamingTheFile() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
+        let store = try SQLiteAuditStore(path: folder + "/audit.db")
+        try await store.append([Self.record(1)])
+        let file = try #require(AuditSegments.fileNumbers(in: folder + "/audit.db-events").first.map { store.segments.path($0) })
+        try FileManager.default.removeItem(atPath: file)
+        do {
+            _ = try await store.traces(TraceQuery(messageID: "m1"))
+            Issue.record("a trace was read from a missing events file")
+        } catch {
+            #expect("\(error)".contains("cannot read the audit events file \(file)"), "\(error)")
+        }
+    }
+
+    @Test func rowsWrittenBeforeTheEventsFilesStillRead() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
+        let store = try SQLiteAuditStore(path: folder + "/audit.db")
+        // A row as the store wrote it before: its events inline, no file.
+        try await DatabaseQueue(path: folder + "/audit.db").write { db in
+            try db.execute(sql: """
+                INSERT INTO audit_chunks (message_id, correlation_id, entry_route, status, started_at, events)
+                VALUES ('old', 'old', 'r', 'completed', 1, '[{"route":"r","entry":true,"kind":"route","phase":"completed","startedAt":1,"bodySize":3,"detail":"inline"}]')
+                """)
+        }
+        try await store.append([Self.record(1)])
+        let old = try #require(try await store.traces(TraceQuery(messageID: "old")).first)
+        #expect(old.events.map(\.detail) == ["inline"])
+        #expect(try await store.traces(TraceQuery(limit: 10)).map(\.messageID) == ["m1", "old"])
+    }
+
+    @Test func retentionDeletesEventsFilesNoRowPointsInto() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
+        let store = try SQLiteAuditStore(path: folder + "/audit.db", eventFileBytes: 4096)
+        let now = wallClockMicroseconds()
+        let day: Int64 = 86_400_000_000
+        for batch in 0..<10 {
+            var records: [AuditRecord] = []
+            for n in 0..<5 {
+                var record = Self.record(batch * 5 + n)
+                record.startedAt = batch < 6 ? now - 10 * day : now
+                record.bodyPrefix = Array(repeating: UInt8(ascii: "x"), count: 1000)
+                records.append(record)
+            }
+            try await store.append(records)
+        }
+        let events = folder + "/audit.db-events"
+        let before = AuditSegments.fileNumbers(in: events)
+        #expect(before.count == 10, "\(before)")
+        #expect(try await store.prune(before: now - 7 * day, maxBytes: nil) == 30)
+        // The six files of the old batches are gone; the rest still read.
+        #expect(AuditSegments.fileNumbers(in: events) == Array(before.dropFirst(6)))
+        let remaining = try await store.traces(TraceQuery(limit: 100))
+        #expect(remaining.count == 20)
+        #expect(remaining.allSatisfy { $0.events.first?.bodyPrefix?.count == 1000 })
+        // Everything pruned: only the file being written to stays.
+        #expect(try await store.prune(before: now + day, maxBytes: nil) == 20)
+        #expect(AuditSegments.fileNumbers(in: events) == [before.last])
+    }
+
+    @Test func retentionBySizeCountsTheEventsFiles() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
+        let store = try SQLiteAuditStore(path: folder + "/audit.db", eventFileBytes: 64 * 1024)
+        for batch in 0..<20 {
+            var records: [AuditRecord] = []
+            for n in 0..<10 {
+                var record = Self.record(batch * 10 + n)
+                record.bodyPrefix = Array(repeating: UInt8(ascii: "x"), count: 4000)
+                records.append(record)
+            }
+            try await store.append(records)
+        }
+        let events = folder + "/audit.db-events"
+        let written = AuditSegments(storePath: folder + "/audit.db").totalBytes
+        #expect(written > 800_000)
+        let trimmed = try await store.prune(before: nil, maxBytes: 400 * 1024)
+        #expect(trimmed > 0)
+        let remaining = try await store.traces(TraceQuery(limit: 1000)).map(\.messageID)
+        #expect(remaining.count == 200 - trimmed)
+        #expect(remaining.contains("m199"))
+        #expect(!remaining.contains("m0"))
+        // What is left fits: the files of pruned rows are deleted (one partly pruned file
+        // may stay).
+        let left = AuditSegments(storePath: folder + "/audit.db").totalBytes
+        #expect(left < 400 * 1024 + 64 * 1024 + 4096 * 10, "\(left)")
+        #expect(AuditSegments.fileNumbers(in: events).count < 10)
     }
 
     @Test func tracesSurviveAJSONRoundTrip() async throws {

@@ -1,0 +1,164 @@
+import Foundation
+import Synchronization
+
+/// The append-only files that hold an SQLite audit store's events, next to the database
+/// (`audit.db-events/000000000001.events`, …).
+///
+/// A commit writes its exchanges' events here with one write, then their rows (ids, route,
+/// status, times, arrival headers and where the events are) into SQLite. SQLite then writes
+/// a few hundred bytes per exchange to its WAL and again at checkpoint instead of the whole
+/// event text (about 2 KB for a proxied request with the default body policy) twice, plus
+/// the partly filled pages every small commit writes again.
+///
+/// Bytes are written before the rows that point at them are committed, so a committed row's
+/// events are always there (with `audit.sync: full` they reach the disk first). A crash
+/// between the two leaves bytes no row points at; nothing reads them, and the next write
+/// goes after them. Files roll at ``rollBytes``; retention deletes a file once no row points
+/// into it.
+final class AuditSegments: Sendable {
+    /// Where the files are: the store's path with `-events`.
+    let folder: String
+    /// A file is closed for writing once it holds this much.
+    let rollBytes: Int64
+
+    private struct Current {
+        var number: Int64
+        var descriptor: Int32 = -1
+        var end: Int64 = 0
+    }
+
+    private let current: Mutex<Current>
+
+    /// - Parameters:
+    ///   - storePath: The SQLite file's path.
+    ///   - rollBytes: The size at which writing moves to a new file.
+    init(storePath: String, rollBytes: Int64 = 16 << 20) {
+        folder = storePath + "-events"
+        self.rollBytes = rollBytes
+        let numbers = Self.fileNumbers(in: folder)
+        current = Mutex(Current(number: numbers.last ?? 1))
+    }
+
+    deinit {
+        current.withLock { current in
+            if current.descriptor >= 0 { close(current.descriptor) }
+        }
+    }
+
+    /// The file name for segment `number`.
+    func path(_ number: Int64) -> String {
+        let digits = String(number)
+        return folder + "/" + String(repeating: "0", count: max(0, 12 - digits.count)) + digits + ".events"
+    }
+
+    /// The segment numbers present, ascending.
+    static func fileNumbers(in folder: String) -> [Int64] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        return names.compactMap { name in
+            guard name.hasSuffix(".events") else { return nil }
+            return Int64(name.dropLast(".events".count))
+        }.sorted()
+    }
+
+    /// Appends `bytes` (with `sync`, waits for the disk) and returns the segment and offset
+    /// they start at.
+    ///
+    /// - Throws: ``AuditStoreError`` naming the file when it cannot be opened or written.
+    func append(_ bytes: UnsafeRawBufferPointer, sync: Bool) throws -> (segment: Int64, offset: Int64) {
+        try current.withLock { current in
+            if current.descriptor >= 0, current.end >= rollBytes {
+                close(current.descriptor)
+                current.descriptor = -1
+                current.number += 1
+            }
+            if current.descriptor < 0 {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                let file = path(current.number)
+                let descriptor = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0o640)
+                guard descriptor >= 0 else {
+                    throw AuditStoreError("cannot open the audit events file \(file): \(String(cString: strerror(errno)))")
+                }
+                let end = lseek(descriptor, 0, SEEK_END)
+                guard end >= 0 else {
+                    let reason = String(cString: strerror(errno))
+                    close(descriptor)
+                    throw AuditStoreError("cannot open the audit events file \(file): \(reason)")
+                }
+                current.descriptor = descriptor
+                current.end = Int64(end)
+            }
+            // A failed write leaves `end` where it was: the next write goes over what part
+            // of it reached the file (no row points there).
+            var written = 0
+            while written < bytes.count {
+                let count = pwrite(current.descriptor, bytes.baseAddress.map { $0 + written }, bytes.count - written, off_t(current.end) + off_t(written))
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    throw AuditStoreError("cannot write the audit events file \(path(current.number)): \(String(cString: strerror(errno)))")
+                }
+                written += count
+            }
+            if sync, fdatasync(current.descriptor) != 0 {
+                throw AuditStoreError("cannot sync the audit events file \(path(current.number)): \(String(cString: strerror(errno)))")
+            }
+            let offset = current.end
+            current.end += Int64(bytes.count)
+            return (current.number, offset)
+        }
+    }
+
+    /// The segment being written to.
+    var currentNumber: Int64 {
+        current.withLock { $0.number }
+    }
+
+    /// Reads `length` bytes of segment `segment` from `offset`.
+    ///
+    /// - Throws: ``AuditStoreError`` when the file is gone (retention deleted it after the
+    ///   row was read) or shorter than the row says.
+    func read(segment: Int64, offset: Int64, length: Int) throws -> [UInt8] {
+        let file = path(segment)
+        let descriptor = open(file, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw AuditStoreError("cannot read the audit events file \(file): \(String(cString: strerror(errno)))")
+        }
+        defer { close(descriptor) }
+        var bytes = [UInt8](repeating: 0, count: length)
+        var done = 0
+        try bytes.withUnsafeMutableBytes { buffer in
+            while done < length {
+                let count = pread(descriptor, buffer.baseAddress.map { $0 + done }, length - done, off_t(offset) + off_t(done))
+                if count < 0, errno == EINTR { continue }
+                guard count > 0 else {
+                    throw AuditStoreError("the audit events file \(file) ends before byte \(offset + Int64(length)) that a stored row points at")
+                }
+                done += count
+            }
+        }
+        return bytes
+    }
+
+    /// Deletes the files numbered below `number`, never the one being written to.
+    ///
+    /// - Returns: The bytes the deleted files held.
+    @discardableResult
+    func removeFiles(below number: Int64) -> Int64 {
+        let limit = min(number, currentNumber)
+        var freed: Int64 = 0
+        for old in Self.fileNumbers(in: folder) where old < limit {
+            let file = path(old)
+            var info = stat()
+            let size = stat(file, &info) == 0 ? Int64(info.st_size) : 0
+            if unlink(file) == 0 { freed += size }
+        }
+        return freed
+    }
+
+    /// The bytes all files hold.
+    var totalBytes: Int64 {
+        Self.fileNumbers(in: folder).reduce(0) { total, number in
+            var info = stat()
+            return stat(path(number), &info) == 0 ? total + Int64(info.st_size) : total
+        }
+    }
+}
