@@ -40,8 +40,14 @@ final class AuditSegments: Sendable {
     }
 
     deinit {
+        close()
+    }
+
+    /// Closes the file being written to; the next append opens it again.
+    func close() {
         current.withLock { current in
-            if current.descriptor >= 0 { close(current.descriptor) }
+            if current.descriptor >= 0 { Glibc.close(current.descriptor) }
+            current.descriptor = -1
         }
     }
 
@@ -67,11 +73,11 @@ final class AuditSegments: Sendable {
     func append(_ bytes: UnsafeRawBufferPointer, sync: Bool) throws -> (segment: Int64, offset: Int64) {
         try current.withLock { current in
             if current.descriptor >= 0, current.end >= rollBytes {
-                close(current.descriptor)
+                Glibc.close(current.descriptor)
                 current.descriptor = -1
                 current.number += 1
             }
-            if current.descriptor < 0 {
+            while current.descriptor < 0 {
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
                 let file = path(current.number)
                 let descriptor = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0o640)
@@ -81,8 +87,24 @@ final class AuditSegments: Sendable {
                 let end = lseek(descriptor, 0, SEEK_END)
                 guard end >= 0 else {
                     let reason = String(cString: strerror(errno))
-                    close(descriptor)
+                    Glibc.close(descriptor)
                     throw AuditStoreError("cannot open the audit events file \(file): \(reason)")
+                }
+                if Int64(end) >= rollBytes {
+                    // Full already (the node stopped after filling it): the next one.
+                    Glibc.close(descriptor)
+                    current.number += 1
+                    continue
+                }
+                // A new file's name must reach the disk too before a row points into it.
+                if sync, end == 0 {
+                    let directory = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                    let synced = directory >= 0 && fsync(directory) == 0
+                    if directory >= 0 { Glibc.close(directory) }
+                    guard synced else {
+                        Glibc.close(descriptor)
+                        throw AuditStoreError("cannot sync the audit events folder \(folder): \(String(cString: strerror(errno)))")
+                    }
                 }
                 current.descriptor = descriptor
                 current.end = Int64(end)
@@ -122,7 +144,7 @@ final class AuditSegments: Sendable {
         guard descriptor >= 0 else {
             throw AuditStoreError("cannot read the audit events file \(file): \(String(cString: strerror(errno)))")
         }
-        defer { close(descriptor) }
+        defer { Glibc.close(descriptor) }
         var bytes = [UInt8](repeating: 0, count: length)
         var done = 0
         try bytes.withUnsafeMutableBytes { buffer in

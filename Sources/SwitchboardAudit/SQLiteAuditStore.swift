@@ -353,6 +353,7 @@ public final class SQLiteAuditStore: BlockingAuditStore {
     }
 
     public func close() async throws {
+        segments.close()
         try pool.close()
     }
 }

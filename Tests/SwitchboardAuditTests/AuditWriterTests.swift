@@ -490,6 +490,25 @@ final class CountingSQLiteStore: BlockingAuditStore {
         #expect(traces.map { $0.events.count } == [1, 1])
     }
 
+    @Test func aStoreReopenedOnAFullEventsFileWritesToANewOne() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
+        let path = folder + "/audit.db"
+        var big = Self.record(1)
+        big.bodyPrefix = Array(repeating: UInt8(ascii: "x"), count: 3000)
+        do {
+            let store = try SQLiteAuditStore(path: path, eventFileBytes: 2048)
+            try await store.append([big])
+            try await store.close()
+        }
+        #expect(AuditSegments.fileNumbers(in: path + "-events") == [1])
+        // With audit.sync: full, the new file's name is synced as well as its bytes.
+        let store = try SQLiteAuditStore(path: path, fullSync: true, eventFileBytes: 2048)
+        try await store.append([Self.record(2)])
+        #expect(AuditSegments.fileNumbers(in: path + "-events") == [1, 2])
+        #expect(try await store.traces(TraceQuery(limit: 10)).map(\.messageID) == ["m2", "m1"])
+        #expect(try await store.traces(TraceQuery(messageID: "m1")).first?.events.first?.bodyPrefix == big.bodyPrefix)
+    }
+
     @Test func aRowWhoseEventsFileIsGoneIsAnErrorNamingTheFile() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
         let store = try SQLiteAuditStore(path: folder + "/audit.db")
