@@ -81,10 +81,17 @@ public final class AuditTrail: ExchangeObserver, Service {
         }
 
         mutating func unpark(at slot: Dictionary<MessageID, Parked>.Index) {
-            let exchange = parked.remove(at: slot).value
-            queue.append(contentsOf: exchange.events)
-            enqueued += Int64(exchange.events.count)
-            parkedEvents -= exchange.events.count
+            var events = parked.remove(at: slot).value.events
+            let count = events.count
+            enqueued += Int64(count)
+            parkedEvents -= count
+            // Moved, not copied: popping from the end hands each event over without
+            // retaining what it holds (appending the array would retain and then release it).
+            events.reverse()
+            queue.reserveCapacity(queue.count + count)
+            while let event = events.popLast() {
+                queue.append(event)
+            }
         }
 
         /// Moves the exchanges parked since before `cutoff` (all, with nil) to the queue.
@@ -373,6 +380,8 @@ public final class AuditTrail: ExchangeObserver, Service {
             var batch: [PendingEvent] = []
             swap(&batch, &state.queue)
             state.inFlight = batch.count
+            // Room for as many as this batch: the queue then fills without growing step by step.
+            state.queue.reserveCapacity(max(32, batch.count))
             return batch
         }
     }
@@ -385,7 +394,7 @@ public final class AuditTrail: ExchangeObserver, Service {
             let committed = state.committed
             let room = state.roomWaiters
             state.roomWaiters = []
-            var settled = SettledWaiters()
+            var settled = SettledWaiters(capacity: state.commitWaiters.count)
             state.commitWaiters.removeAll { waiter in
                 guard waiter.mark <= committed else { return false }
                 settled.add(waiter.continuation, on: waiter.loop)
@@ -526,16 +535,27 @@ public final class AuditTrail: ExchangeObserver, Service {
 struct SettledWaiters {
     private var byLoop: [(loop: any EventLoop, waiters: [CheckedContinuation<Bool, Never>])] = []
     private var elsewhere: [CheckedContinuation<Bool, Never>] = []
+    /// The most waiters there can be: each list is made this large once rather than grown.
+    private let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
 
     mutating func add(_ waiter: CheckedContinuation<Bool, Never>, on loop: (any EventLoop)?) {
         guard let loop else {
+            if elsewhere.isEmpty { elsewhere.reserveCapacity(capacity) }
             elsewhere.append(waiter)
             return
         }
         if let index = byLoop.firstIndex(where: { $0.loop === loop }) {
             byLoop[index].waiters.append(waiter)
         } else {
-            byLoop.append((loop, [waiter]))
+            if byLoop.isEmpty { byLoop.reserveCapacity(4) }
+            var waiters: [CheckedContinuation<Bool, Never>] = []
+            waiters.reserveCapacity(capacity)
+            waiters.append(waiter)
+            byLoop.append((loop, waiters))
         }
     }
 

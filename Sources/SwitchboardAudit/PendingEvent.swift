@@ -17,6 +17,15 @@ enum AuditID: Hashable, Sendable, CustomStringConvertible {
         case .text(let text): text
         }
     }
+
+    /// Calls `body` with the id's text as UTF-8; raw ids are formatted on the stack.
+    func withUTF8<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        switch self {
+        case .message(let id): return try id.withUTF8(body)
+        case .trace(let context): return try context.withTraceIDUTF8(body)
+        case .text(var text): return try text.withUTF8(body)
+        }
+    }
 }
 
 /// One event waiting for the writer: what its row needs to be grouped, and the event
@@ -222,7 +231,7 @@ public struct AuditBatch: Sendable {
     var chunks: [AuditChunk]
 
     /// The messages the batch holds events of, in the order their first events came.
-    public var messageIDs: [String] { chunks.map(\.messageID) }
+    public var messageIDs: [String] { chunks.map(\.messageID.description) }
 
     /// How many events the batch holds.
     public let eventCount: Int
@@ -257,8 +266,8 @@ public struct AuditBatch: Sendable {
         records.reserveCapacity(eventCount)
         for chunk in chunks {
             records += try AuditRecord.fromStoredJSON(
-                String(decoding: chunk.events, as: UTF8.self), sequence: nil, messageID: chunk.messageID, correlationID: chunk.correlationID,
-                parentID: chunk.parentID, traceID: chunk.traceID, headers: chunk.headers.map { String(decoding: $0, as: UTF8.self) }
+                String(decoding: chunk.events, as: UTF8.self), sequence: nil, messageID: chunk.messageID.description, correlationID: chunk.correlationID,
+                parentID: chunk.parentID, traceID: chunk.traceID?.description, headers: chunk.headers.map { String(decoding: $0, as: UTF8.self) }
             )
         }
         return records
@@ -272,10 +281,11 @@ public struct AuditBatch: Sendable {
 
 /// The events of one message in one write batch: what a store keeps as one row.
 struct AuditChunk: Sendable {
-    var messageID: String
+    /// Raw until the store writes them: SQLite binds them formatted on the stack.
+    var messageID: AuditID
     var correlationID: String
     var parentID: String?
-    var traceID: String?
+    var traceID: AuditID?
     /// The entry route, when the chunk holds the end of the route a consumer delivered to.
     var entryRoute: String?
     /// `completed` or `failed`: that end's outcome.
@@ -291,10 +301,10 @@ struct AuditChunk: Sendable {
 
     @inline(__always)
     init(first event: inout PendingEvent) {
-        messageID = event.messageID.description
+        messageID = event.messageID
         correlationID = event.correlationID
         parentID = event.parentID?.description
-        traceID = event.traceID?.description
+        traceID = event.traceID
         startedAt = event.startedAt
         events = []
         swap(&events, &event.json)
@@ -303,8 +313,8 @@ struct AuditChunk: Sendable {
     }
 
     mutating func add(_ event: inout PendingEvent) {
-        if traceID == nil, let trace = event.traceID {
-            traceID = trace.description
+        if traceID == nil {
+            traceID = event.traceID
         }
         startedAt = min(startedAt, event.startedAt)
         if let headers = event.headers, self.headers != nil {

@@ -126,10 +126,14 @@ public final class SQLiteAuditStore: BlockingAuditStore {
             try step(begin, "beginning an audit write")
             do {
                 for chunk in chunks {
-                    bind(statement, 1, chunk.messageID)
+                    chunk.messageID.withUTF8 { bindText(statement, 1, $0) }
                     bind(statement, 2, chunk.correlationID)
                     bind(statement, 3, chunk.parentID)
-                    bind(statement, 4, chunk.traceID)
+                    if let traceID = chunk.traceID {
+                        traceID.withUTF8 { bindText(statement, 4, $0) }
+                    } else {
+                        sqlite3_bind_null(statement, 4)
+                    }
                     bind(statement, 5, chunk.entryRoute)
                     bind(statement, 6, chunk.status)
                     sqlite3_bind_int64(statement, 7, chunk.startedAt)

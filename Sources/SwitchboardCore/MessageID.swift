@@ -62,31 +62,41 @@ public struct MessageID: Hashable, Comparable, Sendable {
 extension MessageID: CustomStringConvertible {
     /// The canonical lowercase 8-4-4-4-12 form.
     public var description: String {
-        String(unsafeUninitializedCapacity: 36) { buffer in
-            let digits: StaticString = "0123456789abcdef"
-            var index = 0
-            func put(_ value: UInt64, nibbles: Int, shift: Int) {
-                for nibble in 0..<nibbles {
-                    let digit = Int((value >> UInt64(shift - 4 * nibble - 4)) & 0xF)
-                    buffer[index] = digits.utf8Start[digit]
-                    index += 1
-                }
-            }
-            func dash() {
-                buffer[index] = UInt8(ascii: "-")
+        String(unsafeUninitializedCapacity: 36) { write(into: $0) }
+    }
+
+    /// Calls `body` with the canonical form's 36 bytes, formatted on the stack (no string).
+    public func withUTF8<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 36) { buffer in
+            try body(UnsafeBufferPointer(rebasing: buffer[..<write(into: buffer)]))
+        }
+    }
+
+    /// Writes the canonical form into `buffer` (36 bytes at least) and returns its length.
+    private func write(into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        let digits: StaticString = "0123456789abcdef"
+        var index = 0
+        func put(_ value: UInt64, nibbles: Int, shift: Int) {
+            for nibble in 0..<nibbles {
+                let digit = Int((value >> UInt64(shift - 4 * nibble - 4)) & 0xF)
+                buffer[index] = digits.utf8Start[digit]
                 index += 1
             }
-            put(high, nibbles: 8, shift: 64)
-            dash()
-            put(high, nibbles: 4, shift: 32)
-            dash()
-            put(high, nibbles: 4, shift: 16)
-            dash()
-            put(low, nibbles: 4, shift: 64)
-            dash()
-            put(low, nibbles: 12, shift: 48)
-            return index
         }
+        func dash() {
+            buffer[index] = UInt8(ascii: "-")
+            index += 1
+        }
+        put(high, nibbles: 8, shift: 64)
+        dash()
+        put(high, nibbles: 4, shift: 32)
+        dash()
+        put(high, nibbles: 4, shift: 16)
+        dash()
+        put(low, nibbles: 4, shift: 64)
+        dash()
+        put(low, nibbles: 12, shift: 48)
+        return index
     }
 }
 

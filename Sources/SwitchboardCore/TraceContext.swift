@@ -62,6 +62,15 @@ public struct TraceContext: Sendable, Hashable {
         }
     }
 
+    /// Calls `body` with the trace id's 32 hex digits, formatted on the stack (no string).
+    public func withTraceIDUTF8<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { buffer in
+            putHex(traceID.high, digits: 16, into: buffer, at: 0)
+            putHex(traceID.low, digits: 16, into: buffer, at: 16)
+            return try body(UnsafeBufferPointer(buffer))
+        }
+    }
+
     /// The span id as 16 lower-case hex digits.
     public var spanIDString: String { hex(spanID, 16) }
 

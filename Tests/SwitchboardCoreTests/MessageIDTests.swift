@@ -30,6 +30,14 @@ struct MessageIDTests {
         #expect(MessageID(id.description.uppercased()) == id)
     }
 
+    @Test func theBytesFormedOnTheStackAreTheTextForm() throws {
+        let fixed = try #require(MessageID("01a1fdb0-a150-7151-bdef-b1ff29e16437"))
+        for id in [fixed, MessageID(high: 0, low: 0), MessageID(high: .max, low: .max), MessageID()] {
+            #expect(id.withUTF8 { String(decoding: $0, as: UTF8.self) } == id.description)
+        }
+        #expect(fixed.withUTF8 { String(decoding: $0, as: UTF8.self) } == "01a1fdb0-a150-7151-bdef-b1ff29e16437")
+    }
+
     @Test(arguments: ["", "not-an-id", "01a1fdb0-a150-7151-bdef-b1ff29e1643", "01a1fdb0a150-7151-bdef-b1ff29e164370", "01a1fdb0-a150-7151-bdef-b1ff29e1643g"])
     func malformedTextIsRefused(_ text: String) {
         #expect(MessageID(text) == nil)

@@ -6,6 +6,7 @@ import Testing
         let text = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
         let context = try #require(TraceContext(traceparent: text))
         #expect(context.traceIDString == "4bf92f3577b34da6a3ce929d0e0e4736")
+        #expect(context.withTraceIDUTF8 { String(decoding: $0, as: UTF8.self) } == "4bf92f3577b34da6a3ce929d0e0e4736")
         #expect(context.spanIDString == "00f067aa0ba902b7")
         #expect(context.flags == 1)
         #expect(context.traceparent == text)
