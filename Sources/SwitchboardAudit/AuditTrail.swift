@@ -85,12 +85,12 @@ public final class AuditTrail: ExchangeObserver, Service {
             let count = events.count
             enqueued += Int64(count)
             parkedEvents -= count
-            // Moved, not copied: popping from the end hands each event over without
-            // retaining what it holds (appending the array would retain and then release it).
-            events.reverse()
+            // Moved, not copied: `removeFirst` hands each event over and shifts the rest
+            // without retaining what they hold (appending the array, or reversing it to pop
+            // from the end, copies each event).
             queue.reserveCapacity(queue.count + count)
-            while let event = events.popLast() {
-                queue.append(event)
+            while !events.isEmpty {
+                queue.append(events.removeFirst())
             }
         }
 
@@ -153,8 +153,8 @@ public final class AuditTrail: ExchangeObserver, Service {
     }
 
     public func record(_ event: ExchangeEvent) async {
-        guard let pending = PendingEvent(event, policy: policy) else { return }
-        await enqueue(pending)
+        guard PendingEvent.keeps(event) else { return }
+        await enqueue(PendingEvent(event, policy: policy))
     }
 
     /// Step starts are not stored: a step's end carries its start time.
@@ -163,37 +163,40 @@ public final class AuditTrail: ExchangeObserver, Service {
     /// Queues the event when the buffer has room; false when it is full (``record(_:)``
     /// then waits for room).
     public func recordWithoutWaiting(_ event: ExchangeEvent) -> Bool {
-        guard let pending = PendingEvent(event, policy: policy) else { return true }
-        return tryEnqueue(pending)
+        guard PendingEvent.keeps(event) else { return true }
+        var pending: PendingEvent? = PendingEvent(event, policy: policy)
+        return tryEnqueue(&pending)
     }
 
-    /// Queues `record` unless the buffer is full; wakes the writer when it is due.
-    private func tryEnqueue(_ record: PendingEvent) -> Bool {
+    /// Queues `record` unless the buffer is full, moving it out (nil after); wakes the writer
+    /// when it is due. Moved rather than copied: a copy retains all the event holds.
+    private func tryEnqueue(_ record: inout PendingEvent?) -> Bool {
+        guard let role = record?.role, let messageID = record?.messageID else { return true }
         // An entry exchange's start is parked with the time; its later events join it.
-        let now: ContinuousClock.Instant? = if case .entryStart = record.role { .now } else { nil }
+        let now: ContinuousClock.Instant? = if case .entryStart = role { .now } else { nil }
         // (false, nil): no room; (true, wake): queued, with what wakes the writer when it is due.
         let (queued, wake) = state.withLock { state -> (Bool, Wake?) in
             guard state.held < capacity || state.stopping else { return (false, nil) }
-            if case .message(let id) = record.messageID, !state.stopping {
+            if case .message(let id) = messageID, !state.stopping {
                 if let now {
                     state.unpark(id)
                     var events: [PendingEvent] = []
                     events.reserveCapacity(4)
-                    events.append(record)
+                    if let event = record.take() { events.append(event) }
                     state.parked[id] = Parked(events: events, since: now)
                     state.parkedEvents += 1
                     return (true, nil)
                 }
                 if !state.parked.isEmpty, let slot = state.parked.index(forKey: id) {
-                    state.parked.values[slot].events.append(record)
+                    if let event = record.take() { state.parked.values[slot].events.append(event) }
                     state.parkedEvents += 1
-                    guard case .entryEnd = record.role else { return (true, nil) }
+                    guard case .entryEnd = role else { return (true, nil) }
                     // The exchange ended: its events go to the writer together.
                     state.unpark(at: slot)
                     return (true, state.queue.count >= wakeThreshold ? state.takeWake() : nil)
                 }
             }
-            state.queue.append(record)
+            if let event = record.take() { state.queue.append(event) }
             state.enqueued += 1
             // The writer is woken by an exchange that waits for its events (settle),
             // by a full half-buffer, or by the ticker, not by every event: the events
@@ -210,9 +213,10 @@ public final class AuditTrail: ExchangeObserver, Service {
     }
 
     /// Queues `record`, waiting for room when the buffer is full.
-    func enqueue(_ record: PendingEvent) async {
+    func enqueue(_ record: consuming PendingEvent) async {
+        var pending: PendingEvent? = consume record
         while true {
-            if tryEnqueue(record) { return }
+            if tryEnqueue(&pending) { return }
             await withCheckedContinuation { continuation in
                 let (resumeNow, wake) = state.withLock { state -> (Bool, Wake?) in
                     if state.held < capacity || state.stopping { return (true, nil) }

@@ -57,17 +57,21 @@ struct PendingEvent: Sendable {
     /// own (and queries search) rather than in `json`.
     var headers: [UInt8]?
 
-    /// The event as the trail stores it, or nil for events it does not keep (step starts).
-    init?(_ event: ExchangeEvent, policy: AuditPolicy) {
+    /// Whether the trail keeps `event`: not a step's start.
+    static func keeps(_ event: borrowing ExchangeEvent) -> Bool {
+        event.phase != .started || event.step == nil
+    }
+
+    /// The event as the trail stores it (one it ``keeps(_:)``). Not failable: a failable
+    /// initializer built the event aside and then copied it, retaining all it holds.
+    init(_ event: borrowing ExchangeEvent, policy: AuditPolicy) {
         let isRoute = event.step == nil
-        if event.phase == .started, !isRoute { return nil }
-        let message = event.message
         let micros = event.duration.map { Int64($0.components.seconds) * 1_000_000 + $0.components.attoseconds / 1_000_000_000_000 }
         let entry = isRoute && event.callDepth == 0
-        messageID = .message(message.id)
-        correlationID = message.correlationID
-        parentID = message.parentID.map { .message($0) }
-        traceID = message.trace.map { .trace($0) }
+        messageID = .message(event.message.id)
+        correlationID = event.message.correlationID
+        parentID = event.message.parentID.map { .message($0) }
+        traceID = event.message.trace.map { .trace($0) }
         routeID = event.routeID
         startedAt = event.timestampMicros - (micros ?? 0)
         role = switch (entry, event.phase) {
@@ -88,22 +92,22 @@ struct PendingEvent: Sendable {
             snapshotBody = true
         case .completed:
             if !isRoute, let input = event.input, let kind = event.step?.kind, kind != "choice", kind != "filter" {
-                snapshotHeaders = input.headers != message.headers
-                snapshotBody = input.body != message.body
+                snapshotHeaders = input.headers != event.message.headers
+                snapshotBody = input.body != event.message.body
             }
         case .failed:
             break
         }
         if snapshotHeaders, entry {
             var snapshot: [UInt8] = []
-            snapshot.reserveCapacity(message.headers.count * 48)
-            policy.appendSnapshot(message.headers, to: &snapshot)
+            snapshot.reserveCapacity(event.message.headers.count * 48)
+            policy.appendSnapshot(event.message.headers, to: &snapshot)
             headers = snapshot
             snapshotHeaders = false
         }
 
-        let bodyBytes = snapshotBody ? min(message.body.readableBytes, policy.body.prefixBytes) : 0
-        var writer = StoredEventWriter(capacity: 240 + (snapshotHeaders ? message.headers.count * 48 : 0) + bodyBytes + bodyBytes / 8)
+        let bodyBytes = snapshotBody ? min(event.message.body.readableBytes, policy.body.prefixBytes) : 0
+        var writer = StoredEventWriter(capacity: 240 + (snapshotHeaders ? event.message.headers.count * 48 : 0) + bodyBytes + bodyBytes / 8)
         writer.bytes.append(UInt8(ascii: ","))
         writer.open(route: event.routeID, entry: entry, kind: event.step?.kind ?? "route")
         if let step = event.step {
@@ -118,10 +122,10 @@ struct PendingEvent: Sendable {
         writer.field("detail", event.detail)
         if snapshotHeaders {
             writer.key("headers")
-            policy.appendSnapshot(message.headers, to: &writer.bytes)
+            policy.appendSnapshot(event.message.headers, to: &writer.bytes)
         }
         if snapshotBody {
-            message.body.withUnsafeReadableBytes { body in
+            event.message.body.withUnsafeReadableBytes { body in
                 if policy.body.hash {
                     writer.key("bodyHash")
                     writer.bytes.append(UInt8(ascii: "\""))
@@ -133,7 +137,7 @@ struct PendingEvent: Sendable {
                 }
             }
         }
-        writer.close(bodyChanged: snapshotBody, bodySizeIn: event.input?.body.readableBytes, bodySize: message.body.readableBytes)
+        writer.close(bodyChanged: snapshotBody, bodySizeIn: event.input?.body.readableBytes, bodySize: event.message.body.readableBytes)
         json = writer.bytes
     }
 

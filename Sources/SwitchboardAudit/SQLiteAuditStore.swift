@@ -111,7 +111,8 @@ public final class SQLiteAuditStore: BlockingAuditStore {
         // The events first, all in one write; then the rows that point at them.
         var bytes: [UInt8] = []
         bytes.reserveCapacity(chunks.reduce(0) { $0 + $1.events.count })
-        for chunk in chunks { bytes.append(contentsOf: chunk.events) }
+        // By index: a `for chunk in` loop copies each chunk, retaining every field.
+        for index in chunks.indices { bytes.append(contentsOf: chunks[index].events) }
         let (segment, base) = try bytes.withUnsafeBytes { try segments.append($0, sync: fullSync) }
         var offset = base
         // The transaction is begun and committed with prepared statements of its own: GRDB's
@@ -125,27 +126,28 @@ public final class SQLiteAuditStore: BlockingAuditStore {
             let statement = try db.cachedStatement(sql: Self.insertSQL).sqliteStatement
             try step(begin, "beginning an audit write")
             do {
-                for chunk in chunks {
-                    chunk.messageID.withUTF8 { bindText(statement, 1, $0) }
-                    bind(statement, 2, chunk.correlationID)
-                    bind(statement, 3, chunk.parentID)
-                    if let traceID = chunk.traceID {
+                for index in chunks.indices {
+                    let count = Int64(chunks[index].events.count)
+                    chunks[index].messageID.withUTF8 { bindText(statement, 1, $0) }
+                    bind(statement, 2, chunks[index].correlationID)
+                    bind(statement, 3, chunks[index].parentID)
+                    if let traceID = chunks[index].traceID {
                         traceID.withUTF8 { bindText(statement, 4, $0) }
                     } else {
                         sqlite3_bind_null(statement, 4)
                     }
-                    bind(statement, 5, chunk.entryRoute)
-                    bind(statement, 6, chunk.status)
-                    sqlite3_bind_int64(statement, 7, chunk.startedAt)
-                    if let headers = chunk.headers {
+                    bind(statement, 5, chunks[index].entryRoute)
+                    bind(statement, 6, chunks[index].status)
+                    sqlite3_bind_int64(statement, 7, chunks[index].startedAt)
+                    if let headers = chunks[index].headers {
                         bind(statement, 8, utf8: headers)
                     } else {
                         sqlite3_bind_null(statement, 8)
                     }
                     sqlite3_bind_int64(statement, 9, segment)
                     sqlite3_bind_int64(statement, 10, offset)
-                    sqlite3_bind_int64(statement, 11, Int64(chunk.events.count))
-                    offset += Int64(chunk.events.count)
+                    sqlite3_bind_int64(statement, 11, count)
+                    offset += count
                     try step(statement, "writing audit events")
                 }
                 try step(commit, "committing audit events")
