@@ -81,17 +81,10 @@ public final class AuditTrail: ExchangeObserver, Service {
         }
 
         mutating func unpark(at slot: Dictionary<MessageID, Parked>.Index) {
-            var events = parked.remove(at: slot).value.events
-            let count = events.count
-            enqueued += Int64(count)
-            parkedEvents -= count
-            // Moved, not copied: `removeFirst` hands each event over and shifts the rest
-            // without retaining what they hold (appending the array, or reversing it to pop
-            // from the end, copies each event).
-            queue.reserveCapacity(queue.count + count)
-            while !events.isEmpty {
-                queue.append(events.removeFirst())
-            }
+            let exchange = parked.remove(at: slot).value
+            queue.append(contentsOf: exchange.events)
+            enqueued += Int64(exchange.events.count)
+            parkedEvents -= exchange.events.count
         }
 
         /// Moves the exchanges parked since before `cutoff` (all, with nil) to the queue.
