@@ -377,8 +377,9 @@ public final class AuditTrail: ExchangeObserver, Service {
             var batch: [PendingEvent] = []
             swap(&batch, &state.queue)
             state.inFlight = batch.count
-            // Room for as many as this batch: the queue then fills without growing step by step.
-            state.queue.reserveCapacity(max(32, batch.count))
+            // Room for as many as this batch (up to 1,024): the queue then fills without
+            // growing step by step, and an idle one holds little.
+            state.queue.reserveCapacity(min(1_024, max(32, batch.count)))
             return batch
         }
     }
