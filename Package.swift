@@ -323,6 +323,7 @@ let package = Package(
                 "SwitchboardRouting",
                 "SwitchboardTestServers",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

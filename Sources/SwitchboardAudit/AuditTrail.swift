@@ -267,10 +267,19 @@ public final class AuditTrail: ExchangeObserver, Service {
                 state.commitWaiters.append((state.enqueued, deadline, loop, continuation))
                 return state.takeWake()
             }
-            if let wake {
-                wakeWriter(wake)
-            } else {
+            guard let wake else {
                 continuation.resume(returning: true)
+                return
+            }
+            if let loop, wake.continuation != nil || wake.signal {
+                // The writer is woken once this loop has run what it has queued: the
+                // exchanges that end in the same pass over the loop's work then go in one
+                // commit, and the writer thread wakes once for them rather than taking the
+                // first alone (bench/README, seventh round: 5.0 against 6.7 KB written and
+                // 0.6 against 0.8 context switches a request).
+                loop.execute { self.wakeWriter(wake) }
+            } else {
+                wakeWriter(wake)
             }
         }
     }

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Logging
 import NIOCore
+import NIOPosix
 @testable import SwitchboardAudit
 import SwitchboardCore
 import SwitchboardRouting
@@ -353,6 +354,34 @@ final class CountingSQLiteStore: BlockingAuditStore {
         trail.stop()
     }
 
+    @Test func exchangesEndingInOnePassOverAnEventLoopShareOneCommit() async throws {
+        let (store, trail, writer) = try Self.runningSQLiteTrail()
+        defer { writer.cancel() }
+        // The writer thread is asleep: nothing is queued.
+        try await Task.sleep(for: .milliseconds(50))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let executor = EventLoopTaskExecutor(loop)
+        let messages = (0..<8).map { Message(body: ByteBuffer(string: "m\($0)")) }
+        // Eight exchanges end in the same pass: their tasks are all started from one job on
+        // the loop, so they run one after the other before anything else the loop does.
+        let started = AsyncValue<[Task<Void, any Error>]>()
+        loop.execute {
+            started.set(messages.map { message in
+                Task(executorPreference: executor) {
+                    let events = Self.exchangeEvents(message)
+                    for event in [events.start, events.step, events.end] { #expect(trail.recordWithoutWaiting(event)) }
+                    try await trail.settle(message.id)
+                }
+            })
+        }
+        for task in await started.value { try await task.value }
+        // The first to wait woke the writer only once the loop had run the others: one commit.
+        #expect(store.batches == [24])
+        trail.stop()
+        try await group.shutdownGracefully()
+    }
+
     @Test func aLongExchangesStartIsStoredBeforeItEnds() async throws {
         let (store, trail, writer) = try Self.runningSQLiteTrail()
         defer { writer.cancel() }
@@ -626,5 +655,20 @@ final class CountingSQLiteStore: BlockingAuditStore {
         var expected = [record, routeStep]
         for index in expected.indices { expected[index].sequence = 7 }
         #expect(read == expected)
+    }
+}
+
+/// Runs a task's jobs on one NIO event loop, in the order they come (what the HTTP
+/// listener's loop executor does for a connection's route).
+final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
+    let loop: any EventLoop
+
+    init(_ loop: any EventLoop) {
+        self.loop = loop
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
