@@ -75,10 +75,12 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
     /// The decoder met bytes that are not HTTP: once the requests before them are answered,
     /// the connection answers 400 and closes.
     private var malformed = false
-    /// With no bytes read for this long and no route running, the connection closes.
+    /// With nothing read or answered for this long and no route running, the connection
+    /// closes.
     private let idleTimeout: TimeAmount?
-    /// When bytes were last read (at the end of each read from the socket).
-    private var lastRead = NIODeadline.now()
+    /// When bytes were last read (at the end of each read from the socket) or a route's reply
+    /// written: the client gets the whole timeout after a slow route's reply.
+    private var lastActivity = NIODeadline.now()
     /// The connection's one idle timer: it is not moved on every read; when it fires it
     /// closes an idle connection or goes again for the time the last read allows.
     private var idleTimer: Scheduled<Void>?
@@ -93,8 +95,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        lastRead = .now()
-        scheduleIdleCheck(at: lastRead, context: context)
+        lastActivity = .now()
+        scheduleIdleCheck(at: lastActivity, context: context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -103,7 +105,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        lastRead = .now()
+        lastActivity = .now()
         context.fireChannelReadComplete()
     }
 
@@ -123,10 +125,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
         // A route that takes its time is not idleness; a client that stalls mid-request is.
         if case .routing = state {
             scheduleIdleCheck(at: .now(), context: context)
-        } else if lastRead + idleTimeout <= .now() {
+        } else if lastActivity + idleTimeout <= .now() {
             context.close(promise: nil)
         } else {
-            scheduleIdleCheck(at: lastRead, context: context)
+            scheduleIdleCheck(at: lastActivity, context: context)
         }
     }
 
@@ -281,6 +283,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
 
     private func finish(_ reply: HTTPReply, head: HTTPRequestHead, context: ChannelHandlerContext) {
         state = .idle
+        lastActivity = .now()
         // The client went away meanwhile: the exchange still ran to its end.
         guard isOpen else { return }
         let close = !head.isKeepAlive || quiescing

@@ -367,6 +367,19 @@ struct HTTPListenerTests {
     }
 
     @Test func aRouteLongerThanTheIdleTimeoutIsNotIdleness() async throws {
+        try await Self.withSlowRoute(idleTimeout: .milliseconds(300)) { node in
+            // The backend takes two seconds, several idle timeouts.
+            let connection = try RawConnection(port: node.port)
+            connection.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            let reply = await connection.read(until: Self.hasReplies(1))
+            let parsed = try #require(Self.replies(in: reply.text).first)
+            #expect(parsed.status == "HTTP/1.1 200 OK")
+            #expect(parsed.body == "slow")
+        }
+    }
+
+    /// Runs `body` against a node whose `GET /slow` calls a backend that takes two seconds.
+    static func withSlowRoute(idleTimeout: Duration, _ body: @escaping @Sendable (SwitchboardUnderTest) async throws -> Void) async throws {
         try await Backend.run { backend in
             try await SwitchboardUnderTest.run("""
             routes:
@@ -374,15 +387,24 @@ struct HTTPListenerTests {
                 from: http:/slow?method=GET
                 steps:
                   - to: "{backend}/slow"
-            """, backendPort: backend, idleTimeout: .milliseconds(300)) { node in
-                // The backend takes two seconds, several idle timeouts.
-                let connection = try RawConnection(port: node.port)
-                connection.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-                let reply = await connection.read(until: Self.hasReplies(1))
-                let parsed = try #require(Self.replies(in: reply.text).first)
-                #expect(parsed.status == "HTTP/1.1 200 OK")
-                #expect(parsed.body == "slow")
-            }
+            """, backendPort: backend, idleTimeout: idleTimeout, body)
+        }
+    }
+
+    @Test func theIdleTimeoutCountsFromTheReplyOfASlowRoute() async throws {
+        try await Self.withSlowRoute(idleTimeout: .milliseconds(2500)) { node in
+            // The backend takes two seconds; the client then waits one more before asking
+            // again. Counted from the request, the timeout would have closed the connection
+            // half a second after the reply.
+            let connection = try RawConnection(port: node.port)
+            connection.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            let first = await connection.read(until: Self.hasReplies(1))
+            #expect(Self.replies(in: first.text).first?.status == "HTTP/1.1 200 OK")
+            try await Task.sleep(for: .seconds(1))
+            connection.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            let second = await connection.read(until: Self.hasReplies(1))
+            #expect(!second.closed || !second.text.isEmpty, "the connection was closed before the second request")
+            #expect(Self.replies(in: second.text).first?.body == "slow")
         }
     }
 
