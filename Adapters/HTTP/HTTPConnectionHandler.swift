@@ -22,8 +22,8 @@ import SwitchboardCore
 /// - A body that is read only to be dropped (after a 413, 404, 405 or 503) is dropped up to
 ///   ``discardLimit``; a client that sends more is closed on rather than read without end.
 /// - `Expect: 100-continue` gets its interim reply when the request will be read.
-/// - A connection that reads nothing for the listener's idle timeout while no route runs
-///   for it closes (one timer per connection, not moved on every read).
+/// - A connection that reads nothing and answers nothing for the listener's idle timeout
+///   while no route runs for it closes (one timer per connection, not moved on every read).
 /// - On shutdown (``ChannelShouldQuiesceEvent``) an idle connection closes at once; a busy
 ///   one finishes its request, says `Connection: close` and closes.
 final class HTTPConnectionHandler: ChannelDuplexHandler {
