@@ -320,6 +320,7 @@ let package = Package(
             name: "SwitchboardAuditTests",
             dependencies: [
                 "SwitchboardAudit",
+                "SwitchboardHTTP",
                 "SwitchboardRouting",
                 "SwitchboardTestServers",
                 .product(name: "GRDB", package: "GRDB.swift"),

@@ -145,6 +145,13 @@ final class AuditSegments: Sendable {
             throw AuditStoreError("cannot read the audit events file \(file): \(String(cString: strerror(errno)))")
         }
         defer { Glibc.close(descriptor) }
+        // A damaged row (a negative or oversized span) is an error, not a crash or an
+        // allocation of whatever size it says.
+        var info = stat()
+        guard offset >= 0, length >= 0, fstat(descriptor, &info) == 0,
+              Int64(length) <= Int64(info.st_size), offset <= Int64(info.st_size) - Int64(length) else {
+            throw AuditStoreError("the audit events file \(file) holds no \(length) bytes at \(offset), which a stored row points at")
+        }
         var bytes = [UInt8](repeating: 0, count: length)
         var done = 0
         try bytes.withUnsafeMutableBytes { buffer in

@@ -399,14 +399,6 @@ private func bindText(_ statement: OpaquePointer, _ index: Int32, _ bytes: Unsaf
     _ = sqlite3_bind_text(statement, index, UnsafeRawPointer(bytes.baseAddress ?? UnsafePointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self), Int32(bytes.count), sqliteTransient)
 }
 
-private func bind(_ statement: OpaquePointer, _ index: Int32, _ number: Int64?) {
-    if let number {
-        sqlite3_bind_int64(statement, index, number)
-    } else {
-        sqlite3_bind_null(statement, index)
-    }
-}
-
 /// The audit store cannot be opened, read or written.
 public struct AuditStoreError: Error, CustomStringConvertible {
     public var message: String

@@ -181,52 +181,32 @@ public struct HeaderNameTable: Sendable {
 
     /// Whether `name` is one of the names.
     public func contains(_ name: String) -> Bool {
-        withLookup { $0.contains(name) }
+        guard lengths & (1 << UInt64(min(name.utf8.count, 63))) != 0 else { return false }
+        return withBytes(of: name) { name in
+            anyEntry { $0.count == name.count && Self.matches(name, at: 0, $0) }
+        }
     }
 
     /// Whether `name` is one of the names, or ends with a dot and one of them
     /// (`http.query.token` for `token`).
     public func containsLastSegment(of name: String) -> Bool {
-        withLookup { $0.containsLastSegment(of: name) }
-    }
-
-    /// Calls `body` with a view of the table for many lookups in a row (every header of a
-    /// message): the table is pinned once rather than for each name.
-    public func withLookup<R>(_ body: (Lookup) throws -> R) rethrows -> R {
-        try table.withUnsafeBufferPointer { try body(Lookup(table: $0, lengths: lengths)) }
-    }
-
-    /// The table's bytes, valid inside ``HeaderNameTable/withLookup(_:)``.
-    public struct Lookup {
-        fileprivate let table: UnsafeBufferPointer<UInt8>
-        fileprivate let lengths: UInt64
-
-        /// Whether `name` is one of the names.
-        public func contains(_ name: String) -> Bool {
-            guard lengths & (1 << UInt64(min(name.utf8.count, 63))) != 0 else { return false }
-            return withBytes(of: name) { name in
-                anyEntry { $0.count == name.count && HeaderNameTable.matches(name, at: 0, $0) }
+        withBytes(of: name) { name in
+            anyEntry { entry in
+                guard name.count >= entry.count else { return false }
+                let start = name.count - entry.count
+                return (start == 0 || name[start - 1] == UInt8(ascii: ".")) && Self.matches(name, at: start, entry)
             }
         }
+    }
 
-        /// Whether `name` is one of the names, or ends with a dot and one of them.
-        public func containsLastSegment(of name: String) -> Bool {
-            withBytes(of: name) { name in
-                anyEntry { entry in
-                    guard name.count >= entry.count else { return false }
-                    let start = name.count - entry.count
-                    return (start == 0 || name[start - 1] == UInt8(ascii: ".")) && HeaderNameTable.matches(name, at: start, entry)
-                }
-            }
-        }
+    private func withBytes(of name: String, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
+        if let result = name.utf8.withContiguousStorageIfAvailable(body) { return result }
+        return Array(name.utf8).withUnsafeBufferPointer(body)
+    }
 
-        private func withBytes(of name: String, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
-            if let result = name.utf8.withContiguousStorageIfAvailable(body) { return result }
-            return Array(name.utf8).withUnsafeBufferPointer(body)
-        }
-
-        /// Calls `body` with each name's bytes until it returns true.
-        private func anyEntry(_ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
+    /// Calls `body` with each name's bytes until it returns true.
+    private func anyEntry(_ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
+        table.withUnsafeBufferPointer { table in
             var offset = 0
             while offset < table.count {
                 let start = offset + 1
@@ -238,7 +218,7 @@ public struct HeaderNameTable: Sendable {
     }
 
     /// Whether `name` from `start` on is `entry`, ASCII letters folded.
-    fileprivate static func matches(_ name: UnsafeBufferPointer<UInt8>, at start: Int, _ entry: UnsafeBufferPointer<UInt8>) -> Bool {
+    private static func matches(_ name: UnsafeBufferPointer<UInt8>, at start: Int, _ entry: UnsafeBufferPointer<UInt8>) -> Bool {
         for index in 0..<entry.count where lowercased(name[start + index]) != entry[index] {
             return false
         }

@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 @testable import SwitchboardAudit
 import SwitchboardCore
+@testable import SwitchboardHTTP
 import SwitchboardRouting
 import Synchronization
 import Testing
@@ -361,7 +362,8 @@ final class CountingSQLiteStore: BlockingAuditStore {
         try await Task.sleep(for: .milliseconds(50))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
-        let executor = EventLoopTaskExecutor(loop)
+        // The executor the HTTP listener runs a connection's route on.
+        let executor = LoopTaskExecutor.on(loop)
         let messages = (0..<8).map { Message(body: ByteBuffer(string: "m\($0)")) }
         // Eight exchanges end in the same pass: their tasks are all started from one job on
         // the loop, so they run one after the other before anything else the loop does.
@@ -552,6 +554,26 @@ final class CountingSQLiteStore: BlockingAuditStore {
         }
     }
 
+    @Test func aRowPointingOutsideItsEventsFileIsAnErrorNotACrash() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
+        let store = try SQLiteAuditStore(path: folder + "/audit.db")
+        try await store.append([Self.record(1), Self.record(2), Self.record(3)])
+        // Damaged rows: a negative length, a span past the end, an offset near the largest.
+        try await DatabaseQueue(path: folder + "/audit.db").write { db in
+            try db.execute(sql: "UPDATE audit_chunks SET seg_length = -5 WHERE message_id = 'm1'")
+            try db.execute(sql: "UPDATE audit_chunks SET seg_length = 1000000000 WHERE message_id = 'm2'")
+            try db.execute(sql: "UPDATE audit_chunks SET seg_offset = 9223372036854775000 WHERE message_id = 'm3'")
+        }
+        for id in ["m1", "m2", "m3"] {
+            do {
+                _ = try await store.traces(TraceQuery(messageID: id))
+                Issue.record("\(id): a trace was read from a damaged row")
+            } catch {
+                #expect("\(error)".contains("which a stored row points at"), "\(id): \(error)")
+            }
+        }
+    }
+
     @Test func rowsWrittenBeforeTheEventsFilesStillRead() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
         let store = try SQLiteAuditStore(path: folder + "/audit.db")
@@ -655,20 +677,5 @@ final class CountingSQLiteStore: BlockingAuditStore {
         var expected = [record, routeStep]
         for index in expected.indices { expected[index].sequence = 7 }
         #expect(read == expected)
-    }
-}
-
-/// Runs a task's jobs on one NIO event loop, in the order they come (what the HTTP
-/// listener's loop executor does for a connection's route).
-final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
-    let loop: any EventLoop
-
-    init(_ loop: any EventLoop) {
-        self.loop = loop
-    }
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }

@@ -257,39 +257,32 @@ struct HTTPAdapterTests {
     }
 
     @Test func aHeaderThatWouldInjectOthersFailsTheStepNamingIt() async throws {
-        try await Backend.run { backend in
-            try await SwitchboardUnderTest.run("""
-            routes:
-              - id: inject
-                from: http:/inject?method=POST
-                steps:
-                  - set-header: { name: X-Evil, value: "${json:$.v}" }
-                  - to: "{backend}/echo"
-            """, backendPort: backend) { node in
-                let reply = try await node.request(.POST, "/inject", body: #"{"v":"a\r\nX-Injected: yes"}"#)
-                #expect(reply.status == 500)
-                let error = reply.body.json?["error"]?.text ?? ""
-                #expect(error == "route 'inject' step 1 (to http://127.0.0.1:\(backend)/echo): request to http://127.0.0.1:\(backend)/echo not sent: header 'X-Evil' cannot go on the wire (a name must be an HTTP token, a value must not hold CR, LF or NUL)")
-            }
+        try await Self.stepError(settingHeader: "X-Evil", from: #"{"v":"a\r\nX-Injected: yes"}"#) { error, backend in
+            #expect(error == "route 'inject' step 1 (to http://127.0.0.1:\(backend)/echo): request to http://127.0.0.1:\(backend)/echo not sent: header 'X-Evil' cannot go on the wire (a name must be an HTTP token, a value must not hold CR, LF or NUL)")
         }
     }
 
     @Test func aMethodThatWouldRewriteTheRequestLineFailsTheStep() async throws {
-        try await Backend.run { backend in
-            try await SwitchboardUnderTest.run("""
-            routes:
-              - id: method
-                from: http:/method?method=POST
-                steps:
-                  - set-header: { name: http.method, value: "${json:$.m}" }
-                  - to: "{backend}/echo"
-            """, backendPort: backend) { node in
-                let reply = try await node.request(.POST, "/method", body: #"{"m":"GET /admin HTTP/1.1\r\nX-Injected: yes\r\n\r\nGET"}"#)
-                #expect(reply.status == 500)
-                let error = reply.body.json?["error"]?.text ?? ""
-                #expect(error.hasPrefix("route 'method' step 1 (to http://127.0.0.1:\(backend)/echo): request to http://127.0.0.1:\(backend)/echo not sent: the method \"GET /admin"))
-                #expect(error.hasSuffix("(from http.method) is not an HTTP token"))
-            }
+        try await Self.stepError(settingHeader: "http.method", from: #"{"v":"GET /admin HTTP/1.1\r\nX-Injected: yes\r\n\r\nGET"}"#) { error, backend in
+            #expect(error.hasPrefix("route 'inject' step 1 (to http://127.0.0.1:\(backend)/echo): request to http://127.0.0.1:\(backend)/echo not sent: the method \"GET /admin"))
+            #expect(error.hasSuffix("(from http.method) is not an HTTP token"))
+        }
+    }
+
+    /// Posts `body` to a route that sets header `name` from the body's `$.v` and then calls
+    /// the backend; expects a 500 and hands `check` the step's error and the backend's port.
+    static func stepError(settingHeader name: String, from body: String, _ check: @escaping @Sendable (String, Int) -> Void) async throws {
+        try await SwitchboardUnderTest.withBackend("""
+        routes:
+          - id: inject
+            from: http:/inject?method=POST
+            steps:
+              - set-header: { name: \(name), value: "${json:$.v}" }
+              - to: "{backend}/echo"
+        """) { node, backend in
+            let reply = try await node.request(.POST, "/inject", body: body)
+            #expect(reply.status == 500)
+            check(reply.body.json?["error"]?.text ?? "", backend)
         }
     }
 

@@ -380,15 +380,13 @@ struct HTTPListenerTests {
 
     /// Runs `body` against a node whose `GET /slow` calls a backend that takes two seconds.
     static func withSlowRoute(idleTimeout: Duration, _ body: @escaping @Sendable (SwitchboardUnderTest) async throws -> Void) async throws {
-        try await Backend.run { backend in
-            try await SwitchboardUnderTest.run("""
-            routes:
-              - id: slow
-                from: http:/slow?method=GET
-                steps:
-                  - to: "{backend}/slow"
-            """, backendPort: backend, idleTimeout: idleTimeout, body)
-        }
+        try await SwitchboardUnderTest.withBackend("""
+        routes:
+          - id: slow
+            from: http:/slow?method=GET
+            steps:
+              - to: "{backend}/slow"
+        """, idleTimeout: idleTimeout) { node, _ in try await body(node) }
     }
 
     @Test func theIdleTimeoutCountsFromTheReplyOfASlowRoute() async throws {

@@ -112,6 +112,16 @@ struct SwitchboardUnderTest {
         await adapter.shutdown()
     }
 
+    /// ``run(_:backendPort:maxBodySize:idleTimeout:_:)`` with the echo ``Backend`` running;
+    /// `body` gets the node and the backend's port.
+    static func withBackend(
+        _ yaml: String, idleTimeout: Duration = .seconds(60), _ body: @escaping @Sendable (SwitchboardUnderTest, Int) async throws -> Void
+    ) async throws {
+        try await Backend.run { backend in
+            try await run(yaml, backendPort: backend, idleTimeout: idleTimeout) { node in try await body(node, backend) }
+        }
+    }
+
     /// Sends a request to the node and collects the response.
     func request(
         _ method: HTTPMethod = .POST,
