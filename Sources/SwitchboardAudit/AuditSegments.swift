@@ -1,20 +1,19 @@
 import Foundation
 import Synchronization
 
-/// The append-only files that hold an SQLite audit store's events, next to the database
-/// (`audit.db-events/000000000001.events`, …).
+/// The append-only files that hold an SQLite audit store's records, next to the database
+/// (`audit.db-events/000000000001.events`, …): each message's row and events, in the form
+/// ``AuditEventRecords`` describes.
 ///
-/// A commit writes its exchanges' events here with one write, then their rows (ids, route,
-/// status, times, arrival headers and where the events are) into SQLite. SQLite then writes
-/// a few hundred bytes per exchange to its WAL and again at checkpoint instead of the whole
-/// event text (about 2 KB for a proxied request with the default body policy) twice, plus
-/// the partly filled pages every small commit writes again.
+/// A commit writes its exchanges' records here with one write; SQLite indexes them later,
+/// many per transaction. SQLite then writes a few hundred bytes per exchange to its WAL and
+/// again at checkpoint instead of the whole event text (about 2 KB for a proxied request
+/// with the default body policy) twice, plus the partly filled pages every small commit
+/// writes again.
 ///
-/// Bytes are written before the rows that point at them are committed, so a committed row's
-/// events are always there (with `audit.sync: full` they reach the disk first). A crash
-/// between the two leaves bytes no row points at; nothing reads them, and the next write
-/// goes after them. Files roll at ``rollBytes``; retention deletes a file once no row points
-/// into it.
+/// A store opened writes to a new file (``freshFileNumber(in:)``), so a record an earlier
+/// run cut short stays at the end of its file. Files roll at ``rollBytes``; retention
+/// deletes a file once no row points into it and indexing has passed it.
 final class AuditSegments: Sendable {
     /// Where the files are: the store's path with `-events`.
     let folder: String
@@ -35,8 +34,17 @@ final class AuditSegments: Sendable {
     init(storePath: String, rollBytes: Int64 = 16 << 20) {
         folder = storePath + "-events"
         self.rollBytes = rollBytes
-        let numbers = Self.fileNumbers(in: folder)
-        current = Mutex(Current(number: numbers.last ?? 1))
+        current = Mutex(Current(number: Self.freshFileNumber(in: folder)))
+    }
+
+    /// The file a store opened now writes to: a new one after the last, or the last when it
+    /// is empty. A node never appends to a file an earlier run wrote: whatever that run left
+    /// at its end (a record cut short) then stays the end of its file.
+    static func freshFileNumber(in folder: String) -> Int64 {
+        guard let last = fileNumbers(in: folder).last else { return 1 }
+        var info = stat()
+        let file = folder + "/" + fileName(last)
+        return stat(file, &info) == 0 && info.st_size == 0 ? last : last + 1
     }
 
     deinit {
@@ -53,9 +61,16 @@ final class AuditSegments: Sendable {
 
     /// The file name for segment `number`.
     func path(_ number: Int64) -> String {
-        let digits = String(number)
-        return folder + "/" + String(repeating: "0", count: max(0, 12 - digits.count)) + digits + ".events"
+        folder + "/" + Self.fileName(number)
     }
+
+    private static func fileName(_ number: Int64) -> String {
+        let digits = String(number)
+        return String(repeating: "0", count: max(0, 12 - digits.count)) + digits + ".events"
+    }
+
+    /// The segment numbers present, ascending.
+    var fileNumbers: [Int64] { Self.fileNumbers(in: folder) }
 
     /// The segment numbers present, ascending.
     static func fileNumbers(in folder: String) -> [Int64] {
@@ -166,6 +181,74 @@ final class AuditSegments: Sendable {
         }
         return bytes
     }
+
+    /// Calls `body` with each whole record of segment `segment` from `offset` on (at most
+    /// `limit`), and the offset it starts at.
+    ///
+    /// - Returns: Where the records read end: the file's end, or the start of a record cut
+    ///   short. A missing file has none.
+    /// - Throws: ``AuditStoreError`` naming the file when it cannot be read, or what `body` throws.
+    func scan(
+        segment: Int64, from offset: Int64, limit: Int, _ body: (AuditEventRecords.Record, Int64) throws -> Void
+    ) throws -> (end: Int64, count: Int) {
+        let file = path(segment)
+        let descriptor = open(file, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            if errno == ENOENT { return (offset, 0) }
+            throw AuditStoreError("cannot read the audit events file \(file): \(String(cString: strerror(errno)))")
+        }
+        defer { Glibc.close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else {
+            throw AuditStoreError("cannot read the audit events file \(file): \(String(cString: strerror(errno)))")
+        }
+        let size = Int64(info.st_size)
+        var position = offset
+        var count = 0
+        var buffer: [UInt8] = []
+        // Read a window at a time; a record longer than the window is read whole.
+        var want = Self.scanWindow
+        while position < size, count < limit {
+            let length = Int(min(Int64(want), size - position))
+            // Not zeroed first: every byte used is read into it.
+            if buffer.count < length { buffer = [UInt8](unsafeUninitializedCapacity: length) { $1 = length } }
+            try buffer.withUnsafeMutableBytes { raw in
+                var done = 0
+                while done < length {
+                    let read = pread(descriptor, raw.baseAddress.map { $0 + done }, length - done, off_t(position) + off_t(done))
+                    if read < 0, errno == EINTR { continue }
+                    guard read > 0 else {
+                        throw AuditStoreError("cannot read the audit events file \(file) at \(position + Int64(done)): \(read < 0 ? String(cString: strerror(errno)) : "it ends early")")
+                    }
+                    done += read
+                }
+            }
+            let (used, needs, stop) = try buffer.withUnsafeBytes { raw -> (Int, Int?, Bool) in
+                let window = UnsafeRawBufferPointer(rebasing: raw[0..<length])
+                var cursor = 0
+                while cursor < length, count < limit {
+                    switch AuditEventRecords.parse(UnsafeRawBufferPointer(rebasing: window[cursor...]), remaining: Int(size - position) - cursor) {
+                    case .record(let record):
+                        try body(record, position + Int64(cursor))
+                        cursor += record.length
+                        count += 1
+                    case .needs(let length):
+                        return (cursor, length, false)
+                    case .broken:
+                        return (cursor, nil, true)
+                    }
+                }
+                return (cursor, nil, false)
+            }
+            position += Int64(used)
+            if stop { break }
+            want = max(Self.scanWindow, needs ?? 0)
+        }
+        return (position, count)
+    }
+
+    /// How much of a file indexing reads at a time.
+    static let scanWindow = 1 << 20
 
     /// Deletes the files numbered below `number`, never the one being written to.
     ///

@@ -27,9 +27,22 @@ public protocol AuditStore: Sendable {
 }
 
 /// A store that can write from the trail's own writer thread, blocking it, rather than
-/// through async calls (SQLite).
+/// through async calls (SQLite), and that makes what it wrote searchable in a step of its
+/// own: the trail acknowledges exchanges once their events are written, and indexes them
+/// in larger batches after.
 public protocol BlockingAuditStore: AuditStore {
+    /// Writes the batch so that none of it is lost once this returns (it is indexed later,
+    /// by this node or by whoever opens the store next).
     func appendBlocking(_ batch: AuditBatch) throws
+
+    /// Makes everything written so far searchable, `limit` records per transaction.
+    func indexBlocking(limit: Int) throws
+
+    /// Whether this store wrote records it has not indexed since.
+    var hasUnindexedRecords: Bool { get }
+
+    /// Whether enough records wait for an index transaction to be worth it now.
+    var indexDue: Bool { get }
 }
 
 extension AuditStore {

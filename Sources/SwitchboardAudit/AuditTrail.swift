@@ -424,10 +424,13 @@ public final class AuditTrail: ExchangeObserver, Service {
         for (committed, waiter) in waiters { waiter.resume(returning: committed) }
     }
 
+    /// The writer thread: writes each batch (the exchanges waiting for it go on), and
+    /// indexes what it wrote once 512 records wait or it has been idle for a moment.
     private func threadWriteLoop(_ store: any BlockingAuditStore) {
         var failures = 0
         var pending: AuditBatch?
         var lastStart: ContinuousClock.Instant?
+        var indexer = Indexer()
         while true {
             if pending == nil {
                 // Back-to-back commits: wait out the interval since the last one started,
@@ -442,10 +445,19 @@ public final class AuditTrail: ExchangeObserver, Service {
                 }
                 guard let events = takeBatch(sleeping: true) else {
                     lastStart = nil
-                    wake.wait()
+                    guard store.hasUnindexedRecords else {
+                        wake.wait()
+                        continue
+                    }
+                    // Idle with records to index: they are indexed unless work comes first.
+                    if wake.wait(timeout: .now() + indexer.idleWait) == .timedOut {
+                        indexer.index(store, logger: logger)
+                    }
                     continue
                 }
                 if events.isEmpty {
+                    // Everything written is searchable once the node has stopped.
+                    indexer.index(store, logger: logger, now: true)
                     finish()
                     return
                 }
@@ -464,6 +476,36 @@ public final class AuditTrail: ExchangeObserver, Service {
             }
             pending = nil
             committed(batch.eventCount)
+            if store.indexDue { indexer.index(store, logger: logger) }
+        }
+    }
+
+    /// When the writer thread indexes: after a failure it waits before trying again, so a
+    /// store that keeps failing is not retried, and logged, many times a second.
+    private struct Indexer {
+        var failures = 0
+        var notBefore: ContinuousClock.Instant?
+
+        /// How long an idle writer waits for work before it indexes.
+        var idleWait: DispatchTimeInterval {
+            let wait = notBefore.map { max(.milliseconds(20), $0 - .now) } ?? .milliseconds(20)
+            return .microseconds(Int(wait.components.seconds) * 1_000_000 + Int(wait.components.attoseconds / 1_000_000_000_000))
+        }
+
+        /// Indexes, unless a recent failure says to wait (`now`: at once regardless).
+        mutating func index(_ store: any BlockingAuditStore, logger: Logger, now: Bool = false) {
+            if !now, let notBefore, ContinuousClock.now < notBefore { return }
+            do {
+                try store.indexBlocking(limit: 20_000)
+                failures = 0
+                notBefore = nil
+            } catch {
+                // Nothing is lost: the records stay in the events files past the index
+                // position, and are indexed once the store takes them.
+                failures += 1
+                notBefore = .now + .milliseconds(min(5_000, 50 << min(failures, 7)))
+                logger.error("audit store indexing failed; retrying", metadata: ["error": "\(error)"])
+            }
         }
     }
 

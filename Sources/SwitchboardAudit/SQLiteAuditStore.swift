@@ -3,8 +3,10 @@ import GRDB
 import GRDBSQLite
 import NIOPosix
 import SwitchboardStorage
+import Synchronization
 
-/// The embedded audit store: one SQLite file in WAL mode (readers never block the writer).
+/// The embedded audit store: records appended to events files (``AuditSegments``), indexed
+/// into one SQLite file in WAL mode (readers never block the writer).
 ///
 /// `synchronous = NORMAL`: a commit is durable once it returns as far as the process is
 /// concerned (a node killed with SIGKILL keeps it); only a power cut can lose the last few
@@ -12,7 +14,7 @@ import SwitchboardStorage
 public final class SQLiteAuditStore: BlockingAuditStore {
     public let path: String
     private let pool: DatabasePool
-    /// The events themselves, in append-only files beside the database (see ``AuditSegments``).
+    /// The records, in append-only files beside the database (see ``AuditSegments``).
     let segments: AuditSegments
     private let fullSync: Bool
 
@@ -25,7 +27,9 @@ public final class SQLiteAuditStore: BlockingAuditStore {
         self.fullSync = fullSync
         segments = AuditSegments(storePath: path, rollBytes: eventFileBytes)
         do {
-            pool = try SQLiteFile.open(path: path, create: create, fullSync: fullSync, what: "audit store", migrator: Self.migrator)
+            pool = try SQLiteFile.open(
+                path: path, create: create, fullSync: fullSync, what: "audit store", migrator: Self.migrator(eventsFolder: segments.folder)
+            )
         } catch {
             throw AuditStoreError("\(error)")
         }
@@ -39,7 +43,7 @@ public final class SQLiteAuditStore: BlockingAuditStore {
         try await pool.readOffLoop(body)
     }
 
-    private static var migrator: DatabaseMigrator {
+    private static func migrator(eventsFolder: String) -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("audit-v1") { db in
             // One row per message and write batch, its events as a JSON array: the usual
@@ -94,6 +98,15 @@ public final class SQLiteAuditStore: BlockingAuditStore {
                 ALTER TABLE audit_chunks ADD COLUMN seg_length INTEGER;
                 """)
         }
+        migrator.registerMigration("audit-v4") { db in
+            // Rows are indexed from the events files' records: `audit_index` holds where the
+            // next record to index starts. Files written before hold bare events, not
+            // records: indexing starts at the file this run writes first.
+            try db.execute(sql: """
+                CREATE TABLE audit_index (seg INTEGER NOT NULL, seg_offset INTEGER NOT NULL);
+                INSERT INTO audit_index VALUES (?, 0);
+                """, arguments: [AuditSegments.freshFileNumber(in: eventsFolder)])
+        }
         return migrator
     }
 
@@ -102,67 +115,117 @@ public final class SQLiteAuditStore: BlockingAuditStore {
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?)
         """
 
+    /// Writes `batch` and indexes it: searchable once this returns.
     public func append(_ batch: AuditBatch) async throws {
-        try await NIOThreadPool.singleton.runIfActive { try self.appendBlocking(batch) }
-    }
-
-    public func appendBlocking(_ batch: AuditBatch) throws {
-        let chunks = batch.chunks
-        // The events first, all in one write; then the rows that point at them.
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(chunks.reduce(0) { $0 + $1.events.count })
-        // By index: a `for chunk in` loop copies each chunk, retaining every field.
-        for index in chunks.indices { bytes.append(contentsOf: chunks[index].events) }
-        let (segment, base) = try bytes.withUnsafeBytes { try segments.append($0, sync: fullSync) }
-        var offset = base
-        // The transaction is begun and committed with prepared statements of its own: GRDB's
-        // `write` parses its BEGIN and COMMIT text anew for every transaction, and this runs
-        // for every commit.
-        try pool.writeWithoutTransaction { db in
-            let begin = try db.cachedStatement(sql: "BEGIN IMMEDIATE").sqliteStatement
-            let commit = try db.cachedStatement(sql: "COMMIT").sqliteStatement
-            // Bound with SQLite's own calls: this runs for every exchange, and GRDB's
-            // argument arrays box each value.
-            let statement = try db.cachedStatement(sql: Self.insertSQL).sqliteStatement
-            try step(begin, "beginning an audit write")
-            do {
-                for index in chunks.indices {
-                    let count = Int64(chunks[index].events.count)
-                    chunks[index].messageID.withUTF8 { bindText(statement, 1, $0) }
-                    bind(statement, 2, chunks[index].correlationID)
-                    bind(statement, 3, chunks[index].parentID)
-                    if let traceID = chunks[index].traceID {
-                        traceID.withUTF8 { bindText(statement, 4, $0) }
-                    } else {
-                        sqlite3_bind_null(statement, 4)
-                    }
-                    bind(statement, 5, chunks[index].entryRoute)
-                    bind(statement, 6, chunks[index].status)
-                    sqlite3_bind_int64(statement, 7, chunks[index].startedAt)
-                    if let headers = chunks[index].headers {
-                        bind(statement, 8, utf8: headers)
-                    } else {
-                        sqlite3_bind_null(statement, 8)
-                    }
-                    sqlite3_bind_int64(statement, 9, segment)
-                    sqlite3_bind_int64(statement, 10, offset)
-                    sqlite3_bind_int64(statement, 11, count)
-                    offset += count
-                    try step(statement, "writing audit events")
-                }
-                try step(commit, "committing audit events")
-            } catch {
-                // Nothing of the batch stays: the trail writes it again whole.
-                if let connection = db.sqliteConnection, sqlite3_get_autocommit(connection) == 0 {
-                    sqlite3_exec(connection, "ROLLBACK", nil, nil, nil)
-                }
-                throw error
-            }
+        try await NIOThreadPool.singleton.runIfActive {
+            try self.appendBlocking(batch)
+            try self.indexBlocking()
         }
     }
 
+    /// Writes the batch's records to the events file with one write: kept once this
+    /// returns (with `audit.sync: full`, on the disk), searchable once indexed.
+    public func appendBlocking(_ batch: AuditBatch) throws {
+        let chunks = batch.chunks
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(chunks.reduce(0) { $0 + $1.events.count + ($1.headers?.count ?? 0) + 160 })
+        // By index: a `for chunk in` loop copies each chunk, retaining every field.
+        for index in chunks.indices { try AuditEventRecords.append(chunks[index], to: &bytes) }
+        _ = try bytes.withUnsafeBytes { try segments.append($0, sync: fullSync) }
+        unindexed.add(chunks.count, ordering: .relaxed)
+    }
+
+    /// Records written by this store and not yet indexed (others may have indexed them).
+    private let unindexed = Atomic<Int>(0)
+
+    /// Whether this store wrote records since it last indexed.
+    public var hasUnindexedRecords: Bool { unindexed.load(ordering: .relaxed) > 0 }
+
+    /// Whether this store wrote enough records since it last indexed for an index
+    /// transaction to be worth it.
+    public var indexDue: Bool { unindexed.load(ordering: .relaxed) >= Self.indexBatch }
+
+    /// The records an index transaction takes, at least, when the writer is busy.
+    static let indexBatch = 512
+
+    /// Indexes every record past the index position into SQLite, up to `limit` per
+    /// transaction. The position is read and advanced in the same transaction as the rows,
+    /// so every record is indexed once, whoever indexes: this node's writer, a query, or
+    /// `switchboard trace --store` run while the node is down.
+    public func indexBlocking(limit: Int = 20_000) throws {
+        let written = unindexed.load(ordering: .relaxed)
+        while try pool.writeWithoutTransaction({ db in try self.indexOnce(db, limit: limit) }) >= limit {}
+        unindexed.subtract(written, ordering: .relaxed)
+    }
+
+    /// One index transaction. Returns how many records it indexed.
+    private func indexOnce(_ db: Database, limit: Int) throws -> Int {
+        // The transaction is begun and committed with prepared statements of its own: GRDB's
+        // `write` parses its BEGIN and COMMIT text anew for every transaction.
+        let begin = try db.cachedStatement(sql: "BEGIN IMMEDIATE").sqliteStatement
+        let commit = try db.cachedStatement(sql: "COMMIT").sqliteStatement
+        // Bound with SQLite's own calls, straight from the bytes read: GRDB's argument
+        // arrays box each value.
+        let insert = try db.cachedStatement(sql: Self.insertSQL).sqliteStatement
+        try step(begin, "beginning to index audit events")
+        do {
+            guard let position = try Row.fetchOne(db, sql: "SELECT seg, seg_offset FROM audit_index") else {
+                throw AuditStoreError("the audit store \(path) has no index position (table audit_index is empty)")
+            }
+            var segment: Int64 = position["seg"]
+            var offset: Int64 = position["seg_offset"]
+            var count = 0
+            while count < limit {
+                // A later file, seen before this one is read, means this one is complete:
+                // the writer never goes back to a file. What is left of it past its last
+                // whole record is a write cut short, and indexing goes on in the next file.
+                let next = segments.fileNumbers.first { $0 > segment }
+                let (end, indexed) = try segments.scan(segment: segment, from: offset, limit: limit - count) { record, start in
+                    try self.insert(record, segment: segment, at: start, with: insert)
+                }
+                offset = end
+                count += indexed
+                guard count < limit, let next else { break }
+                segment = next
+                offset = 0
+            }
+            if count > 0 || segment != position["seg"] || offset != position["seg_offset"] {
+                try db.execute(sql: "UPDATE audit_index SET seg = ?, seg_offset = ?", arguments: [segment, offset])
+            }
+            try step(commit, "committing indexed audit events")
+            return count
+        } catch {
+            // Nothing of it stays: the records are indexed again from the same position.
+            if let connection = db.sqliteConnection, sqlite3_get_autocommit(connection) == 0 {
+                sqlite3_exec(connection, "ROLLBACK", nil, nil, nil)
+            }
+            throw error
+        }
+    }
+
+    /// Inserts the row of a record that starts at `start` in file `segment`.
+    private func insert(_ record: AuditEventRecords.Record, segment: Int64, at start: Int64, with statement: OpaquePointer) throws {
+        let fields: [AuditEventRecords.Field] = [.messageID, .correlationID, .parentID, .traceID, .entryRoute, .status]
+        for (index, field) in fields.enumerated() {
+            bind(statement, Int32(index + 1), record.field(field))
+        }
+        sqlite3_bind_int64(statement, 7, record.startedAt)
+        bind(statement, 8, record.field(.headers))
+        sqlite3_bind_int64(statement, 9, segment)
+        sqlite3_bind_int64(statement, 10, start + Int64(record.eventsOffset))
+        sqlite3_bind_int64(statement, 11, Int64(record.field(.events)?.count ?? 0))
+        try step(statement, "indexing audit events")
+    }
+
+    /// Indexes what is left, off the caller's thread: queries and retention see every
+    /// record written.
+    private func indexPending() async throws {
+        try await NIOThreadPool.singleton.runIfActive { try self.indexBlocking() }
+    }
+
     public func traces(_ query: TraceQuery) async throws -> [Trace] {
-        try await read { db in
+        try await indexPending()
+        return try await read { db in
             let ids: [String]
             if let id = query.messageID {
                 ids = [id]
@@ -250,13 +313,16 @@ public final class SQLiteAuditStore: BlockingAuditStore {
 
     /// The events JSON stored for `messageID`, a string per row (what a row holds, for tests).
     func storedEvents(messageID: String) async throws -> [String] {
-        try await read { db in
+        try await indexPending()
+        return try await read { db in
             try Row.fetchAll(db, sql: "SELECT events, seg, seg_offset, seg_length FROM audit_chunks WHERE message_id = ? ORDER BY seq", arguments: [messageID])
                 .map { try self.storedEvents($0) }
         }
     }
 
     public func prune(before: Int64?, maxBytes: Int64?) async throws -> Int {
+        // Rows first, so what is pruned by age or size is what is stored.
+        try await indexPending()
         var deleted = 0
         if let before {
             // Sequence numbers grow with time: everything below the first recent row is old.
@@ -304,14 +370,16 @@ public final class SQLiteAuditStore: BlockingAuditStore {
 
     /// Deletes the events files no row points into.
     private func removeUnusedEventFiles() async throws {
-        // The file being written to is read first: a batch written to it and not yet
-        // committed has no row yet, and files from it on are kept.
+        // The file being written to is read first: records written to it after the index
+        // position is read have no row yet, and files from it on are kept. So are files
+        // from the index position on: their records are not all indexed.
         let writing = segments.currentNumber
-        let first: Int64? = try await read { db in
+        let (first, indexing): (Int64?, Int64?) = try await read { db in
             // Files are numbered in the order rows are written: the oldest row's is the first.
-            try Int64.fetchOne(db, sql: "SELECT seg FROM audit_chunks WHERE seg IS NOT NULL ORDER BY seq LIMIT 1")
+            (try Int64.fetchOne(db, sql: "SELECT seg FROM audit_chunks WHERE seg IS NOT NULL ORDER BY seq LIMIT 1"),
+             try Int64.fetchOne(db, sql: "SELECT seg FROM audit_index"))
         }
-        segments.removeFiles(below: min(first ?? writing, writing))
+        segments.removeFiles(below: min(first ?? writing, writing, indexing ?? writing))
     }
 
     /// Deletes rows with `seq < cut`, in chunks so the writer is never held for long.
@@ -378,21 +446,13 @@ private func step(_ statement: OpaquePointer, _ what: String) throws {
 /// SQLite copies the bytes before the bind call returns.
 private let sqliteTransient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
-private func bind(_ statement: OpaquePointer, _ index: Int32, _ text: String?) {
-    guard let text else {
+/// Binds UTF-8 bytes as text, or NULL.
+private func bind(_ statement: OpaquePointer, _ index: Int32, _ bytes: UnsafeRawBufferPointer?) {
+    guard let bytes else {
         sqlite3_bind_null(statement, index)
         return
     }
-    // Read in place (a native string is contiguous); only a bridged one is copied.
-    if text.utf8.withContiguousStorageIfAvailable({ bindText(statement, index, $0) }) == nil {
-        var copy = text
-        copy.withUTF8 { bindText(statement, index, $0) }
-    }
-}
-
-/// Binds UTF-8 bytes as text.
-private func bind(_ statement: OpaquePointer, _ index: Int32, utf8 bytes: [UInt8]) {
-    bytes.withUnsafeBufferPointer { bindText(statement, index, $0) }
+    bindText(statement, index, bytes.assumingMemoryBound(to: UInt8.self))
 }
 
 private func bindText(_ statement: OpaquePointer, _ index: Int32, _ bytes: UnsafeBufferPointer<UInt8>) {

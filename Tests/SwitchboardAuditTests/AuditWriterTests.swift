@@ -86,8 +86,9 @@ final class CountingSQLiteStore: BlockingAuditStore {
         store = try SQLiteAuditStore(path: path)
     }
 
-    /// The rows the store keeps for one message.
+    /// The rows the store keeps for one message, once what it wrote is indexed.
     func rows(of messageID: String) async throws -> Int {
+        try store.indexBlocking()
         let queue = try DatabaseQueue(path: store.path)
         defer { try? queue.close() }
         return try await queue.read { db in
@@ -103,6 +104,9 @@ final class CountingSQLiteStore: BlockingAuditStore {
         counts.withLock { $0.append(batch.eventCount) }
     }
 
+    func indexBlocking(limit: Int) throws { try store.indexBlocking(limit: limit) }
+    var hasUnindexedRecords: Bool { store.hasUnindexedRecords }
+    var indexDue: Bool { store.indexDue }
     func append(_ batch: AuditBatch) async throws { try appendBlocking(batch) }
     func traces(_ query: TraceQuery) async throws -> [Trace] { try await store.traces(query) }
     func prune(before: Int64?, maxBytes: Int64?) async throws -> Int { try await store.prune(before: before, maxBytes: maxBytes) }
@@ -258,7 +262,7 @@ final class CountingSQLiteStore: BlockingAuditStore {
         #expect(try await store.traces(TraceQuery(limit: 100)).count == 50)
     }
 
-    @Test func aBatchTheStoreRefusesLeavesNothingBehindAndTheNextOneCommits() async throws {
+    @Test func recordsTheIndexRefusesStayAndAreIndexedOnceItTakesThem() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
         let path = folder + "/audit.db"
         let store = try SQLiteAuditStore(path: path)
@@ -270,11 +274,22 @@ final class CountingSQLiteStore: BlockingAuditStore {
         await #expect(throws: AuditStoreError.self) {
             try await store.append([Self.record(1), Self.record(2), Self.record(3)])
         }
-        // The row written before the refused one was rolled back with it.
-        #expect(try await store.traces(TraceQuery(limit: 10)).isEmpty)
+        // The row indexed before the refused one was rolled back with it, and a query says
+        // why it cannot index.
+        let rows = try await other.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_chunks") }
+        #expect(rows == 0)
+        do {
+            _ = try await store.traces(TraceQuery(limit: 10))
+            Issue.record("a query answered while records could not be indexed")
+        } catch {
+            #expect("\(error)".contains("indexing audit events failed: refused"), "\(error)")
+        }
+        // Once the store takes them, the records written are indexed, each once, without
+        // being written again.
         try await other.write { db in try db.execute(sql: "DROP TRIGGER refuse") }
-        try await store.append([Self.record(1), Self.record(2), Self.record(3)])
-        #expect(Set(try await store.traces(TraceQuery(limit: 10)).map(\.messageID)) == ["m1", "m2", "m3"])
+        #expect(try await store.traces(TraceQuery(limit: 10)).map(\.messageID) == ["m3", "m2", "m1"])
+        try await store.append([Self.record(4)])
+        #expect(try await store.traces(TraceQuery(limit: 10)).map(\.messageID) == ["m4", "m3", "m2", "m1"])
         try other.close()
         try await store.close()
     }
@@ -329,6 +344,31 @@ final class CountingSQLiteStore: BlockingAuditStore {
         let store = try CountingSQLiteStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)/audit.db").path)
         let trail = AuditTrail(store: store, retention: .init(age: nil, maxBytes: nil), logger: logger)
         return (store, trail, Task { try await trail.run() })
+    }
+
+    @Test func theWriterIndexesWhatItWroteWhenIdleAndWhenItStops() async throws {
+        let (store, trail, writer) = try Self.runningSQLiteTrail()
+        let queue = try DatabaseQueue(path: store.store.path)
+        defer { try? queue.close() }
+        func rows() async throws -> Int {
+            try await queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_chunks") ?? 0 }
+        }
+        for n in 0..<5 { await trail.enqueue(Self.record(n)) }
+        #expect(await trail.flush(timeout: .seconds(10)))
+        // Written: the rows come once the writer has had nothing to do for a moment (no
+        // query has indexed them; this reads the table directly).
+        var seen = try await rows()
+        for _ in 0..<500 where seen < 5 {
+            try await Task.sleep(for: .milliseconds(20))
+            seen = try await rows()
+        }
+        #expect(seen == 5)
+        // Written and not yet indexed when the trail stops: indexed before it returns.
+        for n in 5..<8 { await trail.enqueue(Self.record(n)) }
+        trail.stop()
+        try await writer.value
+        #expect(try await rows() == 8)
+        #expect(store.batches.reduce(0, +) == 8)
     }
 
     @Test func anExchangeThatSpansCommitsIsStoredAsOneRow() async throws {
@@ -501,24 +541,94 @@ final class CountingSQLiteStore: BlockingAuditStore {
         }
     }
 
-    @Test func bytesWrittenForABatchThatWasNotCommittedAreSkipped() async throws {
+    @Test func aRecordCutShortIsSkippedOnceTheWriterHasMovedOn() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
         let path = folder + "/audit.db"
         do {
             let store = try SQLiteAuditStore(path: path)
             try await store.append([Self.record(1)])
         }
-        // What a node killed between writing a batch's events and committing its rows leaves.
+        // What a node killed in the middle of writing a batch leaves: a record's head and
+        // part of the rest. The next batch's record, cut short too.
         let file = try #require(AuditSegments.fileNumbers(in: path + "-events").last.map { AuditSegments(storePath: path).path($0) })
+        var torn: [UInt8] = []
+        try AuditEventRecords.append(try #require(AuditBatch(records: [Self.record(9)]).chunks.first), to: &torn)
         let handle = try #require(FileHandle(forWritingAtPath: file))
         try handle.seekToEnd()
-        try handle.write(contentsOf: Data("[{\"not\":\"committed".utf8))
+        try handle.write(contentsOf: Data(torn.dropLast(10)))
         try handle.close()
-        let store = try SQLiteAuditStore(path: path)
-        try await store.append([Self.record(2)])
-        let traces = try await store.traces(TraceQuery(limit: 10))
+        // Whoever opens the store next indexes up to it, and no further while nothing
+        // follows (the write might still be going on).
+        let reader = try SQLiteAuditStore(path: path)
+        #expect(try await reader.traces(TraceQuery(limit: 10)).map(\.messageID) == ["m1"])
+        // A node that opens the store writes to a new file: the cut record is skipped.
+        try await reader.append([Self.record(2)])
+        #expect(AuditSegments.fileNumbers(in: path + "-events") == [1, 2])
+        let traces = try await reader.traces(TraceQuery(limit: 10))
         #expect(traces.map(\.messageID) == ["m2", "m1"])
         #expect(traces.map { $0.events.count } == [1, 1])
+    }
+
+    @Test func recordsLeftUnindexedAreIndexedOnceByWhoeverOpensTheStoreNext() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
+        let path = folder + "/audit.db"
+        // What a node killed after answering and before indexing leaves: records written,
+        // no rows.
+        let node = try SQLiteAuditStore(path: path)
+        for batch in 0..<20 {
+            try node.appendBlocking(AuditBatch(records: (0..<50).map { Self.record(batch * 50 + $0) }))
+        }
+        let queue = try DatabaseQueue(path: path)
+        #expect(try await queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_chunks") } == 0)
+        // Two readers (trace --store, say) index at the same time, in small transactions so
+        // that they take turns: each record becomes one row.
+        let readers = try (0..<2).map { _ in try SQLiteAuditStore(path: path) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for reader in readers {
+                group.addTask { try await NIOThreadPool.singleton.runIfActive { try reader.indexBlocking(limit: 7) } }
+            }
+            try await group.waitForAll()
+        }
+        let (rows, messages) = try await queue.read { db in
+            (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_chunks") ?? 0,
+             try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT message_id) FROM audit_chunks") ?? 0)
+        }
+        #expect(rows == 1_000)
+        #expect(messages == 1_000)
+        let trace = try #require(try await readers[0].traces(TraceQuery(messageID: "m777")).first)
+        #expect(trace.events.map(\.startedAt) == [777])
+        // In the order written.
+        let order = try await queue.read { db in try String.fetchAll(db, sql: "SELECT message_id FROM audit_chunks ORDER BY seq") }
+        #expect(order == (0..<1_000).map { "m\($0)" })
+        try queue.close()
+    }
+
+    @Test func prunedRecordsAreNotIndexedAgain() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
+        let path = folder + "/audit.db"
+        let store = try SQLiteAuditStore(path: path)
+        try await store.append((0..<10).map { Self.record($0) })
+        // Everything pruned; the file being written to stays, with the records in it.
+        #expect(try await store.prune(before: Int64.max, maxBytes: nil) == 10)
+        #expect(AuditSegments.fileNumbers(in: path + "-events") == [1])
+        #expect(try await store.traces(TraceQuery(limit: 100)).isEmpty)
+        // Nor by a store opened after.
+        let again = try SQLiteAuditStore(path: path)
+        try await again.append([Self.record(10)])
+        #expect(try await again.traces(TraceQuery(limit: 100)).map(\.messageID) == ["m10"])
+    }
+
+    @Test func eventsFilesWrittenBeforeRecordsAreNotReadAsRecords() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
+        let path = folder + "/audit.db"
+        // A file as the store wrote events before they were records: bare JSON.
+        try FileManager.default.createDirectory(atPath: path + "-events", withIntermediateDirectories: true)
+        try #"[{"route":"r","entry":true,"kind":"route","phase":"completed","startedAt":1,"bodySize":3}]"#
+            .write(toFile: path + "-events/000000000001.events", atomically: true, encoding: .utf8)
+        let store = try SQLiteAuditStore(path: path)
+        try await store.append([Self.record(1)])
+        #expect(AuditSegments.fileNumbers(in: path + "-events") == [1, 2])
+        #expect(try await store.traces(TraceQuery(limit: 10)).map(\.messageID) == ["m1"])
     }
 
     @Test func aStoreReopenedOnAFullEventsFileWritesToANewOne() async throws {
