@@ -69,8 +69,15 @@ final class AuditSegments: Sendable {
         return String(repeating: "0", count: max(0, 12 - digits.count)) + digits + ".events"
     }
 
-    /// The segment numbers present, ascending.
-    var fileNumbers: [Int64] { Self.fileNumbers(in: folder) }
+    /// The file after `number`, if there is one. Files are numbered one after another (the
+    /// writer moves to the next number, retention deletes only the oldest), so it is
+    /// `number + 1`; the folder is listed only when `number` itself is gone.
+    func nextFileNumber(after number: Int64) -> Int64? {
+        var info = stat()
+        if stat(path(number + 1), &info) == 0 { return number + 1 }
+        guard stat(path(number), &info) != 0 else { return nil }
+        return Self.fileNumbers(in: folder).first { $0 > number }
+    }
 
     /// The segment numbers present, ascending.
     static func fileNumbers(in folder: String) -> [Int64] {

@@ -41,6 +41,10 @@ struct PendingEvent: Sendable {
         /// The end of that route.
         case entryEnd(failed: Bool)
         case other
+
+        var isEntryStart: Bool {
+            if case .entryStart = self { true } else { false }
+        }
     }
 
     var messageID: AuditID
@@ -313,6 +317,9 @@ struct AuditChunk: Sendable {
         events = []
         swap(&events, &event.json)
         events[0] = UInt8(ascii: "[")
+        // Room for the later events of the exchange, usually smaller than its start (which
+        // carries the body): one move now rather than one each time the array grows.
+        if event.role.isEntryStart { events.reserveCapacity(events.count * 2 + 1024) }
         note(&event)
     }
 

@@ -179,10 +179,12 @@ public final class SQLiteAuditStore: BlockingAuditStore {
                 // A later file, seen before this one is read, means this one is complete:
                 // the writer never goes back to a file. What is left of it past its last
                 // whole record is a write cut short, and indexing goes on in the next file.
-                let next = segments.fileNumbers.first { $0 > segment }
+                let next = segments.nextFileNumber(after: segment)
                 let (end, indexed) = try segments.scan(segment: segment, from: offset, limit: limit - count) { record, start in
                     try self.insert(record, segment: segment, at: start, with: insert)
                 }
+                // The bytes bound go with the scan's buffer.
+                sqlite3_clear_bindings(insert)
                 offset = end
                 count += indexed
                 guard count < limit, let next else { break }
@@ -443,21 +445,20 @@ private func step(_ statement: OpaquePointer, _ what: String) throws {
     sqlite3_reset(statement)
 }
 
-/// SQLite copies the bytes before the bind call returns.
-private let sqliteTransient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
-
-/// Binds UTF-8 bytes as text, or NULL.
+/// Binds UTF-8 bytes as text, or NULL. SQLite does not copy them (`SQLITE_STATIC`): they
+/// must stay in place until the statement has been stepped and the bindings cleared or
+/// replaced (``SQLiteAuditStore``'s index binds from the bytes read, which outlive the step).
 private func bind(_ statement: OpaquePointer, _ index: Int32, _ bytes: UnsafeRawBufferPointer?) {
     guard let bytes else {
         sqlite3_bind_null(statement, index)
         return
     }
-    bindText(statement, index, bytes.assumingMemoryBound(to: UInt8.self))
+    // An empty field has no address; SQLite reads none of its bytes, but NULL would bind NULL.
+    let base = bytes.baseAddress ?? UnsafeRawPointer(emptyText.utf8Start)
+    _ = sqlite3_bind_text(statement, index, base.assumingMemoryBound(to: CChar.self), Int32(bytes.count), nil)
 }
 
-private func bindText(_ statement: OpaquePointer, _ index: Int32, _ bytes: UnsafeBufferPointer<UInt8>) {
-    _ = sqlite3_bind_text(statement, index, UnsafeRawPointer(bytes.baseAddress ?? UnsafePointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self), Int32(bytes.count), sqliteTransient)
-}
+private let emptyText: StaticString = ""
 
 /// The audit store cannot be opened, read or written.
 public struct AuditStoreError: Error, CustomStringConvertible {
