@@ -234,49 +234,49 @@ struct StoredEventWriter {
     }
 }
 
-/// The events of one write, grouped by message: what a store writes in one transaction.
+/// The events of one write: what a store writes in one transaction, grouped by message
+/// when it is written (``AuditEventRecords/append(_:to:)``).
 public struct AuditBatch: Sendable {
-    var chunks: [AuditChunk]
-
-    /// The messages the batch holds events of, in the order their first events came.
-    public var messageIDs: [String] { chunks.map(\.messageID.description) }
+    /// The events, as they were queued.
+    let events: [PendingEvent]
 
     /// How many events the batch holds.
-    public let eventCount: Int
+    public var eventCount: Int { events.count }
 
-    /// Groups `events` by message, keeping each message's events in order. The events'
-    /// JSON is moved into the rows, not copied, where a message has one event.
-    /// The caller hands the array over (`consume`): a copy still held elsewhere would make
-    /// taking each event's JSON out copy the array, and then the JSON.
+    /// The caller hands the array over (`consume`), so it is not copied.
     init(_ events: consuming [PendingEvent]) {
-        eventCount = events.count
-        var slot: [AuditID: Int] = [:]
-        slot.reserveCapacity(events.count)
-        var chunks: [AuditChunk] = []
-        chunks.reserveCapacity(events.count / 2 + 1)
-        for index in events.indices {
-            if let existing = slot[events[index].messageID] {
-                chunks[existing].add(&events[index])
-            } else {
-                slot[events[index].messageID] = chunks.count
-                chunks.append(AuditChunk(first: &events[index]))
-            }
-        }
-        for index in chunks.indices {
-            chunks[index].events.append(UInt8(ascii: "]"))
-        }
-        self.chunks = chunks
+        self.events = events
     }
 
-    /// The batch's events as records, without sequence numbers (the store assigns them).
+    /// Appends the batch's records (one per message) to `bytes`.
+    ///
+    /// - Returns: How many records.
+    func appendRecords(to bytes: inout [UInt8]) throws -> Int {
+        try AuditEventRecords.append(events, to: &bytes)
+    }
+
+    /// The batch's events as records, without sequence numbers (the store assigns them),
+    /// read back from the form the SQLite store writes.
     public func records() throws -> [AuditRecord] {
+        var bytes: [UInt8] = []
+        _ = try appendRecords(to: &bytes)
         var records: [AuditRecord] = []
         records.reserveCapacity(eventCount)
-        for chunk in chunks {
-            records += try AuditRecord.fromStoredJSON(
-                String(decoding: chunk.events, as: UTF8.self), sequence: nil, messageID: chunk.messageID.description, correlationID: chunk.correlationID,
-                parentID: chunk.parentID, traceID: chunk.traceID?.description, headers: chunk.headers.map { String(decoding: $0, as: UTF8.self) }
-            )
+        try bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                guard case .record(let record) = AuditEventRecords.parse(UnsafeRawBufferPointer(rebasing: buffer[offset...]), remaining: buffer.count - offset) else {
+                    throw AuditStoreError("an audit batch's record at byte \(offset) does not read back")
+                }
+                func text(_ field: AuditEventRecords.Field) -> String? {
+                    record.field(field).map { String(decoding: $0, as: UTF8.self) }
+                }
+                records += try AuditRecord.fromStoredJSON(
+                    text(.events) ?? "[]", sequence: nil, messageID: text(.messageID) ?? "", correlationID: text(.correlationID) ?? "",
+                    parentID: text(.parentID), traceID: text(.traceID), headers: text(.headers)
+                )
+                offset += record.length
+            }
         }
         return records
     }
@@ -284,75 +284,5 @@ public struct AuditBatch: Sendable {
     /// Records made elsewhere, grouped as the trail groups events.
     public init(records: [AuditRecord]) {
         self.init(records.map(PendingEvent.init))
-    }
-}
-
-/// The events of one message in one write batch: what a store keeps as one row.
-struct AuditChunk: Sendable {
-    /// Raw until the store writes them: SQLite binds them formatted on the stack.
-    var messageID: AuditID
-    var correlationID: String
-    var parentID: String?
-    var traceID: AuditID?
-    /// The entry route, when the chunk holds the end of the route a consumer delivered to.
-    var entryRoute: String?
-    /// `completed` or `failed`: that end's outcome.
-    var status: String?
-    /// The entry route's start when the chunk holds its end, else the earliest event's start.
-    var startedAt: Int64
-    /// The headers the message arrived with (a JSON array of pairs), when the chunk holds the
-    /// entry route's start; that event's JSON then leaves them out.
-    var headers: [UInt8]?
-    /// The events, as a JSON array (UTF-8).
-    var events: [UInt8]
-    private var endStartedAt: Int64?
-
-    @inline(__always)
-    init(first event: inout PendingEvent) {
-        messageID = event.messageID
-        correlationID = event.correlationID
-        parentID = event.parentID?.description
-        traceID = event.traceID
-        startedAt = event.startedAt
-        events = []
-        swap(&events, &event.json)
-        events[0] = UInt8(ascii: "[")
-        // Room for the later events of the exchange, usually smaller than its start (which
-        // carries the body): one move now rather than one each time the array grows.
-        if event.role.isEntryStart { events.reserveCapacity(events.count * 2 + 1024) }
-        note(&event)
-    }
-
-    mutating func add(_ event: inout PendingEvent) {
-        if traceID == nil {
-            traceID = event.traceID
-        }
-        startedAt = min(startedAt, event.startedAt)
-        if let headers = event.headers, self.headers != nil {
-            // A second entry start in one batch: its headers go back into its own JSON.
-            event.json.removeLast()
-            event.json.append(contentsOf: #","headers":"#.utf8)
-            event.json.append(contentsOf: headers)
-            event.json.append(UInt8(ascii: "}"))
-            event.headers = nil
-        }
-        events.append(contentsOf: event.json)
-        note(&event)
-    }
-
-    private mutating func note(_ event: inout PendingEvent) {
-        switch event.role {
-        case .entryStart:
-            if headers == nil {
-                headers = event.headers
-            }
-        case .entryEnd(let failed):
-            entryRoute = event.routeID
-            status = failed ? "failed" : "completed"
-            endStartedAt = event.startedAt
-        case .other:
-            break
-        }
-        if let endStartedAt { startedAt = endStartedAt }
     }
 }

@@ -126,13 +126,11 @@ public final class SQLiteAuditStore: BlockingAuditStore {
     /// Writes the batch's records to the events file with one write: kept once this
     /// returns (with `audit.sync: full`, on the disk), searchable once indexed.
     public func appendBlocking(_ batch: AuditBatch) throws {
-        let chunks = batch.chunks
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(chunks.reduce(0) { $0 + $1.events.count + ($1.headers?.count ?? 0) + 160 })
-        // By index: a `for chunk in` loop copies each chunk, retaining every field.
-        for index in chunks.indices { try AuditEventRecords.append(chunks[index], to: &bytes) }
+        bytes.reserveCapacity(batch.events.reduce(0) { $0 + $1.json.count + ($1.headers?.count ?? 0) } + 256)
+        let records = try batch.appendRecords(to: &bytes)
         _ = try bytes.withUnsafeBytes { try segments.append($0, sync: fullSync) }
-        unindexed.add(chunks.count, ordering: .relaxed)
+        unindexed.add(records, ordering: .relaxed)
     }
 
     /// Records written by this store and not yet indexed (others may have indexed them).
@@ -207,10 +205,12 @@ public final class SQLiteAuditStore: BlockingAuditStore {
 
     /// Inserts the row of a record that starts at `start` in file `segment`.
     private func insert(_ record: AuditEventRecords.Record, segment: Int64, at start: Int64, with statement: OpaquePointer) throws {
-        let fields: [AuditEventRecords.Field] = [.messageID, .correlationID, .parentID, .traceID, .entryRoute, .status]
-        for (index, field) in fields.enumerated() {
-            bind(statement, Int32(index + 1), record.field(field))
-        }
+        bind(statement, 1, record.field(.messageID))
+        bind(statement, 2, record.field(.correlationID))
+        bind(statement, 3, record.field(.parentID))
+        bind(statement, 4, record.field(.traceID))
+        bind(statement, 5, record.field(.entryRoute))
+        bind(statement, 6, record.field(.status))
         sqlite3_bind_int64(statement, 7, record.startedAt)
         bind(statement, 8, record.field(.headers))
         sqlite3_bind_int64(statement, 9, segment)
