@@ -42,26 +42,23 @@ enum AuditEventRecords {
         guard !events.isEmpty else { return 0 }
         // Each message's events, linked: `next[i]` is the next event of event i's message.
         // A message's events usually follow each other (an exchange's are queued together
-        // when it ends), so the table is looked in only when the message changes.
+        // when it ends); an event is joined to one of the last few messages or starts a
+        // record of its own. A message whose events are further apart than that gets two
+        // records, and two rows, which a trace reads as one.
         var next = [Int](repeating: -1, count: events.count)
         var heads: [Int] = []
         var tails: [Int] = []
-        var groups: [AuditID: Int] = [:]
-        var group = -1
+        heads.reserveCapacity(events.count)
+        tails.reserveCapacity(events.count)
         for index in events.indices {
-            let sameAsLast = group >= 0 && events[index].messageID == events[tails[group]].messageID
-            if !sameAsLast {
-                guard let known = groups[events[index].messageID] else {
-                    group = heads.count
-                    groups[events[index].messageID] = group
-                    heads.append(index)
-                    tails.append(index)
-                    continue
-                }
-                group = known
+            let recent = max(0, tails.count - recentMessages)
+            if let group = tails[recent...].lastIndex(where: { events[$0].messageID == events[index].messageID }) {
+                next[tails[group]] = index
+                tails[group] = index
+            } else {
+                heads.append(index)
+                tails.append(index)
             }
-            next[tails[group]] = index
-            tails[group] = index
         }
         for head in heads {
             try appendRecord(events, from: head, next: next, to: &bytes)
@@ -69,10 +66,24 @@ enum AuditEventRecords {
         return heads.count
     }
 
+    /// How many of the last messages an event's message is looked for among.
+    static let recentMessages = 16
+
     /// Appends the record of the message whose first event is `events[head]`.
     private static func appendRecord(_ events: [PendingEvent], from head: Int, next: [Int], to bytes: inout [UInt8]) throws {
         let start = bytes.count
-        bytes.append(contentsOf: repeatElement(0, count: headBytes))
+        // The head: magic, length and start are written last; the lengths as fields are.
+        bytes.append(contentsOf: repeatElement(0, count: 16))
+        bytes.append(contentsOf: repeatElement(0xFF, count: fieldCount * 4))
+        func noteLength(_ which: Field, from before: Int) {
+            let length = UInt32(truncatingIfNeeded: bytes.count - before)
+            bytes.withUnsafeMutableBytes { $0.storeBytes(of: length.littleEndian, toByteOffset: start + 16 + 4 * which.rawValue, as: UInt32.self) }
+        }
+        func field(_ which: Field, _ body: (inout [UInt8]) -> Void) {
+            let before = bytes.count
+            body(&bytes)
+            noteLength(which, from: before)
+        }
         // The events: the first one's leading comma becomes the array's `[`.
         var headersEvent: Int?
         var endEvent: Int?
@@ -80,19 +91,20 @@ enum AuditEventRecords {
         var earliest = Int64.max
         var index = head
         while index >= 0 {
-            let first = index == head
-            let json = events[index].json
-            bytes.append(first ? UInt8(ascii: "[") : UInt8(ascii: ","))
-            if events[index].role.isEntryStart, let headers = events[index].headers, headersEvent != nil {
-                // A second entry start (a replay in the same batch): its headers go back
-                // into its own JSON; the record's headers are the first's.
-                bytes.append(contentsOf: json[1..<json.count - 1])
+            bytes.append(index == head ? UInt8(ascii: "[") : UInt8(ascii: ","))
+            let inline = events[index].role.isEntryStart && events[index].headers != nil && headersEvent != nil
+            events[index].json.withUnsafeBufferPointer { json in
+                // Without the leading comma; a second entry start (a replay in the same
+                // batch) without its closing brace too: its headers go back into its own
+                // JSON, the record's being the first's.
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: json[1..<(inline ? json.count - 1 : json.count)]))
+            }
+            if inline, let headers = events[index].headers {
                 bytes.append(contentsOf: #","headers":"#.utf8)
                 bytes.append(contentsOf: headers)
                 bytes.append(UInt8(ascii: "}"))
-            } else {
-                bytes.append(contentsOf: json[1...])
-                if events[index].role.isEntryStart, events[index].headers != nil { headersEvent = index }
+            } else if events[index].role.isEntryStart, events[index].headers != nil {
+                headersEvent = index
             }
             if case .entryEnd = events[index].role { endEvent = index }
             if traceEvent == nil, events[index].traceID != nil { traceEvent = index }
@@ -100,13 +112,7 @@ enum AuditEventRecords {
             index = next[index]
         }
         bytes.append(UInt8(ascii: "]"))
-        var lengths = [UInt32](repeating: absent, count: fieldCount)
-        lengths[Field.events.rawValue] = UInt32(truncatingIfNeeded: bytes.count - start - headBytes)
-        func field(_ which: Field, _ body: (inout [UInt8]) -> Void) {
-            let before = bytes.count
-            body(&bytes)
-            lengths[which.rawValue] = UInt32(truncatingIfNeeded: bytes.count - before)
-        }
+        noteLength(.events, from: start + headBytes)
         field(.messageID) { bytes in events[head].messageID.withUTF8 { bytes.append(contentsOf: $0) } }
         field(.correlationID) { $0.append(contentsOf: events[head].correlationID.utf8) }
         if let parent = events[head].parentID { field(.parentID) { bytes in parent.withUTF8 { bytes.append(contentsOf: $0) } } }
@@ -130,9 +136,6 @@ enum AuditEventRecords {
             buffer.storeBytes(of: magic.littleEndian, toByteOffset: start, as: UInt32.self)
             buffer.storeBytes(of: length.littleEndian, toByteOffset: start + 4, as: UInt32.self)
             buffer.storeBytes(of: startedAt.littleEndian, toByteOffset: start + 8, as: Int64.self)
-            for index in lengths.indices {
-                buffer.storeBytes(of: lengths[index].littleEndian, toByteOffset: start + 16 + 4 * index, as: UInt32.self)
-            }
         }
     }
 

@@ -551,10 +551,13 @@ final class CountingSQLiteStore: BlockingAuditStore {
         // What a node killed in the middle of writing a batch leaves: a record's head and
         // part of the rest. The next batch's record, cut short too.
         let file = try #require(AuditSegments.fileNumbers(in: path + "-events").last.map { AuditSegments(storePath: path).path($0) })
+        var first: [UInt8] = []
+        #expect(try AuditBatch(records: [Self.record(1)]).appendRecords(to: &first) == 1)
         var torn: [UInt8] = []
         #expect(try AuditBatch(records: [Self.record(9)]).appendRecords(to: &torn) == 1)
+        // Right after the first record.
         let handle = try #require(FileHandle(forWritingAtPath: file))
-        try handle.seekToEnd()
+        try handle.seek(toOffset: UInt64(first.count))
         try handle.write(contentsOf: Data(torn.dropLast(10)))
         try handle.close()
         // Whoever opens the store next indexes up to it, and no further while nothing
@@ -755,6 +758,22 @@ final class CountingSQLiteStore: BlockingAuditStore {
         let left = AuditSegments(storePath: folder + "/audit.db").totalBytes
         #expect(left < 400 * 1024 + 64 * 1024 + 4096 * 10, "\(left)")
         #expect(AuditSegments.fileNumbers(in: events).count < 10)
+    }
+
+    @Test func aBatchKeepsOneRecordPerMessageWhoseEventsAreInterleaved() throws {
+        // Two messages' events taking turns, then one that recurs after more messages than
+        // are looked back over: it gets a second record.
+        var records = [Self.record(1), Self.record(2), Self.record(1), Self.record(2)]
+        records[2].phase = "failed"
+        records[3].detail = "second"
+        let others = (10..<(10 + AuditEventRecords.recentMessages)).map { Self.record($0) }
+        let batch = AuditBatch(records: records + others + [Self.record(1)])
+        var bytes: [UInt8] = []
+        #expect(try batch.appendRecords(to: &bytes) == 2 + AuditEventRecords.recentMessages + 1)
+        let read = try batch.records()
+        #expect(read.map(\.messageID) == ["m1", "m1", "m2", "m2"] + others.map(\.messageID) + ["m1"])
+        #expect(read[1].phase == "failed")
+        #expect(read[3].detail == "second")
     }
 
     @Test func tracesSurviveAJSONRoundTrip() async throws {
