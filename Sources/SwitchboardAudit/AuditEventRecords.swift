@@ -141,14 +141,29 @@ enum AuditEventRecords {
 
     /// One record read back: its fields point into the buffer it was read from.
     struct Record {
-        var startedAt: Int64
-        /// Each field's bytes, nil when absent.
-        var fields: [UnsafeRawBufferPointer?]
-        /// Where the events start, from the record's start.
-        var eventsOffset: Int
-        var length: Int
+        /// The record's bytes (a whole record: ``parse(_:remaining:)`` checked them).
+        let bytes: UnsafeRawBufferPointer
 
-        func field(_ which: Field) -> UnsafeRawBufferPointer? { fields[which.rawValue] }
+        var length: Int { bytes.count }
+        var startedAt: Int64 { Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: Int64.self)) }
+        /// Where the events start, from the record's start: they come first.
+        var eventsOffset: Int { headBytes }
+
+        /// A field's bytes, nil when absent.
+        func field(_ which: Field) -> UnsafeRawBufferPointer? {
+            var offset = headBytes
+            for index in 0..<which.rawValue {
+                let length = fieldLength(index)
+                if length != absent { offset += Int(length) }
+            }
+            let length = fieldLength(which.rawValue)
+            guard length != absent else { return nil }
+            return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + Int(length)])
+        }
+
+        private func fieldLength(_ index: Int) -> UInt32 {
+            UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 16 + 4 * index, as: UInt32.self))
+        }
     }
 
     /// What lies at the start of `buffer`.
@@ -173,26 +188,18 @@ enum AuditEventRecords {
         guard length >= headBytes + trailerBytes, length <= remaining else { return .broken }
         guard length <= buffer.count else { return .needs(length: length) }
         guard word(length - trailerBytes) == UInt32(length) ^ trailerMask else { return .broken }
-        var fields: [UnsafeRawBufferPointer?] = []
-        fields.reserveCapacity(fieldCount)
+        // The fields must fill the record exactly, the ids and events present.
         var offset = headBytes
-        var eventsOffset = 0
         for index in 0..<fieldCount {
             let fieldLength = word(16 + 4 * index)
             guard fieldLength != absent else {
-                fields.append(nil)
+                if index == Field.events.rawValue || index == Field.messageID.rawValue || index == Field.correlationID.rawValue { return .broken }
                 continue
             }
             guard Int(fieldLength) <= length - trailerBytes - offset else { return .broken }
-            if index == Field.events.rawValue { eventsOffset = offset }
-            fields.append(UnsafeRawBufferPointer(rebasing: buffer[offset..<offset + Int(fieldLength)]))
             offset += Int(fieldLength)
         }
-        guard offset == length - trailerBytes,
-              fields[Field.messageID.rawValue] != nil, fields[Field.correlationID.rawValue] != nil, fields[Field.events.rawValue] != nil else {
-            return .broken
-        }
-        let startedAt = Int64(littleEndian: buffer.loadUnaligned(fromByteOffset: 8, as: Int64.self))
-        return .record(Record(startedAt: startedAt, fields: fields, eventsOffset: eventsOffset, length: length))
+        guard offset == length - trailerBytes else { return .broken }
+        return .record(Record(bytes: UnsafeRawBufferPointer(rebasing: buffer[0..<length])))
     }
 }

@@ -776,6 +776,37 @@ final class CountingSQLiteStore: BlockingAuditStore {
         #expect(read[3].detail == "second")
     }
 
+    @Test func aDamagedRecordIsNotRead() throws {
+        var bytes: [UInt8] = []
+        _ = try AuditBatch(records: [Self.record(1)]).appendRecords(to: &bytes)
+        func parse(_ bytes: [UInt8], remaining: Int? = nil) -> String {
+            bytes.withUnsafeBytes { buffer in
+                switch AuditEventRecords.parse(buffer, remaining: remaining ?? buffer.count) {
+                case .record(let record): "record \(record.field(.messageID).map { String(decoding: $0, as: UTF8.self) } ?? "-")"
+                case .needs(let length): "needs \(length)"
+                case .broken: "broken"
+                }
+            }
+        }
+        #expect(parse(bytes) == "record m1")
+        // Read in part, with the rest in the file: the reader reads the rest.
+        #expect(parse(Array(bytes.prefix(60)), remaining: bytes.count) == "needs \(bytes.count)")
+        // Cut short in the file.
+        #expect(parse(Array(bytes.dropLast())) == "broken")
+        // A trailer that does not match the head, a field running past the end, no message id.
+        var trailer = bytes
+        trailer[trailer.count - 1] ^= 1
+        #expect(parse(trailer) == "broken")
+        var overlong = bytes
+        overlong[16 + 4] &+= 1
+        #expect(parse(overlong) == "broken")
+        var noID = bytes
+        for index in 20..<24 { noID[index] = 0xFF }
+        #expect(parse(noID) == "broken")
+        // Zeros (a file's unwritten end after a crash).
+        #expect(parse([UInt8](repeating: 0, count: 64)) == "broken")
+    }
+
     @Test func tracesSurviveAJSONRoundTrip() async throws {
         var record = Self.record(1)
         record.headers = "[[\"A\",\"1\"]]"
