@@ -153,7 +153,14 @@ public final class SQLiteAuditStore: BlockingAuditStore {
     public func indexBlocking(limit: Int = 20_000) throws {
         let written = unindexed.load(ordering: .relaxed)
         while try pool.writeWithoutTransaction({ db in try self.indexOnce(db, limit: limit) }) >= limit {}
-        unindexed.subtract(written, ordering: .relaxed)
+        // What was written before this pass is indexed now. Two passes at once (the writer
+        // and a query) both took it off: the count never goes below zero.
+        var count = unindexed.load(ordering: .relaxed)
+        while true {
+            let (exchanged, original) = unindexed.compareExchange(expected: count, desired: max(0, count - written), ordering: .relaxed)
+            if exchanged { break }
+            count = original
+        }
     }
 
     /// One index transaction. Returns how many records it indexed.
