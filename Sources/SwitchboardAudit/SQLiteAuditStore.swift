@@ -8,9 +8,11 @@ import Synchronization
 /// The embedded audit store: records appended to events files (``AuditSegments``), indexed
 /// into one SQLite file in WAL mode (readers never block the writer).
 ///
-/// `synchronous = NORMAL`: a commit is durable once it returns as far as the process is
-/// concerned (a node killed with SIGKILL keeps it); only a power cut can lose the last few
-/// commits. `audit.sync: full` makes every commit wait for the disk.
+/// A batch is kept once its records are written to the events file (``appendBlocking(_:)``):
+/// a node killed with SIGKILL keeps it, and whoever opens the store next indexes it. Only a
+/// power cut can lose the last few batches (and the last index transactions, which are run
+/// again from the records: SQLite runs with `synchronous = NORMAL`). `audit.sync: full`
+/// makes every write wait for the disk, the records' and SQLite's.
 public final class SQLiteAuditStore: BlockingAuditStore {
     public let path: String
     private let pool: DatabasePool
