@@ -1,5 +1,5 @@
-/// The form a message's row takes in the events files: the row's columns ahead of its
-/// events, so the file alone holds everything, and SQLite is an index built from it.
+/// The form a message's row takes in the events files: its events and the row's columns
+/// together, so the file alone holds everything, and SQLite is an index built from it.
 ///
 /// The writer answers an exchange once its record is in the file; the rows go into SQLite
 /// later, many per transaction (``SQLiteAuditStore``'s index). A node killed before that
