@@ -626,12 +626,23 @@ final class CountingSQLiteStore: BlockingAuditStore {
         let path = folder + "/audit.db"
         // A file as the store wrote events before they were records: bare JSON.
         try FileManager.default.createDirectory(atPath: path + "-events", withIntermediateDirectories: true)
-        try #"[{"route":"r","entry":true,"kind":"route","phase":"completed","startedAt":1,"bodySize":3}]"#
-            .write(toFile: path + "-events/000000000001.events", atomically: true, encoding: .utf8)
+        let bare = #"[{"route":"r","entry":true,"kind":"route","phase":"completed","startedAt":1,"bodySize":3,"detail":"before"}]"#
+        try bare.write(toFile: path + "-events/000000000001.events", atomically: true, encoding: .utf8)
         let store = try SQLiteAuditStore(path: path)
+        // And a row of that time pointing into it.
+        try await DatabaseQueue(path: path).write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO audit_chunks (message_id, correlation_id, entry_route, status, started_at, events, seg, seg_offset, seg_length)
+                    VALUES ('old', 'old', 'r', 'completed', 1, '', 1, 0, ?)
+                    """,
+                arguments: [bare.utf8.count]
+            )
+        }
         try await store.append([Self.record(1)])
         #expect(AuditSegments.fileNumbers(in: path + "-events") == [1, 2])
-        #expect(try await store.traces(TraceQuery(limit: 10)).map(\.messageID) == ["m1"])
+        #expect(try await store.traces(TraceQuery(limit: 10)).map(\.messageID) == ["m1", "old"])
+        #expect(try await store.traces(TraceQuery(messageID: "old")).first?.events.map(\.detail) == ["before"])
     }
 
     @Test func aStoreReopenedOnAFullEventsFileWritesToANewOne() async throws {
