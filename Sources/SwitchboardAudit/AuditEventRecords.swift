@@ -29,7 +29,7 @@ enum AuditEventRecords {
     static let absent = UInt32.max
 
     /// The fields, in the order of their lengths in the head and of their bytes.
-    enum Field: Int, CaseIterable {
+    enum Field: Int {
         case events, messageID, correlationID, parentID, traceID, entryRoute, status, headers
     }
 

@@ -175,18 +175,30 @@ final class AuditSegments: Sendable {
             throw AuditStoreError("the audit events file \(file) holds no \(length) bytes at \(offset), which a stored row points at")
         }
         var bytes = [UInt8](repeating: 0, count: length)
-        var done = 0
         try bytes.withUnsafeMutableBytes { buffer in
-            while done < length {
-                let count = pread(descriptor, buffer.baseAddress.map { $0 + done }, length - done, off_t(offset) + off_t(done))
-                if count < 0, errno == EINTR { continue }
-                guard count > 0 else {
-                    throw AuditStoreError("the audit events file \(file) ends before byte \(offset + Int64(length)) that a stored row points at")
-                }
-                done += count
+            try Self.readFully(descriptor, into: buffer, at: offset) { _, _ in
+                AuditStoreError("the audit events file \(file) ends before byte \(offset + Int64(length)) that a stored row points at")
             }
         }
         return bytes
+    }
+
+    /// Fills `buffer` with the bytes of `descriptor` from `offset`.
+    ///
+    /// - Throws: What `failure` makes of where the read stopped and why, when it fails or the
+    ///   file ends first.
+    private static func readFully(
+        _ descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64, failure: (_ at: Int64, _ reason: String) -> AuditStoreError
+    ) throws {
+        var done = 0
+        while done < buffer.count {
+            let count = pread(descriptor, buffer.baseAddress.map { $0 + done }, buffer.count - done, off_t(offset) + off_t(done))
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else {
+                throw failure(offset + Int64(done), count < 0 ? String(cString: strerror(errno)) : "it ends early")
+            }
+            done += count
+        }
     }
 
     /// Calls `body` with each whole record of segment `segment` from `offset` on (at most
@@ -220,14 +232,8 @@ final class AuditSegments: Sendable {
             // Not zeroed first: every byte used is read into it.
             if buffer.count < length { buffer = [UInt8](unsafeUninitializedCapacity: length) { $1 = length } }
             try buffer.withUnsafeMutableBytes { raw in
-                var done = 0
-                while done < length {
-                    let read = pread(descriptor, raw.baseAddress.map { $0 + done }, length - done, off_t(position) + off_t(done))
-                    if read < 0, errno == EINTR { continue }
-                    guard read > 0 else {
-                        throw AuditStoreError("cannot read the audit events file \(file) at \(position + Int64(done)): \(read < 0 ? String(cString: strerror(errno)) : "it ends early")")
-                    }
-                    done += read
+                try Self.readFully(descriptor, into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<length]), at: position) { at, reason in
+                    AuditStoreError("cannot read the audit events file \(file) at \(at): \(reason)")
                 }
             }
             let (used, needs, stop) = try buffer.withUnsafeBytes { raw -> (Int, Int?, Bool) in

@@ -471,7 +471,7 @@ public final class AuditTrail: ExchangeObserver, Service {
             } catch {
                 failures += 1
                 logWriteFailure(error, batch)
-                Thread.sleep(forTimeInterval: Double(retryDelayMilliseconds(failures)) / 1000)
+                Thread.sleep(forTimeInterval: Double(Self.retryDelayMilliseconds(failures)) / 1000)
                 continue
             }
             pending = nil
@@ -503,7 +503,7 @@ public final class AuditTrail: ExchangeObserver, Service {
                 // Nothing is lost: the records stay in the events files past the index
                 // position, and are indexed once the store takes them.
                 failures += 1
-                notBefore = .now + .milliseconds(min(5_000, 50 << min(failures, 7)))
+                notBefore = .now + .milliseconds(AuditTrail.retryDelayMilliseconds(failures))
                 logger.error("audit store indexing failed; retrying", metadata: ["error": "\(error)"])
             }
         }
@@ -543,7 +543,7 @@ public final class AuditTrail: ExchangeObserver, Service {
                 // buffer is full).
                 failures += 1
                 logWriteFailure(error, batch)
-                try? await Task.sleep(for: .milliseconds(retryDelayMilliseconds(failures)))
+                try? await Task.sleep(for: .milliseconds(Self.retryDelayMilliseconds(failures)))
                 continue
             }
             pending = nil
@@ -556,7 +556,7 @@ public final class AuditTrail: ExchangeObserver, Service {
     }
 
     /// 100 ms after the first failure, doubling to at most 5 s.
-    private func retryDelayMilliseconds(_ failures: Int) -> Int {
+    private static func retryDelayMilliseconds(_ failures: Int) -> Int {
         min(5_000, 50 << min(failures, 7))
     }
 

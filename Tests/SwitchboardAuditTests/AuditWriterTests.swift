@@ -253,8 +253,8 @@ final class CountingSQLiteStore: BlockingAuditStore {
     }
 
     @Test func stoppingCommitsWhatIsQueued() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
-        let store = try SQLiteAuditStore(path: folder + "/audit.db")
+        let path = temporarySQLitePath()
+        let store = try SQLiteAuditStore(path: path)
         let trail = AuditTrail(store: store, retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
         for n in 0..<50 { await trail.enqueue(Self.record(n)) }
         trail.stop()
@@ -263,8 +263,7 @@ final class CountingSQLiteStore: BlockingAuditStore {
     }
 
     @Test func recordsTheIndexRefusesStayAndAreIndexedOnceItTakesThem() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
-        let path = folder + "/audit.db"
+        let path = temporarySQLitePath()
         let store = try SQLiteAuditStore(path: path)
         // A second connection makes the store refuse one message's row, mid-batch.
         let other = try DatabaseQueue(path: path)
@@ -295,8 +294,8 @@ final class CountingSQLiteStore: BlockingAuditStore {
     }
 
     @Test func backToBackCommitsAreSpacedByTheCommitInterval() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
-        let store = try CountingSQLiteStore(path: folder + "/audit.db")
+        let path = temporarySQLitePath()
+        let store = try CountingSQLiteStore(path: path)
         let interval = Duration.seconds(3)
         let trail = AuditTrail(store: store, commitInterval: interval, retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
         let writer = Task { try await trail.run() }
@@ -341,7 +340,7 @@ final class CountingSQLiteStore: BlockingAuditStore {
 
     /// A trail over a new SQLite store, its writer running.
     static func runningSQLiteTrail() throws -> (CountingSQLiteStore, AuditTrail, Task<Void, any Error>) {
-        let store = try CountingSQLiteStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)/audit.db").path)
+        let store = try CountingSQLiteStore(path: temporarySQLitePath())
         let trail = AuditTrail(store: store, retention: .init(age: nil, maxBytes: nil), logger: logger)
         return (store, trail, Task { try await trail.run() })
     }
@@ -456,8 +455,8 @@ final class CountingSQLiteStore: BlockingAuditStore {
     }
 
     @Test func theArrivalHeadersAreStoredOnceAndReadBackOntoTheRouteStart() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
-        let store = try SQLiteAuditStore(path: folder + "/audit.db")
+        let path = temporarySQLitePath()
+        let store = try SQLiteAuditStore(path: path)
         var start = Self.record(1)
         start.phase = "started"
         start.headers = #"[["X-Region","EU"]]"#
@@ -471,7 +470,7 @@ final class CountingSQLiteStore: BlockingAuditStore {
         let trace = try #require(try await store.traces(TraceQuery(messageID: "m1")).first)
         #expect(trace.events.filter { $0.phase == "started" }.map(\.headers) == [start.headers, again.headers])
         // The row keeps the first in its headers column (what --header searches), not twice.
-        let headers = try await DatabaseQueue(path: folder + "/audit.db").read { db in
+        let headers = try await DatabaseQueue(path: path).read { db in
             try String.fetchOne(db, sql: "SELECT headers FROM audit_chunks WHERE message_id = 'm1'")
         }
         #expect(headers == start.headers)
@@ -482,8 +481,8 @@ final class CountingSQLiteStore: BlockingAuditStore {
     }
 
     @Test func retentionDeletesByAgeAndBySize() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
-        let store = try SQLiteAuditStore(path: folder + "/audit.db")
+        let path = temporarySQLitePath()
+        let store = try SQLiteAuditStore(path: path)
         let now = wallClockMicroseconds()
         let day: Int64 = 86_400_000_000
         var records: [AuditRecord] = []
@@ -516,9 +515,9 @@ final class CountingSQLiteStore: BlockingAuditStore {
     }
 
     @Test func eventsGoToTheEventsFilesAndRowsPointAtThem() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
+        let path = temporarySQLitePath()
         // Small files, so the records span several.
-        let store = try SQLiteAuditStore(path: folder + "/audit.db", eventFileBytes: 4096)
+        let store = try SQLiteAuditStore(path: path, eventFileBytes: 4096)
         var records: [AuditRecord] = []
         for n in 0..<30 {
             var record = Self.record(n)
@@ -528,12 +527,12 @@ final class CountingSQLiteStore: BlockingAuditStore {
         for batch in stride(from: 0, to: 30, by: 5) {
             try await store.append(Array(records[batch..<batch + 5]))
         }
-        let rows = try DatabaseQueue(path: folder + "/audit.db").read { db in
+        let rows = try DatabaseQueue(path: path).read { db in
             try Row.fetchAll(db, sql: "SELECT events, seg, seg_offset, seg_length FROM audit_chunks ORDER BY seq")
         }
         #expect(rows.count == 30)
         #expect(rows.allSatisfy { ($0["events"] as String?) == "" && ($0["seg"] as Int64?) != nil })
-        let files = AuditSegments.fileNumbers(in: folder + "/audit.db-events")
+        let files = AuditSegments.fileNumbers(in: path + "-events")
         #expect(files.count > 1, "\(files)")
         for n in [0, 17, 29] {
             let trace = try #require(try await store.traces(TraceQuery(messageID: "m\(n)")).first)
@@ -542,8 +541,7 @@ final class CountingSQLiteStore: BlockingAuditStore {
     }
 
     @Test func aRecordCutShortIsSkippedOnceTheWriterHasMovedOn() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
-        let path = folder + "/audit.db"
+        let path = temporarySQLitePath()
         do {
             let store = try SQLiteAuditStore(path: path)
             try await store.append([Self.record(1)])
@@ -573,8 +571,7 @@ final class CountingSQLiteStore: BlockingAuditStore {
     }
 
     @Test func recordsLeftUnindexedAreIndexedOnceByWhoeverOpensTheStoreNext() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
-        let path = folder + "/audit.db"
+        let path = temporarySQLitePath()
         // What a node killed after answering and before indexing leaves: records written,
         // no rows.
         let node = try SQLiteAuditStore(path: path)
@@ -607,8 +604,7 @@ final class CountingSQLiteStore: BlockingAuditStore {
     }
 
     @Test func prunedRecordsAreNotIndexedAgain() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
-        let path = folder + "/audit.db"
+        let path = temporarySQLitePath()
         let store = try SQLiteAuditStore(path: path)
         try await store.append((0..<10).map { Self.record($0) })
         // Everything pruned; the file being written to stays, with the records in it.
@@ -622,8 +618,7 @@ final class CountingSQLiteStore: BlockingAuditStore {
     }
 
     @Test func eventsFilesWrittenBeforeRecordsAreNotReadAsRecords() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
-        let path = folder + "/audit.db"
+        let path = temporarySQLitePath()
         // A file as the store wrote events before they were records: bare JSON.
         try FileManager.default.createDirectory(atPath: path + "-events", withIntermediateDirectories: true)
         let bare = #"[{"route":"r","entry":true,"kind":"route","phase":"completed","startedAt":1,"bodySize":3,"detail":"before"}]"#
@@ -646,8 +641,7 @@ final class CountingSQLiteStore: BlockingAuditStore {
     }
 
     @Test func aStoreReopenedOnAFullEventsFileWritesToANewOne() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
-        let path = folder + "/audit.db"
+        let path = temporarySQLitePath()
         var big = Self.record(1)
         big.bodyPrefix = Array(repeating: UInt8(ascii: "x"), count: 3000)
         do {
@@ -665,10 +659,10 @@ final class CountingSQLiteStore: BlockingAuditStore {
     }
 
     @Test func aRowWhoseEventsFileIsGoneIsAnErrorNamingTheFile() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
-        let store = try SQLiteAuditStore(path: folder + "/audit.db")
+        let path = temporarySQLitePath()
+        let store = try SQLiteAuditStore(path: path)
         try await store.append([Self.record(1)])
-        let file = try #require(AuditSegments.fileNumbers(in: folder + "/audit.db-events").first.map { store.segments.path($0) })
+        let file = try #require(AuditSegments.fileNumbers(in: path + "-events").first.map { store.segments.path($0) })
         try FileManager.default.removeItem(atPath: file)
         do {
             _ = try await store.traces(TraceQuery(messageID: "m1"))
@@ -679,11 +673,11 @@ final class CountingSQLiteStore: BlockingAuditStore {
     }
 
     @Test func aRowPointingOutsideItsEventsFileIsAnErrorNotACrash() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
-        let store = try SQLiteAuditStore(path: folder + "/audit.db")
+        let path = temporarySQLitePath()
+        let store = try SQLiteAuditStore(path: path)
         try await store.append([Self.record(1), Self.record(2), Self.record(3)])
         // Damaged rows: a negative length, a span past the end, an offset near the largest.
-        try await DatabaseQueue(path: folder + "/audit.db").write { db in
+        try await DatabaseQueue(path: path).write { db in
             try db.execute(sql: "UPDATE audit_chunks SET seg_length = -5 WHERE message_id = 'm1'")
             try db.execute(sql: "UPDATE audit_chunks SET seg_length = 1000000000 WHERE message_id = 'm2'")
             try db.execute(sql: "UPDATE audit_chunks SET seg_offset = 9223372036854775000 WHERE message_id = 'm3'")
@@ -699,10 +693,10 @@ final class CountingSQLiteStore: BlockingAuditStore {
     }
 
     @Test func rowsWrittenBeforeTheEventsFilesStillRead() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
-        let store = try SQLiteAuditStore(path: folder + "/audit.db")
+        let path = temporarySQLitePath()
+        let store = try SQLiteAuditStore(path: path)
         // A row as the store wrote it before: its events inline, no file.
-        try await DatabaseQueue(path: folder + "/audit.db").write { db in
+        try await DatabaseQueue(path: path).write { db in
             try db.execute(sql: """
                 INSERT INTO audit_chunks (message_id, correlation_id, entry_route, status, started_at, events)
                 VALUES ('old', 'old', 'r', 'completed', 1, '[{"route":"r","entry":true,"kind":"route","phase":"completed","startedAt":1,"bodySize":3,"detail":"inline"}]')
@@ -715,8 +709,8 @@ final class CountingSQLiteStore: BlockingAuditStore {
     }
 
     @Test func retentionDeletesEventsFilesNoRowPointsInto() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
-        let store = try SQLiteAuditStore(path: folder + "/audit.db", eventFileBytes: 4096)
+        let path = temporarySQLitePath()
+        let store = try SQLiteAuditStore(path: path, eventFileBytes: 4096)
         let now = wallClockMicroseconds()
         let day: Int64 = 86_400_000_000
         for batch in 0..<10 {
@@ -729,7 +723,7 @@ final class CountingSQLiteStore: BlockingAuditStore {
             }
             try await store.append(records)
         }
-        let events = folder + "/audit.db-events"
+        let events = path + "-events"
         let before = AuditSegments.fileNumbers(in: events)
         #expect(before.count == 10, "\(before)")
         #expect(try await store.prune(before: now - 7 * day, maxBytes: nil) == 30)
@@ -744,8 +738,8 @@ final class CountingSQLiteStore: BlockingAuditStore {
     }
 
     @Test func retentionBySizeCountsTheEventsFiles() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-audit-\(UUID().uuidString)").path
-        let store = try SQLiteAuditStore(path: folder + "/audit.db", eventFileBytes: 64 * 1024)
+        let path = temporarySQLitePath()
+        let store = try SQLiteAuditStore(path: path, eventFileBytes: 64 * 1024)
         for batch in 0..<20 {
             var records: [AuditRecord] = []
             for n in 0..<10 {
@@ -755,8 +749,8 @@ final class CountingSQLiteStore: BlockingAuditStore {
             }
             try await store.append(records)
         }
-        let events = folder + "/audit.db-events"
-        let written = AuditSegments(storePath: folder + "/audit.db").totalBytes
+        let events = path + "-events"
+        let written = AuditSegments(storePath: path).totalBytes
         #expect(written > 800_000)
         let trimmed = try await store.prune(before: nil, maxBytes: 400 * 1024)
         #expect(trimmed > 0)
@@ -766,7 +760,7 @@ final class CountingSQLiteStore: BlockingAuditStore {
         #expect(!remaining.contains("m0"))
         // What is left fits: the files of pruned rows are deleted (one partly pruned file
         // may stay).
-        let left = AuditSegments(storePath: folder + "/audit.db").totalBytes
+        let left = AuditSegments(storePath: path).totalBytes
         #expect(left < 400 * 1024 + 64 * 1024 + 4096 * 10, "\(left)")
         #expect(AuditSegments.fileNumbers(in: events).count < 10)
     }
