@@ -39,6 +39,15 @@ public final class AuditTrail: ExchangeObserver, Service {
     public let commitInterval: Duration
     let retention: Retention
     private let wake = DispatchSemaphore(value: 0)
+    /// Wakes the index thread: enough records wait, or the writer has stopped.
+    private let indexWake = DispatchSemaphore(value: 0)
+    /// The writer signalled the index thread, which has not taken the signal yet (so a busy
+    /// writer signals once, not after every write).
+    private let indexSignalled = Atomic<Bool>(false)
+    /// Batches the writer thread has written: the index thread sees it idle when this stays.
+    private let writes = Atomic<Int>(0)
+    /// The writer thread has written its last batch.
+    private let writerDone = Atomic<Bool>(false)
     let logger: Logger
     private let state: Mutex<State>
 
@@ -339,14 +348,20 @@ public final class AuditTrail: ExchangeObserver, Service {
                     if let blocking = self.store as? any BlockingAuditStore {
                         // SQLite: the writer is a thread of its own that commits and wakes
                         // the waiting exchanges directly, with no hops through the event
-                        // loops, which are busy with requests.
+                        // loops, which are busy with requests. Another thread indexes what it
+                        // wrote, so no commit waits for SQLite (its transactions, checkpoints
+                        // and their fsyncs).
                         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                            let thread = Thread {
-                                self.threadWriteLoop(blocking)
+                            let writer = Thread { self.threadWriteLoop(blocking) }
+                            writer.name = "audit-writer"
+                            // It returns once the writer has stopped and it has indexed the rest.
+                            let indexer = Thread {
+                                self.threadIndexLoop(blocking)
                                 done.resume()
                             }
-                            thread.name = "audit-writer"
-                            thread.start()
+                            indexer.name = "audit-indexer"
+                            writer.start()
+                            indexer.start()
                         }
                     } else {
                         await self.writeLoop()
@@ -424,13 +439,12 @@ public final class AuditTrail: ExchangeObserver, Service {
         for (committed, waiter) in waiters { waiter.resume(returning: committed) }
     }
 
-    /// The writer thread: writes each batch (the exchanges waiting for it go on), and
-    /// indexes what it wrote once 512 records wait or it has been idle for a moment.
+    /// The writer thread: writes each batch (the exchanges waiting for it go on), and wakes
+    /// the index thread once enough records wait to be indexed.
     private func threadWriteLoop(_ store: any BlockingAuditStore) {
         var failures = 0
         var pending: AuditBatch?
         var lastStart: ContinuousClock.Instant?
-        var indexer = Indexer()
         while true {
             if pending == nil {
                 // Back-to-back commits: wait out the interval since the last one started,
@@ -445,20 +459,17 @@ public final class AuditTrail: ExchangeObserver, Service {
                 }
                 guard let events = takeBatch(sleeping: true) else {
                     lastStart = nil
-                    guard store.hasUnindexedRecords else {
-                        wake.wait()
-                        continue
-                    }
-                    // Idle with records to index: they are indexed unless work comes first.
-                    if wake.wait(timeout: .now() + indexer.idleWait) == .timedOut {
-                        indexer.index(store, logger: logger)
-                    }
+                    // Idle: the index thread takes what is left once the pause lasts.
+                    if store.hasUnindexedRecords { signalIndexer() }
+                    wake.wait()
                     continue
                 }
                 if events.isEmpty {
-                    // Everything written is searchable once the node has stopped.
-                    indexer.index(store, logger: logger, now: true)
                     finish()
+                    // The index thread indexes the rest and returns: everything written is
+                    // searchable once the node has stopped.
+                    writerDone.store(true, ordering: .releasing)
+                    indexWake.signal()
                     return
                 }
                 pending = AuditBatch(consume events)
@@ -476,17 +487,54 @@ public final class AuditTrail: ExchangeObserver, Service {
             }
             pending = nil
             committed(batch.eventCount)
-            if store.indexDue { indexer.index(store, logger: logger) }
+            writes.add(1, ordering: .relaxed)
+            if store.indexDue { signalIndexer() }
         }
     }
 
-    /// When the writer thread indexes: after a failure it waits before trying again, so a
+    /// Wakes the index thread, unless it has a wake it has not taken yet.
+    private func signalIndexer() {
+        if !indexSignalled.exchange(true, ordering: .relaxed) { indexWake.signal() }
+    }
+
+    /// The index thread: indexes what the writer wrote once enough records wait (the writer
+    /// wakes it), once the writer has written nothing for a moment, and when it stops.
+    private func threadIndexLoop(_ store: any BlockingAuditStore) {
+        var indexer = Indexer()
+        while true {
+            if writerDone.load(ordering: .acquiring) {
+                indexer.index(store, logger: logger, now: true)
+                return
+            }
+            if store.indexDue, indexer.ready {
+                indexer.index(store, logger: logger)
+                continue
+            }
+            let before = writes.load(ordering: .relaxed)
+            let timeout: DispatchTime = store.hasUnindexedRecords ? .now() + indexer.idleWait : .distantFuture
+            if indexWake.wait(timeout: timeout) == .success {
+                // Taken before looking again, so a signal after the look is not missed.
+                indexSignalled.store(false, ordering: .relaxed)
+                continue
+            }
+            if writes.load(ordering: .relaxed) == before, store.hasUnindexedRecords {
+                // The writer has written nothing for a moment: what it wrote is indexed now.
+                indexer.index(store, logger: logger)
+            }
+        }
+    }
+
+    /// When the index thread indexes: after a failure it waits before trying again, so a
     /// store that keeps failing is not retried, and logged, many times a second.
     private struct Indexer {
         var failures = 0
         var notBefore: ContinuousClock.Instant?
 
-        /// How long an idle writer waits for work before it indexes.
+        /// Whether a recent failure no longer says to wait.
+        var ready: Bool { notBefore.map { ContinuousClock.now >= $0 } ?? true }
+
+        /// How long the writer must have been idle before its records are indexed (and
+        /// at least what is left of a failure's wait).
         var idleWait: DispatchTimeInterval {
             let wait = notBefore.map { max(.milliseconds(20), $0 - .now) } ?? .milliseconds(20)
             return .microseconds(Int(wait.components.seconds) * 1_000_000 + Int(wait.components.attoseconds / 1_000_000_000_000))
@@ -494,7 +542,7 @@ public final class AuditTrail: ExchangeObserver, Service {
 
         /// Indexes, unless a recent failure says to wait (`now`: at once regardless).
         mutating func index(_ store: any BlockingAuditStore, logger: Logger, now: Bool = false) {
-            if !now, let notBefore, ContinuousClock.now < notBefore { return }
+            if !now, !ready { return }
             do {
                 try store.indexBlocking(limit: 20_000)
                 failures = 0

@@ -370,6 +370,32 @@ final class CountingSQLiteStore: BlockingAuditStore {
         #expect(store.batches.reduce(0, +) == 8)
     }
 
+    /// Indexing runs on a thread of its own: a commit does not wait for SQLite. Another
+    /// connection holds SQLite's write lock, so an index transaction waits (up to the 10 s busy
+    /// timeout) while records keep being committed to the events files.
+    @Test func commitsGoOnWhileTheIndexWaitsForSQLite() async throws {
+        let (store, trail, writer) = try Self.runningSQLiteTrail()
+        var configuration = Configuration()
+        configuration.allowsUnsafeTransactions = true
+        let queue = try DatabaseQueue(path: store.store.path, configuration: configuration)
+        defer { try? queue.close() }
+        try await queue.inDatabase { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+        // Enough records for an index transaction, which now waits for the lock.
+        for n in 0..<(SQLiteAuditStore.indexBatch + 10) { await trail.enqueue(Self.record(n)) }
+        #expect(await trail.flush(timeout: .seconds(8)))
+        // Committed while the index still waits (a writer that indexed itself would sit in
+        // that transaction until the busy timeout, past this flush's timeout).
+        for n in 1_000..<1_005 { await trail.enqueue(Self.record(n)) }
+        #expect(await trail.flush(timeout: .seconds(8)))
+        let indexed = try await queue.inDatabase { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_chunks") ?? 0 }
+        #expect(indexed == 0)
+        try await queue.inDatabase { db in try db.execute(sql: "ROLLBACK") }
+        trail.stop()
+        try await writer.value
+        let rows = try await queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_chunks") ?? 0 }
+        #expect(rows == SQLiteAuditStore.indexBatch + 15)
+    }
+
     @Test func anExchangeThatSpansCommitsIsStoredAsOneRow() async throws {
         let (store, trail, writer) = try Self.runningSQLiteTrail()
         defer { writer.cancel() }
