@@ -214,8 +214,15 @@ struct StoredEventWriter {
     /// `bodyText` when the bytes are UTF-8, else `bodyBase64`.
     mutating func bodyPrefix(_ body: UnsafeRawBufferPointer) {
         let utf8 = body.assumingMemoryBound(to: UInt8.self)
-        // ASCII, the usual body, is checked without making a string.
-        if !utf8.contains(where: { $0 >= 0x80 }) || String(validating: utf8, as: UTF8.self) != nil {
+        // ASCII, the usual body, is checked without making a string, and most of it needs
+        // no escaping: found with one scan, then copied whole.
+        let special = firstJSONSpecialByte(utf8, orNonASCII: true)
+        if special == utf8.count {
+            key("bodyText")
+            bytes.append(UInt8(ascii: "\""))
+            bytes.append(contentsOf: utf8)
+            bytes.append(UInt8(ascii: "\""))
+        } else if utf8[special...].allSatisfy({ $0 < 0x80 }) || String(validating: utf8, as: UTF8.self) != nil {
             key("bodyText")
             appendJSONQuoted(utf8: utf8, to: &bytes)
         } else {

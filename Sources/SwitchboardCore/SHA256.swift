@@ -45,9 +45,11 @@ public struct SHA256: Sendable {
     /// a string (the audit trail writes it straight into an event's stored JSON).
     public static func appendHex(_ bytes: UnsafeRawBufferPointer, to output: inout [UInt8]) {
         withDigest(of: bytes) { digest in
-            for byte in digest {
-                output.append(lowercaseHexDigits[Int(byte >> 4)])
-                output.append(lowercaseHexDigits[Int(byte & 0xF)])
+            // Written on the stack and appended once: 64 appends each checked the array's
+            // capacity and uniqueness.
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { hex in
+                putHexDigits(digest, into: hex)
+                output.append(contentsOf: UnsafeBufferPointer(hex))
             }
         }
     }
@@ -70,14 +72,23 @@ public struct SHA256: Sendable {
 
     private static func hexDigits(_ digest: UnsafeBufferPointer<UInt8>) -> String {
         String(unsafeUninitializedCapacity: 64) { buffer in
-            for (index, byte) in digest.enumerated() {
-                buffer[index * 2] = lowercaseHexDigits[Int(byte >> 4)]
-                buffer[index * 2 + 1] = lowercaseHexDigits[Int(byte & 0xF)]
-            }
+            putHexDigits(digest, into: buffer)
             return 64
         }
     }
 }
 
-/// `0`–`9`, `a`–`f` as UTF-8: for digests, trace ids and JSON escapes.
-let lowercaseHexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+/// Writes `bytes` as lower-case hex digits, two per byte, at the start of `buffer`.
+private func putHexDigits(_ bytes: UnsafeBufferPointer<UInt8>, into buffer: UnsafeMutableBufferPointer<UInt8>) {
+    for (index, byte) in bytes.enumerated() {
+        buffer[index * 2] = lowercaseHexDigit(byte >> 4)
+        buffer[index * 2 + 1] = lowercaseHexDigit(byte & 0xF)
+    }
+}
+
+/// The lower-case hex digit of `nibble` (0–15) as UTF-8: for digests, trace ids and JSON
+/// escapes.
+@inline(__always)
+func lowercaseHexDigit(_ nibble: UInt8) -> UInt8 {
+    nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble
+}

@@ -133,6 +133,6 @@ private func hex(_ value: UInt64, _ digits: Int) -> String {
 /// Writes the low `digits` hex digits of `value`, lower case, at `offset`.
 private func putHex(_ value: UInt64, digits: Int, into buffer: UnsafeMutableBufferPointer<UInt8>, at offset: Int) {
     for index in 0..<digits {
-        buffer[offset + index] = lowercaseHexDigits[Int((value >> UInt64((digits - 1 - index) * 4)) & 0xF)]
+        buffer[offset + index] = lowercaseHexDigit(UInt8((value >> UInt64((digits - 1 - index) * 4)) & 0xF))
     }
 }

@@ -108,4 +108,37 @@ struct MessageTests {
         #expect(jsonQuoted("a\"b\\c\nd\re\tf\u{01}g") == #""a\"b\\c\nd\re\tf\u0001g""#)
         #expect(jsonQuoted("héllo <x a=\"1\"/> ✓") == #""héllo <x a=\"1\"/> ✓""#)
     }
+
+    /// The scan reads eight bytes at a time: every byte value, at every offset of texts
+    /// shorter and longer than a word, is found where a byte-by-byte scan finds it.
+    @Test func theWordAtATimeScanFindsEveryByteThatNeedsEscaping() {
+        func expected(_ bytes: [UInt8], orNonASCII: Bool) -> Int {
+            bytes.firstIndex { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || (orNonASCII && $0 >= 0x80) } ?? bytes.count
+        }
+        var mismatches: [String] = []
+        for length in [1, 7, 8, 9, 16, 23] {
+            for offset in 0..<length {
+                for value in 0...255 {
+                    // Filler with bytes either side of the special ranges ('!', '#', '[', ']', '~', DEL).
+                    var bytes = (0..<length).map { [0x21, 0x23, 0x5B, 0x5D, 0x7E, 0x7F][$0 % 6] as UInt8 }
+                    bytes[offset] = UInt8(value)
+                    for orNonASCII in [false, true] {
+                        let found = bytes.withUnsafeBufferPointer { firstJSONSpecialByte($0, orNonASCII: orNonASCII) }
+                        if found != expected(bytes, orNonASCII: orNonASCII) {
+                            mismatches.append("length \(length), byte \(value) at \(offset), orNonASCII \(orNonASCII): \(found)")
+                        }
+                    }
+                }
+            }
+        }
+        let failures = mismatches.count
+        #expect(failures == 0, "\(mismatches.prefix(5))")
+        #expect([UInt8]().withUnsafeBufferPointer { firstJSONSpecialByte($0) } == 0)
+    }
+
+    @Test func longTextIsEscapedInEveryWord() {
+        let text = String(repeating: "abcdefg\"", count: 40) + "tail\\" + String(repeating: "é", count: 9) + "\u{1F}"
+        let quoted = jsonQuoted(text)
+        #expect(quoted == "\"" + String(repeating: #"abcdefg\""#, count: 40) + #"tail\\"# + String(repeating: "é", count: 9) + #"\u001f""#)
+    }
 }
