@@ -46,6 +46,8 @@ public final class AuditTrail: ExchangeObserver, Service {
     private let indexSignalled = Atomic<Bool>(false)
     /// Batches the writer thread has written: the index thread sees it idle when this stays.
     private let writes = Atomic<Int>(0)
+    /// The index thread waits with nothing to index: the writer wakes it after a write.
+    private let indexerAsleep = Atomic<Bool>(false)
     /// The writer thread has written its last batch.
     private let writerDone = Atomic<Bool>(false)
     let logger: Logger
@@ -459,8 +461,6 @@ public final class AuditTrail: ExchangeObserver, Service {
                 }
                 guard let events = takeBatch(sleeping: true) else {
                     lastStart = nil
-                    // Idle: the index thread takes what is left once the pause lasts.
-                    if store.hasUnindexedRecords { signalIndexer() }
                     wake.wait()
                     continue
                 }
@@ -487,8 +487,10 @@ public final class AuditTrail: ExchangeObserver, Service {
             }
             pending = nil
             committed(batch.eventCount)
-            writes.add(1, ordering: .relaxed)
-            if store.indexDue { signalIndexer() }
+            // Sequentially consistent with the index thread's look before it sleeps: either it
+            // sees this write, or this sees it asleep and wakes it.
+            writes.add(1, ordering: .sequentiallyConsistent)
+            if store.indexDue || indexerAsleep.load(ordering: .sequentiallyConsistent) { signalIndexer() }
         }
     }
 
@@ -510,11 +512,22 @@ public final class AuditTrail: ExchangeObserver, Service {
                 indexer.index(store, logger: logger)
                 continue
             }
-            let before = writes.load(ordering: .relaxed)
-            let timeout: DispatchTime = store.hasUnindexedRecords ? .now() + indexer.idleWait : .distantFuture
-            if indexWake.wait(timeout: timeout) == .success {
-                // Taken before looking again, so a signal after the look is not missed.
-                indexSignalled.store(false, ordering: .relaxed)
+            let before = writes.load(ordering: .sequentiallyConsistent)
+            if store.hasUnindexedRecords {
+                if indexWake.wait(timeout: .now() + indexer.idleWait) == .success {
+                    // Taken before looking again, so a signal after the look is not missed.
+                    indexSignalled.store(false, ordering: .relaxed)
+                    continue
+                }
+            } else {
+                // Nothing to index until the writer writes again, and it wakes a sleeping
+                // indexer after every write.
+                indexerAsleep.store(true, ordering: .sequentiallyConsistent)
+                if writes.load(ordering: .sequentiallyConsistent) == before {
+                    indexWake.wait()
+                    indexSignalled.store(false, ordering: .relaxed)
+                }
+                indexerAsleep.store(false, ordering: .sequentiallyConsistent)
                 continue
             }
             if writes.load(ordering: .relaxed) == before, store.hasUnindexedRecords {

@@ -370,6 +370,43 @@ final class CountingSQLiteStore: BlockingAuditStore {
         #expect(store.batches.reduce(0, +) == 8)
     }
 
+    /// Under writes that never pause, the index thread indexes whenever 512 records wait,
+    /// again and again, also after it has caught up and gone to sleep in between (not only
+    /// once the writer goes idle, or when it stops).
+    @Test func theIndexKeepsUpWhileTheWriterNeverPauses() async throws {
+        let (store, trail, writer) = try Self.runningSQLiteTrail()
+        let queue = try DatabaseQueue(path: store.store.path)
+        defer { try? queue.close() }
+        func rows() async throws -> Int {
+            try await queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_chunks") ?? 0 }
+        }
+        var written = 0
+        for round in 1...4 {
+            // Records without a pause, until two index transactions' worth are indexed.
+            let goal = written + 2 * SQLiteAuditStore.indexBatch
+            var indexed = try await rows()
+            let limit = written + 40 * SQLiteAuditStore.indexBatch
+            while written < limit, indexed < goal {
+                for _ in 0..<64 {
+                    await trail.enqueue(Self.record(written))
+                    written += 1
+                }
+                #expect(await trail.flush(timeout: .seconds(10)))
+                indexed = try await rows()
+            }
+            #expect(indexed >= goal, "round \(round): \(indexed) rows indexed of \(written) written")
+            // A pause: the rest is indexed, and the index thread has nothing left to do.
+            for _ in 0..<500 where indexed < written {
+                try await Task.sleep(for: .milliseconds(20))
+                indexed = try await rows()
+            }
+            #expect(indexed == written)
+        }
+        trail.stop()
+        try await writer.value
+        #expect(try await rows() == written)
+    }
+
     /// Indexing runs on a thread of its own: a commit does not wait for SQLite. Another
     /// connection holds SQLite's write lock, so an index transaction waits (up to the 10 s busy
     /// timeout) while records keep being committed to the events files.
