@@ -339,6 +339,11 @@ final class CountingSQLiteStore: BlockingAuditStore {
     }
 
     /// A trail over a new SQLite store, its writer running.
+    /// The rows in the index, read straight from the table (no query indexes first).
+    static func indexedRows(_ queue: DatabaseQueue) async throws -> Int {
+        try await queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_chunks") ?? 0 }
+    }
+
     static func runningSQLiteTrail() throws -> (CountingSQLiteStore, AuditTrail, Task<Void, any Error>) {
         let store = try CountingSQLiteStore(path: temporarySQLitePath())
         let trail = AuditTrail(store: store, retention: .init(age: nil, maxBytes: nil), logger: logger)
@@ -349,9 +354,7 @@ final class CountingSQLiteStore: BlockingAuditStore {
         let (store, trail, writer) = try Self.runningSQLiteTrail()
         let queue = try DatabaseQueue(path: store.store.path)
         defer { try? queue.close() }
-        func rows() async throws -> Int {
-            try await queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_chunks") ?? 0 }
-        }
+        func rows() async throws -> Int { try await Self.indexedRows(queue) }
         for n in 0..<5 { await trail.enqueue(Self.record(n)) }
         #expect(await trail.flush(timeout: .seconds(10)))
         // Written: the rows come once the writer has had nothing to do for a moment (no
@@ -377,9 +380,7 @@ final class CountingSQLiteStore: BlockingAuditStore {
         let (store, trail, writer) = try Self.runningSQLiteTrail()
         let queue = try DatabaseQueue(path: store.store.path)
         defer { try? queue.close() }
-        func rows() async throws -> Int {
-            try await queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_chunks") ?? 0 }
-        }
+        func rows() async throws -> Int { try await Self.indexedRows(queue) }
         var written = 0
         for round in 1...4 {
             // Records without a pause, until two index transactions' worth are indexed.
@@ -424,12 +425,12 @@ final class CountingSQLiteStore: BlockingAuditStore {
         // that transaction until the busy timeout, past this flush's timeout).
         for n in 1_000..<1_005 { await trail.enqueue(Self.record(n)) }
         #expect(await trail.flush(timeout: .seconds(8)))
-        let indexed = try await queue.inDatabase { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_chunks") ?? 0 }
+        let indexed = try await Self.indexedRows(queue)
         #expect(indexed == 0)
         try await queue.inDatabase { db in try db.execute(sql: "ROLLBACK") }
         trail.stop()
         try await writer.value
-        let rows = try await queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_chunks") ?? 0 }
+        let rows = try await Self.indexedRows(queue)
         #expect(rows == SQLiteAuditStore.indexBatch + 15)
     }
 
