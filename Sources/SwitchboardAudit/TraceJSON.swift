@@ -192,6 +192,7 @@ func appendDecimal(_ value: Int64, to output: inout [UInt8]) {
             magnitude /= 10
             count += 1
         } while magnitude > 0
-        output.append(contentsOf: buffer[(32 - count)...])
+        // Rebased, so the append copies the bytes at once instead of through a slice.
+        output.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[(32 - count)...]))
     }
 }
