@@ -104,14 +104,14 @@ struct PendingEvent: Sendable {
         }
         if snapshotHeaders, entry {
             var snapshot: [UInt8] = []
-            snapshot.reserveCapacity(event.message.headers.count * 48)
+            snapshot.reserveCapacity(event.message.headers.count * 64)
             policy.appendSnapshot(event.message.headers, to: &snapshot)
             headers = snapshot
             snapshotHeaders = false
         }
 
         let bodyBytes = snapshotBody ? min(event.message.body.readableBytes, policy.body.prefixBytes) : 0
-        var writer = StoredEventWriter(capacity: 240 + (snapshotHeaders ? event.message.headers.count * 48 : 0) + bodyBytes + bodyBytes / 8)
+        var writer = StoredEventWriter(capacity: 256 + (snapshotHeaders ? event.message.headers.count * 64 : 0) + bodyBytes + bodyBytes / 8)
         writer.bytes.append(UInt8(ascii: ","))
         writer.open(route: event.routeID, entry: entry, kind: event.step?.kind ?? "route")
         if let step = event.step {
@@ -184,10 +184,16 @@ struct StoredEventWriter {
     }
 
     mutating func open(route: String, entry: Bool, kind: String) {
-        bytes.append(contentsOf: #"{"route":"#.utf8)
+        raw(#"{"route":"#)
         appendJSONQuoted(route, to: &bytes)
-        bytes.append(contentsOf: (entry ? #","entry":true,"kind":"# : #","entry":false,"kind":"#).utf8)
+        raw(entry ? #","entry":true,"kind":"# : #","entry":false,"kind":"#)
         appendJSONQuoted(kind, to: &bytes)
+    }
+
+    /// Appends `text` as it is: a static string's bytes are copied at once (a `String`'s
+    /// UTF-8 view goes through the generic, slower append).
+    mutating func raw(_ text: StaticString) {
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
     /// `,"name":`
@@ -234,7 +240,7 @@ struct StoredEventWriter {
     }
 
     mutating func close(bodyChanged: Bool, bodySizeIn: Int?, bodySize: Int) {
-        bytes.append(contentsOf: (bodyChanged ? #","bodyChanged":true"# : #","bodyChanged":false"#).utf8)
+        raw(bodyChanged ? #","bodyChanged":true"# : #","bodyChanged":false"#)
         if let bodySizeIn { number("bodySizeIn", Int64(bodySizeIn)) }
         number("bodySize", Int64(bodySize))
         bytes.append(UInt8(ascii: "}"))
