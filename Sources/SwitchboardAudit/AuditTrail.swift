@@ -39,7 +39,8 @@ public final class AuditTrail: ExchangeObserver, Service {
     public let commitInterval: Duration
     let retention: Retention
     private let wake = DispatchSemaphore(value: 0)
-    /// Wakes the index thread: enough records wait, or the writer has stopped.
+    /// Wakes the index thread: enough records wait, the writer wrote while it slept with
+    /// nothing to index, or the writer has stopped.
     private let indexWake = DispatchSemaphore(value: 0)
     /// The writer signalled the index thread, which has not taken the signal yet (so a busy
     /// writer signals once, not after every write).
@@ -354,14 +355,19 @@ public final class AuditTrail: ExchangeObserver, Service {
                         // wrote, so no commit waits for SQLite (its transactions, checkpoints
                         // and their fsyncs).
                         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                            let writer = Thread { self.threadWriteLoop(blocking) }
-                            writer.name = "audit-writer"
+                            // Named from inside, at most 15 bytes: on Linux a name set before the
+                            // start does not reach the system thread (`top -H` and `ps -L` showed
+                            // the event loop's).
+                            let writer = Thread {
+                                Thread.current.name = "audit-writer"
+                                self.threadWriteLoop(blocking)
+                            }
                             // It returns once the writer has stopped and it has indexed the rest.
                             let indexer = Thread {
+                                Thread.current.name = "audit-indexer"
                                 self.threadIndexLoop(blocking)
                                 done.resume()
                             }
-                            indexer.name = "audit-indexer"
                             writer.start()
                             indexer.start()
                         }

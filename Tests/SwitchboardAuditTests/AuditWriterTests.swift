@@ -373,6 +373,25 @@ final class CountingSQLiteStore: BlockingAuditStore {
         #expect(store.batches.reduce(0, +) == 8)
     }
 
+    /// The writer and index threads carry their names to the system (`top -H`, `ps -L`).
+    @Test func theWriterAndIndexThreadsAreNamed() async throws {
+        let (_, trail, writer) = try Self.runningSQLiteTrail()
+        func names() -> Set<String> {
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+            return Set(tasks.compactMap { task in
+                (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            })
+        }
+        var seen = names()
+        for _ in 0..<250 where !seen.isSuperset(of: ["audit-writer", "audit-indexer"]) {
+            try await Task.sleep(for: .milliseconds(20))
+            seen = names()
+        }
+        #expect(seen.isSuperset(of: ["audit-writer", "audit-indexer"]))
+        trail.stop()
+        try await writer.value
+    }
+
     /// Under writes that never pause, the index thread indexes whenever 512 records wait,
     /// again and again, also after it has caught up and gone to sleep in between (not only
     /// once the writer goes idle, or when it stops).

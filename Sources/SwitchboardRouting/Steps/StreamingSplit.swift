@@ -34,6 +34,9 @@ final class FixedWidthPartStream: Sendable {
     /// Starts reading `path` with `layout`, splitting at `splitPath`.
     func start(path: String, layout: FixedWidthLayout, splitPath: [String], keepBadRecords: Bool) {
         let thread = Thread { [self] in
+            // Named from inside, at most 15 bytes: on Linux a name set before the start, or a
+            // longer one, does not reach the system thread (`top -H`, `ps -L`).
+            Thread.current.name = "fixedwidth-read"
             guard let handle = FileHandle(forReadingAtPath: path) else {
                 continuation.finish(throwing: ProcessingError("cannot open \(path) to read it", status: 500))
                 return
@@ -56,7 +59,6 @@ final class FixedWidthPartStream: Sendable {
                 continuation.finish(throwing: error)
             }
         }
-        thread.name = "switchboard fixed-width reader"
         thread.start()
     }
 
