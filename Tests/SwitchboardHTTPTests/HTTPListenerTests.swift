@@ -340,10 +340,11 @@ struct HTTPListenerTests {
         // from the last read, not from the connect). Requests go back to back (a sleep between
         // them can stretch past a second in a full parallel test run). Only gaps this side
         // measured as short count: a machine too busy to keep them short shows nothing
-        // either way, and the loop then stops. The timeout is eight times the longest gap
-        // counted: the server reads a request later than the client sends it, and in a full
-        // parallel run that took over a second once, with a 2 s timeout and 1 s gaps.
-        try await SwitchboardUnderTest.run(Self.routes, idleTimeout: .seconds(4)) { node in
+        // either way, and the loop then stops. The timeout is twenty times the longest gap
+        // counted: this side cannot see how late it is scheduled after a reply arrives, and in
+        // full parallel runs the server read a request over a second after it was sent (2 s
+        // timeout), and once more than 4 s after its previous reply (4 s timeout).
+        try await SwitchboardUnderTest.run(Self.routes, idleTimeout: .seconds(10)) { node in
             let busy = try RawConnection(port: node.port)
             let opened = ContinuousClock.now
             var lastReply = opened
@@ -357,7 +358,7 @@ struct HTTPListenerTests {
                 if reply.closed { break }
                 lastReply = ContinuousClock.now
                 index += 1
-                if lastReply - opened > .seconds(5) {
+                if lastReply - opened > .seconds(11) {
                     answeredPastTimeout = true
                     break
                 }
