@@ -355,21 +355,12 @@ public final class AuditTrail: ExchangeObserver, Service {
                         // wrote, so no commit waits for SQLite (its transactions, checkpoints
                         // and their fsyncs).
                         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                            // Named from inside, at most 15 bytes: on Linux a name set before the
-                            // start does not reach the system thread (`top -H` and `ps -L` showed
-                            // the event loop's).
-                            let writer = Thread {
-                                Thread.current.name = "audit-writer"
-                                self.threadWriteLoop(blocking)
-                            }
+                            startThread(named: "audit-writer") { self.threadWriteLoop(blocking) }
                             // It returns once the writer has stopped and it has indexed the rest.
-                            let indexer = Thread {
-                                Thread.current.name = "audit-indexer"
+                            startThread(named: "audit-indexer") {
                                 self.threadIndexLoop(blocking)
                                 done.resume()
                             }
-                            writer.start()
-                            indexer.start()
                         }
                     } else {
                         await self.writeLoop()

@@ -200,7 +200,7 @@ struct StoredEventWriter {
     mutating func key(_ name: StaticString) {
         bytes.append(UInt8(ascii: ","))
         bytes.append(UInt8(ascii: "\""))
-        name.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        raw(name)
         bytes.append(UInt8(ascii: "\""))
         bytes.append(UInt8(ascii: ":"))
     }

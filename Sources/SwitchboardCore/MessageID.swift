@@ -74,12 +74,10 @@ extension MessageID: CustomStringConvertible {
 
     /// Writes the canonical form into `buffer` (36 bytes at least) and returns its length.
     private func write(into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
-        let digits: StaticString = "0123456789abcdef"
         var index = 0
         func put(_ value: UInt64, nibbles: Int, shift: Int) {
             for nibble in 0..<nibbles {
-                let digit = Int((value >> UInt64(shift - 4 * nibble - 4)) & 0xF)
-                buffer[index] = digits.utf8Start[digit]
+                buffer[index] = lowercaseHexDigit(UInt8((value >> UInt64(shift - 4 * nibble - 4)) & 0xF))
                 index += 1
             }
         }

@@ -338,12 +338,12 @@ final class CountingSQLiteStore: BlockingAuditStore {
         )
     }
 
-    /// A trail over a new SQLite store, its writer running.
     /// The rows in the index, read straight from the table (no query indexes first).
     static func indexedRows(_ queue: DatabaseQueue) async throws -> Int {
         try await queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_chunks") ?? 0 }
     }
 
+    /// A trail over a new SQLite store, its writer running.
     static func runningSQLiteTrail() throws -> (CountingSQLiteStore, AuditTrail, Task<Void, any Error>) {
         let store = try CountingSQLiteStore(path: temporarySQLitePath())
         let trail = AuditTrail(store: store, retention: .init(age: nil, maxBytes: nil), logger: logger)

@@ -33,10 +33,7 @@ final class FixedWidthPartStream: Sendable {
 
     /// Starts reading `path` with `layout`, splitting at `splitPath`.
     func start(path: String, layout: FixedWidthLayout, splitPath: [String], keepBadRecords: Bool) {
-        let thread = Thread { [self] in
-            // Named from inside, at most 15 bytes: on Linux a name set before the start, or a
-            // longer one, does not reach the system thread (`top -H`, `ps -L`).
-            Thread.current.name = "fixedwidth-read"
+        startThread(named: "fixedwidth-read") { [self] in
             guard let handle = FileHandle(forReadingAtPath: path) else {
                 continuation.finish(throwing: ProcessingError("cannot open \(path) to read it", status: 500))
                 return
@@ -59,7 +56,6 @@ final class FixedWidthPartStream: Sendable {
                 continuation.finish(throwing: error)
             }
         }
-        thread.start()
     }
 
     /// Hands an item over, waiting while the route is a full window behind.
