@@ -43,6 +43,10 @@ public protocol BlockingAuditStore: AuditStore {
 
     /// Whether enough records wait for an index transaction to be worth it now.
     var indexDue: Bool { get }
+
+    /// Whether ``appendBlocking(_:)`` waits for the disk (`audit.sync: full`). One that only
+    /// hands the bytes to the kernel is quick enough to run on an event loop.
+    var waitsForDisk: Bool { get }
 }
 
 extension AuditStore {

@@ -7,12 +7,22 @@ import SwitchboardCore
 import Synchronization
 
 /// The audit trail: an exchange observer that stores every event through a bounded buffer
-/// and one writer that commits whatever has queued up in one transaction (group commit).
+/// and commits whatever has queued up in one write (group commit), one write at a time.
 ///
 /// Routes never wait for the disk on each event, only in two places: when the buffer is
 /// full (back-pressure: the route waits for room, nothing is dropped), and at the end of an
 /// exchange, when the engine calls ``settle(_:)`` so the source is acknowledged only once
 /// the exchange's events are committed.
+///
+/// Who writes: with the SQLite store (unless `audit.sync: full`), an exchange that waits
+/// for its commit has its own event loop write, once the loop has run what it has queued,
+/// everything queued by then (the other waiting exchanges' events too). Such a write only
+/// hands the bytes to the kernel (tens of microseconds for a batch), while waking a sleeping
+/// writer thread cost about 15 us of CPU on the benchmark machine, plus the wait until it
+/// runs (bench/README, tenth round). The writer
+/// thread writes the rest: what nobody waits for (the ticker's kick, a full half-buffer), a
+/// write that failed (it retries with back-off, off the loops), every write with
+/// `audit.sync: full`, and what is left when the node stops.
 public final class AuditTrail: ExchangeObserver, Service {
     public struct Retention: Sendable, Equatable {
         /// Records older than this are deleted; nil keeps them.
@@ -38,6 +48,11 @@ public final class AuditTrail: ExchangeObserver, Service {
     /// pause (under load); zero commits as soon as an exchange waits.
     public let commitInterval: Duration
     let retention: Retention
+    /// The store event loops write to themselves: a blocking one that does not wait for the disk.
+    private let loopStore: (any BlockingAuditStore)?
+    /// The writer thread runs: only then do the loops write (before, nothing is written;
+    /// after it stops, nothing more is).
+    private let loopsWrite = Atomic<Bool>(false)
     private let wake = DispatchSemaphore(value: 0)
     /// Wakes the index thread: enough records wait, the writer wrote while it slept with
     /// nothing to index, or the writer has stopped.
@@ -85,6 +100,11 @@ public final class AuditTrail: ExchangeObserver, Service {
         /// The writer thread waits on the semaphore: only then does waking it signal (a
         /// writer that is committing looks at the queue again when it is done).
         var threadAsleep = false
+        /// A batch is being written, by the writer thread or an event loop: writes go one at a
+        /// time, in order (a waiter's mark counts the records committed before it).
+        var writing = false
+        /// A batch an event loop failed to write, for the writer thread to write again.
+        var failed: [PendingEvent]?
 
         /// Moves a parked exchange's events to the queue, in order.
         mutating func unpark(_ id: MessageID) {
@@ -110,6 +130,25 @@ public final class AuditTrail: ExchangeObserver, Service {
             for entry in due.sorted(by: { $0.since < $1.since }) {
                 unpark(entry.id)
             }
+        }
+
+        /// Takes the queue for a write: marks the write under way and the records in flight.
+        mutating func takeQueue() -> [PendingEvent] {
+            var batch: [PendingEvent] = []
+            swap(&batch, &queue)
+            inFlight = batch.count
+            writing = true
+            // Room for as many as this batch (up to 1,024): the queue then fills without
+            // growing step by step, and an idle one holds little.
+            queue.reserveCapacity(min(1_024, max(32, batch.count)))
+            return batch
+        }
+
+        /// The queue, for an event loop to write: when exchanges wait for it and no other
+        /// write is under way.
+        mutating func takeLoopBatch() -> [PendingEvent]? {
+            guard !finished, !writing, !commitWaiters.isEmpty, !queue.isEmpty else { return nil }
+            return takeQueue()
         }
 
         /// What it takes to wake the writer, cleared: call ``AuditTrail/wakeWriter(_:)`` with
@@ -150,6 +189,8 @@ public final class AuditTrail: ExchangeObserver, Service {
         self.retention = retention
         self.logger = logger
         self.state = Mutex(State())
+        // A commit interval paces the writer thread's writes; the loops would not keep it.
+        loopStore = commitInterval > .zero ? nil : (store as? any BlockingAuditStore).flatMap { $0.waitsForDisk ? nil : $0 }
     }
 
     /// Records waiting to be committed.
@@ -273,17 +314,23 @@ public final class AuditTrail: ExchangeObserver, Service {
         let deadline = ContinuousClock.now + timeout
         // Resumed on the event loop it waits on, where its connection lives.
         let loop = MultiThreadedEventLoopGroup.currentEventLoop
+        // On an event loop, the loop writes (see the type's notes); elsewhere the writer does.
+        let loopWrites = loop != nil && loopsWrite.load(ordering: .relaxed)
         return await withCheckedContinuation { continuation in
             let wake = state.withLock { state -> Wake? in
                 if state.committed >= state.enqueued || state.finished { return nil }
                 state.commitWaiters.append((state.enqueued, deadline, loop, continuation))
-                return state.takeWake()
+                return loopWrites ? Wake(continuation: nil, signal: false) : state.takeWake()
             }
             guard let wake else {
                 continuation.resume(returning: true)
                 return
             }
-            if let loop, wake.continuation != nil || wake.signal {
+            if let loop, loopWrites {
+                // After what the loop has queued: the exchanges that end in the same pass over
+                // its work go in one write.
+                loop.execute { self.writeOnLoop() }
+            } else if let loop, wake.continuation != nil || wake.signal {
                 // The writer is woken once this loop has run what it has queued: the
                 // exchanges that end in the same pass over the loop's work then go in one
                 // commit, and the writer thread wakes once for them rather than taking the
@@ -294,6 +341,36 @@ public final class AuditTrail: ExchangeObserver, Service {
                 wakeWriter(wake)
             }
         }
+    }
+
+    /// Writes, on the calling event loop, what is queued while exchanges wait for it, unless
+    /// a write is under way (the writer then takes the next batch itself). A failed batch
+    /// goes to the writer thread, which writes it again with back-off.
+    private func writeOnLoop() {
+        guard let store = loopStore else { return }
+        while let events = state.withLock({ $0.takeLoopBatch() }) {
+            let batch = AuditBatch(consume events)
+            do {
+                try store.appendBlocking(batch)
+            } catch {
+                logWriteFailure(error, batch)
+                let wake = state.withLock { state in
+                    state.failed = batch.events
+                    return state.takeWake()
+                }
+                wakeWriter(wake)
+                return
+            }
+            committed(batch.eventCount)
+            wrote(to: store)
+        }
+        // Work for the writer thread that came while this loop wrote (and which the thread,
+        // finding a write under way, left): events nobody waits for, or the node stopping.
+        let wake = state.withLock { state -> Wake? in
+            let due = state.stopping || state.kicked || state.queue.count >= wakeThreshold
+            return due && !state.writing ? state.takeWake() : nil
+        }
+        if let wake { wakeWriter(wake) }
     }
 
     /// Resumes, with false, the waiters whose deadline has passed.
@@ -355,6 +432,7 @@ public final class AuditTrail: ExchangeObserver, Service {
                         // wrote, so no commit waits for SQLite (its transactions, checkpoints
                         // and their fsyncs).
                         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                            if self.loopStore != nil { self.loopsWrite.store(true, ordering: .relaxed) }
                             startThread(named: "audit-writer") { self.threadWriteLoop(blocking) }
                             // It returns once the writer has stopped and it has indexed the rest.
                             startThread(named: "audit-indexer") {
@@ -391,19 +469,16 @@ public final class AuditTrail: ExchangeObserver, Service {
     /// nil also marks the writer thread asleep, so the next waker signals it.
     private func takeBatch(sleeping: Bool = false) -> [PendingEvent]? {
         state.withLock { state in
+            // A batch an event loop failed to write: still in flight, still being written.
+            if let failed = state.failed.take() { return failed }
             let due = state.stopping || state.kicked || !state.commitWaiters.isEmpty || state.queue.count >= wakeThreshold
-            guard due, !state.queue.isEmpty || state.stopping else {
+            // While an event loop writes, the writer waits: that loop wakes it when done.
+            guard due, !state.writing, !state.queue.isEmpty || state.stopping else {
                 if sleeping { state.threadAsleep = true }
                 return nil
             }
             state.kicked = false
-            var batch: [PendingEvent] = []
-            swap(&batch, &state.queue)
-            state.inFlight = batch.count
-            // Room for as many as this batch (up to 1,024): the queue then fills without
-            // growing step by step, and an idle one holds little.
-            state.queue.reserveCapacity(min(1_024, max(32, batch.count)))
-            return batch
+            return state.queue.isEmpty ? [] : state.takeQueue()
         }
     }
 
@@ -411,6 +486,7 @@ public final class AuditTrail: ExchangeObserver, Service {
     private func committed(_ count: Int) {
         let (room, settled) = state.withLock { state in
             state.inFlight = 0
+            state.writing = false
             state.committed += Int64(count)
             let committed = state.committed
             let room = state.roomWaiters
@@ -484,11 +560,17 @@ public final class AuditTrail: ExchangeObserver, Service {
             }
             pending = nil
             committed(batch.eventCount)
-            // Sequentially consistent with the index thread's look before it sleeps: either it
-            // sees this write, or this sees it asleep and wakes it.
-            writes.add(1, ordering: .sequentiallyConsistent)
-            if store.indexDue || indexerAsleep.load(ordering: .sequentiallyConsistent) { signalIndexer() }
+            wrote(to: store)
         }
+    }
+
+    /// After a write (by the writer thread or a loop): wakes the index thread when enough
+    /// records wait, or when it sleeps with nothing to index.
+    private func wrote(to store: any BlockingAuditStore) {
+        // Sequentially consistent with the index thread's look before it sleeps: either it
+        // sees this write, or this sees it asleep and wakes it.
+        writes.add(1, ordering: .sequentiallyConsistent)
+        if store.indexDue || indexerAsleep.load(ordering: .sequentiallyConsistent) { signalIndexer() }
     }
 
     /// Wakes the index thread, unless it has a wake it has not taken yet.
@@ -636,9 +718,9 @@ public final class AuditTrail: ExchangeObserver, Service {
 }
 
 /// Exchanges whose events are committed, grouped by the event loop each waits on: each
-/// loop gets one task that resumes all of its waiters there, so a commit costs one
+/// other loop gets one task that resumes all of its waiters there, so a commit costs one
 /// cross-thread wake per loop rather than one per exchange, and each exchange goes on
-/// where its connection is.
+/// where its connection is. The loop that wrote resumes its own at once.
 struct SettledWaiters {
     private var byLoop: [(loop: any EventLoop, waiters: [CheckedContinuation<Bool, Never>])] = []
     private var elsewhere: [CheckedContinuation<Bool, Never>] = []
@@ -669,6 +751,11 @@ struct SettledWaiters {
     func resume() {
         for waiter in elsewhere { waiter.resume(returning: true) }
         for (loop, waiters) in byLoop {
+            // A loop that wrote the batch resumes its own waiters without a hop.
+            if loop.inEventLoop {
+                for waiter in waiters { waiter.resume(returning: true) }
+                continue
+            }
             loop.execute {
                 for waiter in waiters { waiter.resume(returning: true) }
             }

@@ -135,6 +135,9 @@ public final class SQLiteAuditStore: BlockingAuditStore {
         unindexed.add(records, ordering: .relaxed)
     }
 
+    /// With `audit.sync: full`, every write waits for the disk.
+    public var waitsForDisk: Bool { fullSync }
+
     /// Records written by this store and not yet indexed (others may have indexed them).
     private let unindexed = Atomic<Int>(0)
 

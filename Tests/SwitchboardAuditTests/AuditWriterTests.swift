@@ -77,14 +77,20 @@ final class FailingStore: AuditStore {
     func close() async throws {}
 }
 
-/// The SQLite store, counting the transactions the trail's writer thread makes.
+/// The SQLite store, counting the writes the trail makes and where each ran; its first
+/// `failures` writes fail.
 final class CountingSQLiteStore: BlockingAuditStore {
     let store: SQLiteAuditStore
     private let counts = Mutex<[Int]>([])
+    private let attempts = Mutex<(failures: Int, threads: [String])>((0, []))
 
-    init(path: String) throws {
-        store = try SQLiteAuditStore(path: path)
+    init(path: String, fullSync: Bool = false, failures: Int = 0) throws {
+        store = try SQLiteAuditStore(path: path, fullSync: fullSync)
+        attempts.withLock { $0.failures = failures }
     }
+
+    /// Where each write was tried: the thread's name, or `loop` on an event loop.
+    var writers: [String] { attempts.withLock { $0.threads } }
 
     /// The rows the store keeps for one message, once what it wrote is indexed.
     func rows(of messageID: String) async throws -> Int {
@@ -100,13 +106,26 @@ final class CountingSQLiteStore: BlockingAuditStore {
     var batches: [Int] { counts.withLock { $0 } }
 
     func appendBlocking(_ batch: AuditBatch) throws {
+        let thread = MultiThreadedEventLoopGroup.currentEventLoop != nil ? "loop" : Self.threadName()
+        try attempts.withLock { attempts in
+            attempts.threads.append(thread)
+            if attempts.failures > 0 {
+                attempts.failures -= 1
+                throw AuditStoreError("the disk is full")
+            }
+        }
         try store.appendBlocking(batch)
         counts.withLock { $0.append(batch.eventCount) }
+    }
+
+    static func threadName() -> String {
+        (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
     }
 
     func indexBlocking(limit: Int) throws { try store.indexBlocking(limit: limit) }
     var hasUnindexedRecords: Bool { store.hasUnindexedRecords }
     var indexDue: Bool { store.indexDue }
+    var waitsForDisk: Bool { store.waitsForDisk }
     func append(_ batch: AuditBatch) async throws { try appendBlocking(batch) }
     func traces(_ query: TraceQuery) async throws -> [Trace] { try await store.traces(query) }
     func prune(before: Int64?, maxBytes: Int64?) async throws -> Int { try await store.prune(before: before, maxBytes: maxBytes) }
@@ -344,8 +363,8 @@ final class CountingSQLiteStore: BlockingAuditStore {
     }
 
     /// A trail over a new SQLite store, its writer running.
-    static func runningSQLiteTrail() throws -> (CountingSQLiteStore, AuditTrail, Task<Void, any Error>) {
-        let store = try CountingSQLiteStore(path: temporarySQLitePath())
+    static func runningSQLiteTrail(fullSync: Bool = false, failures: Int = 0) throws -> (CountingSQLiteStore, AuditTrail, Task<Void, any Error>) {
+        let store = try CountingSQLiteStore(path: temporarySQLitePath(), fullSync: fullSync, failures: failures)
         let trail = AuditTrail(store: store, retention: .init(age: nil, maxBytes: nil), logger: logger)
         return (store, trail, Task { try await trail.run() })
     }
@@ -477,11 +496,8 @@ final class CountingSQLiteStore: BlockingAuditStore {
         trail.stop()
     }
 
-    @Test func exchangesEndingInOnePassOverAnEventLoopShareOneCommit() async throws {
-        let (store, trail, writer) = try Self.runningSQLiteTrail()
-        defer { writer.cancel() }
-        // The writer thread is asleep: nothing is queued.
-        try await Task.sleep(for: .milliseconds(50))
+    /// Eight exchanges end in one pass over an event loop and wait for their events.
+    static func endOnOneLoop(_ trail: AuditTrail) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         // The executor the HTTP listener runs a connection's route on.
@@ -500,10 +516,43 @@ final class CountingSQLiteStore: BlockingAuditStore {
             })
         }
         for task in await started.value { try await task.value }
-        // The first to wait woke the writer only once the loop had run the others: one commit.
-        #expect(store.batches == [24])
-        trail.stop()
         try await group.shutdownGracefully()
+    }
+
+    @Test func exchangesEndingInOnePassOverAnEventLoopShareOneCommit() async throws {
+        let (store, trail, writer) = try Self.runningSQLiteTrail()
+        defer { writer.cancel() }
+        // The writer thread is asleep: nothing is queued.
+        try await Task.sleep(for: .milliseconds(50))
+        try await Self.endOnOneLoop(trail)
+        // The first to wait had the loop write only once it had run the others: one commit,
+        // written on the loop itself, without waking the writer thread.
+        #expect(store.batches == [24])
+        #expect(store.writers == ["loop"])
+        trail.stop()
+    }
+
+    @Test func aWriteThatFailsOnTheLoopIsWrittenAgainByTheWriterThread() async throws {
+        let (store, trail, writer) = try Self.runningSQLiteTrail(failures: 1)
+        defer { writer.cancel() }
+        try await Task.sleep(for: .milliseconds(50))
+        // Settled once the writer thread has written the batch the loop could not.
+        try await Self.endOnOneLoop(trail)
+        #expect(store.batches == [24])
+        #expect(store.writers == ["loop", "audit-writer"])
+        #expect(trail.bufferDepth == 0)
+        trail.stop()
+    }
+
+    @Test func withFullSyncTheWriterThreadWritesAndTheLoopsDoNot() async throws {
+        // A write that waits for the disk would hold up the loop's connections.
+        let (store, trail, writer) = try Self.runningSQLiteTrail(fullSync: true)
+        defer { writer.cancel() }
+        try await Task.sleep(for: .milliseconds(50))
+        try await Self.endOnOneLoop(trail)
+        #expect(store.batches == [24])
+        #expect(store.writers == ["audit-writer"])
+        trail.stop()
     }
 
     @Test func aLongExchangesStartIsStoredBeforeItEnds() async throws {
