@@ -105,6 +105,9 @@ public final class AuditTrail: ExchangeObserver, Service {
         var writing = false
         /// A batch an event loop failed to write, for the writer thread to write again.
         var failed: [PendingEvent]?
+        /// The event loops with a write scheduled: an exchange that waits on one of them
+        /// does not schedule another (each costs the loop a task).
+        var loopWritesScheduled: [ObjectIdentifier] = []
 
         /// Moves a parked exchange's events to the queue, in order.
         mutating func unpark(_ id: MessageID) {
@@ -317,19 +320,25 @@ public final class AuditTrail: ExchangeObserver, Service {
         // On an event loop, the loop writes (see the type's notes); elsewhere the writer does.
         let loopWrites = loop != nil && loopsWrite.load(ordering: .relaxed)
         return await withCheckedContinuation { continuation in
-            let wake = state.withLock { state -> Wake? in
+            // nil: committed already; else what wakes the writer thread, or (loop writes) whether
+            // this loop's write is still to be scheduled.
+            let wake = state.withLock { state -> (Wake, schedule: Bool)? in
                 if state.committed >= state.enqueued || state.finished { return nil }
                 state.commitWaiters.append((state.enqueued, deadline, loop, continuation))
-                return loopWrites ? Wake(continuation: nil, signal: false) : state.takeWake()
+                guard loopWrites, let loop else { return (state.takeWake(), false) }
+                let id = ObjectIdentifier(loop)
+                if state.loopWritesScheduled.contains(id) { return (Wake(continuation: nil, signal: false), false) }
+                state.loopWritesScheduled.append(id)
+                return (Wake(continuation: nil, signal: false), true)
             }
-            guard let wake else {
+            guard let (wake, schedule) = wake else {
                 continuation.resume(returning: true)
                 return
             }
             if let loop, loopWrites {
                 // After what the loop has queued: the exchanges that end in the same pass over
                 // its work go in one write.
-                loop.execute { self.writeOnLoop() }
+                if schedule { loop.execute { self.writeOnLoop(loop) } }
             } else if let loop, wake.continuation != nil || wake.signal {
                 // The writer is woken once this loop has run what it has queued: the
                 // exchanges that end in the same pass over the loop's work then go in one
@@ -346,8 +355,11 @@ public final class AuditTrail: ExchangeObserver, Service {
     /// Writes, on the calling event loop, what is queued while exchanges wait for it, unless
     /// a write is under way (the writer then takes the next batch itself). A failed batch
     /// goes to the writer thread, which writes it again with back-off.
-    private func writeOnLoop() {
+    private func writeOnLoop(_ loop: any EventLoop) {
         guard let store = loopStore else { return }
+        // Exchanges that wait from now on schedule the loop's next write.
+        let id = ObjectIdentifier(loop)
+        state.withLock { $0.loopWritesScheduled.removeAll { $0 == id } }
         while let events = state.withLock({ $0.takeLoopBatch() }) {
             let batch = AuditBatch(consume events)
             do {
