@@ -19,10 +19,11 @@ import Synchronization
 /// everything queued by then (the other waiting exchanges' events too). Such a write only
 /// hands the bytes to the kernel (tens of microseconds for a batch), while waking a sleeping
 /// writer thread cost about 15 us of CPU on the benchmark machine, plus the wait until it
-/// runs (bench/README, tenth round). The writer
-/// thread writes the rest: what nobody waits for (the ticker's kick, a full half-buffer), a
-/// write that failed (it retries with back-off, off the loops), every write with
-/// `audit.sync: full`, and what is left when the node stops.
+/// runs (bench/README, tenth round). The writer thread writes the rest: what nobody waits
+/// for (the ticker's kick, a full half-buffer), a write that failed (it retries with
+/// back-off, off the loops), every write with `audit.sync: full`, what is left when the node
+/// stops, and everything for a second after a loop's write took over 20 ms (a disk the
+/// kernel throttles writes to; a time slice lost to another thread is shorter).
 public final class AuditTrail: ExchangeObserver, Service {
     public struct Retention: Sendable, Equatable {
         /// Records older than this are deleted; nil keeps them.
@@ -53,6 +54,13 @@ public final class AuditTrail: ExchangeObserver, Service {
     /// The writer thread runs: only then do the loops write (before, nothing is written;
     /// after it stops, nothing more is).
     private let loopsWrite = Atomic<Bool>(false)
+    /// Until when (uptime nanoseconds) the writer thread writes instead of the loops: a loop
+    /// write that took long (the kernel throttling writes to a slow disk) would hold up all
+    /// of that loop's connections; a thread that waits holds up only the exchanges waiting.
+    private let loopWritesPausedUntil = Atomic<UInt64>(0)
+    /// A loop write that takes longer pauses loop writes for ``loopWritePause``.
+    static let slowLoopWrite: Duration = .milliseconds(20)
+    static let loopWritePause: Duration = .seconds(1)
     private let wake = DispatchSemaphore(value: 0)
     /// Wakes the index thread: enough records wait, the writer wrote while it slept with
     /// nothing to index, or the writer has stopped.
@@ -319,6 +327,7 @@ public final class AuditTrail: ExchangeObserver, Service {
         let loop = MultiThreadedEventLoopGroup.currentEventLoop
         // On an event loop, the loop writes (see the type's notes); elsewhere the writer does.
         let loopWrites = loop != nil && loopsWrite.load(ordering: .relaxed)
+            && DispatchTime.now().uptimeNanoseconds >= loopWritesPausedUntil.load(ordering: .relaxed)
         return await withCheckedContinuation { continuation in
             // nil: committed already; else what wakes the writer thread, or (loop writes) whether
             // this loop's write is still to be scheduled.
@@ -362,8 +371,17 @@ public final class AuditTrail: ExchangeObserver, Service {
         state.withLock { $0.loopWritesScheduled.removeAll { $0 == id } }
         while let events = state.withLock({ $0.takeLoopBatch() }) {
             let batch = AuditBatch(consume events)
+            let started = DispatchTime.now().uptimeNanoseconds
             do {
                 try store.appendBlocking(batch)
+                let ended = DispatchTime.now().uptimeNanoseconds
+                if ended - started > UInt64(Self.slowLoopWrite.nanoseconds) {
+                    loopWritesPausedUntil.store(ended + UInt64(Self.loopWritePause.nanoseconds), ordering: .relaxed)
+                    logger.warning(
+                        "an audit write on an event loop took \((ended - started) / 1_000_000) ms; the writer thread writes for the next second",
+                        metadata: ["records": "\(batch.eventCount)"]
+                    )
+                }
             } catch {
                 logWriteFailure(error, batch)
                 let wake = state.withLock { state in

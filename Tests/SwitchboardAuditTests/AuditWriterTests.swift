@@ -83,9 +83,12 @@ final class CountingSQLiteStore: BlockingAuditStore {
     let store: SQLiteAuditStore
     private let counts = Mutex<[Int]>([])
     private let attempts = Mutex<(failures: Int, threads: [String])>((0, []))
+    /// How long the first write takes, at least.
+    private let firstWriteDelay: Duration
 
-    init(path: String, fullSync: Bool = false, failures: Int = 0) throws {
+    init(path: String, fullSync: Bool = false, failures: Int = 0, firstWriteDelay: Duration = .zero) throws {
         store = try SQLiteAuditStore(path: path, fullSync: fullSync)
+        self.firstWriteDelay = firstWriteDelay
         attempts.withLock { $0.failures = failures }
     }
 
@@ -107,13 +110,15 @@ final class CountingSQLiteStore: BlockingAuditStore {
 
     func appendBlocking(_ batch: AuditBatch) throws {
         let thread = MultiThreadedEventLoopGroup.currentEventLoop != nil ? "loop" : Self.threadName()
-        try attempts.withLock { attempts in
+        let first = try attempts.withLock { attempts in
             attempts.threads.append(thread)
             if attempts.failures > 0 {
                 attempts.failures -= 1
                 throw AuditStoreError("the disk is full")
             }
+            return attempts.threads.count == 1
         }
+        if first, firstWriteDelay > .zero { Thread.sleep(forTimeInterval: Double(firstWriteDelay.components.attoseconds) / 1e18 + Double(firstWriteDelay.components.seconds)) }
         try store.appendBlocking(batch)
         counts.withLock { $0.append(batch.eventCount) }
     }
@@ -363,8 +368,10 @@ final class CountingSQLiteStore: BlockingAuditStore {
     }
 
     /// A trail over a new SQLite store, its writer running.
-    static func runningSQLiteTrail(fullSync: Bool = false, failures: Int = 0) throws -> (CountingSQLiteStore, AuditTrail, Task<Void, any Error>) {
-        let store = try CountingSQLiteStore(path: temporarySQLitePath(), fullSync: fullSync, failures: failures)
+    static func runningSQLiteTrail(
+        fullSync: Bool = false, failures: Int = 0, firstWriteDelay: Duration = .zero
+    ) throws -> (CountingSQLiteStore, AuditTrail, Task<Void, any Error>) {
+        let store = try CountingSQLiteStore(path: temporarySQLitePath(), fullSync: fullSync, failures: failures, firstWriteDelay: firstWriteDelay)
         let trail = AuditTrail(store: store, retention: .init(age: nil, maxBytes: nil), logger: logger)
         return (store, trail, Task { try await trail.run() })
     }
@@ -541,6 +548,19 @@ final class CountingSQLiteStore: BlockingAuditStore {
         #expect(store.batches == [24])
         #expect(store.writers == ["loop", "audit-writer"])
         #expect(trail.bufferDepth == 0)
+        trail.stop()
+    }
+
+    @Test func aSlowWriteOnALoopHandsTheNextWritesToTheWriterThread() async throws {
+        // The kernel throttling writes to a slow disk: the loop waits, and with it all of its
+        // connections. The next writes, for a second, are the writer thread's.
+        let (store, trail, writer) = try Self.runningSQLiteTrail(firstWriteDelay: .milliseconds(60))
+        defer { writer.cancel() }
+        try await Task.sleep(for: .milliseconds(50))
+        try await Self.endOnOneLoop(trail)
+        try await Self.endOnOneLoop(trail)
+        #expect(store.batches == [24, 24])
+        #expect(store.writers == ["loop", "audit-writer"])
         trail.stop()
     }
 
