@@ -201,14 +201,15 @@ final class AuditSegments: Sendable {
         }
     }
 
-    /// Calls `body` with each whole record of segment `segment` from `offset` on (at most
-    /// `limit`), and the offset it starts at.
+    /// Calls `body` with the whole records of segment `segment` from `offset` on (at most
+    /// `limit`), and the offset each starts at: once per window read, with the records in it
+    /// (they point into the window, which is read over after `body` returns).
     ///
     /// - Returns: Where the records read end: the file's end, or the start of a record cut
     ///   short. A missing file has none.
     /// - Throws: ``AuditStoreError`` naming the file when it cannot be read, or what `body` throws.
     func scan(
-        segment: Int64, from offset: Int64, limit: Int, _ body: (AuditEventRecords.Record, Int64) throws -> Void
+        segment: Int64, from offset: Int64, limit: Int, _ body: ([(record: AuditEventRecords.Record, start: Int64)]) throws -> Void
     ) throws -> (end: Int64, count: Int) {
         let file = path(segment)
         let descriptor = open(file, O_RDONLY | O_CLOEXEC)
@@ -225,6 +226,7 @@ final class AuditSegments: Sendable {
         var position = offset
         var count = 0
         var buffer: [UInt8] = []
+        var records: [(record: AuditEventRecords.Record, start: Int64)] = []
         // Read a window at a time; a record longer than the window is read whole.
         var want = Self.scanWindow
         while position < size, count < limit {
@@ -239,19 +241,25 @@ final class AuditSegments: Sendable {
             let (used, needs, stop) = try buffer.withUnsafeBytes { raw -> (Int, Int?, Bool) in
                 let window = UnsafeRawBufferPointer(rebasing: raw[0..<length])
                 var cursor = 0
-                while cursor < length, count < limit {
+                records.removeAll(keepingCapacity: true)
+                var needs: Int?
+                var stop = false
+                parsing: while cursor < length, count < limit {
                     switch AuditEventRecords.parse(UnsafeRawBufferPointer(rebasing: window[cursor...]), remaining: Int(size - position) - cursor) {
                     case .record(let record):
-                        try body(record, position + Int64(cursor))
+                        records.append((record, position + Int64(cursor)))
                         cursor += record.length
                         count += 1
                     case .needs(let length):
-                        return (cursor, length, false)
+                        needs = length
+                        break parsing
                     case .broken:
-                        return (cursor, nil, true)
+                        stop = true
+                        break parsing
                     }
                 }
-                return (cursor, nil, false)
+                if !records.isEmpty { try body(records) }
+                return (cursor, needs, stop)
             }
             position += Int64(used)
             if stop { break }
