@@ -713,7 +713,9 @@ public final class AuditTrail: ExchangeObserver, Service {
                 // buffer is full).
                 failures += 1
                 logWriteFailure(error, batch)
-                try? await Task.sleep(for: .milliseconds(Self.retryDelayMilliseconds(failures)))
+                // Not `Task.sleep`: once the node's shutdown has cancelled this task, it
+                // returns at once, and a store that keeps failing was retried in a busy loop.
+                await Self.pause(milliseconds: Self.retryDelayMilliseconds(failures))
                 continue
             }
             pending = nil
@@ -723,6 +725,13 @@ public final class AuditTrail: ExchangeObserver, Service {
 
     private func logWriteFailure(_ error: any Error, _ batch: AuditBatch) {
         logger.error("audit store write failed; retrying", metadata: ["error": "\(error)", "records": "\(batch.eventCount)"])
+    }
+
+    /// Waits `milliseconds`, cancelled or not.
+    private static func pause(milliseconds: Int) async {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(milliseconds)) { continuation.resume() }
+        }
     }
 
     /// 100 ms after the first failure, doubling to at most 5 s.

@@ -51,17 +51,25 @@ final class GatedStore: AuditStore {
 
 /// A store whose first `failures` writes fail; it records what it committed.
 final class FailingStore: AuditStore {
-    private let state: Mutex<(failures: Int, committed: [AuditRecord])>
+    private let state: Mutex<(failures: Int, committed: [AuditRecord], attempts: Int)>
 
     init(failures: Int) {
-        state = Mutex((failures, []))
+        state = Mutex((failures, [], 0))
     }
 
     var committed: [AuditRecord] { state.withLock { $0.committed } }
+    /// Writes tried.
+    var attempts: Int { state.withLock { $0.attempts } }
+
+    /// The next writes succeed.
+    func heal() {
+        state.withLock { $0.failures = 0 }
+    }
 
     func append(_ batch: AuditBatch) async throws {
         let records = try batch.records()
         try state.withLock { state in
+            state.attempts += 1
             if state.failures > 0 {
                 state.failures -= 1
                 throw AuditStoreError("the disk is full")
@@ -274,6 +282,25 @@ final class CountingSQLiteStore: BlockingAuditStore {
         #expect(store.committed.map(\.messageID) == (0..<20).map { "m\($0)" })
         #expect(trail.bufferDepth == 0)
         trail.stop()
+    }
+
+    @Test func aCancelledWriterRetriesAFailingStoreWithBackOffNotInABusyLoop() async throws {
+        // Shutdown past its time limit cancels the writer, which still writes what is queued:
+        // a store that keeps failing is tried again after 100 ms, 200, 400, ... (about 20
+        // tries in the first minute), not as fast as it fails.
+        let store = FailingStore(failures: 1_000_000)
+        let trail = AuditTrail(store: store, retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
+        let writer = Task { try await trail.run() }
+        for n in 0..<3 { await trail.enqueue(Self.record(n)) }
+        writer.cancel()
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(store.attempts >= 1)
+        #expect(store.attempts <= 20, "\(store.attempts) writes tried")
+        #expect(store.committed.isEmpty)
+        // Once the store takes them, the writer writes them and returns.
+        store.heal()
+        try? await writer.value
+        #expect(store.committed.map(\.messageID) == ["m0", "m1", "m2"])
     }
 
     @Test func stoppingCommitsWhatIsQueued() async throws {
