@@ -86,7 +86,7 @@ public struct AuditPolicy: Sendable {
             appendJSONQuoted(fields[index].name, to: &json)
             json.append(UInt8(ascii: ","))
             if matcher.matches(fields[index].name) {
-                (#""***""# as StaticString).withUTF8Buffer { json.append(contentsOf: $0) }
+                appendStatic(#""***""#, to: &json)
             } else {
                 appendJSONQuoted(fields[index].value, to: &json)
             }

@@ -155,6 +155,12 @@ public final class AuditTrail: ExchangeObserver, Service {
             return batch
         }
 
+        /// Whether the writer thread has work: the node stops, the ticker kicked, exchanges
+        /// wait, or `threshold` records are queued.
+        func writerDue(threshold: Int) -> Bool {
+            stopping || kicked || !commitWaiters.isEmpty || queue.count >= threshold
+        }
+
         /// The queue, for an event loop to write: when exchanges wait for it and no other
         /// write is under way.
         mutating func takeLoopBatch() -> [PendingEvent]? {
@@ -396,6 +402,7 @@ public final class AuditTrail: ExchangeObserver, Service {
         }
         // Work for the writer thread that came while this loop wrote (and which the thread,
         // finding a write under way, left): events nobody waits for, or the node stopping.
+        // Not exchanges waiting: each has a loop write of its own coming.
         let wake = state.withLock { state -> Wake? in
             let due = state.stopping || state.kicked || state.queue.count >= wakeThreshold
             return due && !state.writing ? state.takeWake() : nil
@@ -501,9 +508,8 @@ public final class AuditTrail: ExchangeObserver, Service {
         state.withLock { state in
             // A batch an event loop failed to write: still in flight, still being written.
             if let failed = state.failed.take() { return failed }
-            let due = state.stopping || state.kicked || !state.commitWaiters.isEmpty || state.queue.count >= wakeThreshold
             // While an event loop writes, the writer waits: that loop wakes it when done.
-            guard due, !state.writing, !state.queue.isEmpty || state.stopping else {
+            guard state.writerDue(threshold: wakeThreshold), !state.writing, !state.queue.isEmpty || state.stopping else {
                 if sleeping { state.threadAsleep = true }
                 return nil
             }
@@ -689,8 +695,7 @@ public final class AuditTrail: ExchangeObserver, Service {
                 while events == nil {
                     await withCheckedContinuation { continuation in
                         let resumeNow = state.withLock { state in
-                            let due = state.stopping || state.kicked || !state.commitWaiters.isEmpty || state.queue.count >= wakeThreshold
-                            if due && (!state.queue.isEmpty || state.stopping) { return true }
+                            if state.writerDue(threshold: wakeThreshold), !state.queue.isEmpty || state.stopping { return true }
                             state.writer = continuation
                             return false
                         }

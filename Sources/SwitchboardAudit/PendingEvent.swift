@@ -190,10 +190,9 @@ struct StoredEventWriter {
         appendJSONQuoted(kind, to: &bytes)
     }
 
-    /// Appends `text` as it is: a static string's bytes are copied at once (a `String`'s
-    /// UTF-8 view goes through the generic, slower append).
+    /// Appends `text` as it is.
     mutating func raw(_ text: StaticString) {
-        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        appendStatic(text, to: &bytes)
     }
 
     /// `,"name":`

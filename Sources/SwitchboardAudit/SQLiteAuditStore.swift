@@ -206,22 +206,24 @@ public final class SQLiteAuditStore: BlockingAuditStore {
                 // whole record is a write cut short, and indexing goes on in the next file.
                 let next = segments.nextFileNumber(after: segment)
                 let (end, indexed) = try segments.scan(segment: segment, from: offset, limit: limit - count) { records in
-                    var next = records.startIndex
-                    while records.endIndex - next >= Self.rowsPerInsert {
+                    // The bytes bound go with the window read, also when a step fails.
+                    defer {
+                        sqlite3_clear_bindings(insert)
+                        sqlite3_clear_bindings(insertMany)
+                    }
+                    var first = records.startIndex
+                    while records.endIndex - first >= Self.rowsPerInsert {
                         for row in 0..<Self.rowsPerInsert {
-                            let (record, start) = records[next + row]
+                            let (record, start) = records[first + row]
                             self.bindRow(record, segment: segment, at: start, to: insertMany, from: Int32(row) * Self.parametersPerRow + 1)
                         }
                         try step(insertMany, "indexing audit events")
-                        next += Self.rowsPerInsert
+                        first += Self.rowsPerInsert
                     }
-                    for (record, start) in records[next...] {
+                    for (record, start) in records[first...] {
                         self.bindRow(record, segment: segment, at: start, to: insert, from: 1)
                         try step(insert, "indexing audit events")
                     }
-                    // The bytes bound go with the window read.
-                    sqlite3_clear_bindings(insert)
-                    sqlite3_clear_bindings(insertMany)
                 }
                 offset = end
                 count += indexed

@@ -26,6 +26,13 @@ public func appendJSONQuoted(_ text: String, to output: inout String) {
     output += String(decoding: bytes, as: UTF8.self)
 }
 
+/// Appends `text` as it is (fixed JSON pieces): a static string's bytes are copied at once,
+/// where a `String`'s UTF-8 view goes through the generic, slower append.
+@inline(__always)
+public func appendStatic(_ text: StaticString, to output: inout [UInt8]) {
+    text.withUTF8Buffer { output.append(contentsOf: $0) }
+}
+
 /// Appends `text` as a JSON string literal to the UTF-8 bytes in `output`.
 public func appendJSONQuoted(_ text: String, to output: inout [UInt8]) {
     // Read in place (native strings are contiguous); only a bridged string is copied.
