@@ -60,7 +60,9 @@ public final class AuditTrail: ExchangeObserver, Service {
     private let loopWritesPausedUntil = Atomic<UInt64>(0)
     /// A loop write that takes longer pauses loop writes for ``loopWritePause``.
     static let slowLoopWrite: Duration = .milliseconds(20)
-    static let loopWritePause: Duration = .seconds(1)
+    /// One second in the node; tests that check the pause make it long enough that a slow
+    /// machine cannot see it end.
+    let loopWritePause: Duration
     private let wake = DispatchSemaphore(value: 0)
     /// Wakes the index thread: enough records wait, the writer wrote while it slept with
     /// nothing to index, or the writer has stopped.
@@ -194,10 +196,21 @@ public final class AuditTrail: ExchangeObserver, Service {
 
     /// - Parameters:
     ///   - capacity: Records the buffer holds before routes wait.
-    public init(
+    public convenience init(
         store: any AuditStore, policy: AuditPolicy = AuditPolicy(), capacity: Int = 10_000, commitTimeout: Duration = .seconds(10),
         commitInterval: Duration = .zero, retention: Retention = Retention(), logger: Logger
     ) {
+        self.init(
+            store: store, policy: policy, capacity: capacity, commitTimeout: commitTimeout, commitInterval: commitInterval,
+            retention: retention, loopWritePause: .seconds(1), logger: logger
+        )
+    }
+
+    init(
+        store: any AuditStore, policy: AuditPolicy, capacity: Int, commitTimeout: Duration, commitInterval: Duration,
+        retention: Retention, loopWritePause: Duration, logger: Logger
+    ) {
+        self.loopWritePause = loopWritePause
         self.commitTimeout = commitTimeout
         self.commitInterval = commitInterval
         self.store = store
@@ -382,7 +395,7 @@ public final class AuditTrail: ExchangeObserver, Service {
                 try store.appendBlocking(batch)
                 let ended = DispatchTime.now().uptimeNanoseconds
                 if ended - started > UInt64(Self.slowLoopWrite.nanoseconds) {
-                    loopWritesPausedUntil.store(ended + UInt64(Self.loopWritePause.nanoseconds), ordering: .relaxed)
+                    loopWritesPausedUntil.store(ended + UInt64(loopWritePause.nanoseconds), ordering: .relaxed)
                     logger.warning(
                         "an audit write on an event loop took \((ended - started) / 1_000_000) ms; the writer thread writes for the next second",
                         metadata: ["records": "\(batch.eventCount)"]

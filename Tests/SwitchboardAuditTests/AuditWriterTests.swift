@@ -399,7 +399,11 @@ final class CountingSQLiteStore: BlockingAuditStore {
         fullSync: Bool = false, failures: Int = 0, firstWriteDelay: Duration = .zero
     ) throws -> (CountingSQLiteStore, AuditTrail, Task<Void, any Error>) {
         let store = try CountingSQLiteStore(path: temporarySQLitePath(), fullSync: fullSync, failures: failures, firstWriteDelay: firstWriteDelay)
-        let trail = AuditTrail(store: store, retention: .init(age: nil, maxBytes: nil), logger: logger)
+        // A slow write's pause outlasts any test: a loaded machine cannot see it end.
+        let trail = AuditTrail(
+            store: store, policy: AuditPolicy(), capacity: 10_000, commitTimeout: .seconds(10), commitInterval: .zero,
+            retention: .init(age: nil, maxBytes: nil), loopWritePause: .seconds(3600), logger: logger
+        )
         return (store, trail, Task { try await trail.run() })
     }
 
