@@ -76,7 +76,7 @@ public struct AuditPolicy: Sendable {
 
     /// Appends the header snapshot as a JSON array of `[name, value]` pairs, masked values
     /// as `***`.
-    func appendSnapshot(_ headers: Headers, to json: inout [UInt8]) {
+    func appendSnapshot<Sink: ByteSink & ~Copyable>(_ headers: Headers, to json: inout Sink) {
         json.append(UInt8(ascii: "["))
         // By index: a `for field in` loop copies each field.
         let fields = headers.fields

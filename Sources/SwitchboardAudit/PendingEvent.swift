@@ -103,10 +103,9 @@ struct PendingEvent: Sendable {
             break
         }
         if snapshotHeaders, entry {
-            var snapshot: [UInt8] = []
-            snapshot.reserveCapacity(event.message.headers.count * 64)
+            var snapshot = ByteWriter(capacity: event.message.headers.count * 64)
             policy.appendSnapshot(event.message.headers, to: &snapshot)
-            headers = snapshot
+            headers = snapshot.array()
             snapshotHeaders = false
         }
 
@@ -142,7 +141,7 @@ struct PendingEvent: Sendable {
             }
         }
         writer.close(bodyChanged: snapshotBody, bodySizeIn: event.input?.body.readableBytes, bodySize: event.message.body.readableBytes)
-        json = writer.bytes
+        json = writer.finish()
     }
 
     /// A record made elsewhere (tests, `AuditStore.append(_ records:)`), held like an event.
@@ -171,16 +170,16 @@ struct PendingEvent: Sendable {
 /// Writes one event's JSON object, field by field, as UTF-8 bytes: the trail writes one for
 /// every event, and `JSONEncoder` (or `String` appends) cost several times more. The field
 /// order is the one ``AuditRecord`` encodes.
-struct StoredEventWriter {
-    var bytes: [UInt8]
+struct StoredEventWriter: ~Copyable {
+    var bytes: ByteWriter
 
     init(capacity: Int) {
-        bytes = []
-        bytes.reserveCapacity(capacity)
+        bytes = ByteWriter(capacity: capacity)
     }
 
-    init(_ bytes: [UInt8]) {
-        self.bytes = bytes
+    /// The JSON written, as an array.
+    consuming func finish() -> [UInt8] {
+        bytes.array()
     }
 
     mutating func open(route: String, entry: Bool, kind: String) {
@@ -225,7 +224,7 @@ struct StoredEventWriter {
         if special == utf8.count {
             key("bodyText")
             bytes.append(UInt8(ascii: "\""))
-            bytes.append(contentsOf: utf8)
+            bytes.appendBytes(utf8)
             bytes.append(UInt8(ascii: "\""))
         } else if utf8[special...].allSatisfy({ $0 < 0x80 }) || String(validating: utf8, as: UTF8.self) != nil {
             key("bodyText")
@@ -233,7 +232,8 @@ struct StoredEventWriter {
         } else {
             key("bodyBase64")
             bytes.append(UInt8(ascii: "\""))
-            bytes.append(contentsOf: Data(body).base64EncodedString().utf8)
+            var base64 = Data(body).base64EncodedString()
+            base64.withUTF8 { bytes.appendBytes($0) }
             bytes.append(UInt8(ascii: "\""))
         }
     }

@@ -134,8 +134,8 @@ extension AuditRecord {
     /// `headers: false` the header snapshot is left out (an entry route's start: its row
     /// keeps it in a column of its own).
     func appendStoredJSON(to json: inout [UInt8], headers includeHeaders: Bool) {
-        var writer = StoredEventWriter(json)
-        json = []
+        var writer = StoredEventWriter(capacity: json.count + 256)
+        json.withUnsafeBufferPointer { writer.bytes.appendBytes($0) }
         writer.open(route: routeID, entry: entry, kind: stepKind ?? "route")
         if let stepIndex { writer.number("stepIndex", Int64(stepIndex)) }
         writer.field("step", stepPath)
@@ -147,14 +147,15 @@ extension AuditRecord {
         writer.field("detail", detail)
         if includeHeaders, let headers {
             writer.key("headers")
-            writer.bytes.append(contentsOf: headers.utf8)
+            var headers = headers
+            headers.withUTF8 { writer.bytes.appendBytes($0) }
         }
         writer.field("bodyHash", bodyHash)
         if let bodyPrefix {
             bodyPrefix.withUnsafeBytes { writer.bodyPrefix($0) }
         }
         writer.close(bodyChanged: bodyChanged, bodySizeIn: bodySizeIn, bodySize: bodySize)
-        json = writer.bytes
+        json = writer.finish()
     }
 
     /// The events of one stored row, with the row's ids and sequence filled in, and the
@@ -181,7 +182,7 @@ extension AuditRecord {
 }
 
 /// Appends `value` in decimal, without making a string.
-func appendDecimal(_ value: Int64, to output: inout [UInt8]) {
+func appendDecimal<Sink: ByteSink & ~Copyable>(_ value: Int64, to output: inout Sink) {
     if value < 0 { output.append(UInt8(ascii: "-")) }
     var magnitude = value.magnitude
     var digits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
@@ -193,6 +194,6 @@ func appendDecimal(_ value: Int64, to output: inout [UInt8]) {
             count += 1
         } while magnitude > 0
         // Rebased, so the append copies the bytes at once instead of through a slice.
-        output.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[(32 - count)...]))
+        output.appendBytes(UnsafeRawBufferPointer(rebasing: buffer[(32 - count)...]).assumingMemoryBound(to: UInt8.self))
     }
 }

@@ -28,13 +28,14 @@ public func appendJSONQuoted(_ text: String, to output: inout String) {
 
 /// Appends `text` as it is (fixed JSON pieces): a static string's bytes are copied at once,
 /// where a `String`'s UTF-8 view goes through the generic, slower append.
-@inline(__always)
-public func appendStatic(_ text: StaticString, to output: inout [UInt8]) {
-    text.withUTF8Buffer { output.append(contentsOf: $0) }
+@inlinable
+public func appendStatic<Sink: ByteSink & ~Copyable>(_ text: StaticString, to output: inout Sink) {
+    text.withUTF8Buffer { output.appendBytes($0) }
 }
 
 /// Appends `text` as a JSON string literal to the UTF-8 bytes in `output`.
-public func appendJSONQuoted(_ text: String, to output: inout [UInt8]) {
+@inlinable
+public func appendJSONQuoted<Sink: ByteSink & ~Copyable>(_ text: String, to output: inout Sink) {
     // Read in place (native strings are contiguous); only a bridged string is copied.
     let done: Void? = text.utf8.withContiguousStorageIfAvailable { appendJSONQuoted(utf8: $0, to: &output) }
     if done == nil {
@@ -46,13 +47,14 @@ public func appendJSONQuoted(_ text: String, to output: inout [UInt8]) {
 /// Appends valid UTF-8 `bytes` as a JSON string literal to `output`: the runs between the
 /// bytes that need escaping (most of any text, usually all of it) are copied whole, and
 /// multi-byte sequences pass through.
-public func appendJSONQuoted(utf8 bytes: UnsafeBufferPointer<UInt8>, to output: inout [UInt8]) {
+@inlinable
+public func appendJSONQuoted<Sink: ByteSink & ~Copyable>(utf8 bytes: UnsafeBufferPointer<UInt8>, to output: inout Sink) {
     output.append(UInt8(ascii: "\""))
     var start = 0
     while true {
         let special = start + firstJSONSpecialByte(UnsafeBufferPointer(rebasing: bytes[start...]))
         if start < special {
-            output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<special]))
+            output.appendBytes(UnsafeBufferPointer(rebasing: bytes[start..<special]))
         }
         guard special < bytes.count else { break }
         let byte = bytes[special]
@@ -66,7 +68,7 @@ public func appendJSONQuoted(utf8 bytes: UnsafeBufferPointer<UInt8>, to output: 
         case 0x0C: output.append(UInt8(ascii: "\\")); output.append(UInt8(ascii: "f"))
         default:
             // The other control characters.
-            output.append(contentsOf: "\\u00".utf8)
+            appendStatic("\\u00", to: &output)
             output.append(lowercaseHexDigit(byte >> 4))
             output.append(lowercaseHexDigit(byte & 0xF))
         }

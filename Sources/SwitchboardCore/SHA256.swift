@@ -43,13 +43,19 @@ public struct SHA256: Sendable {
 
     /// Appends the SHA-256 of `bytes` as 64 lower-case hex digits to `output`, without making
     /// a string (the audit trail writes it straight into an event's stored JSON).
-    public static func appendHex(_ bytes: UnsafeRawBufferPointer, to output: inout [UInt8]) {
+    @inlinable
+    public static func appendHex<Sink: ByteSink & ~Copyable>(_ bytes: UnsafeRawBufferPointer, to output: inout Sink) {
+        withHexDigest(of: bytes) { output.appendBytes($0) }
+    }
+
+    /// Runs `body` with the digest of `bytes` as 64 lower-case hex digits, written on the
+    /// stack (64 appends would each check the output's capacity).
+    @usableFromInline
+    static func withHexDigest(of bytes: UnsafeRawBufferPointer, _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
         withDigest(of: bytes) { digest in
-            // Written on the stack and appended once: 64 appends each checked the array's
-            // capacity and uniqueness.
             withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { hex in
                 putHexDigits(digest, into: hex)
-                output.append(contentsOf: UnsafeBufferPointer(hex))
+                body(UnsafeBufferPointer(hex))
             }
         }
     }
@@ -88,7 +94,7 @@ private func putHexDigits(_ bytes: UnsafeBufferPointer<UInt8>, into buffer: Unsa
 
 /// The lower-case hex digit of `nibble` (0–15) as UTF-8: for digests, trace ids and JSON
 /// escapes.
-@inline(__always)
+@inlinable @inline(__always)
 func lowercaseHexDigit(_ nibble: UInt8) -> UInt8 {
     nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble
 }

@@ -141,4 +141,29 @@ struct MessageTests {
         let quoted = jsonQuoted(text)
         #expect(quoted == "\"" + String(repeating: #"abcdefg\""#, count: 40) + #"tail\\"# + String(repeating: "é", count: 9) + #"\u001f""#)
     }
+
+    @Test func aByteWriterGrowsAndWritesWhatAnArrayWould() {
+        // Starts smaller than what is written, so it grows several times, mid-run too.
+        let texts = ["plain", "quote\" and back\\slash", "tab\tnew\nline\u{1}", String(repeating: "é€x", count: 300), ""]
+        var writer = ByteWriter(capacity: 3)
+        var array: [UInt8] = []
+        for text in texts {
+            appendJSONQuoted(text, to: &writer)
+            appendJSONQuoted(text, to: &array)
+            appendStatic(",", to: &writer)
+            appendStatic(",", to: &array)
+            writer.append(0x7C)
+            array.append(0x7C)
+        }
+        let body = Array(repeating: UInt8(ascii: "x"), count: 5000)
+        body.withUnsafeBytes { SHA256.appendHex($0, to: &writer) }
+        body.withUnsafeBytes { SHA256.appendHex($0, to: &array) }
+        body.withUnsafeBufferPointer { writer.appendBytes($0) }
+        body.withUnsafeBufferPointer { array.appendBytes($0) }
+        #expect(writer.byteCount == array.count)
+        let written = writer.array()
+        #expect(written == array)
+        #expect(String(decoding: written.prefix(9), as: UTF8.self) == #""plain",|"#)
+        #expect(written.count > 6000)
+    }
 }
