@@ -19,8 +19,8 @@ extension Array: ByteSink where Element == UInt8 {
 /// The audit trail writes each event's JSON with it: every append to an array checks the
 /// array's uniqueness (a call into the runtime) and capacity, which an event's forty-odd small
 /// appends paid each time. A standalone loop building the bench route's `to` event took
-/// 1.28 us with an array and 0.73 with this; in the node, building events went from 6.2% to
-/// 5.3% of the event loops' time (bench/README, eleventh round).
+/// 1.21-1.63 us with an array and 0.71-0.87 with this (3 runs); in the node, building events
+/// went from 6.2% to 5.3% of the event loops' time (bench/README, eleventh round).
 public struct ByteWriter: ~Copyable, ByteSink {
     @usableFromInline var base: UnsafeMutablePointer<UInt8>
     @usableFromInline var count: Int
