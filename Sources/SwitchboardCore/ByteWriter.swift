@@ -26,14 +26,20 @@ public struct ByteWriter: ~Copyable, ByteSink {
     @usableFromInline var count: Int
     @usableFromInline var capacity: Int
 
-    /// Memory from malloc, not `allocate(capacity:)`, which went through posix_memalign
-    /// (three times malloc's cost in the node's profile).
     @inlinable
     public init(capacity: Int) {
         self.capacity = max(capacity, 16)
-        guard let memory = malloc(self.capacity) else { fatalError("out of memory for \(self.capacity) bytes") }
-        base = memory.assumingMemoryBound(to: UInt8.self)
+        base = Self.memory(self.capacity)
         count = 0
+    }
+
+    /// `bytes` of memory from malloc, not `allocate(capacity:)`, which goes through
+    /// posix_memalign (three times malloc's cost in the node's profile). Should malloc fail,
+    /// from `allocate`, which stops the process as any Swift allocation does when memory is
+    /// out; `free` releases either.
+    @usableFromInline
+    static func memory(_ bytes: Int) -> UnsafeMutablePointer<UInt8> {
+        malloc(bytes)?.assumingMemoryBound(to: UInt8.self) ?? .allocate(capacity: bytes)
     }
 
     deinit {
@@ -63,8 +69,10 @@ public struct ByteWriter: ~Copyable, ByteSink {
     @usableFromInline
     mutating func grow(_ extra: Int) {
         let larger = max(capacity * 2, count + extra)
-        guard let moved = realloc(base, larger) else { fatalError("out of memory for \(larger) bytes") }
-        base = moved.assumingMemoryBound(to: UInt8.self)
+        let moved = Self.memory(larger)
+        moved.initialize(from: base, count: count)
+        free(base)
+        base = moved
         capacity = larger
     }
 
