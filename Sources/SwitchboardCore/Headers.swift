@@ -165,18 +165,37 @@ public struct HeaderNameTable: Sendable {
     private let table: [UInt8]
     /// Bit n set: some name is n bytes long (names of 63 bytes or more share bit 63).
     private let lengths: UInt64
+    /// Bit n set: some name's length and first byte have signature n (``signature(_:_:)``).
+    private let signatures: UInt64
 
     public init(_ names: [String]) {
         var table: [UInt8] = []
         var lengths: UInt64 = 0
+        var signatures: UInt64 = 0
         for name in names {
             let bytes = name.utf8.prefix(255).map(Self.lowercased)
             table.append(UInt8(bytes.count))
             table += bytes
             lengths |= 1 << UInt64(min(bytes.count, 63))
+            if let first = bytes.first { signatures |= 1 << Self.signature(bytes.count, first) }
         }
         self.table = table
         self.lengths = lengths
+        self.signatures = signatures
+    }
+
+    /// A name's length and lowercased first byte mixed into 0..<64.
+    private static func signature(_ count: Int, _ first: UInt8) -> UInt64 {
+        ((UInt64(min(count, 255)) << 3) ^ UInt64(first)) & 63
+    }
+
+    /// Whether some name could be `bytes[start...]`: one of that length and first byte, as
+    /// far as their signatures tell (most names are told apart here, without comparing them
+    /// with each entry).
+    private func mayHold(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Bool {
+        let count = bytes.count - start
+        guard count > 0 else { return false }
+        return signatures & (1 << Self.signature(count, Self.lowercased(bytes[start]))) != 0
     }
 
     /// Whether `name` is one of the names.
@@ -191,7 +210,13 @@ public struct HeaderNameTable: Sendable {
     /// (`http.query.token` for `token`).
     public func containsLastSegment(of name: String) -> Bool {
         withBytes(of: name) { name in
-            anyEntry { entry in
+            // The candidates: the whole name and what follows each dot.
+            var candidate = mayHold(name, from: 0)
+            for index in name.indices where !candidate && name[index] == UInt8(ascii: ".") {
+                candidate = mayHold(name, from: index + 1)
+            }
+            guard candidate || lengths & 1 != 0 else { return false }
+            return anyEntry { entry in
                 guard name.count >= entry.count else { return false }
                 let start = name.count - entry.count
                 return (start == 0 || name[start - 1] == UInt8(ascii: ".")) && Self.matches(name, at: start, entry)

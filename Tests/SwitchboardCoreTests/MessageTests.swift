@@ -66,6 +66,17 @@ struct MessageTests {
         #expect(!table.containsLastSegment(of: "tokens"))
         #expect(!table.containsLastSegment(of: "ken"))
         #expect(!table.contains("http.query.token"))
+        // Names of a masked name's length whose first byte differs, and the reverse, are
+        // told apart before any comparison; a dotted entry matches after an earlier dot.
+        #expect(!table.containsLastSegment(of: "kokens"))
+        #expect(!table.containsLastSegment(of: "http.query.tokex"))
+        #expect(!table.containsLastSegment(of: "http.toke"))
+        #expect(!table.containsLastSegment(of: "token."))
+        let dotted = HeaderNameTable(["query.token", "x"])
+        #expect(dotted.containsLastSegment(of: "HTTP.Query.Token"))
+        #expect(dotted.containsLastSegment(of: "a.b.X"))
+        #expect(!dotted.containsLastSegment(of: "http.token"))
+        #expect(!dotted.containsLastSegment(of: "xquery.token"))
     }
 
     @Test func removingAMissingHeaderChangesNothing() {
