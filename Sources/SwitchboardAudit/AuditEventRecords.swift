@@ -52,7 +52,9 @@ enum AuditEventRecords {
         tails.reserveCapacity(events.count)
         for index in events.indices {
             let recent = max(0, tails.count - recentMessages)
-            if let group = tails[recent...].lastIndex(where: { events[$0].messageID == events[index].messageID }) {
+            // Events a log gathered start a record: their start cannot take a record's
+            // headers back into its JSON (a second entry start of a message in one batch).
+            if !events[index].role.isGathered, let group = tails[recent...].lastIndex(where: { events[$0].messageID == events[index].messageID }) {
                 next[tails[group]] = index
                 tails[group] = index
             } else {
@@ -103,10 +105,10 @@ enum AuditEventRecords {
                 bytes.append(contentsOf: #","headers":"#.utf8)
                 bytes.append(contentsOf: headers)
                 bytes.append(UInt8(ascii: "}"))
-            } else if events[index].role.isEntryStart, events[index].headers != nil {
+            } else if events[index].role.opensRow, events[index].headers != nil {
                 headersEvent = index
             }
-            if case .entryEnd = events[index].role { endEvent = index }
+            if events[index].role.endFailed != nil { endEvent = index }
             if traceEvent == nil, events[index].traceID != nil { traceEvent = index }
             earliest = min(earliest, events[index].startedAt)
             index = next[index]
@@ -117,7 +119,7 @@ enum AuditEventRecords {
         field(.correlationID) { $0.append(contentsOf: events[head].correlationID.utf8) }
         if let parent = events[head].parentID { field(.parentID) { bytes in parent.withUTF8 { bytes.append(contentsOf: $0) } } }
         if let traceEvent, let trace = events[traceEvent].traceID { field(.traceID) { bytes in trace.withUTF8 { bytes.append(contentsOf: $0) } } }
-        if let endEvent, case .entryEnd(let failed) = events[endEvent].role {
+        if let endEvent, let failed = events[endEvent].role.endFailed {
             field(.entryRoute) { $0.append(contentsOf: events[endEvent].routeID.utf8) }
             field(.status) { $0.append(contentsOf: (failed ? "failed" : "completed").utf8) }
         }

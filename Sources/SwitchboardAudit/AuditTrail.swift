@@ -14,6 +14,9 @@ import Synchronization
 /// exchange, when the engine calls ``settle(_:)`` so the source is acknowledged only once
 /// the exchange's events are committed.
 ///
+/// An exchange a consumer delivers gathers its events in an ``ExchangeLog`` (the trail's
+/// ``scope(for:)``), which goes to the buffer as one event when the route ends.
+///
 /// Who writes: with the SQLite store (unless `audit.sync: full`), an exchange that waits
 /// for its commit has its own event loop write, once the loop has run what it has queued,
 /// everything queued by then (the other waiting exchanges' events too). Such a write only
@@ -94,7 +97,8 @@ public final class AuditTrail: ExchangeObserver, Service {
         /// Exchanges waiting for their events; resumed with true once committed, false when
         /// `deadline` passes first.
         var commitWaiters: [(mark: Int64, deadline: ContinuousClock.Instant, loop: (any EventLoop)?, continuation: CheckedContinuation<Bool, Never>)] = []
-        /// Entry exchanges still running, by message: their events wait here and go to the
+        /// Entry exchanges still running without a log (their events recorded outside the
+        /// engine's scope for them), by message: their events wait here and go to the
         /// queue together with the exchange's end, so the exchange is written as one row
         /// rather than one per commit it spans. They count against the capacity. The ticker
         /// queues those parked longer than ``AuditTrail/parkLimit`` (a long exchange's start
@@ -102,6 +106,11 @@ public final class AuditTrail: ExchangeObserver, Service {
         /// writer can make room).
         var parked: [MessageID: Parked] = [:]
         var parkedEvents = 0
+        /// The logs of entry exchanges running (``ExchangeLog``), in no order: the ticker
+        /// queues what those older than ``AuditTrail/parkLimit`` gathered, as it does parked
+        /// events. They do not count against the capacity: an exchange's gathered events go
+        /// to the queue, waiting for room if need be, when its route ends.
+        var logs: [ExchangeLog] = []
         var stopping = false
         /// The ticker asked for a commit of whatever is queued.
         var kicked = false
@@ -132,8 +141,43 @@ public final class AuditTrail: ExchangeObserver, Service {
             parkedEvents -= exchange.events.count
         }
 
-        /// Moves the exchanges parked since before `cutoff` (all, with nil) to the queue.
-        mutating func unpark(before cutoff: ContinuousClock.Instant?) {
+        mutating func register(_ log: ExchangeLog) {
+            log.slot = logs.count
+            logs.append(log)
+        }
+
+        mutating func unregister(_ log: ExchangeLog) {
+            guard log.slot >= 0, log.slot < logs.count, logs[log.slot] === log else { return }
+            let last = logs.removeLast()
+            if last !== log {
+                logs[log.slot] = last
+                last.slot = log.slot
+            }
+            log.slot = -1
+        }
+
+        /// Queues what the logs registered before `cutoff` (all, with nil) have gathered, and
+        /// takes them off the list: their exchanges' later events go to the queue directly.
+        mutating func takeLogs(before cutoff: ContinuousClock.Instant?) {
+            var index = 0
+            while index < logs.count {
+                let log = logs[index]
+                guard cutoff.map({ log.since < $0 }) ?? true else {
+                    index += 1
+                    continue
+                }
+                unregister(log)
+                if let open = log.takeOpen().open {
+                    queue.append(open)
+                    enqueued += 1
+                }
+            }
+        }
+
+        /// Moves the exchanges parked since before `cutoff` (all, with nil) to the queue,
+        /// with (`logs`) what the logs of those running since then have gathered.
+        mutating func unpark(before cutoff: ContinuousClock.Instant?, logs: Bool = true) {
+            if logs { takeLogs(before: cutoff) }
             guard !parked.isEmpty else { return }
             // Oldest first, so exchanges reach the writer in the order they started.
             var due: [(id: MessageID, since: ContinuousClock.Instant)] = []
@@ -230,7 +274,42 @@ public final class AuditTrail: ExchangeObserver, Service {
 
     public func record(_ event: ExchangeEvent) async {
         guard PendingEvent.keeps(event) else { return }
+        if recordWithoutWaiting(event) { return }
+        // No room. An exchange's end its log gathered waits in the log (taken here); any
+        // other event is built again.
+        if let log = log(of: event), case .ended(let whole) = log.append(event, policy: policy) {
+            await enqueue(whole)
+            return
+        }
         await enqueue(PendingEvent(event, policy: policy))
+    }
+
+    /// The log of the exchange the current task runs, when `event` is its exchange's.
+    private func log(of event: borrowing ExchangeEvent) -> ExchangeLog? {
+        guard let log = ExchangeScope.current as? ExchangeLog, log.trail === self, log.messageID == event.message.id else { return nil }
+        return log
+    }
+
+    /// A log for the exchange's events (see ``ExchangeLog``).
+    public func scope(for messageID: MessageID) -> ExchangeScope? {
+        let log = ExchangeLog(messageID: messageID, trail: self)
+        state.withLock { $0.register(log) }
+        return log
+    }
+
+    /// The route is done with `log`'s exchange: off the list, and what it still holds (the
+    /// route's end did not come to it) to the queue, room or not (a route waits for room when
+    /// it records, not here).
+    func close(_ log: ExchangeLog) {
+        let (wasOpen, open) = log.takeOpen()
+        guard wasOpen else { return }
+        state.withLock { state in
+            state.unregister(log)
+            if let open {
+                state.queue.append(open)
+                state.enqueued += 1
+            }
+        }
     }
 
     /// Step starts are not stored: a step's end carries its start time.
@@ -240,18 +319,34 @@ public final class AuditTrail: ExchangeObserver, Service {
     /// then waits for room).
     public func recordWithoutWaiting(_ event: ExchangeEvent) -> Bool {
         guard PendingEvent.keeps(event) else { return true }
+        if let log = log(of: event) {
+            switch log.append(event, policy: policy) {
+            case .kept:
+                return true
+            case .ended(let whole):
+                var pending: PendingEvent? = whole
+                if tryEnqueue(&pending, closing: log) { return true }
+                // No room: the engine calls `record`, which takes it from the log and waits.
+                if let whole = pending { log.keep(overflow: whole) }
+                return false
+            case .notKept:
+                break
+            }
+        }
         var pending: PendingEvent? = PendingEvent(event, policy: policy)
         return tryEnqueue(&pending)
     }
 
     /// Queues `record` unless the buffer is full, moving it out (nil after); wakes the writer
     /// when it is due. Moved rather than copied: a copy retains all the event holds.
-    private func tryEnqueue(_ record: inout PendingEvent?) -> Bool {
+    /// `closing`: the log that gathered `record`, taken off the list, room or not.
+    private func tryEnqueue(_ record: inout PendingEvent?, closing log: ExchangeLog? = nil) -> Bool {
         guard let role = record?.role, let messageID = record?.messageID else { return true }
         // An entry exchange's start is parked with the time; its later events join it.
         let now: ContinuousClock.Instant? = if case .entryStart = role { .now } else { nil }
         // (false, nil): no room; (true, wake): queued, with what wakes the writer when it is due.
         let (queued, wake) = state.withLock { state -> (Bool, Wake?) in
+            if let log { state.unregister(log) }
             guard state.held < capacity || state.stopping else { return (false, nil) }
             if case .message(let id) = messageID, !state.stopping {
                 if let now {
@@ -266,7 +361,7 @@ public final class AuditTrail: ExchangeObserver, Service {
                 if !state.parked.isEmpty, let slot = state.parked.index(forKey: id) {
                     if let event = record.take() { state.parked.values[slot].events.append(event) }
                     state.parkedEvents += 1
-                    guard case .entryEnd = role else { return (true, nil) }
+                    guard role.endFailed != nil else { return (true, nil) }
                     // The exchange ended: its events go to the writer together.
                     state.unpark(at: slot)
                     return (true, state.queue.count >= wakeThreshold ? state.takeWake() : nil)
@@ -298,9 +393,10 @@ public final class AuditTrail: ExchangeObserver, Service {
                     if state.held < capacity || state.stopping { return (true, nil) }
                     state.roomWaiters.append(continuation)
                     // Parked events cannot be written until their exchanges end, and those may
-                    // be the ones waiting here: they go to the writer now.
+                    // be the ones waiting here: they go to the writer now. (Logs do not count
+                    // against the capacity: they stay.)
                     guard !state.parked.isEmpty else { return (false, nil) }
-                    state.unpark(before: nil)
+                    state.unpark(before: nil, logs: false)
                     return (false, state.takeWake())
                 }
                 if let wake { wakeWriter(wake) }

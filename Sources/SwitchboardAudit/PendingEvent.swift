@@ -40,10 +40,41 @@ struct PendingEvent: Sendable {
         case entryStart
         /// The end of that route.
         case entryEnd(failed: Bool)
+        /// An entry route's start and the events after it that its ``ExchangeLog`` gathered,
+        /// queued before the route ended (it ran long, or the node flushes): the end comes
+        /// as an `entryEnd` of its own.
+        case entryOpen
+        /// An entry route from start to end, gathered by its ``ExchangeLog``.
+        case entryWhole(failed: Bool)
         case other
 
         var isEntryStart: Bool {
             if case .entryStart = self { true } else { false }
+        }
+
+        /// Whether the event holds its entry route's start, whose header snapshot is the row's.
+        var opensRow: Bool {
+            switch self {
+            case .entryStart, .entryOpen, .entryWhole: true
+            case .entryEnd, .other: false
+            }
+        }
+
+        /// The entry route's end: whether it failed; nil when the event holds no end.
+        var endFailed: Bool? {
+            switch self {
+            case .entryEnd(let failed), .entryWhole(let failed): failed
+            case .entryStart, .entryOpen, .other: nil
+            }
+        }
+
+        /// Whether the event holds several events of its exchange, gathered by its log: its
+        /// record is not merged into another's.
+        var isGathered: Bool {
+            switch self {
+            case .entryOpen, .entryWhole: true
+            case .entryStart, .entryEnd, .other: false
+            }
         }
     }
 
@@ -54,8 +85,9 @@ struct PendingEvent: Sendable {
     var routeID: String
     var role: Role
     var startedAt: Int64
-    /// `,` and the event's JSON object: the writer joins a row's events by appending them,
-    /// turning the first one's leading comma into the array's `[`.
+    /// `,` and the event's JSON object (or, gathered, several joined the same way): the
+    /// writer joins a row's events by appending them, turning the first one's leading comma
+    /// into the array's `[`.
     var json: [UInt8]
     /// An entry route's start: its header snapshot, which the row keeps in a column of its
     /// own (and queries search) rather than in `json`.
@@ -69,79 +101,29 @@ struct PendingEvent: Sendable {
     /// The event as the trail stores it (one it ``keeps(_:)``). Not failable: a failable
     /// initializer built the event aside and then copied it, retaining all it holds.
     init(_ event: borrowing ExchangeEvent, policy: AuditPolicy) {
-        let isRoute = event.step == nil
-        let micros = event.duration.map { Int64($0.components.seconds) * 1_000_000 + $0.components.attoseconds / 1_000_000_000_000 }
-        let entry = isRoute && event.callDepth == 0
+        let shape = EventShape(event)
+        self.init(ids: event, shape: shape, policy: policy)
+        var writer = StoredEventWriter(capacity: shape.capacity(event, policy: policy))
+        shape.append(event, policy: policy, to: &writer)
+        json = writer.finish()
+    }
+
+    /// The event's ids, role and start, and the row's header snapshot when it is an entry
+    /// route's start; no JSON yet.
+    init(ids event: borrowing ExchangeEvent, shape: EventShape, policy: AuditPolicy) {
         messageID = .message(event.message.id)
         correlationID = event.message.correlationID
         parentID = event.message.parentID.map { .message($0) }
         traceID = event.message.trace.map { .trace($0) }
         routeID = event.routeID
-        startedAt = event.timestampMicros - (micros ?? 0)
-        role = switch (entry, event.phase) {
-        case (true, .started): .entryStart
-        case (true, .completed): .entryEnd(failed: false)
-        case (true, .failed): .entryEnd(failed: true)
-        default: .other
-        }
-
-        // What the event snapshots: a route's start, the message as it arrived; a step's end,
-        // what the step changed. A choice or filter changes nothing itself; the steps inside
-        // it record their changes.
-        var snapshotHeaders = false
-        var snapshotBody = false
-        switch event.phase {
-        case .started:
-            snapshotHeaders = true
-            snapshotBody = true
-        case .completed:
-            if !isRoute, let input = event.input, let kind = event.step?.kind, kind != "choice", kind != "filter" {
-                snapshotHeaders = input.headers != event.message.headers
-                snapshotBody = input.body != event.message.body
-            }
-        case .failed:
-            break
-        }
-        if snapshotHeaders, entry {
+        startedAt = shape.startedAt
+        role = shape.role
+        json = []
+        if shape.rowHeaders {
             var snapshot = ByteWriter(capacity: event.message.headers.count * 64)
             policy.appendSnapshot(event.message.headers, to: &snapshot)
             headers = snapshot.array()
-            snapshotHeaders = false
         }
-
-        let bodyBytes = snapshotBody ? min(event.message.body.readableBytes, policy.body.prefixBytes) : 0
-        var writer = StoredEventWriter(capacity: 256 + (snapshotHeaders ? event.message.headers.count * 64 : 0) + bodyBytes + bodyBytes / 8)
-        writer.bytes.append(UInt8(ascii: ","))
-        writer.open(route: event.routeID, entry: entry, kind: event.step?.kind ?? "route")
-        if let step = event.step {
-            writer.number("stepIndex", Int64(step.index))
-            writer.field("step", step.path)
-            writer.field("endpoint", step.endpoint)
-        }
-        writer.field("phase", event.phase.rawValue)
-        writer.number("startedAt", startedAt)
-        if let micros { writer.number("durationMicros", micros) }
-        writer.field("error", event.error)
-        writer.field("detail", event.detail)
-        if snapshotHeaders {
-            writer.key("headers")
-            policy.appendSnapshot(event.message.headers, to: &writer.bytes)
-        }
-        if snapshotBody {
-            event.message.body.withUnsafeReadableBytes { body in
-                if policy.body.hash {
-                    writer.key("bodyHash")
-                    writer.bytes.append(UInt8(ascii: "\""))
-                    SHA256.appendHex(body, to: &writer.bytes)
-                    writer.bytes.append(UInt8(ascii: "\""))
-                }
-                if policy.body.prefixBytes > 0 {
-                    writer.bodyPrefix(UnsafeRawBufferPointer(rebasing: body.prefix(policy.body.prefixBytes)))
-                }
-            }
-        }
-        writer.close(bodyChanged: snapshotBody, bodySizeIn: event.input?.body.readableBytes, bodySize: event.message.body.readableBytes)
-        json = writer.finish()
     }
 
     /// A record made elsewhere (tests, `AuditStore.append(_ records:)`), held like an event.
@@ -164,6 +146,104 @@ struct PendingEvent: Sendable {
         }
         json = [UInt8(ascii: ",")]
         record.appendStoredJSON(to: &json, headers: headers == nil)
+    }
+}
+
+/// What the trail stores of one event, worked out before its JSON is written.
+struct EventShape {
+    let entry: Bool
+    let micros: Int64?
+    let startedAt: Int64
+    let role: PendingEvent.Role
+    /// An entry route's start: the header snapshot goes to the row, not into the JSON.
+    let rowHeaders: Bool
+    /// The header snapshot goes into the event's JSON.
+    let headers: Bool
+    let body: Bool
+
+    init(_ event: borrowing ExchangeEvent) {
+        let isRoute = event.step == nil
+        micros = event.duration.map { Int64($0.components.seconds) * 1_000_000 + $0.components.attoseconds / 1_000_000_000_000 }
+        entry = isRoute && event.callDepth == 0
+        startedAt = event.timestampMicros - (micros ?? 0)
+        role = switch (entry, event.phase) {
+        case (true, .started): .entryStart
+        case (true, .completed): .entryEnd(failed: false)
+        case (true, .failed): .entryEnd(failed: true)
+        default: .other
+        }
+        // What the event snapshots: a route's start, the message as it arrived; a step's end,
+        // what the step changed. A choice or filter changes nothing itself; the steps inside
+        // it record their changes.
+        var headers = false
+        var body = false
+        switch event.phase {
+        case .started:
+            headers = true
+            body = true
+        case .completed:
+            if !isRoute, let input = event.input, let kind = event.step?.kind, kind != "choice", kind != "filter" {
+                headers = input.headers != event.message.headers
+                body = input.body != event.message.body
+            }
+        case .failed:
+            break
+        }
+        rowHeaders = headers && entry
+        self.headers = headers && !entry
+        self.body = body
+    }
+
+    /// Room for the event's JSON, so it rarely grows.
+    func capacity(_ event: borrowing ExchangeEvent, policy: AuditPolicy) -> Int {
+        let bodyBytes = body ? min(event.message.body.readableBytes, policy.body.prefixBytes) : 0
+        return 256 + (headers ? event.message.headers.count * 64 : 0) + bodyBytes + bodyBytes / 8
+    }
+
+    /// Appends `,` and the event's JSON object.
+    func append(_ event: borrowing ExchangeEvent, policy: AuditPolicy, to writer: inout StoredEventWriter) {
+        writer.bytes.append(UInt8(ascii: ","))
+        if let step = event.step {
+            if step.routeID == event.routeID {
+                step.jsonFields.withUnsafeBufferPointer { writer.bytes.appendBytes($0) }
+            } else {
+                writer.open(route: event.routeID, entry: entry, kind: step.kind)
+                writer.number("stepIndex", Int64(step.index))
+                writer.field("step", step.path)
+                writer.field("endpoint", step.endpoint)
+            }
+        } else {
+            writer.open(route: event.routeID, entry: entry, kind: "route")
+        }
+        writer.field("phase", event.phase.rawValue)
+        writer.number("startedAt", startedAt)
+        if let micros { writer.number("durationMicros", micros) }
+        writer.field("error", event.error)
+        writer.field("detail", event.detail)
+        if headers {
+            writer.key("headers")
+            policy.appendSnapshot(event.message.headers, to: &writer.bytes)
+        }
+        if body {
+            event.message.body.withUnsafeReadableBytes { body in
+                // A body stored whole (the usual one: up to 4 KiB) is hashed when it is read
+                // back, from the stored bytes, which are the body: `bodyHashed` says to.
+                let storedWhole = body.count <= policy.body.prefixBytes
+                if policy.body.hash, !storedWhole {
+                    writer.key("bodyHash")
+                    writer.bytes.append(UInt8(ascii: "\""))
+                    SHA256.appendHex(body, to: &writer.bytes)
+                    writer.bytes.append(UInt8(ascii: "\""))
+                }
+                if policy.body.prefixBytes > 0 {
+                    writer.bodyPrefix(UnsafeRawBufferPointer(rebasing: body.prefix(policy.body.prefixBytes)))
+                }
+                if policy.body.hash, storedWhole {
+                    writer.raw(#","bodyHashed":true"#)
+                }
+            }
+        }
+        writer.close(bodyChanged: body, bodySizeIn: event.input?.body.readableBytes, bodySize: event.message.body.readableBytes)
     }
 }
 

@@ -9,6 +9,9 @@ extension AuditRecord {
     enum CodingKeys: String, CodingKey {
         case sequence, messageId, correlationId, parentId, traceId, route, entry, kind, stepIndex, step, endpoint, phase
         case startedAt, durationMicros, error, detail, headers, bodyHash, bodyText, bodyBase64, bodyChanged, bodySizeIn, bodySize
+        /// Stored events only: the body is stored whole and its hash is that of the stored
+        /// bytes (worked out here rather than on every exchange).
+        case bodyHashed
     }
 
     public init(from decoder: any Decoder) throws {
@@ -18,6 +21,10 @@ extension AuditRecord {
             prefix = Array(text.utf8)
         } else if let base64 = try container.decodeIfPresent(String.self, forKey: .bodyBase64) {
             prefix = Data(base64Encoded: base64).map { Array($0) }
+        }
+        var bodyHash = try container.decodeIfPresent(String.self, forKey: .bodyHash)
+        if bodyHash == nil, let prefix, try container.decodeIfPresent(Bool.self, forKey: .bodyHashed) == true {
+            bodyHash = prefix.withUnsafeBytes { SHA256.hex($0) }
         }
         var headers: String?
         if let pairs = try container.decodeIfPresent([[String]].self, forKey: .headers) {
@@ -45,7 +52,7 @@ extension AuditRecord {
             error: try container.decodeIfPresent(String.self, forKey: .error),
             detail: try container.decodeIfPresent(String.self, forKey: .detail),
             headers: headers,
-            bodyHash: try container.decodeIfPresent(String.self, forKey: .bodyHash),
+            bodyHash: bodyHash,
             bodyPrefix: prefix,
             bodyChanged: try container.decodeIfPresent(Bool.self, forKey: .bodyChanged) ?? false,
             bodySizeIn: try container.decodeIfPresent(Int.self, forKey: .bodySizeIn),

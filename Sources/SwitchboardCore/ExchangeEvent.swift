@@ -10,6 +10,7 @@ public struct StepInfo: Sendable, Hashable {
         let kind: String
         let endpoint: String?
         let location: SourceLocation?
+        let jsonFields: [UInt8]
 
         init(routeID: String, index: Int, path: String, kind: String, endpoint: String?, location: SourceLocation?) {
             self.routeID = routeID
@@ -18,6 +19,20 @@ public struct StepInfo: Sendable, Hashable {
             self.kind = kind
             self.endpoint = endpoint
             self.location = location
+            var json: [UInt8] = []
+            appendStatic(#"{"route":"#, to: &json)
+            appendJSONQuoted(routeID, to: &json)
+            appendStatic(#","entry":false,"kind":"#, to: &json)
+            appendJSONQuoted(kind, to: &json)
+            appendStatic(#","stepIndex":"#, to: &json)
+            json += String(index).utf8
+            appendStatic(#","step":"#, to: &json)
+            appendJSONQuoted(path, to: &json)
+            if let endpoint {
+                appendStatic(#","endpoint":"#, to: &json)
+                appendJSONQuoted(endpoint, to: &json)
+            }
+            jsonFields = json
         }
     }
 
@@ -38,6 +53,10 @@ public struct StepInfo: Sendable, Hashable {
     }
     /// Where the step is written.
     public var location: SourceLocation? { storage.location }
+    /// The opening of the JSON object of an event of this step, made once when the step is
+    /// compiled: `{"route":…,"entry":false,"kind":…,"stepIndex":…,"step":…` and `,"endpoint":…`
+    /// when there is one (the audit trail writes this for every step of every exchange).
+    public var jsonFields: [UInt8] { storage.jsonFields }
 
     public init(routeID: String, index: Int, path: String, kind: String, endpoint: String? = nil, location: SourceLocation? = nil) {
         storage = Storage(routeID: routeID, index: index, path: path, kind: kind, endpoint: endpoint, location: location)

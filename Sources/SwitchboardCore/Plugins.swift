@@ -106,10 +106,32 @@ public protocol ExchangeObserver: Sendable {
     /// - Throws: When the events cannot be stored in time; the exchange then fails and its
     ///   source is not acknowledged.
     func settle(_ messageID: MessageID) async throws
+
+    /// A scope of the observer's own for a message a consumer delivers to its entry route,
+    /// or nil (the default). The engine makes it ``ExchangeScope/current`` while the route
+    /// runs, and ends it when the route is done, before ``settle(_:)``: the audit trail
+    /// gathers the exchange's events there instead of looking the exchange up for each.
+    /// The engine takes the first observer's scope that is not nil.
+    func scope(for messageID: MessageID) -> ExchangeScope?
+}
+
+/// What an observer keeps for one exchange while its entry route runs (see
+/// ``ExchangeObserver/scope(for:)``). Tasks the route starts see it too: an observer
+/// checks that an event is of the scope's own exchange before using it.
+open class ExchangeScope: @unchecked Sendable {
+    /// The scope of the exchange the current task runs, if its observer gave one.
+    @TaskLocal public static var current: ExchangeScope?
+
+    public init() {}
+
+    /// Called once the route is done with the exchange, whether it completed or failed.
+    open func end() {}
 }
 
 extension ExchangeObserver {
     public func settle(_ messageID: MessageID) async throws {}
+
+    public func scope(for messageID: MessageID) -> ExchangeScope? { nil }
 
     public func recordWithoutWaiting(_ event: ExchangeEvent) -> Bool { false }
 

@@ -33,6 +33,14 @@ public struct ObserverSet: Sendable {
         }
     }
 
+    /// The first observer's scope for an exchange delivered to its entry route.
+    func scope(for messageID: MessageID) -> ExchangeScope? {
+        for observer in observers {
+            if let scope = observer.scope(for: messageID) { return scope }
+        }
+        return nil
+    }
+
     /// Waits until every observer has stored what it was told about `messageID`.
     func settle(_ messageID: MessageID) async throws {
         for observer in observers {

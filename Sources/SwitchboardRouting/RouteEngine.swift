@@ -192,7 +192,7 @@ public final class RouteEngine: Service, Sendable {
         do {
             let result: Exchange
             do {
-                result = try await route.execute(exchange)
+                result = try await execute(route, exchange)
             } catch var failure as StepFailure {
                 if let target = deadLetterTarget(for: route, deadLetters) {
                     failure.deadLetter = await handOver(exchange.message, failure, route: route, to: target)
@@ -229,6 +229,13 @@ public final class RouteEngine: Service, Sendable {
             logger.error("exchange failed", metadata: metadata)
             throw error
         }
+    }
+
+    /// Runs the entry route within the observers' scope for the exchange, if one gave one.
+    private func execute(_ route: CompiledRoute, _ exchange: Exchange) async throws -> Exchange {
+        guard let scope = observers.scope(for: exchange.message.id) else { return try await route.execute(exchange) }
+        defer { scope.end() }
+        return try await ExchangeScope.$current.withValue(scope) { try await route.execute(exchange) }
     }
 
     public func run() async throws {

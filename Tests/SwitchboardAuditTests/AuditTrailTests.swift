@@ -340,4 +340,40 @@ struct AuditHarness {
         #expect(AuditPolicy.BodySnapshot(parsing: "hash+8KiB") == AuditPolicy.BodySnapshot(hash: true, prefixBytes: 8192))
         #expect(AuditPolicy.BodySnapshot(parsing: "everything") == nil)
     }
+
+    /// A body no larger than the stored prefix is stored whole, and its hash is worked out
+    /// from the stored bytes when it is read: the events files hold no hash for it, the
+    /// trace shows the body's hash as before. Without `hash` in the policy, no hash.
+    @Test func aBodyStoredWholeIsHashedWhenReadBack() async throws {
+        let bodies: [[UInt8]] = [Array("héllo".utf8), [0xFF, 0x00, 0x01], []]
+        for hash in [true, false] {
+            let path = temporarySQLitePath()
+            let harness = try AuditHarness(
+                Self.routes, policy: AuditPolicy(body: AuditPolicy.BodySnapshot(hash: hash, prefixBytes: 4096)),
+                store: SQLiteAuditStore(path: path)
+            )
+            try await harness.run {
+                for body in bodies {
+                    let message = Message(headers: Headers([("X-Region", "EU")]), body: ByteBuffer(bytes: body))
+                    _ = try await harness.engine.process(routeID: "orders", Exchange(message: message, pattern: .inOut))
+                    let trace = try await harness.trace(message.id)
+                    let start = try #require(trace.events.first { $0.phase == "started" })
+                    #expect(start.bodyPrefix == body)
+                    #expect(start.bodyHash == (hash ? body.withUnsafeBytes { SHA256.hex($0) } : nil), "\(body)")
+                    // The echo step changed the body: its end has the new body and its hash.
+                    let echo = try #require(trace.events.first { $0.stepKind == "to" })
+                    let echoed = Array(("echo:" + String(decoding: body, as: UTF8.self)).utf8)
+                    #expect(echo.bodyPrefix == echoed)
+                    #expect(echo.bodyHash == (hash ? echoed.withUnsafeBytes { SHA256.hex($0) } : nil))
+                }
+            }
+            var stored: [UInt8] = []
+            for file in try FileManager.default.contentsOfDirectory(atPath: path + "-events") {
+                stored += try Array(Data(contentsOf: URL(fileURLWithPath: path + "-events/" + file)))
+            }
+            let text = String(decoding: stored, as: UTF8.self)
+            #expect(!text.contains("\"bodyHash\""))
+            #expect(text.contains("\"bodyHashed\":true") == hash)
+        }
+    }
 }

@@ -187,21 +187,30 @@ final class CountingSQLiteStore: BlockingAuditStore {
 
     @Test func aRouteWaitsForRoomWhenTheBufferIsFull() async throws {
         let store = GatedStore()
-        let trail = AuditTrail(store: store, capacity: 2, retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
+        let trail = AuditTrail(store: store, capacity: 1, retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
         let writer = Task { try await trail.run() }
         defer { writer.cancel() }
         let engine = try RouteLoader(catalog: AdapterCatalog([]), observers: [trail], logger: Self.logger, environment: [:])
             .load(sources: [(Self.quickRoute, "routes.yaml")])
-        let call = Task {
-            try await engine.process(routeID: "quick", Exchange(message: Message(body: ByteBuffer(string: "go")), pattern: .inOut))
+        // An exchange's events go to the buffer together when its route ends (its log): the
+        // first exchange fills it, and the second's end waits for room.
+        let first = Task {
+            try await engine.process(routeID: "quick", Exchange(message: Message(body: ByteBuffer(string: "one")), pattern: .inOut))
         }
-        // Route start and the step's end fill the buffer; the route's end waits for room.
-        for _ in 0..<100 where trail.bufferDepth < 2 { try await Task.sleep(for: .milliseconds(10)) }
-        try await Task.sleep(for: .milliseconds(100))
-        #expect(trail.bufferDepth == 2)
+        for _ in 0..<100 where trail.bufferDepth < 1 { try await Task.sleep(for: .milliseconds(10)) }
+        let secondEnded = AsyncValue<Void>()
+        let second = Task {
+            let reply = try await engine.process(routeID: "quick", Exchange(message: Message(body: ByteBuffer(string: "two")), pattern: .inOut))
+            secondEnded.set(())
+            return reply
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(trail.bufferDepth == 1, "the second exchange's events were queued past the buffer's capacity")
+        #expect(secondEnded.current == nil)
         store.open()
-        #expect(try await call.value.message.bodyString == "done")
-        #expect(store.committed.map(\.phase) == ["started", "completed", "completed"])
+        #expect(try await first.value.message.bodyString == "done")
+        #expect(try await second.value.message.bodyString == "done")
+        #expect(store.committed.map(\.phase) == ["started", "completed", "completed", "started", "completed", "completed"])
         trail.stop()
     }
 
@@ -613,16 +622,135 @@ final class CountingSQLiteStore: BlockingAuditStore {
         let events = Self.exchangeEvents(message)
         #expect(trail.recordWithoutWaiting(events.start))
         // The ticker queues it once it has been parked past the limit.
+        #expect(try await Self.firstStored(message, in: store).first?.events.map(\.phase) == ["started"])
+        // Its later events are queued directly, in a row of their own.
+        for event in [events.step, events.end] { #expect(trail.recordWithoutWaiting(event)) }
+        try await trail.settle(message.id)
+        #expect(try await store.rows(of: message.id.description) == 2)
+        trail.stop()
+    }
+
+    /// The message's traces once the store has any (up to 4 s).
+    static func firstStored(_ message: Message, in store: CountingSQLiteStore) async throws -> [Trace] {
         var stored: [Trace] = []
         for _ in 0..<200 where stored.isEmpty {
             try await Task.sleep(for: .milliseconds(20))
             stored = try await store.traces(TraceQuery(messageID: message.id.description))
         }
-        #expect(stored.first?.events.map(\.phase) == ["started"])
+        return stored
+    }
+
+    /// Records `events` as the engine does for an entry route run within the trail's scope
+    /// for `message` (its ``ExchangeLog``), and ends the scope.
+    static func recordInScope(_ trail: AuditTrail, _ message: Message, _ events: [ExchangeEvent]) -> [Bool] {
+        let scope = trail.scope(for: message.id)
+        defer { scope?.end() }
+        return ExchangeScope.$current.withValue(scope) { events.map { trail.recordWithoutWaiting($0) } }
+    }
+
+    @Test func anExchangesLogGoesToTheBufferWholeWhenItsRouteEnds() async throws {
+        let (store, trail, writer) = try Self.runningSQLiteTrail()
+        defer { writer.cancel() }
+        let message = Message(headers: ["X-Region": "EU"], body: ByteBuffer(string: "whole"))
+        let events = Self.exchangeEvents(message)
+        let scope = try #require(trail.scope(for: message.id))
+        ExchangeScope.$current.withValue(scope) {
+            #expect(trail.recordWithoutWaiting(events.start))
+            #expect(trail.recordWithoutWaiting(events.step))
+            // Gathered in the log: nothing in the buffer until the route ends.
+            #expect(trail.bufferDepth == 0)
+            #expect(trail.recordWithoutWaiting(events.end))
+        }
+        scope.end()
+        // The three events are one in the buffer, and one record and row in the store.
+        #expect(trail.bufferDepth == 1)
+        try await trail.settle(message.id)
+        #expect(store.batches == [1])
+        #expect(try await store.rows(of: message.id.description) == 1)
+        let trace = try #require(try await store.traces(TraceQuery(messageID: message.id.description)).first)
+        #expect(trace.events.map(\.phase) == ["started", "completed", "completed"])
+        #expect(trace.events.filter { $0.stepKind == "set-body" }.count == 1)
+        // The arrival headers went to the row and read back onto the route's start.
+        #expect(trace.events.first?.headerPairs == [["X-Region", "EU"]])
+        #expect(trace.status == "ok")
+        trail.stop()
+    }
+
+    @Test func eventsOfOtherMessagesOrAfterTheEndDoNotGoIntoTheLog() async throws {
+        let (store, trail, writer) = try Self.runningSQLiteTrail()
+        defer { writer.cancel() }
+        let message = Message(body: ByteBuffer(string: "parent"))
+        let child = Message(body: ByteBuffer(string: "child"))
+        let events = Self.exchangeEvents(message)
+        let childStep = Self.exchangeEvents(child).step
+        let late = Self.exchangeEvents(message).step
+        let scope = try #require(trail.scope(for: message.id))
+        ExchangeScope.$current.withValue(scope) {
+            #expect(trail.recordWithoutWaiting(events.start))
+            // A child's event (a split part's task sees the scope too) is queued on its own.
+            #expect(trail.recordWithoutWaiting(childStep))
+            #expect(trail.bufferDepth == 1)
+            #expect(trail.recordWithoutWaiting(events.end))
+            #expect(trail.bufferDepth == 2)
+            // After the end (a dead letter's event), the log takes nothing more.
+            #expect(trail.recordWithoutWaiting(late))
+            #expect(trail.bufferDepth == 3)
+        }
+        scope.end()
+        try await trail.settle(message.id)
+        let trace = try #require(try await store.traces(TraceQuery(messageID: message.id.description)).first)
+        #expect(trace.events.map(\.phase) == ["started", "completed", "completed"])
+        #expect(try await store.traces(TraceQuery(messageID: child.id.description)).first?.events.count == 1)
+        trail.stop()
+    }
+
+    @Test func aLongExchangesLogIsQueuedBeforeItsRouteEnds() async throws {
+        let (store, trail, writer) = try Self.runningSQLiteTrail()
+        defer { writer.cancel() }
+        let message = Message(body: ByteBuffer(string: "long"))
+        let events = Self.exchangeEvents(message)
+        let scope = try #require(trail.scope(for: message.id))
+        ExchangeScope.$current.withValue(scope) { #expect(trail.recordWithoutWaiting(events.start)) }
+        // The ticker queues what the log holds once it is older than the limit.
+        #expect(try await Self.firstStored(message, in: store).first?.events.map(\.phase) == ["started"])
         // Its later events are queued directly, in a row of their own.
-        for event in [events.step, events.end] { #expect(trail.recordWithoutWaiting(event)) }
+        ExchangeScope.$current.withValue(scope) {
+            for event in [events.step, events.end] { #expect(trail.recordWithoutWaiting(event)) }
+        }
+        scope.end()
         try await trail.settle(message.id)
         #expect(try await store.rows(of: message.id.description) == 2)
+        let trace = try #require(try await store.traces(TraceQuery(messageID: message.id.description)).first)
+        #expect(trace.events.map(\.phase) == ["started", "completed", "completed"])
+        trail.stop()
+    }
+
+    @Test func aLogWhoseRouteNeverEndedIsQueuedWhenItsScopeEnds() async throws {
+        let (store, trail, writer) = try Self.runningSQLiteTrail()
+        defer { writer.cancel() }
+        let message = Message(body: ByteBuffer(string: "cut"))
+        let events = Self.exchangeEvents(message)
+        #expect(Self.recordInScope(trail, message, [events.start, events.step]) == [true, true])
+        #expect(trail.bufferDepth == 1)
+        #expect(await trail.flush(timeout: .seconds(10)))
+        let trace = try #require(try await store.traces(TraceQuery(messageID: message.id.description)).first)
+        #expect(trace.events.map(\.phase) == ["started", "completed"])
+        // A scope whose route recorded nothing leaves nothing.
+        #expect(Self.recordInScope(trail, Message(body: ByteBuffer(string: "none")), []) == [])
+        #expect(trail.bufferDepth == 0)
+        trail.stop()
+    }
+
+    @Test func flushStoresWhatTheLogsOfExchangesStillRunningHold() async throws {
+        let (store, trail, writer) = try Self.runningSQLiteTrail()
+        defer { writer.cancel() }
+        let message = Message(body: ByteBuffer(string: "running"))
+        let scope = try #require(trail.scope(for: message.id))
+        ExchangeScope.$current.withValue(scope) { #expect(trail.recordWithoutWaiting(Self.exchangeEvents(message).start)) }
+        #expect(await trail.flush(timeout: .seconds(10)))
+        #expect(store.batches == [1])
+        #expect(try await store.traces(TraceQuery(messageID: message.id.description)).first?.events.map(\.phase) == ["started"])
+        scope.end()
         trail.stop()
     }
 
