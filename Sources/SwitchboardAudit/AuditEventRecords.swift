@@ -103,7 +103,7 @@ enum AuditEventRecords {
             }
             if inline, let headers = events[index].headers {
                 bytes.append(contentsOf: #","headers":"#.utf8)
-                bytes.append(contentsOf: headers)
+                headers.withUnsafeBufferPointer { bytes.append(contentsOf: $0) }
                 bytes.append(UInt8(ascii: "}"))
             } else if events[index].role.opensRow, events[index].headers != nil {
                 headersEvent = index
@@ -123,7 +123,9 @@ enum AuditEventRecords {
             field(.entryRoute) { $0.append(contentsOf: events[endEvent].routeID.utf8) }
             field(.status) { $0.append(contentsOf: (failed ? "failed" : "completed").utf8) }
         }
-        if let headersEvent, let headers = events[headersEvent].headers { field(.headers) { $0.append(contentsOf: headers) } }
+        if let headersEvent, let headers = events[headersEvent].headers {
+            field(.headers) { bytes in headers.withUnsafeBufferPointer { bytes.append(contentsOf: $0) } }
+        }
         let total = bytes.count + trailerBytes - start
         guard total < Int(absent) else {
             bytes.removeLast(bytes.count - start)

@@ -88,10 +88,13 @@ struct PendingEvent: Sendable {
     /// `,` and the event's JSON object (or, gathered, several joined the same way): the
     /// writer joins a row's events by appending them, turning the first one's leading comma
     /// into the array's `[`.
-    var json: [UInt8]
+    var json: WrittenBytes
     /// An entry route's start: its header snapshot, which the row keeps in a column of its
     /// own (and queries search) rather than in `json`.
-    var headers: [UInt8]?
+    var headers: WrittenBytes?
+
+    /// The JSON of an event whose log writes it.
+    private static let noJSON = WrittenBytes.copy(of: [])
 
     /// Whether the trail keeps `event`: not a step's start.
     static func keeps(_ event: borrowing ExchangeEvent) -> Bool {
@@ -118,11 +121,11 @@ struct PendingEvent: Sendable {
         routeID = event.routeID
         startedAt = shape.startedAt
         role = shape.role
-        json = []
+        json = Self.noJSON
         if shape.rowHeaders {
             var snapshot = ByteWriter(capacity: event.message.headers.count * 64)
             policy.appendSnapshot(event.message.headers, to: &snapshot)
-            headers = snapshot.array()
+            headers = snapshot.written()
         }
     }
 
@@ -142,10 +145,9 @@ struct PendingEvent: Sendable {
         default: .other
         }
         if case .entryStart = role, let headers = record.headers {
-            self.headers = Array(headers.utf8)
+            self.headers = WrittenBytes.copy(of: Array(headers.utf8))
         }
-        json = [UInt8(ascii: ",")]
-        record.appendStoredJSON(to: &json, headers: headers == nil)
+        json = record.storedJSON(headers: headers == nil)
     }
 }
 
@@ -257,9 +259,9 @@ struct StoredEventWriter: ~Copyable {
         bytes = ByteWriter(capacity: capacity)
     }
 
-    /// The JSON written, as an array.
-    consuming func finish() -> [UInt8] {
-        bytes.array()
+    /// The JSON written, in the writer's memory.
+    consuming func finish() -> WrittenBytes {
+        bytes.written()
     }
 
     mutating func open(route: String, entry: Bool, kind: String) {

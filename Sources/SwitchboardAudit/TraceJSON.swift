@@ -136,13 +136,13 @@ extension Trace {
 }
 
 extension AuditRecord {
-    /// The event as stored in a row of the store: the JSON of ``encode(to:)`` without the
-    /// message's ids (the row has them) and without the sequence (the row's). With
-    /// `headers: false` the header snapshot is left out (an entry route's start: its row
-    /// keeps it in a column of its own).
-    func appendStoredJSON(to json: inout [UInt8], headers includeHeaders: Bool) {
-        var writer = StoredEventWriter(capacity: json.count + 256)
-        json.withUnsafeBufferPointer { writer.bytes.appendBytes($0) }
+    /// `,` and the event as stored in a row of the store: the JSON of ``encode(to:)``
+    /// without the message's ids (the row has them) and without the sequence (the row's).
+    /// With `headers: false` the header snapshot is left out (an entry route's start: its
+    /// row keeps it in a column of its own).
+    func storedJSON(headers includeHeaders: Bool) -> WrittenBytes {
+        var writer = StoredEventWriter(capacity: 256 + (bodyPrefix?.count ?? 0) * 9 / 8)
+        writer.bytes.append(UInt8(ascii: ","))
         writer.open(route: routeID, entry: entry, kind: stepKind ?? "route")
         if let stepIndex { writer.number("stepIndex", Int64(stepIndex)) }
         writer.field("step", stepPath)
@@ -162,7 +162,7 @@ extension AuditRecord {
             bodyPrefix.withUnsafeBytes { writer.bodyPrefix($0) }
         }
         writer.close(bodyChanged: bodyChanged, bodySizeIn: bodySizeIn, bodySize: bodySize)
-        json = writer.finish()
+        return writer.finish()
     }
 
     /// The events of one stored row, with the row's ids and sequence filled in, and the

@@ -80,4 +80,42 @@ public struct ByteWriter: ~Copyable, ByteSink {
     public consuming func array() -> [UInt8] {
         [UInt8](UnsafeBufferPointer(start: base, count: count))
     }
+
+    /// The bytes written, in the writer's own memory, handed over without a copy.
+    public consuming func written() -> WrittenBytes {
+        let written = WrittenBytes(base: base, count: count)
+        discard self
+        return written
+    }
 }
+
+/// Bytes a ``ByteWriter`` wrote, in its memory, freed with the last reference: the audit
+/// trail hands an exchange's events from the writer that built them to the one that writes
+/// them to a file without copying them into an array on the way.
+///
+/// `@unchecked Sendable`: the bytes never change once written.
+public final class WrittenBytes: @unchecked Sendable {
+    private let base: UnsafeMutablePointer<UInt8>
+    public let count: Int
+
+    init(base: UnsafeMutablePointer<UInt8>, count: Int) {
+        self.base = base
+        self.count = count
+    }
+
+    /// A copy of `bytes`.
+    public static func copy(of bytes: [UInt8]) -> WrittenBytes {
+        var writer = ByteWriter(capacity: bytes.count)
+        bytes.withUnsafeBufferPointer { writer.appendBytes($0) }
+        return writer.written()
+    }
+
+    deinit {
+        free(base)
+    }
+
+    public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: base, count: count))
+    }
+}
+

@@ -176,5 +176,13 @@ struct MessageTests {
         #expect(written == array)
         #expect(String(decoding: written.prefix(9), as: UTF8.self) == #""plain",|"#)
         #expect(written.count > 6000)
+        // Handed over in its own memory, the same bytes.
+        var second = ByteWriter(capacity: 1)
+        array.withUnsafeBufferPointer { second.appendBytes($0) }
+        let owned = second.written()
+        #expect(owned.count == array.count)
+        #expect(owned.withUnsafeBufferPointer(Array.init) == array)
+        #expect(WrittenBytes.copy(of: array).withUnsafeBufferPointer(Array.init) == array)
+        #expect(WrittenBytes.copy(of: []).count == 0)
     }
 }
