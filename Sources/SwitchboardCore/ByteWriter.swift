@@ -118,4 +118,3 @@ public final class WrittenBytes: @unchecked Sendable {
         try body(UnsafeBufferPointer(start: base, count: count))
     }
 }
-

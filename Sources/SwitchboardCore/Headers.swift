@@ -215,6 +215,7 @@ public struct HeaderNameTable: Sendable {
             for index in name.indices where !candidate && name[index] == UInt8(ascii: ".") {
                 candidate = mayHold(name, from: index + 1)
             }
+            // (An empty name, were there one, would match every name ending with a dot.)
             guard candidate || lengths & 1 != 0 else { return false }
             return anyEntry { entry in
                 guard name.count >= entry.count else { return false }

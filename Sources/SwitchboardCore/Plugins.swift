@@ -118,6 +118,8 @@ public protocol ExchangeObserver: Sendable {
 /// What an observer keeps for one exchange while its entry route runs (see
 /// ``ExchangeObserver/scope(for:)``). Tasks the route starts see it too: an observer
 /// checks that an event is of the scope's own exchange before using it.
+///
+/// `@unchecked Sendable`: it holds nothing itself; a subclass guards its own state.
 open class ExchangeScope: @unchecked Sendable {
     /// The scope of the exchange the current task runs, if its observer gave one.
     @TaskLocal public static var current: ExchangeScope?

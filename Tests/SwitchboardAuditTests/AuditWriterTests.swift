@@ -502,7 +502,7 @@ final class CountingSQLiteStore: BlockingAuditStore {
         configuration.allowsUnsafeTransactions = true
         let queue = try DatabaseQueue(path: store.store.path, configuration: configuration)
         defer { try? queue.close() }
-        try await queue.inDatabase { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+        try queue.inDatabase { db in try db.execute(sql: "BEGIN IMMEDIATE") }
         // Enough records for an index transaction, which now waits for the lock.
         for n in 0..<(SQLiteAuditStore.indexBatch + 10) { await trail.enqueue(Self.record(n)) }
         #expect(await trail.flush(timeout: .seconds(8)))
@@ -512,7 +512,7 @@ final class CountingSQLiteStore: BlockingAuditStore {
         #expect(await trail.flush(timeout: .seconds(8)))
         let indexed = try await Self.indexedRows(queue)
         #expect(indexed == 0)
-        try await queue.inDatabase { db in try db.execute(sql: "ROLLBACK") }
+        try queue.inDatabase { db in try db.execute(sql: "ROLLBACK") }
         trail.stop()
         try await writer.value
         let rows = try await Self.indexedRows(queue)
