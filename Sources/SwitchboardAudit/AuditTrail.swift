@@ -167,11 +167,15 @@ public final class AuditTrail: ExchangeObserver, Service {
                     continue
                 }
                 unregister(log)
-                if let open = log.takeOpen().open {
-                    queue.append(open)
-                    enqueued += 1
-                }
+                if let open = log.takeOpen().open { queue(gathered: open) }
             }
+        }
+
+        /// Queues what a log gathered before its route ended, room or not (it did not count
+        /// against the capacity while gathered).
+        mutating func queue(gathered open: PendingEvent) {
+            queue.append(open)
+            enqueued += 1
         }
 
         /// Moves the exchanges parked since before `cutoff` (all, with nil) to the queue,
@@ -267,6 +271,11 @@ public final class AuditTrail: ExchangeObserver, Service {
         loopStore = commitInterval > .zero ? nil : (store as? any BlockingAuditStore).flatMap { $0.waitsForDisk ? nil : $0 }
     }
 
+    /// Logs of exchanges whose routes are running (tests: none is left behind).
+    var runningLogs: Int {
+        state.withLock { $0.logs.count }
+    }
+
     /// Records waiting to be committed.
     public var bufferDepth: Int {
         state.withLock { $0.held }
@@ -305,10 +314,7 @@ public final class AuditTrail: ExchangeObserver, Service {
         guard wasOpen else { return }
         state.withLock { state in
             state.unregister(log)
-            if let open {
-                state.queue.append(open)
-                state.enqueued += 1
-            }
+            if let open { state.queue(gathered: open) }
         }
     }
 

@@ -205,17 +205,14 @@ struct EventShape {
     /// Appends `,` and the event's JSON object.
     func append(_ event: borrowing ExchangeEvent, policy: AuditPolicy, to writer: inout StoredEventWriter) {
         writer.bytes.append(UInt8(ascii: ","))
-        if let step = event.step {
-            if step.routeID == event.routeID {
-                step.jsonFields.withUnsafeBufferPointer { writer.bytes.appendBytes($0) }
-            } else {
-                writer.open(route: event.routeID, entry: entry, kind: step.kind)
-                writer.number("stepIndex", Int64(step.index))
-                writer.field("step", step.path)
-                writer.field("endpoint", step.endpoint)
-            }
+        if let step = event.step, step.routeID == event.routeID {
+            step.jsonFields.withUnsafeBufferPointer { writer.bytes.appendBytes($0) }
         } else {
-            writer.open(route: event.routeID, entry: entry, kind: "route")
+            let step = event.step
+            appendEventIdentity(
+                route: event.routeID, entry: entry, kind: step?.kind ?? "route", stepIndex: step?.index, step: step?.path, endpoint: step?.endpoint,
+                to: &writer.bytes
+            )
         }
         writer.field("phase", event.phase.rawValue)
         writer.number("startedAt", startedAt)
@@ -262,13 +259,6 @@ struct StoredEventWriter: ~Copyable {
     /// The JSON written, in the writer's memory.
     consuming func finish() -> WrittenBytes {
         bytes.written()
-    }
-
-    mutating func open(route: String, entry: Bool, kind: String) {
-        raw(#"{"route":"#)
-        appendJSONQuoted(route, to: &bytes)
-        raw(entry ? #","entry":true,"kind":"# : #","entry":false,"kind":"#)
-        appendJSONQuoted(kind, to: &bytes)
     }
 
     /// Appends `text` as it is.

@@ -143,10 +143,9 @@ extension AuditRecord {
     func storedJSON(headers includeHeaders: Bool) -> WrittenBytes {
         var writer = StoredEventWriter(capacity: 256 + (bodyPrefix?.count ?? 0) * 9 / 8)
         writer.bytes.append(UInt8(ascii: ","))
-        writer.open(route: routeID, entry: entry, kind: stepKind ?? "route")
-        if let stepIndex { writer.number("stepIndex", Int64(stepIndex)) }
-        writer.field("step", stepPath)
-        writer.field("endpoint", endpoint)
+        appendEventIdentity(
+            route: routeID, entry: entry, kind: stepKind ?? "route", stepIndex: stepIndex, step: stepPath, endpoint: endpoint, to: &writer.bytes
+        )
         writer.field("phase", phase)
         writer.number("startedAt", startedAt)
         if let durationMicros { writer.number("durationMicros", durationMicros) }
@@ -185,22 +184,5 @@ extension AuditRecord {
             }
         }
         return records
-    }
-}
-
-/// Appends `value` in decimal, without making a string.
-func appendDecimal<Sink: ByteSink & ~Copyable>(_ value: Int64, to output: inout Sink) {
-    if value < 0 { output.append(UInt8(ascii: "-")) }
-    var magnitude = value.magnitude
-    var digits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-    var count = 0
-    withUnsafeMutableBytes(of: &digits) { buffer in
-        repeat {
-            buffer[31 - count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-            magnitude /= 10
-            count += 1
-        } while magnitude > 0
-        // Rebased, so the append copies the bytes at once instead of through a slice.
-        output.appendBytes(UnsafeRawBufferPointer(rebasing: buffer[(32 - count)...]).assumingMemoryBound(to: UInt8.self))
     }
 }

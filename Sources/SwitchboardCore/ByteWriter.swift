@@ -76,11 +76,6 @@ public struct ByteWriter: ~Copyable, ByteSink {
         capacity = larger
     }
 
-    /// The bytes written, as an array of exactly their size.
-    public consuming func array() -> [UInt8] {
-        [UInt8](UnsafeBufferPointer(start: base, count: count))
-    }
-
     /// The bytes written, in the writer's own memory, handed over without a copy.
     public consuming func written() -> WrittenBytes {
         let written = WrittenBytes(base: base, count: count)

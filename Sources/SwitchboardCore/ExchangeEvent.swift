@@ -20,18 +20,7 @@ public struct StepInfo: Sendable, Hashable {
             self.endpoint = endpoint
             self.location = location
             var json: [UInt8] = []
-            appendStatic(#"{"route":"#, to: &json)
-            appendJSONQuoted(routeID, to: &json)
-            appendStatic(#","entry":false,"kind":"#, to: &json)
-            appendJSONQuoted(kind, to: &json)
-            appendStatic(#","stepIndex":"#, to: &json)
-            json += String(index).utf8
-            appendStatic(#","step":"#, to: &json)
-            appendJSONQuoted(path, to: &json)
-            if let endpoint {
-                appendStatic(#","endpoint":"#, to: &json)
-                appendJSONQuoted(endpoint, to: &json)
-            }
+            appendEventIdentity(route: routeID, entry: false, kind: kind, stepIndex: index, step: path, endpoint: endpoint, to: &json)
             jsonFields = json
         }
     }

@@ -113,3 +113,51 @@ public func firstJSONSpecialByte(_ bytes: UnsafeBufferPointer<UInt8>, orNonASCII
     }
     return count
 }
+
+/// Appends `value` in decimal, without making a string.
+@inlinable
+public func appendDecimal<Sink: ByteSink & ~Copyable>(_ value: Int64, to output: inout Sink) {
+    if value < 0 { output.append(UInt8(ascii: "-")) }
+    var magnitude = value.magnitude
+    var digits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    var count = 0
+    withUnsafeMutableBytes(of: &digits) { buffer in
+        repeat {
+            buffer[31 - count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+            magnitude /= 10
+            count += 1
+        } while magnitude > 0
+        // Rebased, so the append copies the bytes at once instead of through a slice.
+        output.appendBytes(UnsafeRawBufferPointer(rebasing: buffer[(32 - count)...]).assumingMemoryBound(to: UInt8.self))
+    }
+}
+
+/// Opens the JSON object of an exchange event with where it happened:
+/// `{"route":…,"entry":…,"kind":…`, then `,"stepIndex":…`, `,"step":…` and `,"endpoint":…`
+/// for those given. The audit trail's stored events start so; a step's own opening is
+/// written once, when the step is compiled (``StepInfo/jsonFields``).
+@inlinable
+public func appendEventIdentity<Sink: ByteSink & ~Copyable>(
+    route: String, entry: Bool, kind: String, stepIndex: Int?, step: String?, endpoint: String?, to output: inout Sink
+) {
+    appendStatic(#"{"route":"#, to: &output)
+    appendJSONQuoted(route, to: &output)
+    if entry {
+        appendStatic(#","entry":true,"kind":"#, to: &output)
+    } else {
+        appendStatic(#","entry":false,"kind":"#, to: &output)
+    }
+    appendJSONQuoted(kind, to: &output)
+    if let stepIndex {
+        appendStatic(#","stepIndex":"#, to: &output)
+        appendDecimal(Int64(stepIndex), to: &output)
+    }
+    if let step {
+        appendStatic(#","step":"#, to: &output)
+        appendJSONQuoted(step, to: &output)
+    }
+    if let endpoint {
+        appendStatic(#","endpoint":"#, to: &output)
+        appendJSONQuoted(endpoint, to: &output)
+    }
+}

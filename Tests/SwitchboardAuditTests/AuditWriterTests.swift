@@ -659,7 +659,10 @@ final class CountingSQLiteStore: BlockingAuditStore {
             #expect(trail.recordWithoutWaiting(events.step))
             // Gathered in the log: nothing in the buffer until the route ends.
             #expect(trail.bufferDepth == 0)
+            #expect(trail.runningLogs == 1)
             #expect(trail.recordWithoutWaiting(events.end))
+            // The end takes the log off the trail's list.
+            #expect(trail.runningLogs == 0)
         }
         scope.end()
         // The three events are one in the buffer, and one record and row in the store.
@@ -711,8 +714,10 @@ final class CountingSQLiteStore: BlockingAuditStore {
         let events = Self.exchangeEvents(message)
         let scope = try #require(trail.scope(for: message.id))
         ExchangeScope.$current.withValue(scope) { #expect(trail.recordWithoutWaiting(events.start)) }
-        // The ticker queues what the log holds once it is older than the limit.
+        // The ticker queues what the log holds once it is older than the limit, and takes
+        // the log off the list.
         #expect(try await Self.firstStored(message, in: store).first?.events.map(\.phase) == ["started"])
+        #expect(trail.runningLogs == 0)
         // Its later events are queued directly, in a row of their own.
         ExchangeScope.$current.withValue(scope) {
             for event in [events.step, events.end] { #expect(trail.recordWithoutWaiting(event)) }
@@ -735,9 +740,10 @@ final class CountingSQLiteStore: BlockingAuditStore {
         #expect(await trail.flush(timeout: .seconds(10)))
         let trace = try #require(try await store.traces(TraceQuery(messageID: message.id.description)).first)
         #expect(trace.events.map(\.phase) == ["started", "completed"])
-        // A scope whose route recorded nothing leaves nothing.
-        #expect(Self.recordInScope(trail, Message(body: ByteBuffer(string: "none")), []) == [])
+        // A scope whose route recorded nothing leaves nothing, and no log behind.
+        _ = Self.recordInScope(trail, Message(body: ByteBuffer(string: "none")), [])
         #expect(trail.bufferDepth == 0)
+        #expect(trail.runningLogs == 0)
         trail.stop()
     }
 
@@ -747,8 +753,10 @@ final class CountingSQLiteStore: BlockingAuditStore {
         let message = Message(body: ByteBuffer(string: "running"))
         let scope = try #require(trail.scope(for: message.id))
         ExchangeScope.$current.withValue(scope) { #expect(trail.recordWithoutWaiting(Self.exchangeEvents(message).start)) }
+        #expect(trail.runningLogs == 1)
         #expect(await trail.flush(timeout: .seconds(10)))
         #expect(store.batches == [1])
+        #expect(trail.runningLogs == 0)
         #expect(try await store.traces(TraceQuery(messageID: message.id.description)).first?.events.map(\.phase) == ["started"])
         scope.end()
         trail.stop()

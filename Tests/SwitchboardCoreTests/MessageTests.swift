@@ -172,7 +172,7 @@ struct MessageTests {
         body.withUnsafeBufferPointer { writer.appendBytes($0) }
         body.withUnsafeBufferPointer { array.appendBytes($0) }
         #expect(writer.byteCount == array.count)
-        let written = writer.array()
+        let written = writer.written().withUnsafeBufferPointer(Array.init)
         #expect(written == array)
         #expect(String(decoding: written.prefix(9), as: UTF8.self) == #""plain",|"#)
         #expect(written.count > 6000)
