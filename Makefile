@@ -51,14 +51,17 @@ check: deps
 	$(SWIFT) build
 	.build/debug/switchboard check
 
-# Test servers: a throwaway PostgreSQL cluster on a free loopback port (Tests/servers/postgres),
+# Test servers: a throwaway PostgreSQL cluster on a free loopback port below the kernel's
+# ephemeral range (a port in it can be held by an outgoing connection's end, which the probe
+# does not see and PostgreSQL then fails to bind) (Tests/servers/postgres),
 # stopped when the tests end; the HTTP tests start a Hummingbird backend in-process and nginx
 # on a free loopback port themselves.
 test: test-deps
 	$(SWIFT) build --build-tests
 	@set -e; \
 	servers=$$(mktemp -d /tmp/switchboard-test-servers.XXXXXX); chmod 755 $$servers; \
-	port=$$(shuf -i 20000-60000 -n 1); while (echo >/dev/tcp/127.0.0.1/$$port) 2>/dev/null; do port=$$(shuf -i 20000-60000 -n 1); done; \
+	low=$$(awk '{ low = $$1 - 1; print (low > 20000 ? low : 60000) }' /proc/sys/net/ipv4/ip_local_port_range); \
+	port=$$(shuf -i 20000-$$low -n 1); while (echo >/dev/tcp/127.0.0.1/$$port) 2>/dev/null; do port=$$(shuf -i 20000-$$low -n 1); done; \
 	trap "Tests/servers/postgres stop $$servers/postgres; rm -rf $$servers" EXIT; \
 	url=$$(Tests/servers/postgres start $$servers/postgres $$port); \
 	echo "PostgreSQL for the tests: $$url"; \
