@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import CoreMetrics
 import Foundation
 import Logging
 import NIOCore
@@ -25,6 +26,28 @@ public struct HTTPAdapter: Adapter {
         public var maxConnectionsPerHost: Int
         /// Default connect timeout for producers.
         public var connectTimeout: Duration
+        /// Open client connections the listener keeps; past it, new ones are closed at once
+        /// and counted. Nil: sized from the process's descriptor limit (``ListenerLimits``).
+        public var maxConnections: Int?
+        /// Time a client gets to send a whole request head, from its first byte (from the
+        /// connect for a connection's first request); past it: 408 and close.
+        public var headerTimeout: Duration = .seconds(10)
+        /// Time a client gets to send a whole request body, from the end of its head; past it:
+        /// 408 and close.
+        public var bodyTimeout: Duration = .seconds(60)
+        /// Most header fields in a request head; more: 431 and close.
+        public var maxHeaderCount = 100
+        /// Most bytes of a request head's target, header names and values; more: 431 and close.
+        public var maxHeaderSize = 16 * 1024
+        /// Most bytes of request bodies the listener holds in memory at once, from their first
+        /// byte until their reply is written; a body that would go past it gets 503.
+        public var maxBufferedBodies = 128 * 1024 * 1024
+        /// A body that grows past this while it is read goes on in a temporary file, outside
+        /// ``maxBufferedBodies``, and is read back once whole.
+        public var bodyFileThreshold = 64 * 1024
+        /// Where those temporary files are made (unnamed: they vanish when closed, or when the
+        /// process ends).
+        public var bodyFileDirectory = NSTemporaryDirectory()
 
         public init(
             host: String = "127.0.0.1",
@@ -71,9 +94,11 @@ public struct HTTPAdapter: Adapter {
     let listener: HTTPListener
     let clients: ClientPool
 
-    public init(configuration: Configuration = Configuration(), logger: Logger = Logger(label: "switchboard.http")) {
+    /// - Parameter metrics: Where the listener reports open connections and what it turned
+    ///   away (`switchboard_http_open_connections`, `switchboard_http_rejected_total{reason}`).
+    public init(configuration: Configuration = Configuration(), metrics: (any MetricsFactory)? = nil, logger: Logger = Logger(label: "switchboard.http")) {
         self.configuration = configuration
-        self.listener = HTTPListener(configuration: configuration, logger: logger)
+        self.listener = HTTPListener(configuration: configuration, metrics: metrics, logger: logger)
         self.clients = ClientPool(configuration: configuration)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOCore
 import NIOHTTP1
 import SwitchboardCore
@@ -19,11 +20,19 @@ import SwitchboardCore
 /// - A body over the limit is answered with 413 and `Connection: close` as soon as it is
 ///   known (from `Content-Length` or while reading); the rest of the body is read and
 ///   dropped, then the connection closes, so the client sees the reply rather than a reset.
-/// - A body that is read only to be dropped (after a 413, 404, 405 or 503) is dropped up to
-///   ``discardLimit``; a client that sends more is closed on rather than read without end.
+///   So is a body the listener has no memory left for (503, `http.max-buffered-bodies`).
+/// - A body that is read only to be dropped is dropped up to ``discardLimit``; a client that
+///   sends more is closed on rather than read without end.
+/// - A body past `http.body-file-threshold` goes on in a ``BodyFile``; reading stops while
+///   its bytes are written, and it is read back once whole.
 /// - `Expect: 100-continue` gets its interim reply when the request will be read.
-/// - A connection that reads nothing and answers nothing for the listener's idle timeout
-///   while no route runs for it closes (one timer per connection, not moved on every read).
+/// - Deadlines (one timer per connection, moved only when a deadline comes sooner): a head
+///   must arrive within `http.header-timeout` of its first byte (of the connect, for the
+///   first request), a body within `http.body-timeout` of its head (408 and close); a
+///   connection with no request under way closes after `http.idle-timeout` counted from its
+///   last reply. A route that takes its time is not idleness.
+/// - Heads with more fields or bytes than the limits get 431, a missing or repeated `Host`,
+///   `Transfer-Encoding` in HTTP/1.0 and bytes that are not HTTP/1.x get 400; each closes.
 /// - On shutdown (``ChannelShouldQuiesceEvent``) an idle connection closes at once; a busy
 ///   one finishes its request, says `Connection: close` and closes.
 final class HTTPConnectionHandler: ChannelDuplexHandler {
@@ -33,6 +42,50 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
     /// encoder sits between this handler and the socket.
     typealias OutboundOut = ByteBuffer
 
+    /// What every connection of one listener shares.
+    struct Settings: Sendable {
+        let router: RequestRouter
+        let idleTimeout: TimeAmount?
+        let headerTimeout: TimeAmount
+        let bodyTimeout: TimeAmount
+        /// The timeouts as the config wrote them, for replies.
+        let headerTimeoutText: String
+        let bodyTimeoutText: String
+        let budget: BodyBudget
+        let bodyFileThreshold: Int
+        let bodyFileDirectory: String
+        let maxHeaderCount: Int
+        let maxHeaderSize: Int
+        let counters: ListenerCounters
+        let logger: Logger
+
+        init(router: RequestRouter, configuration: HTTPAdapter.Configuration, budget: BodyBudget, counters: ListenerCounters, logger: Logger) {
+            self.router = router
+            idleTimeout = configuration.idleTimeout.map { TimeAmount($0) }
+            headerTimeout = TimeAmount(configuration.headerTimeout)
+            bodyTimeout = TimeAmount(configuration.bodyTimeout)
+            headerTimeoutText = formatDuration(configuration.headerTimeout)
+            bodyTimeoutText = formatDuration(configuration.bodyTimeout)
+            self.budget = budget
+            bodyFileThreshold = configuration.bodyFileThreshold
+            bodyFileDirectory = configuration.bodyFileDirectory
+            maxHeaderCount = configuration.maxHeaderCount
+            maxHeaderSize = configuration.maxHeaderSize
+            self.counters = counters
+            self.logger = logger
+        }
+
+        /// NIO's decoder enforces the head limits (its list size counts the target too).
+        var decoderLimits: NIOHTTPDecoderLimitConfiguration {
+            var limits = NIOHTTPDecoderLimitConfiguration()
+            limits.maxHeaderFieldCount = maxHeaderCount
+            limits.maxHeaderFieldSize = maxHeaderSize
+            limits.maxHeaderListSize = maxHeaderSize
+            return limits
+        }
+    }
+
+    /// A request whose body is being read.
     private struct Collecting {
         var head: HTTPRequestHead
         var binding: HTTPListener.Binding
@@ -40,102 +93,191 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
         var path: Substring
         var query: Substring?
         var segments: [Substring]
+        /// The body in memory; once it went to a file, the bytes not yet written there.
         var body: ByteBuffer?
+        /// Bytes of `body` taken from the listener's ``BodyBudget``.
+        var taken = 0
+        /// Bytes of body read so far.
+        var received = 0
+        /// The body's file, once it outgrew the threshold (nil while the file is being made).
+        var file: BodyFile?
+        var spilling = false
+        /// The body's end was read.
+        var ended = false
     }
 
     private enum State {
         /// Between requests.
         case idle
-        /// Reading a request's body.
-        case collecting(Collecting)
+        /// Reading a request's body (``request``).
+        case collecting
         /// Reading and dropping a body: then writing `reply` (keeping the connection), or,
-        /// when nil, closing (the 413 was already written).
+        /// when nil, closing (the refusal was already written).
         case discarding(reply: HTTPReply?, head: HTTPRequestHead)
-        /// The route runs; its reply comes back through ``finish(_:head:context:)``.
+        /// The request is whole: its body comes back from its file, or its route runs; the
+        /// reply comes back through ``finish(_:head:context:)``.
         case routing
     }
 
-    private let router: RequestRouter
+    private let settings: Settings
+    private let watch: HeadWatch
     /// Runs the connection's routes on its event loop (see ``LoopTaskExecutor``).
     private let executor: LoopTaskExecutor
     private var state = State.idle
+    private var request: Collecting?
+    /// Budget bytes of the request being routed, given back once its reply is written.
+    private var routedBytes = 0
     private var isOpen = true
     private var date = HTTPDate()
     /// Parts of pipelined requests that arrived while a request was in flight.
     private var pending = CircularBuffer<HTTPServerRequestPart>()
-    /// A `read` held back while `pending` is not empty.
+    /// A `read` held back while `pending` is not empty or a body's file is being written.
     private var readHeld = false
-    /// Shutdown asked this connection to close after its current request.
+    /// A body file is being made or written to.
+    private var fileBusy = false
+    /// Shutdown (or a pipelined head past its deadline) asked this connection to close after
+    /// its current request.
     private var quiescing = false
-    /// A 413 written before its request's body was read: the connection closes once the
+    /// A refusal written before its request's body was read: the connection closes once the
     /// body is read and this write is done, so the client reads the reply, not a reset.
     private var refusal: EventLoopFuture<Void>?
     /// Bytes of the body being dropped so far.
     private var discarded = 0
-    /// The decoder met bytes that are not HTTP: once the requests before them are answered,
-    /// the connection answers 400 and closes.
-    private var malformed = false
-    /// With nothing read or answered for this long and no route running, the connection
-    /// closes.
-    private let idleTimeout: TimeAmount?
-    /// When bytes were last read (at the end of each read from the socket) or a route's reply
-    /// written: the client gets the whole timeout after a slow route's reply.
-    private var lastActivity = NIODeadline.now()
-    /// The connection's one idle timer: it is not moved on every read; when it fires it
-    /// closes an idle connection or goes again for the time the last read allows.
-    private var idleTimer: Scheduled<Void>?
+    /// The reply for bytes that are not HTTP (or a head over the limits): written, and the
+    /// connection closed, once the requests before them are answered.
+    private var malformed: HTTPReply?
+    /// When the connection last had no request under way: the connect, or the last reply.
+    private var idleSince = NIODeadline.now()
+    /// When the current request's head arrived (its body's deadline counts from there).
+    private var headReceivedAt = NIODeadline.now()
+    /// The connection's one timer and when it fires.
+    private var timer: Scheduled<Void>?
+    private var timerDue: NIODeadline?
 
     /// The most of a body the connection reads only to drop it.
     static let discardLimit = 1 << 20
 
-    init(router: RequestRouter, loop: any EventLoop, idleTimeout: TimeAmount? = nil) {
-        self.router = router
+    init(settings: Settings, watch: HeadWatch, loop: any EventLoop) {
+        self.settings = settings
+        self.watch = watch
         self.executor = LoopTaskExecutor.on(loop)
-        self.idleTimeout = idleTimeout
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        lastActivity = .now()
-        scheduleIdleCheck(at: lastActivity, context: context)
+        idleSince = .now()
+        armTimer(context: context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        idleTimer?.cancel()
-        idleTimer = nil
+        timer?.cancel()
+        timer = nil
+        abandonRequest()
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
-        lastActivity = .now()
-        context.fireChannelReadComplete()
-    }
+    // MARK: Deadlines
 
-    /// Checks for idleness `idleTimeout` after `since`.
-    private func scheduleIdleCheck(at since: NIODeadline, context: ChannelHandlerContext) {
-        guard let idleTimeout else { return }
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        idleTimer = context.eventLoop.scheduleTask(deadline: since + idleTimeout) {
-            let (handler, context) = bound.value
-            handler.idleCheck(context: context)
+    /// When the deadline that applies now falls, or nil when none does.
+    private func nextDeadline() -> NIODeadline? {
+        switch state {
+        case .idle:
+            let head = watch.headStartedAt.map { $0 + settings.headerTimeout }
+            let idle = settings.idleTimeout.map { idleSince + $0 }
+            guard let head else { return idle }
+            return min(head, idle ?? head)
+        case .collecting, .discarding:
+            return headReceivedAt + settings.bodyTimeout
+        case .routing:
+            // A pipelined head that began while the route runs.
+            return quiescing ? nil : watch.headStartedAt.map { $0 + settings.headerTimeout }
         }
     }
 
-    private func idleCheck(context: ChannelHandlerContext) {
-        idleTimer = nil
-        guard isOpen, let idleTimeout else { return }
-        // A route that takes its time is not idleness; a client that stalls mid-request is.
-        if case .routing = state {
-            scheduleIdleCheck(at: .now(), context: context)
-        } else if lastActivity + idleTimeout <= .now() {
+    /// Makes the timer fire by the deadline that applies now; a timer due sooner is kept (it
+    /// looks again when it fires), so most calls schedule nothing.
+    private func armTimer(context: ChannelHandlerContext) {
+        guard isOpen, let due = nextDeadline() else { return }
+        if let timerDue, timerDue <= due { return }
+        timer?.cancel()
+        timerDue = due
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(deadline: due) {
+            let (handler, context) = bound.value
+            handler.timerFired(context: context)
+        }
+    }
+
+    private func timerFired(context: ChannelHandlerContext) {
+        timer = nil
+        timerDue = nil
+        guard isOpen else { return }
+        let now = NIODeadline.now()
+        switch state {
+        case .idle where pending.isEmpty:
+            if let started = watch.headStartedAt, started + settings.headerTimeout <= now {
+                guard watch.sawHeadBytes else {
+                    // Connected and sent nothing: no request to answer.
+                    isOpen = false
+                    context.close(promise: nil)
+                    return
+                }
+                timeOut(.headerTimeout, "the request head did not arrive within \(settings.headerTimeoutText) (http.header-timeout)", context: context)
+                return
+            }
+            if let idle = settings.idleTimeout, idleSince + idle <= now {
+                isOpen = false
+                context.close(promise: nil)
+                return
+            }
+        case .collecting, .discarding:
+            if headReceivedAt + settings.bodyTimeout <= now {
+                timeOut(.bodyTimeout, "the request body did not arrive within \(settings.bodyTimeoutText) (http.body-timeout)", context: context)
+                return
+            }
+        case .routing:
+            if !quiescing, let started = watch.headStartedAt, started + settings.headerTimeout <= now {
+                // The next head is overdue: answer the request in flight, then close.
+                settings.counters.count(.headerTimeout)
+                quiescing = true
+            }
+        case .idle:
+            break
+        }
+        armTimer(context: context)
+    }
+
+    /// Answers 408 (unless a refusal was already written for this request) and closes.
+    private func timeOut(_ reason: RejectionReason, _ text: String, context: ChannelHandlerContext) {
+        settings.counters.count(reason)
+        let head = requestHead ?? HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
+        let refused: Bool
+        if case .discarding(.none, _) = state { refused = true } else { refused = false }
+        abandonRequest()
+        state = .idle
+        isOpen = false
+        if refused {
             context.close(promise: nil)
         } else {
-            scheduleIdleCheck(at: lastActivity, context: context)
+            write(.error(status: 408, text), head: head, close: true, context: context)
         }
     }
+
+    /// The head of the request being read or dropped.
+    private var requestHead: HTTPRequestHead? {
+        if case .discarding(_, let head) = state { return head }
+        return request?.head
+    }
+
+    // MARK: Reading
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // Closing: nothing more is read into a request.
         guard isOpen else { return }
         let part = unwrapInboundIn(data)
+        switch part {
+        case .head: watch.headArrived()
+        case .end: watch.awaitHead()
+        case .body: break
+        }
         if case .routing = state {
             pending.append(part)
         } else if !pending.isEmpty {
@@ -145,19 +287,33 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // A head that began in this read and did not end in it: its deadline may come before
+        // the timer does.
+        if watch.headStartedAt != nil { armTimer(context: context) }
+        context.fireChannelReadComplete()
+    }
+
     func read(context: ChannelHandlerContext) {
-        if pending.isEmpty {
+        if pending.isEmpty, !fileBusy {
             context.read()
         } else {
             readHeld = true
         }
     }
 
+    /// Reads again if a read was held and nothing holds it any more.
+    private func resumeReading(context: ChannelHandlerContext) {
+        guard readHeld, pending.isEmpty, !fileBusy, isOpen else { return }
+        readHeld = false
+        context.read()
+    }
+
     private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch part {
         case .head(let head):
             receive(head, context: context)
-        case .body(var part):
+        case .body(let part):
             if case .discarding(let reply, let head) = state {
                 discarded += part.readableBytes
                 guard discarded > Self.discardLimit else { return }
@@ -171,23 +327,19 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
                 }
                 return
             }
-            guard case .collecting(var request) = state else { return }
-            state = .routing  // Not yet: only so that `request` is the buffer's sole owner.
-            if request.body == nil {
-                request.body = part
-            } else {
-                request.body!.writeBuffer(&part)
-            }
-            if request.body!.readableBytes > request.binding.maxBodySize {
-                refuse(RequestRouter.tooLarge(request.binding, path: request.path), head: request.head, context: context)
-            } else {
-                state = .collecting(request)
-            }
+            guard case .collecting = state else { return }
+            collect(part, context: context)
         case .end:
             switch state {
-            case .collecting(let request):
+            case .collecting:
                 state = .routing
-                route(request, context: context)
+                request?.ended = true
+                if request?.spilling == true {
+                    writeToFile(context: context)
+                } else if let request {
+                    self.request = nil
+                    route(request, context: context)
+                }
             case .discarding(.some(let reply), let head):
                 state = .idle
                 write(reply, head: head, close: !head.isKeepAlive || quiescing, context: context)
@@ -201,7 +353,135 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    /// Closes the connection once the 413 written before the body was read has gone out.
+    /// Adds a part of the body being read: to memory within the budget, to its file past the
+    /// threshold.
+    private func collect(_ part: ByteBuffer, context: ChannelHandlerContext) {
+        guard request != nil else { return }
+        let count = part.readableBytes
+        request!.received += count
+        if request!.received > request!.binding.maxBodySize {
+            refuse(RequestRouter.tooLarge(request!.binding, path: request!.path), head: request!.head, context: context)
+            return
+        }
+        guard settings.budget.take(count) else {
+            settings.counters.count(.bodyBuffersFull)
+            refuse(.error(status: 503, "the listener holds as many request bodies as it may (http.max-buffered-bodies); try again later"),
+                   head: request!.head, context: context)
+            return
+        }
+        request!.taken += count
+        if request!.body == nil {
+            request!.body = part
+        } else {
+            var part = part
+            request!.body!.writeBuffer(&part)
+        }
+        if !request!.spilling, request!.received > settings.bodyFileThreshold {
+            request!.spilling = true
+            makeFile(context: context)
+        } else if request!.spilling {
+            writeToFile(context: context)
+        }
+    }
+
+    private func makeFile(context: ChannelHandlerContext) {
+        fileBusy = true
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        BodyFile.make(in: settings.bodyFileDirectory, on: context.eventLoop).whenComplete { result in
+            let (handler, context) = bound.value
+            handler.fileBusy = false
+            switch result {
+            case .success(let file):
+                guard handler.isOpen, handler.request?.spilling == true, handler.request?.file == nil else {
+                    file.close()
+                    return
+                }
+                handler.request!.file = file
+                handler.writeToFile(context: context)
+            case .failure(let error):
+                handler.bodyFileFailed(error, context: context)
+            }
+        }
+    }
+
+    /// Writes what is queued in memory to the body's file, one write at a time; once the body
+    /// has ended and all of it is written, reads it back and routes the request.
+    private func writeToFile(context: ChannelHandlerContext) {
+        guard !fileBusy, let file = request?.file else { return }
+        guard let queued = request!.body, queued.readableBytes > 0 else {
+            if request!.ended { readBack(file, context: context) } else { resumeReading(context: context) }
+            return
+        }
+        let bytes = request!.taken
+        request!.body = nil
+        request!.taken = 0
+        fileBusy = true
+        let bound = NIOLoopBound((self, context, file), eventLoop: context.eventLoop)
+        file.append(queued).whenComplete { [budget = settings.budget] result in
+            budget.giveBack(bytes)
+            let (handler, context, file) = bound.value
+            handler.fileBusy = false
+            guard handler.isOpen, handler.request?.file === file else { return }
+            switch result {
+            case .success: handler.writeToFile(context: context)
+            case .failure(let error): handler.bodyFileFailed(error, context: context)
+            }
+        }
+    }
+
+    /// Reads a whole body back from its file (taking its size from the budget) and routes it.
+    private func readBack(_ file: BodyFile, context: ChannelHandlerContext) {
+        guard let head = request?.head else { return }
+        guard settings.budget.take(file.size) else {
+            settings.counters.count(.bodyBuffersFull)
+            abandonRequest()
+            state = .idle
+            isOpen = false
+            write(.error(status: 503, "the listener holds as many request bodies as it may (http.max-buffered-bodies); try again later"),
+                  head: head, close: true, context: context)
+            return
+        }
+        request!.taken = file.size
+        fileBusy = true
+        let bound = NIOLoopBound((self, context, file), eventLoop: context.eventLoop)
+        file.readAll(allocator: context.channel.allocator).whenComplete { result in
+            let (handler, context, file) = bound.value
+            handler.fileBusy = false
+            file.close()
+            guard handler.isOpen, handler.request?.file === file, var request = handler.request else { return }
+            switch result {
+            case .success(let body):
+                request.body = body
+                request.file = nil
+                handler.request = nil
+                handler.route(request, context: context)
+            case .failure(let error):
+                handler.bodyFileFailed(error, context: context)
+            }
+        }
+    }
+
+    private func bodyFileFailed(_ error: any Error, context: ChannelHandlerContext) {
+        settings.logger.error("a request body could not be kept in its temporary file", metadata: [
+            "directory": "\(settings.bodyFileDirectory)", "error": "\(error)",
+        ])
+        let head = requestHead ?? HTTPRequestHead(version: .http1_1, method: .POST, uri: "/")
+        abandonRequest()
+        state = .idle
+        guard isOpen else { return }
+        isOpen = false
+        write(.error(status: 500, "the request body could not be kept: \(error)"), head: head, close: true, context: context)
+    }
+
+    /// Drops the request being read: gives its memory back and closes its file.
+    private func abandonRequest() {
+        guard let request else { return }
+        settings.budget.giveBack(request.taken)
+        request.file?.close()
+        self.request = nil
+    }
+
+    /// Closes the connection once the refusal written before the body was read has gone out.
     private func closeAfterRefusal(context: ChannelHandlerContext) {
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         (refusal ?? context.eventLoop.makeSucceededVoidFuture()).whenComplete { _ in bound.value.close(promise: nil) }
@@ -214,33 +494,42 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
             handle(part, context: context)
             if case .routing = state { return }
         }
-        if malformed, isOpen {
+        if malformed != nil, isOpen {
             answerMalformed(context: context)
             return
         }
-        if readHeld, pending.isEmpty {
-            readHeld = false
-            context.read()
-        }
+        resumeReading(context: context)
+        armTimer(context: context)
     }
 
-    /// Answers 400 for the bytes that are not HTTP and closes: nothing after them can be read.
+    /// Answers the bytes that are not HTTP (400) or a head over the limits (431) and closes:
+    /// nothing after them can be read.
     private func answerMalformed(context: ChannelHandlerContext) {
         isOpen = false
         switch state {
         case .discarding(.none, _):
-            // A 413 was written for the request these bytes broke off.
+            // A refusal was written for the request these bytes broke off.
             closeAfterRefusal(context: context)
         default:
+            let head = requestHead ?? HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
+            abandonRequest()
             state = .idle
-            let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
-            write(HTTPReply(status: 400, headers: [], body: ByteBuffer()), head: head, close: true, context: context)
+            write(malformed ?? .error(status: 400, "the request is not valid HTTP/1.1"), head: head, close: true, context: context)
         }
     }
 
     private func receive(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         discarded = 0
-        switch router.decide(head) {
+        headReceivedAt = .now()
+        if let problem = RequestRouter.framingProblem(head) {
+            // The body's framing cannot be trusted either: answer and close.
+            settings.counters.count(.malformed)
+            state = .idle
+            isOpen = false
+            write(.error(status: 400, problem), head: head, close: true, context: context)
+            return
+        }
+        switch settings.router.decide(head) {
         case .reply(let reply):
             state = .discarding(reply: reply, head: head)
         case .route(let binding, let deliver, let path, let query, let segments):
@@ -254,20 +543,23 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
                 interim.writeStaticString("\r\n")
                 context.writeAndFlush(wrapOutboundOut(interim), promise: nil)
             }
-            state = .collecting(Collecting(
-                head: head, binding: binding, deliver: deliver, path: path, query: query, segments: segments, body: nil
-            ))
+            request = Collecting(head: head, binding: binding, deliver: deliver, path: path, query: query, segments: segments)
+            state = .collecting
         }
+        armTimer(context: context)
     }
+
+    // MARK: Routing and replies
 
     /// Runs the route in a task; the reply is written from the connection's event loop.
     private func route(_ collected: Collecting, context: ChannelHandlerContext) {
+        routedBytes = collected.taken
         let request = CollectedRequest(
             head: collected.head, path: collected.path, query: collected.query, segments: collected.segments,
             binding: collected.binding, deliver: collected.deliver,
             body: collected.body ?? ByteBuffer()
         )
-        let router = self.router
+        let router = settings.router
         let loop = context.eventLoop
         let bound = NIOLoopBound((self, context), eventLoop: loop)
         Task(executorPreference: executor) {
@@ -282,8 +574,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
     }
 
     private func finish(_ reply: HTTPReply, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        settings.budget.giveBack(routedBytes)
+        routedBytes = 0
         state = .idle
-        lastActivity = .now()
         // The client went away meanwhile: the exchange still ran to its end.
         guard isOpen else { return }
         let close = !head.isKeepAlive || quiescing
@@ -291,9 +584,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
         if !close { resume(context: context) }
     }
 
-    /// Answers at once a request whose body is too large, saying `Connection: close`, and
-    /// reads and drops the rest of its body (see `refusal`).
+    /// Answers at once a request that will not be routed (413, 503), saying `Connection: close`,
+    /// and reads and drops the rest of its body (see `refusal`).
     private func refuse(_ reply: HTTPReply, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        abandonRequest()
         refusal = write(reply, head: head, close: true, closeWhenWritten: false, context: context)
         state = .discarding(reply: nil, head: head)
     }
@@ -319,6 +613,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
             buffer.writeHTTPContentLength(reply.body.readableBytes)
         }
         buffer.writeHTTPField("Date", date.now())
+        idleSince = .now()
         if close {
             buffer.writeStaticString("Connection: close\r\n")
         } else if request.version.major == 1, request.version.minor == 0 {
@@ -346,6 +641,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
         return written
     }
 
+    // MARK: Events
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
             quiescing = true
@@ -358,21 +655,23 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         isOpen = false
         // Not left to hold the handler until it fires.
-        idleTimer?.cancel()
-        idleTimer = nil
+        timer?.cancel()
+        timer = nil
+        abandonRequest()
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         switch error {
-        case is HTTPParserError:
+        case is HTTPParserError, is HTTPVersionMissing:
+            guard malformed == nil else { return }
+            malformed = reply(forMalformed: error)
             // Requests read before the bad bytes are answered first, in order (see `resume`).
-            malformed = true
             guard isOpen else { return }
             if case .routing = state { return }
             if !pending.isEmpty { return }
             answerMalformed(context: context)
-        case is ByteToMessageDecoderError where malformed:
+        case is ByteToMessageDecoderError where malformed != nil:
             // Bytes that arrive after the bad ones: dropped, the connection is closing.
             break
         default:
@@ -380,31 +679,21 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
             context.close(promise: nil)
         }
     }
-}
 
-/// The `Date` header's value (RFC 9110 IMF-fixdate), formatted at most once a second.
-struct HTTPDate {
-    private var second = -1
-    private var text = ""
-
-    private static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-    private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-
-    mutating func now() -> String {
-        let now = time(nil)
-        if now != second {
-            second = now
-            text = HTTPDate.format(now)
+    /// 431 for a head over the limits, 400 for anything else that is not HTTP/1.x (counted).
+    private func reply(forMalformed error: any Error) -> HTTPReply {
+        if let error = error as? HTTPParserError, error == .headerOverflow {
+            settings.counters.count(.headerTooLarge)
+            return .error(
+                status: 431,
+                "the request head is larger than this listener takes: at most \(settings.maxHeaderCount) header fields and "
+                    + "\(settings.maxHeaderSize) bytes of target, header names and values (http.max-header-count, http.max-header-size)"
+            )
         }
-        return text
-    }
-
-    static func format(_ seconds: Int) -> String {
-        var clock = seconds
-        var parts = tm()
-        gmtime_r(&clock, &parts)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
-            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
+        settings.counters.count(.malformed)
+        if let error = error as? HTTPVersionMissing {
+            return .error(status: 400, error.description)
+        }
+        return .error(status: 400, "the request is not valid HTTP/1.1 (\(error))")
     }
 }

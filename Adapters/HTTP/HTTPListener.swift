@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -112,15 +113,24 @@ final class HTTPListener: Sendable {
 
     let configuration: HTTPAdapter.Configuration
     let logger: Logger
+    /// What the listener turned away (also reported as metrics).
+    let counters: ListenerCounters
+    /// Open connections past which new ones are closed at once.
+    let maxConnections: Int
+    /// The memory its connections may hold for request bodies.
+    let bodyBudget: BodyBudget
     private let table = Mutex(Table())
     private let connections = Mutex(Connections())
     /// The port the listener bound (useful with port 0) once it accepts connections, or nil
     /// if it stopped without binding.
     let boundPort = AsyncValue<Int?>()
 
-    init(configuration: HTTPAdapter.Configuration, logger: Logger) {
+    init(configuration: HTTPAdapter.Configuration, metrics: (any MetricsFactory)? = nil, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
+        self.counters = ListenerCounters(metrics: metrics)
+        self.maxConnections = configuration.maxConnections ?? ListenerLimits.defaultMaxConnections()
+        self.bodyBudget = BodyBudget(limit: configuration.maxBufferedBodies)
     }
 
     func register(_ binding: Binding) {
@@ -133,8 +143,14 @@ final class HTTPListener: Sendable {
     /// on (its reply then says `Connection: close`), closes idle ones, and returns once all
     /// have closed. Cancellation closes every connection at once.
     func run() async throws {
-        let router = RequestRouter(table: table.withLock { $0 }, logger: logger)
-        let idleTimeout = configuration.idleTimeout.map { TimeAmount($0) }
+        let settings = HTTPConnectionHandler.Settings(
+            router: RequestRouter(table: table.withLock { $0 }, logger: logger),
+            configuration: configuration,
+            budget: bodyBudget,
+            counters: counters,
+            logger: logger
+        )
+        let decoderLimits = settings.decoderLimits
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -146,10 +162,14 @@ final class HTTPListener: Sendable {
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
-                    // NIO's decoder reads requests; the connection handler writes replies as
-                    // bytes, checks their fields and answers malformed requests (HTTPWire).
-                    try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-                    try pipeline.addHandler(HTTPConnectionHandler(router: router, loop: channel.eventLoop, idleTimeout: idleTimeout))
+                    // The watch sees a head's first bytes (for http.header-timeout) and HTTP/0.9
+                    // request lines; NIO's decoder reads requests within the head limits; the
+                    // connection handler writes replies as bytes, checks their fields and
+                    // answers malformed requests (HTTPWire).
+                    let watch = HeadWatch()
+                    try pipeline.addHandler(watch)
+                    try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: decoderLimits)))
+                    try pipeline.addHandler(HTTPConnectionHandler(settings: settings, watch: watch, loop: channel.eventLoop))
                 }
             }
         let server: any Channel
@@ -161,7 +181,7 @@ final class HTTPListener: Sendable {
         }
         let port = server.localAddress?.port ?? configuration.port
         boundPort.set(port)
-        logger.notice("HTTP listener ready", metadata: ["address": "\(configuration.host):\(port)"])
+        logger.notice("HTTP listener ready", metadata: ["address": "\(configuration.host):\(port)", "max-connections": "\(maxConnections)"])
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
                 try? await server.closeFuture.get()
@@ -179,25 +199,49 @@ final class HTTPListener: Sendable {
         }
     }
 
-    /// Registers a new connection, or refuses it once shutdown began.
+    /// Registers a new connection, or refuses it once shutdown began or while
+    /// ``maxConnections`` are open (counted, and logged at most once a minute).
     private func track(_ channel: any Channel) -> Bool {
         let id = ObjectIdentifier(channel)
-        let accepted = connections.withLock { state in
-            guard !state.stopping else { return false }
+        let (accepted, open) = connections.withLock { state -> (Bool, Int) in
+            guard !state.stopping, state.open.count < maxConnections else { return (false, state.open.count) }
             state.open[id] = channel
-            return true
+            return (true, state.open.count)
         }
-        guard accepted else { return false }
+        guard accepted else {
+            if open >= maxConnections { refusedAtLimit() }
+            return false
+        }
+        counters.setOpenConnections(open)
         channel.closeFuture.whenComplete { [self] _ in
-            let waiters = connections.withLock { state -> [CheckedContinuation<Void, Never>] in
+            let (waiters, open) = connections.withLock { state -> ([CheckedContinuation<Void, Never>], Int) in
                 state.open[id] = nil
-                guard state.stopping, state.open.isEmpty else { return [] }
+                guard state.stopping, state.open.isEmpty else { return ([], state.open.count) }
                 defer { state.drained = [] }
-                return state.drained
+                return (state.drained, 0)
             }
+            counters.setOpenConnections(open)
             for waiter in waiters { waiter.resume() }
         }
         return true
+    }
+
+    /// When the last connection refused at the limit was logged.
+    private let lastRefusalLog = Mutex<ContinuousClock.Instant?>(nil)
+
+    private func refusedAtLimit() {
+        let total = counters.count(.connectionLimit)
+        let now = ContinuousClock.now
+        let due = lastRefusalLog.withLock { last in
+            guard last.map({ now - $0 >= .seconds(60) }) ?? true else { return false }
+            last = now
+            return true
+        }
+        if due {
+            logger.warning("HTTP listener is at its connection limit; new connections are closed at once", metadata: [
+                "max-connections": "\(maxConnections)", "refused-so-far": "\(total)",
+            ])
+        }
     }
 
     /// Asks every connection to finish its request and close, and waits until all have.
@@ -226,181 +270,5 @@ extension TimeAmount {
     init(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
         self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}
-
-/// An HTTP reply before it is written: status, headers and body.
-struct HTTPReply: Sendable {
-    var status: Int
-    var headers: [(String, String)]
-    var body: ByteBuffer
-
-    /// A JSON error body: `{"error": "...", "status": 404, ...}`.
-    static func error(status: Int, _ text: String, extra: [(String, String)] = []) -> HTTPReply {
-        var json = "{\"error\":\(jsonQuoted(text)),\"status\":\(status)"
-        for (key, value) in extra {
-            json += ",\(jsonQuoted(key)):\(jsonQuoted(value))"
-        }
-        json += "}"
-        return HTTPReply.json(status: status, json)
-    }
-
-    static func json(status: Int, _ json: String) -> HTTPReply {
-        HTTPReply(status: status, headers: [("Content-Type", "application/json")], body: ByteBuffer(string: json))
-    }
-
-    /// Adds `X-Message-ID` and `X-Correlation-ID` (consuming: the header list is grown in place, not copied).
-    consuming func identified(exchangeID: MessageID, correlationID: String) -> HTTPReply {
-        var reply = self
-        reply.headers.append(("X-Message-ID", exchangeID.description))
-        // Not written if it is not a valid field value (HTTPWire).
-        reply.headers.append(("X-Correlation-ID", correlationID))
-        return reply
-    }
-}
-
-/// A request as the connection handler collected it.
-struct CollectedRequest: Sendable {
-    var head: HTTPRequestHead
-    var path: Substring
-    var query: Substring?
-    var segments: [Substring]
-    var binding: HTTPListener.Binding
-    var deliver: HTTPListener.DeliveryBox
-    var body: ByteBuffer
-}
-
-/// Finds the binding for a request and turns requests into exchanges and results into replies.
-struct RequestRouter: Sendable {
-    let table: HTTPListener.Table
-    let logger: Logger
-
-    /// What to do with a request once its head arrived.
-    enum Decision {
-        /// Collect the body (up to the binding's limit) and route it.
-        case route(HTTPListener.Binding, HTTPListener.DeliveryBox, path: Substring, query: Substring?, segments: [Substring])
-        /// Answer this without routing (404, 405, 503).
-        case reply(HTTPReply)
-    }
-
-    func decide(_ head: HTTPRequestHead) -> Decision {
-        let target = head.uri
-        let path: Substring
-        let query: Substring?
-        if let question = target.firstIndex(of: "?") {
-            path = target[..<question]
-            query = target[target.index(after: question)...]
-        } else {
-            path = Substring(target)
-            query = nil
-        }
-        let (bindings, segments) = table.lookup(path)
-        let method = head.method.rawValue
-        guard !bindings.isEmpty else {
-            return .reply(.error(status: 404, "no route listens on \(method) \(path)"))
-        }
-        guard let binding = bindings.first(where: { $0.method == method }) ?? bindings.first(where: { $0.method == nil }) else {
-            let allowed = bindings.compactMap(\.method).joined(separator: ", ")
-            var reply = HTTPReply.error(status: 405, "method \(method) is not allowed on \(path); allowed: \(allowed)")
-            reply.headers.append(("Allow", allowed))
-            return .reply(reply)
-        }
-        guard let deliver = binding.deliver ?? (binding.starting ? binding.deliverOnceStarted() : nil) else {
-            return .reply(.error(status: 503, "the route for \(method) \(path) is not running"))
-        }
-        return .route(binding, deliver, path: path, query: query, segments: segments)
-    }
-
-    /// The 413 reply for a body over the binding's limit.
-    static func tooLarge(_ binding: HTTPListener.Binding, path: Substring) -> HTTPReply {
-        .error(status: 413, "request body is larger than the limit of \(binding.maxBodySize) bytes for \(path)")
-    }
-
-    /// Runs the route for a whole request and returns the reply.
-    func respond(to request: CollectedRequest) async -> HTTPReply {
-        let head = request.head
-        var headers = Headers()
-        headers.reserveCapacity(head.headers.count + 3)
-        for (name, value) in head.headers where HTTPHeaderRules.keepsIncoming(name) {
-            headers.add(name, value)
-        }
-        headers["http.method"] = head.method.rawValue
-        headers["http.path"] = String(request.path)
-        if let query = request.query, !query.isEmpty {
-            headers["http.query"] = String(query)
-            for pair in query.split(separator: "&") {
-                let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                guard let name = percentDecoded(parts[0].replacingPlus()), !name.isEmpty else { continue }
-                let value = parts.count > 1 ? percentDecoded(parts[1].replacingPlus()) ?? "" : ""
-                headers.add("http.query.\(name)", value)
-            }
-        }
-        let binding = request.binding
-        if !binding.path.isStatic, let captures = binding.path.match(request.segments) {
-            for (name, value) in captures {
-                headers[name] = value
-            }
-        }
-        // W3C trace context: continue the caller's trace, or start one.
-        let trace = headers[TraceContext.header].flatMap(TraceContext.init(traceparent:)) ?? .random()
-        let message = Message(headers: headers, body: request.body, trace: trace)
-        let exchange = Exchange(message: message, pattern: binding.async ? .inOnly : .inOut)
-        do {
-            let result = try await request.deliver.deliver(exchange)
-            if binding.async {
-                return HTTPReply.json(status: 202, "{\"id\":\(jsonQuoted(exchange.id.description)),\"status\":\"accepted\"}")
-                    .identified(exchangeID: exchange.id, correlationID: message.correlationID)
-            }
-            return RequestRouter.reply(for: result.message, exchangeID: exchange.id, request: headers)
-        } catch let failure as StepFailure {
-            return HTTPReply.error(
-                status: failure.status,
-                failure.description,
-                extra: [
-                    ("route", failure.step.routeID),
-                    ("step", failure.step.path),
-                    ("kind", failure.step.kind),
-                    ("messageId", exchange.id.description),
-                ] + (failure.deadLetter.map { [("deadLetter", $0.description)] } ?? [])
-            ).identified(exchangeID: exchange.id, correlationID: message.correlationID)
-        } catch {
-            // A ProcessingError outside any step (the audit store could not keep up) says its status.
-            let status = (error as? ProcessingError)?.status ?? 500
-            return HTTPReply.error(status: status, "\(error)", extra: [("messageId", exchange.id.description)])
-                .identified(exchangeID: exchange.id, correlationID: message.correlationID)
-        }
-    }
-
-    /// The final message of a route as an HTTP reply: status from `http.status` (200–599,
-    /// else 200).
-    ///
-    /// Headers still holding the value the request brought (request headers, path captures)
-    /// are not echoed back, except those describing the body (`Content-Type`); headers the
-    /// route set or a backend replied with are sent. Names that are not HTTP tokens and
-    /// values holding CR, LF or NUL are not written (the connection handler checks every
-    /// field as it writes it).
-    static func reply(for message: Message, exchangeID: MessageID, request: Headers) -> HTTPReply {
-        // A 1xx status is interim, not an answer: the client would wait for the final reply.
-        var status = 200
-        if let text = message.headers["http.status"], let code = Int(text), (200...599).contains(code) {
-            status = code
-        }
-        var fields: [(String, String)] = []
-        fields.reserveCapacity(message.headers.count + 2)
-        for header in message.headers where HTTPHeaderRules.forwardsOnResponse(header.name) {
-            if request.fields.contains(header), !HTTPHeaderRules.describesBody.contains(header.name) {
-                continue
-            }
-            fields.append((header.name, header.value))
-        }
-        return HTTPReply(status: status, headers: fields, body: message.body)
-            .identified(exchangeID: exchangeID, correlationID: message.correlationID)
-    }
-}
-
-extension Substring {
-    /// Form-encoded query strings write spaces as `+`.
-    func replacingPlus() -> String {
-        contains("+") ? String(map { $0 == "+" ? " " : $0 }) : String(self)
     }
 }

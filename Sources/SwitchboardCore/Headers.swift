@@ -4,7 +4,7 @@
 /// and its setter replaces every value of that name. Header lists are short, so lookups scan
 /// linearly, which beats hashing for the handful of headers a message usually carries.
 public struct Headers: Sendable, Equatable {
-    public struct Field: Sendable, Equatable {
+    public struct Field: Sendable, Hashable {
         public var name: String
         public var value: String
 

@@ -35,13 +35,24 @@ public enum AdapterRegistry {
 
     /// Builds the adapters a node runs with, configured from the node config.
     public static func makeCatalog(_ configuration: NodeConfiguration, metrics: (any MetricsFactory)? = nil, logger: Logger) -> AdapterCatalog {
-        let http = HTTPAdapter(configuration: .init(
+        var settings = HTTPAdapter.Configuration(
             host: configuration.httpListen.host,
             port: configuration.httpListen.port,
             maxBodySize: configuration.maxBodySize,
             maxConnectionsPerHost: configuration.maxConnectionsPerHost,
             connectTimeout: configuration.connectTimeout
-        ), logger: logger)
+        )
+        let limits = configuration.httpLimits
+        if let idleTimeout = limits.idleTimeout { settings.idleTimeout = idleTimeout }
+        settings.maxConnections = limits.maxConnections
+        if let headerTimeout = limits.headerTimeout { settings.headerTimeout = headerTimeout }
+        if let bodyTimeout = limits.bodyTimeout { settings.bodyTimeout = bodyTimeout }
+        if let maxHeaderCount = limits.maxHeaderCount { settings.maxHeaderCount = maxHeaderCount }
+        if let maxHeaderSize = limits.maxHeaderSize { settings.maxHeaderSize = maxHeaderSize }
+        if let maxBufferedBodies = limits.maxBufferedBodies { settings.maxBufferedBodies = maxBufferedBodies }
+        if let bodyFileThreshold = limits.bodyFileThreshold { settings.bodyFileThreshold = bodyFileThreshold }
+        settings.bodyFileDirectory = configuration.temporaryDirectory
+        let http = HTTPAdapter(configuration: settings, metrics: metrics, logger: logger)
         let httpOnly = AdapterCatalog([http])
         let registry = ServiceRegistry(metrics: metrics, logger: logger)
         return AdapterCatalog([

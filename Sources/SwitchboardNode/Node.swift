@@ -45,6 +45,9 @@ public final class SwitchboardNode: Sendable {
     public init(configuration: NodeConfiguration, observers: [any ExchangeObserver] = [], logger: Logger) async throws {
         self.configuration = configuration
         self.logger = logger
+        // Before the listener sizes its connection limit from it.
+        let descriptors = ProcessLimits.raiseOpenFileLimit()
+        logger.debug("open-file limit", metadata: ["soft": "\(descriptors.soft)", "hard": "\(descriptors.hard)"])
         XMLLimits.maximumSize = configuration.xmlMaxSize
         XMLLimits.maximumDepth = configuration.xmlMaxDepth
         let metrics = PrometheusCollectorRegistry()
@@ -110,7 +113,7 @@ public final class SwitchboardNode: Sendable {
 
     /// Runs until a signal in `gracefulShutdownSignals` or cancellation.
     public func run(gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint]) async throws {
-        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: configuration.temporaryDirectory, withIntermediateDirectories: true)
         if configuration.adminToken == nil, !configuration.adminListen.isLoopback {
             throw ConfigurationError([Diagnostic(
                 at: SourceLocation(file: configuration.file ?? "switchboard.yaml", line: 1, column: 1),

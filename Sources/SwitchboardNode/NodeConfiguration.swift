@@ -57,6 +57,9 @@ public struct NodeConfiguration: Sendable {
     public var xmlMaxDepth = 256
     public var connectTimeout: Duration = .seconds(5)
     public var maxConnectionsPerHost = 64
+    /// The route listener's limits on what clients may hold (see `HTTPAdapter.Configuration`);
+    /// nil: the adapter's default.
+    public var httpLimits = HTTPLimits()
     public var adminListen = Listen(host: "127.0.0.1", port: 8081)
     /// Bearer token the admin API requires; from `admin.token` or `SWITCHBOARD_ADMIN_TOKEN`.
     public var adminToken: String?
@@ -96,6 +99,20 @@ public struct NodeConfiguration: Sendable {
         stateStoreLocation ?? (dataDirectory as NSString).appendingPathComponent("state.db")
     }
 
+    /// The `http.*` keys that bound what the route listener's clients may hold.
+    public struct HTTPLimits: Sendable, Equatable {
+        public var idleTimeout: Duration?
+        public var maxConnections: Int?
+        public var headerTimeout: Duration?
+        public var bodyTimeout: Duration?
+        public var maxHeaderCount: Int?
+        public var maxHeaderSize: Int?
+        public var maxBufferedBodies: Int?
+        public var bodyFileThreshold: Int?
+
+        public init() {}
+    }
+
     public struct Audit: Sendable {
         public var enabled = true
         /// A file path (SQLite) or a `postgres://` URL; nil: `audit.db` in the data folder.
@@ -116,6 +133,11 @@ public struct NodeConfiguration: Sendable {
         public init() {}
     }
 
+    /// Temporary files (request bodies that outgrew memory): `tmp` in the data folder.
+    public var temporaryDirectory: String {
+        (dataDirectory as NSString).appendingPathComponent("tmp")
+    }
+
     /// The audit store: `audit.store`, or `audit.db` in the data folder.
     public var auditStore: String {
         audit.store ?? (dataDirectory as NSString).appendingPathComponent("audit.db")
@@ -132,6 +154,14 @@ public struct NodeConfiguration: Sendable {
         ("http.max-body-size", "Largest request body accepted (default 10MiB); routes may override with maxBodySize."),
         ("http.connect-timeout", "Default connect timeout for HTTP producers (default 5s)."),
         ("http.max-connections-per-host", "Pooled keep-alive connections per backend (default 64)."),
+        ("http.max-connections", "Client connections the listener keeps open; past it new ones are closed at once (default: three quarters of the open-file limit, which the node raises to its hard limit, at most 65536)."),
+        ("http.idle-timeout", "A client connection with no request under way closes after this long since its last reply (default 60s)."),
+        ("http.header-timeout", "Time a client has to send a whole request head, from its first byte; past it 408 (default 10s)."),
+        ("http.body-timeout", "Time a client has to send a whole request body, from the end of its head; past it 408 (default 60s)."),
+        ("http.max-header-count", "Most header fields in a request; more get 431 (default 100)."),
+        ("http.max-header-size", "Most bytes of a request's target, header names and values; more get 431 (default 16KiB)."),
+        ("http.max-buffered-bodies", "Most bytes of request bodies held in memory at once across the listener; past it 503 (default 128MiB)."),
+        ("http.body-file-threshold", "A request body larger than this is kept in a temporary file under DATA/tmp while it arrives (default 64KiB)."),
         ("xml.max-size", "Largest XML document any step parses (default 64MiB); larger bodies fail the step with 400."),
         ("xml.max-depth", "Deepest element nesting in XML documents (default 256, at most 2048)."),
         ("admin.listen", "Address of the admin API (default 127.0.0.1:8081)."),
@@ -211,6 +241,30 @@ public struct NodeConfiguration: Sendable {
             }
             return listen
         }
+        func positiveDuration(_ node: ConfigNode, _ key: String, example: String) -> Duration? {
+            guard let text = scalar(node, key) else { return nil }
+            guard let duration = parseDuration(text), duration > .zero else {
+                log.error(node.contentLocation, "'\(key)' expects a duration above zero such as \(example), found '\(text)'")
+                return nil
+            }
+            return duration
+        }
+        func positiveInteger(_ node: ConfigNode, _ key: String) -> Int? {
+            guard let text = scalar(node, key) else { return nil }
+            guard let count = Int(text), count > 0 else {
+                log.error(node.contentLocation, "'\(key)' expects a positive integer, found '\(text)'")
+                return nil
+            }
+            return count
+        }
+        func positiveSize(_ node: ConfigNode, _ key: String, example: String) -> Int? {
+            guard let text = scalar(node, key) else { return nil }
+            guard let size = parseSize(text), size > 0 else {
+                log.error(node.contentLocation, "'\(key)' expects a size such as \(example), found '\(text)'")
+                return nil
+            }
+            return size
+        }
         for entry in entries {
             switch entry.key {
             case "http":
@@ -232,13 +286,24 @@ public struct NodeConfiguration: Sendable {
                         } else {
                             log.error(value.contentLocation, "'http.connect-timeout' expects a duration such as 5s, found '\(text)'")
                         }
+                    case "idle-timeout":
+                        if let duration = positiveDuration(value, "http.idle-timeout", example: "60s") { configuration.httpLimits.idleTimeout = duration }
+                    case "header-timeout":
+                        if let duration = positiveDuration(value, "http.header-timeout", example: "10s") { configuration.httpLimits.headerTimeout = duration }
+                    case "body-timeout":
+                        if let duration = positiveDuration(value, "http.body-timeout", example: "60s") { configuration.httpLimits.bodyTimeout = duration }
+                    case "max-connections":
+                        if let count = positiveInteger(value, "http.max-connections") { configuration.httpLimits.maxConnections = count }
+                    case "max-header-count":
+                        if let count = positiveInteger(value, "http.max-header-count") { configuration.httpLimits.maxHeaderCount = count }
+                    case "max-header-size":
+                        if let size = positiveSize(value, "http.max-header-size", example: "16KiB") { configuration.httpLimits.maxHeaderSize = size }
+                    case "max-buffered-bodies":
+                        if let size = positiveSize(value, "http.max-buffered-bodies", example: "128MiB") { configuration.httpLimits.maxBufferedBodies = size }
+                    case "body-file-threshold":
+                        if let size = positiveSize(value, "http.body-file-threshold", example: "64KiB") { configuration.httpLimits.bodyFileThreshold = size }
                     case "max-connections-per-host":
-                        guard let text = scalar(value, "http.max-connections-per-host") else { return }
-                        if let count = Int(text), count > 0 {
-                            configuration.maxConnectionsPerHost = count
-                        } else {
-                            log.error(value.contentLocation, "'http.max-connections-per-host' expects a positive integer, found '\(text)'")
-                        }
+                        if let count = positiveInteger(value, "http.max-connections-per-host") { configuration.maxConnectionsPerHost = count }
                     default:
                         unknown("http.\(key)", keyNode)
                     }

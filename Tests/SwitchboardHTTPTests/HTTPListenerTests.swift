@@ -262,12 +262,13 @@ struct HTTPListenerTests {
         try await SwitchboardUnderTest.run(Self.routes) { node in
             let connection = try RawConnection(port: node.port)
             connection.send("GET /echo HTTP/1.1\r\nHost: x\r\n\r\nNOT HTTP AT ALL\r\n\r\n")
-            let reply = await connection.read(until: { $0.contains("400 Bad Request") && $0.hasSuffix("\r\n\r\n") })
+            let reply = await connection.read()
+            #expect(reply.closed)
             let parsed = Self.replies(in: reply.text)
             #expect(parsed.map(\.status) == ["HTTP/1.1 200 OK", "HTTP/1.1 400 Bad Request"])
             #expect(parsed.first?.body == "got ")
             #expect(parsed.last?.headers["connection"] == "close")
-            #expect(parsed.last?.headers["content-length"] == "0")
+            #expect(parsed.last?.body.contains("the request is not valid HTTP/1.1") == true)
         }
     }
 
@@ -329,12 +330,6 @@ struct HTTPListenerTests {
             #expect(after.closed)
             #expect(after.text.isEmpty)
 
-            // A client that stalls inside a request is idle too.
-            let stalled = try RawConnection(port: node.port)
-            stalled.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
-            let cut = await stalled.read()
-            #expect(cut.closed)
-            #expect(cut.text.isEmpty)
         }
         // A client that keeps sending requests stays open past the timeout (the timer counts
         // from the last read, not from the connect). Requests go back to back (a sleep between

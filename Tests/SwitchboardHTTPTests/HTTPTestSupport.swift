@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 import Hummingbird
+import CoreMetrics
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -79,19 +80,24 @@ struct Backend {
 struct SwitchboardUnderTest {
     let port: Int
     let observer: EventLog
+    let adapter: HTTPAdapter
 
     /// Loads `yaml` (with `{backend}` replaced by the backend's base URL) and runs `body`
-    /// with the node's HTTP port.
+    /// with the node's HTTP port; `configure` may change the listener's settings first.
     static func run(
         _ yaml: String,
         backendPort: Int = 0,
         maxBodySize: Int = 10 * 1024 * 1024,
         idleTimeout: Duration = .seconds(60),
+        metrics: (any MetricsFactory)? = nil,
+        configure: (inout HTTPAdapter.Configuration) -> Void = { _ in },
         _ body: @escaping @Sendable (SwitchboardUnderTest) async throws -> Void
     ) async throws {
         var logger = Logger(label: "switchboard-test")
         logger.logLevel = .critical
-        let adapter = HTTPAdapter(configuration: .init(host: "127.0.0.1", port: 0, maxBodySize: maxBodySize, idleTimeout: idleTimeout), logger: logger)
+        var configuration = HTTPAdapter.Configuration(host: "127.0.0.1", port: 0, maxBodySize: maxBodySize, idleTimeout: idleTimeout)
+        configure(&configuration)
+        let adapter = HTTPAdapter(configuration: configuration, metrics: metrics, logger: logger)
         let events = EventLog()
         let text = yaml.replacingOccurrences(of: "{backend}", with: "http://127.0.0.1:\(backendPort)")
         let engine = try RouteLoader(catalog: AdapterCatalog([adapter]), observers: [events], logger: logger)
@@ -101,7 +107,7 @@ struct SwitchboardUnderTest {
             group.addTask { try await engine.run() }
             do {
                 let port = try #require(await adapter.boundPort, "the HTTP listener did not bind")
-                try await body(SwitchboardUnderTest(port: port, observer: events))
+                try await body(SwitchboardUnderTest(port: port, observer: events, adapter: adapter))
             } catch {
                 group.cancelAll()
                 await adapter.shutdown()

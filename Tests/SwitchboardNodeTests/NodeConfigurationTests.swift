@@ -54,6 +54,50 @@ struct NodeConfigurationTests {
         #expect(configuration.shutdownTimeout == .seconds(5))
     }
 
+    @Test func listenerLimitsAreReadAndTheirMistakesLocated() throws {
+        let file = try write("""
+        http:
+          max-connections: 500
+          idle-timeout: 30s
+          header-timeout: 5s
+          body-timeout: 2m
+          max-header-count: 50
+          max-header-size: 8KiB
+          max-buffered-bodies: 32MiB
+          body-file-threshold: 1MiB
+        data: state
+        """)
+        let configuration = try NodeConfiguration.load(file: file, environment: [:])
+        var expected = NodeConfiguration.HTTPLimits()
+        expected.maxConnections = 500
+        expected.idleTimeout = .seconds(30)
+        expected.headerTimeout = .seconds(5)
+        expected.bodyTimeout = .seconds(120)
+        expected.maxHeaderCount = 50
+        expected.maxHeaderSize = 8 * 1024
+        expected.maxBufferedBodies = 32 << 20
+        expected.bodyFileThreshold = 1 << 20
+        #expect(configuration.httpLimits == expected)
+        #expect(configuration.temporaryDirectory == (file as NSString).deletingLastPathComponent + "/state/tmp")
+
+        let bad = try write("""
+        http:
+          max-connections: many
+          header-timeout: 0s
+          max-header-size: big
+          max-header-cnt: 5
+        """)
+        #expect {
+            try NodeConfiguration.load(file: bad, environment: [:])
+        } throws: { error in
+            let text = ((error as? ConfigurationError)?.diagnostics ?? []).map(\.description).joined(separator: "\n")
+            return text.contains("2:20: error: 'http.max-connections' expects a positive integer, found 'many'")
+                && text.contains("3:19: error: 'http.header-timeout' expects a duration above zero such as 10s, found '0s'")
+                && text.contains("4:20: error: 'http.max-header-size' expects a size such as 16KiB, found 'big'")
+                && text.contains("5:3: error: unknown node config key 'http.max-header-cnt'; did you mean 'http.max-header-count'?")
+        }
+    }
+
     @Test func auditKeysAreReadAndTheirMistakesLocated() throws {
         let file = try write("""
         data: state

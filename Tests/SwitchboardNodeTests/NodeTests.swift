@@ -58,6 +58,46 @@ struct NodeTests {
         }
     }
 
+    @Test func theNodeRaisesItsOpenFileLimitAndAppliesTheListenerLimits() async throws {
+        // The soft limit one below the hard one: the node raises it back.
+        var limit = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        if limit.rlim_cur == limit.rlim_max, limit.rlim_max > 1024 {
+            var lowered = limit
+            lowered.rlim_cur = limit.rlim_max - 1
+            setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &lowered)
+        }
+        let folder = try Self.routesFolder("""
+        routes:
+          - id: hello
+            from: http:/hello?method=GET
+            steps:
+              - set-body: "hello"
+        """)
+        var logger = Logger(label: "node-test")
+        logger.logLevel = .critical
+        var settings = configuration(folder)
+        settings.httpLimits.maxHeaderCount = 5
+        let node = try await SwitchboardNode(configuration: settings, logger: logger)
+        var raised = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised)
+        #expect(raised.rlim_cur == raised.rlim_max)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await node.run(gracefulShutdownSignals: []) }
+            let http = try #require(await node.httpPort)
+            let admin = try #require(await node.adminPort)
+            let fields = (0..<4).map { ("X-H\($0)", "v") }
+            #expect(try await Self.get("http://127.0.0.1:\(http)/hello", headers: Array(fields.prefix(3))).0 == 200)
+            #expect(try await Self.get("http://127.0.0.1:\(http)/hello", headers: fields + [("X-H5", "v")]).0 == 431)
+            let (_, metrics) = try await Self.get("http://127.0.0.1:\(admin)/metrics")
+            #expect(metrics.contains(#"switchboard_http_rejected_total{reason="header-too-large"} 1"#))
+            #expect(metrics.contains("switchboard_http_open_connections"))
+            #expect(FileManager.default.fileExists(atPath: folder + "/var/tmp"), "the folder for body files is made at start")
+            group.cancelAll()
+            try await group.waitForAll()
+        }
+    }
+
     @Test func adminTokenGuardsEverythingButHealth() async throws {
         let folder = try Self.routesFolder("routes: []")
         var logger = Logger(label: "node-test")
