@@ -16,7 +16,13 @@ struct BodyView {
     /// The body parsed as XML (safely: no external entities, no network).
     mutating func xmlDocument() throws -> XMLDocument {
         if let xml { return xml }
-        let document = try message.body.withUnsafeReadableBytes { try XMLDocument(bytes: $0, name: "the message body") }
+        let document: XMLDocument
+        do {
+            document = try message.body.withUnsafeReadableBytes { try XMLDocument(bytes: $0, name: "the message body") }
+        } catch let error as XMLError {
+            // The body is what the caller sent: its fault, not the route's.
+            throw ProcessingError("\(error)", status: 400, kind: ErrorKind.validation)
+        }
         xml = document
         return document
     }
@@ -28,7 +34,7 @@ struct BodyView {
         do {
             value = try message.body.withUnsafeReadableBytes { try JSONValue(bytes: $0) }
         } catch let error as JSONError {
-            throw ProcessingError("the message body is not valid JSON: \(error)")
+            throw ProcessingError("the message body is not valid JSON: \(error)", status: 400, kind: ErrorKind.validation)
         }
         json = value
         return value

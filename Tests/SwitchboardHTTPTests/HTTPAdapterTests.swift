@@ -85,8 +85,9 @@ struct HTTPAdapterTests {
                 #expect(large.body.json?["headers"]?["x-invoice"] == .string("TOSL108"))
                 let small = try await node.request(.POST, "/invoices", body: invoice.replacingOccurrences(of: ">729<", with: ">72<"))
                 #expect(small.body.json?["path"] == .string("/echo/small"))
+                // A body the predicate cannot read is the caller's fault.
                 let notXML = try await node.request(.POST, "/invoices", body: "{}")
-                #expect(notXML.status == 500)
+                #expect(notXML.status == 400)
                 #expect(notXML.body.json?["error"]?.text.contains("the message body is not well-formed XML") == true)
             }
         }
