@@ -58,6 +58,12 @@ let package = Package(
             dependencies: ["SwitchboardCore", "CLibXML2"],
             swiftSettings: swiftSettings
         ),
+        // YAML as the node reads it from files: composed, with alias expansion bounded.
+        .target(
+            name: "SwitchboardYAML",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
         // Route files, compiler, engine, steps, predicates, templates.
         .target(
             name: "SwitchboardRouting",
@@ -65,6 +71,7 @@ let package = Package(
                 "SwitchboardFixedWidth",
                 "SwitchboardCore",
                 "SwitchboardTransform",
+                "SwitchboardYAML",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -145,6 +152,7 @@ let package = Package(
             dependencies: [
                 "SwitchboardCore",
                 "SwitchboardTransform",
+                "SwitchboardYAML",
                 .product(name: "Yams", package: "Yams"),
             ],
             path: "Adapters/FixedWidth",

@@ -1,6 +1,7 @@
 import Foundation
 import SwitchboardCore
 import SwitchboardTransform
+import SwitchboardYAML
 import Yams
 
 /// A fixed-width file layout, compiled once from YAML: record types told apart by a tag,
@@ -240,11 +241,14 @@ struct LayoutLoader {
     mutating func load(_ yaml: String) -> FixedWidthLayout? {
         let root: Node
         do {
-            guard let composed = try Yams.compose(yaml: yaml) else {
+            guard let composed = try YAMLComposer.compose(yaml) else {
                 error(nil, "the layout file is empty")
                 return nil
             }
             root = composed
+        } catch let expansion as YAMLAliasExpansion {
+            diagnostics.append(Diagnostic(at: SourceLocation(file: file, line: expansion.line, column: expansion.column), expansion.description))
+            return nil
         } catch {
             self.error(nil, "not valid YAML: \(error)")
             return nil

@@ -1,5 +1,6 @@
 import Foundation
 import SwitchboardCore
+import SwitchboardYAML
 import Yams
 
 /// A node of a YAML configuration file with the file it came from, so every value can say
@@ -88,10 +89,12 @@ public struct ConfigNode {
     /// Composes YAML text.
     public static func parse(_ text: String, file: String) throws -> ConfigNode? {
         do {
-            guard let node = try Yams.compose(yaml: text) else { return nil }
+            guard let node = try YAMLComposer.compose(text) else { return nil }
             return ConfigNode(node, file: file)
         } catch let error as YamlError {
             throw ConfigurationError([ConfigNode.diagnostic(for: error, file: file)])
+        } catch let error as YAMLAliasExpansion {
+            throw ConfigurationError([Diagnostic(at: SourceLocation(file: file, line: error.line, column: error.column), error.description)])
         }
     }
 

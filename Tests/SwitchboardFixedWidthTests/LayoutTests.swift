@@ -96,6 +96,19 @@ struct LayoutTests {
         #expect(throws: FixedWidthError.self) { try FixedWidthFormatter.format(unsigned, layout: layout) }
     }
 
+    @Test func aLayoutWhoseAliasesExpandPastTheBudgetIsRefused() {
+        var yaml = "x-0: &l0 { name: f, length: 1 }\n"
+        for level in 1..<7 {
+            yaml += "x-\(level): &l\(level) [\(Array(repeating: "*l\(level - 1)", count: 9).joined(separator: ", "))]\n"
+        }
+        yaml += "record-length: 1\nrecords: { r: { fields: *l6 } }\n"
+        #expect {
+            try FixedWidthLayout(yaml: yaml)
+        } throws: { error in
+            "\(error)".contains("layout.yaml:5:6:") && "\(error)".contains("YAML aliases expand to more than 10000 nodes")
+        }
+    }
+
     @Test func aSumThatOutgrowsItsIntegerIsAnErrorNotACrash() throws {
         let layout = try FixedWidthLayout(yaml: """
         record-length: 20

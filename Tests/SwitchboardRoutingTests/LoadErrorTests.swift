@@ -14,6 +14,25 @@ struct LoadErrorTests {
         #expect(errors == ["routes.yaml:5:9: error: unknown step 'sett-header'; did you mean 'set-header'?"])
     }
 
+    /// Nine lines of aliases of aliases, each nine times the last: millions of steps.
+    static func aliasBomb(levels: Int) -> String {
+        var lines = ["x-0: &l0 { set-header: { name: X, value: aaaaaaaaaa } }"]
+        for level in 1..<levels {
+            lines.append("x-\(level): &l\(level) { choice: [ { otherwise: [\(Array(repeating: "*l\(level - 1)", count: 9).joined(separator: ", "))] } ] }")
+        }
+        return lines.joined(separator: "\n") + "\nroutes:\n  - id: bomb\n    from: direct:bomb\n    steps: [ *l\(levels - 1) ]\n"
+    }
+
+    @Test func aliasesThatExpandPastTheBudgetAreRefusedWhereTheyAreUsed() {
+        let errors = loadErrors(Self.aliasBomb(levels: 8))
+        #expect(errors.count == 1)
+        #expect(errors.first?.hasPrefix("routes.yaml:5:") == true)
+        #expect(errors.first?.contains("YAML aliases expand to more than 10000 nodes here (the alias names the anchor at line 4") == true)
+        // Aliases within the budget are YAML like any other: three levels, 729 steps.
+        let fine = loadErrors(Self.aliasBomb(levels: 3))
+        #expect(fine.allSatisfy { $0.contains("unknown top-level key 'x-") }, "\(fine)")
+    }
+
     @Test func unknownStepOption() {
         let errors = loadErrors("""
         routes:
