@@ -22,6 +22,7 @@ final class AdminServer: Sendable {
     let audit: AuditTrail?
     let monitor: RouteMonitor
     let metrics: PrometheusCollectorRegistry
+    let series: SeriesRegistry
     let auditBuffer: Meter
     let logger: Logger
     /// Header names shown as *** in dead letters.
@@ -34,7 +35,7 @@ final class AdminServer: Sendable {
 
     init(
         listen: NodeConfiguration.Listen, token: String?, engine: RouteEngine, audit: AuditTrail?,
-        monitor: RouteMonitor, metrics: PrometheusCollectorRegistry, logger: Logger, services: ServiceRegistry? = nil, mask: [String] = AuditPolicy.defaultMask
+        monitor: RouteMonitor, metrics: PrometheusCollectorRegistry, series: SeriesRegistry, logger: Logger, services: ServiceRegistry? = nil, mask: [String] = AuditPolicy.defaultMask
     ) {
         self.mask = mask
         self.services = services
@@ -44,6 +45,7 @@ final class AdminServer: Sendable {
         self.audit = audit
         self.monitor = monitor
         self.metrics = metrics
+        self.series = series
         self.auditBuffer = Meter(label: "switchboard_audit_buffer_depth", factory: PrometheusMetricsFactory(registry: metrics))
         self.logger = logger
     }
@@ -51,10 +53,12 @@ final class AdminServer: Sendable {
     /// `GET /metrics`: Prometheus text.
     func metricsText() -> Response {
         auditBuffer.set(audit?.bufferDepth ?? 0)
+        var text = metrics.emitToBuffer()
+        series.emit(into: &text)
         return Response(
             status: .ok,
             headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-            body: .init(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer()))
+            body: .init(byteBuffer: ByteBuffer(bytes: text))
         )
     }
 

@@ -26,8 +26,10 @@ public final class SwitchboardNode: Sendable {
     public let audit: AuditTrail?
     /// Route counters, latencies and SLA state.
     public let monitor: RouteMonitor
-    /// What `GET /metrics` serves.
+    /// What `GET /metrics` serves: this, then ``series``.
     public let metrics: PrometheusCollectorRegistry
+    /// The per-route and per-step series.
+    public let series: SeriesRegistry
     /// Dead letters, idempotency keys, accepted async messages.
     public let stateStore: any NodeStateStore
     /// Services and their instances, for `service:` endpoints.
@@ -55,7 +57,10 @@ public final class SwitchboardNode: Sendable {
         let catalog = AdapterRegistry.makeCatalog(configuration, metrics: PrometheusMetricsFactory(registry: metrics), logger: logger)
         self.catalog = catalog
         var observers = observers
-        let monitor = RouteMonitor(metrics: PrometheusMetricsFactory(registry: metrics), logger: logger)
+        // Per-route series go to a registry of their own: see SeriesRegistry.
+        let series = SeriesRegistry()
+        self.series = series
+        let monitor = RouteMonitor(metrics: series, logger: logger)
         self.monitor = monitor
         observers.append(monitor)
         do {
@@ -92,7 +97,7 @@ public final class SwitchboardNode: Sendable {
         }
         admin = AdminServer(
             listen: configuration.adminListen, token: configuration.adminToken, engine: engine,
-            audit: audit, monitor: monitor, metrics: metrics, logger: logger,
+            audit: audit, monitor: monitor, metrics: metrics, series: series, logger: logger,
             services: catalog.adapters.lazy.compactMap { ($0 as? ServiceAdapter)?.registry }.first,
             mask: AuditPolicy.defaultMask + configuration.audit.mask + AdapterRegistry.secretOptionNames
         )
