@@ -60,7 +60,7 @@ public struct FTPAdapter: Adapter {
     }
 
     public func makeProducer(_ endpoint: Endpoint) throws -> any Producer {
-        folders.producer(endpoint, folder: try FTPAdapter.folder(endpoint))
+        try folders.producer(endpoint, folder: try FTPAdapter.folder(endpoint))
     }
 
     public func shutdown() async {

@@ -8,13 +8,17 @@ public struct DropEntry: Sendable {
     public var size: Int64
     /// Modification time in nanoseconds since the epoch (as precise as the system gives it).
     public var modifiedNanos: Int64
+    /// Why the entry is not taken although it is there (a link out of the folder); nil for
+    /// an entry as listed.
+    public var refusal: String?
 
-    public init(name: String, isDirectory: Bool, isFile: Bool, size: Int64, modifiedNanos: Int64) {
+    public init(name: String, isDirectory: Bool, isFile: Bool, size: Int64, modifiedNanos: Int64, refusal: String? = nil) {
         self.name = name
         self.isDirectory = isDirectory
         self.isFile = isFile
         self.size = size
         self.modifiedNanos = modifiedNanos
+        self.refusal = refusal
     }
 }
 
@@ -93,10 +97,21 @@ struct LocalFolder: DropFolder {
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
     }
 
+    /// Symbolic links are followed only when what they name is inside the folder; a link out
+    /// of it is listed with its refusal.
     func list(_ folder: String) throws -> [DropEntry] {
         try FileManager.default.contentsOfDirectory(atPath: folder).compactMap { name in
+            let path = folder + "/" + name
             var info = stat()
-            guard stat(folder + "/" + name, &info) == 0 else { return nil }
+            guard lstat(path, &info) == 0 else { return nil }
+            if info.st_mode & S_IFMT == S_IFLNK {
+                guard let target = FilePaths.realPath(path), FilePaths.isInside(target, FilePaths.realPath(root) ?? root) else {
+                    let named = (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) ?? "?"
+                    return DropEntry(name: name, isDirectory: false, isFile: false, size: 0, modifiedNanos: 0,
+                                     refusal: "it is a symbolic link to \(named), outside \(root), which is not followed")
+                }
+                guard stat(path, &info) == 0 else { return nil }
+            }
             let kind = info.st_mode & S_IFMT
             return DropEntry(
                 name: name, isDirectory: kind == S_IFDIR, isFile: kind == S_IFREG, size: Int64(info.st_size),
@@ -109,8 +124,10 @@ struct LocalFolder: DropFolder {
         FileManager.default.fileExists(atPath: path)
     }
 
+    /// Reads a file; a symbolic link only when what it names (at the time of reading) is
+    /// inside the folder.
     func read(_ path: String) throws -> [UInt8] {
-        Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        try FilePaths.readInside(path, root: root)
     }
 
     func write(_ bytes: [UInt8], to path: String) throws {

@@ -120,8 +120,10 @@ public struct FileAdapter: Adapter {
     }
 
     public func makeProducer(_ endpoint: Endpoint) throws -> any Producer {
-        FileProducer(
-            folder: try FileAdapter.folder(of: endpoint),
+        let folder = try FileAdapter.folder(of: endpoint)
+        try FilePaths.checkFixedName(endpoint.templates["fileName"], in: folder)
+        return FileProducer(
+            folder: folder,
             fileName: endpoint.templates["fileName"],
             fileExist: FileProducer.FileExist(rawValue: endpoint.options.string("fileExist") ?? "override") ?? .override,
             mkdirs: endpoint.options.bool("mkdirs") ?? true,

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import SwitchboardCore
+import Synchronization
 
 /// `from: file:FOLDER?…`: polls a folder and hands each complete file to the route as one
 /// message. A file is archived (moved or deleted) only after its route succeeded; after a
@@ -41,6 +42,8 @@ public struct FileConsumer: Consumer {
     let settings: Settings
     let registry: FileRegistryHandle
     let logger: Logger
+    /// Entries whose refusal was logged (each is logged once, not at every poll).
+    private let refused = LoggedOnce()
 
     public init(settings: Settings, registry: FileRegistryHandle, logger: Logger) {
         self.settings = settings
@@ -105,6 +108,13 @@ public struct FileConsumer: Consumer {
         func visit(_ folder: String, _ prefix: String) {
             guard let entries = try? settings.drop.list(folder) else { return }
             for entry in entries where !entry.name.hasPrefix(".") {
+                if let refusal = entry.refusal {
+                    let path = folder + "/" + entry.name
+                    if refused.first(path) {
+                        logger.warning("a dropped entry is not taken", metadata: ["file": "\(path)", "reason": "\(refusal)"])
+                    }
+                    continue
+                }
                 if entry.isDirectory {
                     if settings.recursive { visit(folder + "/" + entry.name, prefix + entry.name + "/") }
                     continue
@@ -367,5 +377,15 @@ public struct FileConsumer: Consumer {
     func putBack(_ working: String, _ candidate: Candidate) {
         guard working != candidate.path else { return }
         try? settings.drop.rename(working, to: candidate.path)
+    }
+}
+
+/// Names something was logged for, so that it is logged once.
+final class LoggedOnce: Sendable {
+    private let names = Mutex<Set<String>>([])
+
+    /// Whether this is the first time `name` comes.
+    func first(_ name: String) -> Bool {
+        names.withLock { $0.insert(name).inserted }
     }
 }

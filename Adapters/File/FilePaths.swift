@@ -26,6 +26,65 @@ public enum FilePaths {
         return joined
     }
 
+    /// Checks a `fileName` with no placeholders when routes load, so a name that would leave
+    /// its folder is a load error rather than a failure of every message.
+    ///
+    /// - Throws: ``EndpointError`` naming the problem.
+    public static func checkFixedName(_ template: (any MessageTemplate)?, in folder: String) throws {
+        guard let template, !template.text.contains("${") else { return }
+        do {
+            _ = try resolve(template.text, in: folder)
+        } catch let error as FileAdapterError {
+            throw EndpointError("fileName: \(error.message)")
+        }
+    }
+
+    /// `path` with every symbolic link resolved, or nil when it cannot be (a dangling link).
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    /// Whether `path` is `folder` or inside it (both resolved).
+    static func isInside(_ path: String, _ folder: String) -> Bool {
+        path == folder || path.hasPrefix(folder.hasSuffix("/") ? folder : folder + "/")
+    }
+
+    /// Reads a whole file without following a symbolic link out of `root`: the file is
+    /// opened without following a link; a link is resolved and read only if what it names is
+    /// inside `root`.
+    static func readInside(_ path: String, root: String) throws -> [UInt8] {
+        var descriptor = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        if descriptor < 0, errno == ELOOP {
+            guard let target = realPath(path), isInside(target, realPath(root) ?? root) else {
+                throw FileAdapterError("\(path) is a symbolic link to a file outside \(root); it is not read")
+            }
+            descriptor = open(target, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        }
+        guard descriptor >= 0 else { throw FileAdapterError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            guard count >= 0 else { throw FileAdapterError("cannot read \(path): \(String(cString: strerror(errno)))") }
+            if count == 0 { return bytes }
+            bytes += chunk[0..<count]
+        }
+    }
+
+    /// Refuses a path whose folder, once symbolic links are resolved, is not inside `folder`
+    /// (a link in an output folder pointing out of it).
+    static func checkInside(_ path: String, folder: String) throws {
+        let parent = (path as NSString).deletingLastPathComponent
+        guard let resolved = realPath(parent) else { return }
+        guard isInside(resolved, realPath(folder) ?? folder) else {
+            throw FileAdapterError("\(parent) leads out of \(folder) through a symbolic link (to \(resolved)); nothing is written there")
+        }
+    }
+
     static func printable(_ name: String) -> String {
         String(String.UnicodeScalarView(name.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : $0 }))
     }
@@ -46,7 +105,7 @@ public enum FilePaths {
 
     /// Writes `bytes` to `path` and flushes them to disk.
     static func write(_ bytes: UnsafeRawBufferPointer, to path: String, append: Bool = false, exclusive: Bool = false) throws {
-        var flags = O_WRONLY | O_CREAT | O_CLOEXEC
+        var flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW
         flags |= append ? O_APPEND : O_TRUNC
         if exclusive { flags |= O_EXCL }
         let descriptor = open(path, flags, 0o644)

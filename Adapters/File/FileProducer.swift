@@ -30,6 +30,11 @@ struct FileProducer: Producer {
             throw ProcessingError("refused to write: \(error.message)", status: 400)
         }
         if mkdirs { try FilePaths.makeParent(of: path) }
+        do {
+            try FilePaths.checkInside(path, folder: folder)
+        } catch let error as FileAdapterError {
+            throw ProcessingError("refused to write: \(error.message)", status: 400)
+        }
         let exists = FileManager.default.fileExists(atPath: path)
         switch fileExist {
         case .fail where exists:

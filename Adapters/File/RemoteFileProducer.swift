@@ -76,7 +76,10 @@ extension RemoteFileProducer {
     ]
 
     /// A producer configured from an endpoint's `fileName`, `fileExist` and `mkdirs`.
-    public init(endpoint: Endpoint, folder: any DropFolder) {
+    ///
+    /// - Throws: ``EndpointError`` for a fixed `fileName` that would leave the folder.
+    public init(endpoint: Endpoint, folder: any DropFolder) throws {
+        try FilePaths.checkFixedName(endpoint.templates["fileName"], in: folder.root)
         self.init(
             folder: folder,
             fileName: endpoint.templates["fileName"],

@@ -138,8 +138,8 @@ public final class RemoteFolders: Sendable {
         FileConsumer(settings: FileAdapter.consumerSettings(endpoint, drop: track(folder)), registry: registry, logger: logger)
     }
 
-    public func producer(_ endpoint: Endpoint, folder: RemoteFolder) -> RemoteFileProducer {
-        RemoteFileProducer(endpoint: endpoint, folder: track(folder))
+    public func producer(_ endpoint: Endpoint, folder: RemoteFolder) throws -> RemoteFileProducer {
+        try RemoteFileProducer(endpoint: endpoint, folder: track(folder))
     }
 
     private func track(_ folder: RemoteFolder) -> RemoteFolder {

@@ -83,7 +83,7 @@ public struct SFTPAdapter: Adapter {
     }
 
     public func makeProducer(_ endpoint: Endpoint) throws -> any Producer {
-        folders.producer(endpoint, folder: try SFTPAdapter.folder(endpoint))
+        try folders.producer(endpoint, folder: try SFTPAdapter.folder(endpoint))
     }
 
     public func shutdown() async {

@@ -265,4 +265,63 @@ import Testing
                 && text.contains("unknown template variable '${nope}'")
         }
     }
+
+    @Test func aFixedFileNameThatLeavesTheFolderIsALoadError() throws {
+        let folders = try Folders()
+        #expect {
+            try Self.engine("""
+            routes:
+              - id: a
+                from: direct:a
+                steps: [ { to: "file:\(folders.outbox)?fileName=../../etc/x" } ]
+            """, folders: folders)
+        } throws: { error in
+            "\(error)".contains("routes.yaml:4:") && "\(error)".contains("fileName: the file name '../../etc/x' would leave the folder")
+        }
+        // With a placeholder the name is only known per message: checked then.
+        _ = try Self.engine("""
+        routes:
+          - id: a
+            from: direct:a
+            steps: [ { to: "file:\(folders.outbox)?fileName=${header.name}" } ]
+        """, folders: folders)
+    }
+
+    @Test func symbolicLinksAreNotFollowedOutOfADropOrOutputFolder() async throws {
+        let folders = try Folders()
+        let secret = folders.root + "/secret.txt"
+        try folders.write("secret", to: secret)
+        try folders.write("inside", to: folders.root + "/in/sub/kept.txt")
+        // A link to a file outside the drop folder, and one to a file inside it.
+        try FileManager.default.createSymbolicLink(atPath: folders.inbox + "/leak.txt", withDestinationPath: secret)
+        try FileManager.default.createSymbolicLink(atPath: folders.inbox + "/alias.txt", withDestinationPath: folders.inbox + "/sub/kept.txt")
+        // An output subfolder that is a link out of the output folder.
+        let elsewhere = folders.root + "/elsewhere"
+        try FileManager.default.createDirectory(atPath: elsewhere, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: folders.outbox + "/linked", withDestinationPath: elsewhere)
+        let engine = try Self.engine("""
+        routes:
+          - id: drop
+            from: "file:\(folders.inbox)?delay=50ms&minAge=100ms&readLock=stable"
+            steps:
+              - to: "file:\(folders.outbox)?fileName=${file:name.noext}.out"
+          - id: escape
+            from: direct:escape
+            steps:
+              - to: "file:\(folders.outbox)?fileName=linked/x.out"
+        """, folders: folders)
+        try await Self.running(engine) {
+            #expect(await Self.eventually { folders.files(folders.outbox).contains("alias.out") }, "\(folders.files(folders.outbox))")
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(folders.read(folders.outbox + "/alias.out") == "inside")
+            #expect(!folders.files(folders.outbox).contains("leak.out"), "the link out of the folder was read")
+            #expect(FileManager.default.fileExists(atPath: folders.inbox + "/leak.txt"), "the link is left where it is")
+            await #expect {
+                _ = try await engine.process(routeID: "escape", Exchange(message: Message(body: ByteBuffer(string: "x")), pattern: .inOnly))
+            } throws: { error in
+                "\(error)".contains("leads out of") && "\(error)".contains("through a symbolic link")
+            }
+            #expect(folders.files(elsewhere).isEmpty, "written through the link: \(folders.files(elsewhere))")
+        }
+    }
 }
