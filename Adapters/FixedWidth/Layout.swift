@@ -60,8 +60,14 @@ public struct FixedWidthLayout: Sendable {
     ///
     /// - Throws: ``ConfigurationError`` with every problem at its `file:line:column`.
     public init(path: String) throws {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        guard let bytes = FileManager.default.contents(atPath: path) else {
             throw ConfigurationError([Diagnostic(at: SourceLocation(file: path, line: 1, column: 1), "cannot read the layout file")])
+        }
+        let text: String
+        do {
+            text = try YAMLComposer.text(Array(bytes))
+        } catch let error as YAMLInvalidUTF8 {
+            throw ConfigurationError([Diagnostic(at: SourceLocation(file: path, line: error.line, column: error.column), error.description)])
         }
         try self.init(yaml: text, file: path)
     }

@@ -119,13 +119,9 @@ public final class SwitchboardNode: Sendable {
     /// Runs until a signal in `gracefulShutdownSignals` or cancellation.
     public func run(gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint]) async throws {
         try FileManager.default.createDirectory(atPath: configuration.temporaryDirectory, withIntermediateDirectories: true)
-        if configuration.adminToken == nil, !configuration.adminListen.isLoopback {
-            throw ConfigurationError([Diagnostic(
-                at: SourceLocation(file: configuration.file ?? "switchboard.yaml", line: 1, column: 1),
-                "admin.listen is \(configuration.adminListen), which is not loopback, and no admin token is set; set admin.token or SWITCHBOARD_ADMIN_TOKEN"
-            )])
-        }
-        for warning in engine.warnings {
+        let problems = configuration.startProblems
+        if !problems.isEmpty { throw ConfigurationError(problems) }
+        for warning in configuration.warnings + engine.warnings {
             logger.warning("\(warning)")
         }
         logger.notice("starting", metadata: [

@@ -61,8 +61,13 @@ public struct NodeConfiguration: Sendable {
     /// nil: the adapter's default.
     public var httpLimits = HTTPLimits()
     public var adminListen = Listen(host: "127.0.0.1", port: 8081)
-    /// Bearer token the admin API requires; from `admin.token` or `SWITCHBOARD_ADMIN_TOKEN`.
+    /// Bearer token the admin API requires; from `admin.token` or `SWITCHBOARD_ADMIN_TOKEN`
+    /// (one of blanks only is no token).
     public var adminToken: String?
+    /// What the config file holds that works but is likely a mistake.
+    public var warnings: [Diagnostic] = []
+    /// Where the config file sets `admin.listen`, for errors about it.
+    public var adminListenLocation: SourceLocation?
     public var routesDirectory = "Routes"
     public var mappingsDirectory = "Mappings"
     public var dataDirectory = "var"
@@ -145,7 +150,25 @@ public struct NodeConfiguration: Sendable {
 
     /// The embedded defaults.
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
-        adminToken = environment["SWITCHBOARD_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        adminToken = environment["SWITCHBOARD_ADMIN_TOKEN"].flatMap(Self.token)
+    }
+
+    /// A token as given, or nil when it is empty or blanks only.
+    static func token(_ text: String) -> String? {
+        text.allSatisfy(\.isWhitespace) ? nil : text
+    }
+
+    /// What keeps a node with these settings from starting, found without starting it: `run`
+    /// refuses to start and `check` fails on the same problems.
+    public var startProblems: [Diagnostic] {
+        var problems: [Diagnostic] = []
+        if adminToken == nil, !adminListen.isLoopback {
+            problems.append(Diagnostic(
+                at: adminListenLocation ?? SourceLocation(file: file ?? "switchboard.yaml", line: 1, column: 1),
+                "admin.listen is \(adminListen), which is not loopback, and no admin token is set; set admin.token or SWITCHBOARD_ADMIN_TOKEN (a token of blanks is none)"
+            ))
+        }
+        return problems
     }
 
     /// The keys a node config may have, with what they mean (for errors and docs).
@@ -312,9 +335,18 @@ public struct NodeConfiguration: Sendable {
                 section(entry.value, "admin") { key, keyNode, value in
                     switch key {
                     case "listen":
-                        if let parsed = listen(value, "admin.listen") { configuration.adminListen = parsed }
+                        if let parsed = listen(value, "admin.listen") {
+                            configuration.adminListen = parsed
+                            configuration.adminListenLocation = value.contentLocation
+                        }
                     case "token":
-                        if let token = scalar(value, "admin.token"), !token.isEmpty { configuration.adminToken = token }
+                        if let text = scalar(value, "admin.token") {
+                            if let token = Self.token(text) {
+                                configuration.adminToken = token
+                            } else {
+                                log.warning(value.contentLocation, "'admin.token' is blank, which is no token")
+                            }
+                        }
                     default:
                         unknown("admin.\(key)", keyNode)
                     }
@@ -503,6 +535,7 @@ public struct NodeConfiguration: Sendable {
             }
         }
         try log.throwIfErrors()
+        configuration.warnings = log.diagnostics.filter { $0.severity == .warning }
         return configuration
     }
 }

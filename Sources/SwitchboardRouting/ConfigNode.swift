@@ -77,13 +77,25 @@ public struct ConfigNode {
     ///   - displayName: How messages name the file (a path relative to where the user works).
     /// - Throws: ``ConfigurationError`` with the syntax error's location.
     public static func load(path: String, displayName: String) throws -> ConfigNode? {
-        let text: String
+        try parse(try text(path: path, displayName: displayName), file: displayName)
+    }
+
+    /// The text of a configuration file.
+    ///
+    /// - Throws: ``ConfigurationError`` when the file cannot be read or is not UTF-8 (at the
+    ///   line and column of the first byte that is not).
+    static func text(path: String, displayName: String) throws -> String {
+        let bytes: [UInt8]
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
         } catch {
             throw ConfigurationError([Diagnostic(at: SourceLocation(file: displayName, line: 1, column: 1), "cannot read the file: \(error.localizedDescription)")])
         }
-        return try parse(text, file: displayName)
+        do {
+            return try YAMLComposer.text(bytes)
+        } catch let error as YAMLInvalidUTF8 {
+            throw ConfigurationError([Diagnostic(at: SourceLocation(file: displayName, line: error.line, column: error.column), error.description)])
+        }
     }
 
     /// Composes YAML text.

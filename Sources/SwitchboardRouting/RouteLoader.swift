@@ -64,9 +64,9 @@ public struct RouteLoader: Sendable {
         var sources: [(text: String?, file: String, readError: Diagnostic?)] = []
         for file in files {
             do {
-                sources.append((try String(contentsOfFile: file, encoding: .utf8), file, nil))
-            } catch {
-                sources.append((nil, file, Diagnostic(at: SourceLocation(file: file, line: 1, column: 1), "cannot read the file: \(error.localizedDescription)")))
+                sources.append((try ConfigNode.text(path: file, displayName: file), file, nil))
+            } catch let error as ConfigurationError {
+                sources.append((nil, file, error.diagnostics.first))
             }
         }
         return try compile(sources)

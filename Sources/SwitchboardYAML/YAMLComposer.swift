@@ -91,3 +91,44 @@ private struct AliasWalk {
         }
     }
 }
+
+extension YAMLComposer {
+    /// The text of a file the node reads, which must be UTF-8.
+    ///
+    /// - Throws: ``YAMLInvalidUTF8`` with the line and column of the first byte that is not.
+    public static func text(_ bytes: [UInt8]) throws -> String {
+        var iterator = bytes.makeIterator()
+        var decoder = UTF8()
+        var offset = 0
+        var line = 1
+        var lineStart = 0
+        while true {
+            let before = offset
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let scalar):
+                offset += UTF8.width(scalar)
+                if scalar == "\n" {
+                    line += 1
+                    lineStart = offset
+                }
+            case .emptyInput:
+                return String(decoding: bytes, as: UTF8.self)
+            case .error:
+                throw YAMLInvalidUTF8(line: line, column: before - lineStart + 1, byte: bytes[before])
+            }
+        }
+    }
+}
+
+/// A file that is not UTF-8.
+public struct YAMLInvalidUTF8: Error, CustomStringConvertible, Sendable {
+    public let line: Int
+    /// The column in bytes.
+    public let column: Int
+    /// The first byte that is not UTF-8.
+    public let byte: UInt8
+
+    public var description: String {
+        "the file is not UTF-8: byte 0x\(String(byte, radix: 16, uppercase: true)) cannot be read as UTF-8 (save the file as UTF-8)"
+    }
+}

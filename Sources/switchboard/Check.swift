@@ -41,13 +41,18 @@ struct Check: AsyncParsableCommand {
         }
         // Client pools made for producers are closed even though nothing ran.
         for adapter in catalog.adapters { await adapter.shutdown() }
+        // What keeps 'run' from starting fails the check with the route files' problems.
+        let startProblems = configuration.startProblems
         let engine: RouteEngine
         do {
             engine = try loaded.get()
         } catch let error as ConfigurationError {
-            throw reportAndExit(error)
+            throw reportAndExit(ConfigurationError(startProblems + error.diagnostics))
         }
-        for warning in engine.warnings {
+        if !startProblems.isEmpty {
+            throw reportAndExit(ConfigurationError(startProblems))
+        }
+        for warning in configuration.warnings + engine.warnings {
             print(warning)
         }
         let files = Set(engine.routes.map(\.location.file)).count

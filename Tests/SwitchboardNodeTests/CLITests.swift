@@ -97,6 +97,24 @@ struct CLITests {
         #expect(missing.stderr.contains("config file '\(folder)/nope.yaml' does not exist"))
     }
 
+    @Test func checkFailsOnWhatRunRefusesAndOnFilesThatAreNotUTF8() throws {
+        let folder = try Self.temporaryFolder()
+        try "routes: []\n".write(toFile: folder + "/routes/none.yaml", atomically: true, encoding: .utf8)
+        // An admin API open to the network needs a token; blanks are none.
+        for token in ["", "  token: \"   \"\n"] {
+            try "routes: routes\nadmin:\n  listen: \"0.0.0.0:0\"\n\(token)".write(toFile: folder + "/switchboard.yaml", atomically: true, encoding: .utf8)
+            let output = try Self.run(["check", "--config", folder + "/switchboard.yaml"])
+            #expect(output.status == 1, "\(output.stdout)")
+            #expect(output.stderr.contains("\(folder)/switchboard.yaml:3:12: error: admin.listen is 0.0.0.0:0, which is not loopback, and no admin token is set"), "\(output.stderr)")
+        }
+        // A route file with a byte that is not UTF-8, on its third line.
+        try "routes: routes\n".write(toFile: folder + "/switchboard.yaml", atomically: true, encoding: .utf8)
+        try Data("routes:\n  - id: caf\u{E9}\n    from: direct:caf".utf8 + [0xE9] + Data("\n".utf8)).write(to: URL(fileURLWithPath: folder + "/routes/none.yaml"))
+        let latin1 = try Self.run(["check", "--config", folder + "/switchboard.yaml"])
+        #expect(latin1.status == 1)
+        #expect(latin1.stderr.contains("routes/none.yaml:3:21: error: the file is not UTF-8: byte 0xE9 cannot be read as UTF-8"), "\(latin1.stderr)")
+    }
+
     @Test func schemaIsJSONSchemaCoveringEveryStep() throws {
         let output = try Self.run(["schema"])
         #expect(output.status == 0)

@@ -23,6 +23,7 @@ struct NodeConfigurationTests {
         #expect(defaults.maxBodySize == 10 * 1024 * 1024)
         #expect(defaults.adminToken == nil)
         #expect(NodeConfiguration(environment: ["SWITCHBOARD_ADMIN_TOKEN": "t0k"]).adminToken == "t0k")
+        #expect(NodeConfiguration(environment: ["SWITCHBOARD_ADMIN_TOKEN": " \t "]).adminToken == nil, "blanks are no token")
     }
 
     @Test func everyKeyIsReadAndRelativeFoldersResolveAgainstTheConfigFile() throws {
