@@ -88,7 +88,7 @@ public enum XMLJSON {
         }
         guard let document = xmlNewDoc("1.0") else { throw XMLError("out of memory creating a document") }
         defer { xmlFreeDoc(document) }
-        let root = try element(members[0].key, members[0].value, document: document, parent: nil)
+        let root = try element(members[0].key, members[0].value, document: document, parent: nil, path: jsonPath("$", members[0].key))
         xmlDocSetRootElement(document, root)
         var output: UnsafeMutablePointer<xmlChar>?
         var length: Int32 = 0
@@ -98,7 +98,8 @@ public enum XMLJSON {
         return Array(UnsafeBufferPointer(start: output, count: Int(length)))
     }
 
-    private static func element(_ name: String, _ value: JSONValue, document: xmlDocPtr, parent: xmlNodePtr?) throws -> xmlNodePtr {
+    /// `path` is the JSON path of `value`, for errors.
+    private static func element(_ name: String, _ value: JSONValue, document: xmlDocPtr, parent: xmlNodePtr?, path: String) throws -> xmlNodePtr {
         guard isXMLName(name) else { throw XMLError("'\(name)' cannot be an XML element name") }
         let (prefix, local) = split(name)
         guard let node = xmlNewDocNode(document, nil, local, nil) else { throw XMLError("out of memory") }
@@ -108,13 +109,14 @@ public enum XMLJSON {
             // Namespace declarations first, so the element's own prefix can resolve.
             for (key, member) in members where key == "@xmlns" || key.hasPrefix("@xmlns:") {
                 let declared = key == "@xmlns" ? nil : String(key.dropFirst("@xmlns:".count))
-                xmlNewNs(node, member.text, declared)
+                xmlNewNs(node, try carried(member.text, at: jsonPath(path, key)), declared)
             }
             try setNamespace(node, prefix: prefix, name: name)
             for (key, member) in members {
                 if key == "@xmlns" || key.hasPrefix("@xmlns:") { continue }
+                let memberPath = jsonPath(path, key)
                 if key == "#text" {
-                    xmlNodeAddContent(node, member.text)
+                    xmlNodeAddContent(node, try carried(member.text, at: memberPath))
                 } else if key.hasPrefix("@") {
                     let attribute = String(key.dropFirst())
                     guard isXMLName(attribute) else { throw XMLError("'\(attribute)' cannot be an XML attribute name") }
@@ -123,14 +125,16 @@ public enum XMLJSON {
                         guard let ns = xmlSearchNs(document, node, attributePrefix) else {
                             throw XMLError("attribute '\(attribute)' uses the undeclared prefix '\(attributePrefix)'")
                         }
-                        xmlNewNsProp(node, ns, attributeLocal, member.text)
+                        xmlNewNsProp(node, ns, attributeLocal, try carried(member.text, at: memberPath))
                     } else {
-                        xmlNewProp(node, attributeLocal, member.text)
+                        xmlNewProp(node, attributeLocal, try carried(member.text, at: memberPath))
                     }
                 } else if case .array(let items) = member {
-                    for item in items { _ = try element(key, item, document: document, parent: node) }
+                    for (index, item) in items.enumerated() {
+                        _ = try element(key, item, document: document, parent: node, path: "\(memberPath)[\(index)]")
+                    }
                 } else {
-                    _ = try element(key, member, document: document, parent: node)
+                    _ = try element(key, member, document: document, parent: node, path: memberPath)
                 }
             }
         case .array:
@@ -139,9 +143,32 @@ public enum XMLJSON {
             try setNamespace(node, prefix: prefix, name: name)
         default:
             try setNamespace(node, prefix: prefix, name: name)
-            xmlNodeAddContent(node, value.text)
+            xmlNodeAddContent(node, try carried(value.text, at: path))
         }
         return node
+    }
+
+    /// `text` if XML 1.0 can carry every character of it (tab, line feed, carriage return and
+    /// U+0020 on, but for U+FFFE and U+FFFF); libxml2 would cut a value at U+0000 and write
+    /// the others as they are, making the document ill-formed.
+    ///
+    /// - Throws: ``XMLError`` naming the character and the JSON path of the value.
+    private static func carried(_ text: String, at path: String) throws -> String {
+        for scalar in text.unicodeScalars {
+            let value = scalar.value
+            let allowed = value >= 0x20 ? value != 0xFFFE && value != 0xFFFF : value == 0x9 || value == 0xA || value == 0xD
+            guard allowed else {
+                let hex = String(value, radix: 16, uppercase: true)
+                throw XMLError("the value at \(path) holds U+\(String(repeating: "0", count: max(0, 4 - hex.count)) + hex), which XML 1.0 cannot carry")
+            }
+        }
+        return text
+    }
+
+    /// `base.key`, or `base['key']` for a key that is not a plain name.
+    private static func jsonPath(_ base: String, _ key: String) -> String {
+        let plain = !key.isEmpty && key.unicodeScalars.allSatisfy { $0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_" }
+        return plain ? "\(base).\(key)" : "\(base)['\(key.replacingOccurrences(of: "'", with: "\\'"))']"
     }
 
     private static func setNamespace(_ node: xmlNodePtr, prefix: String?, name: String) throws {

@@ -50,4 +50,23 @@ import Testing
         #expect(throws: XMLError.self) { try XMLJSON.xml(from: .object([("1bad", .string("x"))])) }
         #expect(throws: XMLError.self) { try XMLJSON.xml(from: .object([("p:a", .string("x"))])) }
     }
+
+    @Test func charactersXMLCannotCarryAreRefusedWithTheirJSONPath() throws {
+        let cases: [(json: String, path: String, character: String)] = [
+            (#"{"order":{"note":"a\u0000b"}}"#, "$.order.note", "U+0000"),
+            (#"{"order":{"@id":"x\u0001"}}"#, "$.order['@id']", "U+0001"),
+            (#"{"order":{"line":["ok","bad\u001f"]}}"#, "$.order.line[1]", "U+001F"),
+            (##"{"order":{"#text":"\uffff"}}"##, "$.order['#text']", "U+FFFF"),
+        ]
+        for (json, path, character) in cases {
+            #expect {
+                try XMLJSON.xml(from: try JSONValue(parsing: json))
+            } throws: { error in
+                "\(error)" == "the value at \(path) holds \(character), which XML 1.0 cannot carry"
+            }
+        }
+        // Tab, line feed and carriage return are carried.
+        let fine = String(decoding: try XMLJSON.xml(from: try JSONValue(parsing: #"{"a":"x\ty\nz\r"}"#)), as: UTF8.self)
+        #expect(fine.contains("<a>x\ty\nz&#13;</a>"))
+    }
 }
