@@ -834,8 +834,14 @@ final class RouteCompiler {
         let root = URL(fileURLWithPath: mappingsDirectory).standardizedFileURL.path
         do {
             if kind == "xsd" {
+                let compiled = schemas[path] == nil
                 let schema = try schemas[path] ?? XSDSchema(path: path, allowedRoot: root)
                 schemas[path] = schema
+                if compiled {
+                    for warning in schema.warnings {
+                        log.warning(node.contentLocation, "schema '\(file)'\(warning.line.map { " line \($0)" } ?? ""): \(warning.message)")
+                    }
+                }
                 return ValidateStep.xsd(schema, file: file)
             }
             let schema = try jsonSchemas[path] ?? JSONSchema(path: path, allowedRoot: root)

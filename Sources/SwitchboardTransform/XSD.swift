@@ -8,6 +8,9 @@ public final class XSDSchema: @unchecked Sendable {
     // @unchecked: a parsed schema is only read after compilation.
     private let pointer: xmlSchemaPtr
     public let path: String
+    /// What libxml2 warned of while compiling ("Skipping import of schema …"): the schema
+    /// compiled, as with xmllint, and these are for the log and `validate`'s output.
+    public let warnings: [Violation]
 
     /// One problem found by validation (or compilation).
     public struct Violation: Sendable, Equatable, CustomStringConvertible {
@@ -19,8 +22,8 @@ public final class XSDSchema: @unchecked Sendable {
 
     /// Compiles the schema at `path`.
     ///
-    /// - Throws: ``XSDError`` with the schema's own problems (an include outside the allowed
-    ///   folder or on the network is one).
+    /// - Throws: ``XSDError`` with the schema's own errors (an include outside the allowed
+    ///   folder or on the network is one); warnings do not stop it (``warnings``).
     public init(path: String, allowedRoot: String? = nil) throws {
         XMLLibrary.initialize()
         let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
@@ -40,6 +43,7 @@ public final class XSDSchema: @unchecked Sendable {
             throw XSDError("\(path): \(detail)")
         }
         pointer = schema
+        warnings = collector.warnings
     }
 
     deinit {
@@ -81,18 +85,24 @@ public func summarizeProblems(_ problems: [some CustomStringConvertible], first:
     return text
 }
 
-/// Receives libxml2's structured errors for one compilation or validation.
+/// Receives libxml2's structured errors for one compilation or validation: errors, and
+/// apart from them warnings.
 private final class ViolationCollector {
     var violations: [XSDSchema.Violation] = []
+    var warnings: [XSDSchema.Violation] = []
 }
 
 private let collectViolation: xmlStructuredErrorFunc = { context, error in
     guard let context, let error else { return }
     let collector = Unmanaged<ViolationCollector>.fromOpaque(context).takeUnretainedValue()
-    guard collector.violations.count < 1000 else { return }
     let message = error.pointee.message.map { String(cString: $0).trimmingCharacters(in: .whitespacesAndNewlines) } ?? "invalid"
     let line = Int(error.pointee.line)
-    collector.violations.append(XSDSchema.Violation(line: line > 0 ? line : nil, message: message))
+    let violation = XSDSchema.Violation(line: line > 0 ? line : nil, message: message)
+    if error.pointee.level == XML_ERR_WARNING {
+        if collector.warnings.count < 1000 { collector.warnings.append(violation) }
+    } else if collector.violations.count < 1000 {
+        collector.violations.append(violation)
+    }
 }
 
 /// A schema could not be compiled.

@@ -51,7 +51,13 @@ struct ValidateCommand: AsyncParsableCommand {
                 }
             }
         } else if let xsd {
-            try check(against: xsd, compile: { try XSDSchema(path: $0, allowedRoot: allow) }) { schema, data in
+            try check(against: xsd, compile: { path in
+                let schema = try XSDSchema(path: path, allowedRoot: allow)
+                for warning in schema.warnings {
+                    printError("\(path):\(warning.line.map(String.init) ?? "?"): warning: \(warning.message)")
+                }
+                return schema
+            }) { schema, data in
                 do {
                     return try data.withUnsafeBytes { try schema.validate($0, name: input) }
                         .map { "\(input):\($0.line.map(String.init) ?? "?"): error: \($0.message)" }

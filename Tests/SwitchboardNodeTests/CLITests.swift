@@ -306,6 +306,26 @@ struct CLITests {
         #expect(two.stderr.contains("XSLT 2.0 is not supported"))
     }
 
+    @Test func validatePrintsSchemaWarningsAndStillValidates() throws {
+        let folder = try Self.temporaryFolder()
+        let imported = #"<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:b"><xs:element name="b"/></xs:schema>"#
+        try imported.write(toFile: folder + "/b1.xsd", atomically: true, encoding: .utf8)
+        try imported.write(toFile: folder + "/b2.xsd", atomically: true, encoding: .utf8)
+        try """
+        <xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
+          <xs:import namespace="urn:b" schemaLocation="b1.xsd"/>
+          <xs:import namespace="urn:b" schemaLocation="b2.xsd"/>
+          <xs:element name="a" type="xs:string"/>
+        </xs:schema>
+        """.write(toFile: folder + "/a.xsd", atomically: true, encoding: .utf8)
+        try "<a>x</a>".write(toFile: folder + "/doc.xml", atomically: true, encoding: .utf8)
+        let output = try Self.run(["validate", "--xsd", folder + "/a.xsd", folder + "/doc.xml"])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stderr.contains("\(folder)/a.xsd:3: warning: "), "\(output.stderr)")
+        #expect(output.stderr.contains("Skipping import of schema"), "\(output.stderr)")
+        #expect(output.stdout.contains("valid against"))
+    }
+
     @Test func validateExitsZeroOneOrTwo() throws {
         let data = "/work/shared/data"
         let schema = "\(data)/xsd/ubl-2.1/maindoc/UBL-Invoice-2.1.xsd"

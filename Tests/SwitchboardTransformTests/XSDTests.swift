@@ -32,6 +32,41 @@ import Testing
         #expect(summary.hasSuffix("; and \(violations.count - 1) more"))
     }
 
+    @Test func compileWarningsAreWarningsAndTheSchemaStillCompiles() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-xsd-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let imported = """
+        <xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:b" elementFormDefault="qualified">
+          <xs:element name="b" type="xs:string"/>
+        </xs:schema>
+        """
+        try imported.write(toFile: folder + "/b1.xsd", atomically: true, encoding: .utf8)
+        try imported.write(toFile: folder + "/b2.xsd", atomically: true, encoding: .utf8)
+        // The namespace imported twice, and a prohibition inside an attribute group: xmllint
+        // warns of both and validates.
+        try """
+        <xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:b="urn:b">
+          <xs:import namespace="urn:b" schemaLocation="b1.xsd"/>
+          <xs:import namespace="urn:b" schemaLocation="b2.xsd"/>
+          <xs:attributeGroup name="g">
+            <xs:attribute name="x" type="xs:string" use="prohibited"/>
+          </xs:attributeGroup>
+          <xs:complexType name="t">
+            <xs:sequence><xs:element ref="b:b"/></xs:sequence>
+            <xs:attributeGroup ref="g"/>
+          </xs:complexType>
+          <xs:element name="a" type="t"/>
+        </xs:schema>
+        """.write(toFile: folder + "/a.xsd", atomically: true, encoding: .utf8)
+        let schema = try XSDSchema(path: folder + "/a.xsd")
+        #expect(schema.warnings.count == 2, "\(schema.warnings)")
+        #expect(schema.warnings.first?.line == 3)
+        #expect(schema.warnings.first.map { $0.message.contains("Skipping import of schema located at") && $0.message.contains("b2.xsd") } == true)
+        #expect(schema.warnings.last?.message.contains("Skipping attribute use prohibition, since it is pointless") == true)
+        #expect(try Self.bytes(#"<a><b xmlns="urn:b">x</b></a>"#).withUnsafeBytes { try schema.validate($0) }.isEmpty)
+        #expect(try Self.bytes(#"<a><c/></a>"#).withUnsafeBytes { try schema.validate($0) }.count == 1)
+    }
+
     @Test func importsOutsideTheTreeOrOnTheNetworkAreRefused() throws {
         // The maindoc folder alone does not hold ../common.
         #expect(throws: XSDError.self) { try XSDSchema(path: Self.invoiceSchema) }
