@@ -74,6 +74,8 @@ bench: bench-deps
 	bench/xslt
 	bench/xslt-http
 	bench/fixed-width
+	bench/listener-attacks
+	bench/many-routes
 
 clean:
 	rm -rf .build var
