@@ -38,11 +38,14 @@ struct HTTPListenerLimitsTests {
     }
 
     @Test func aHeadTrickledByteByByteGets408AtTheHeaderTimeout() async throws {
-        try await SwitchboardUnderTest.run(Self.routes, configure: { $0.headerTimeout = .milliseconds(500) }) { node in
+        try await SwitchboardUnderTest.run(Self.routes, configure: { $0.headerTimeout = .milliseconds(1500) }) { node in
             let connection = try RawConnection(port: node.port)
             let head = "GET /echo HTTP/1.1\r\nHost: x\r\nX-Slow: \(String(repeating: "a", count: 100))\r\n\r\n"
-            // Each byte would have moved an idle timer; the head's deadline does not move.
-            let sender = Self.trickle(head, on: connection)
+            // The first byte at once (a connection that sends nothing is closed without a
+            // reply), then one every 100 ms: each would have moved an idle timer; the head's
+            // deadline does not move.
+            connection.send(String(head.prefix(1)))
+            let sender = Self.trickle(String(head.dropFirst()), on: connection)
             let reply = await connection.read()
             sender.cancel()
             let sent = await sender.value
