@@ -11,15 +11,49 @@ public final class XMLDocument {
 
     /// Parses UTF-8 (or declared-encoding) XML bytes.
     ///
+    /// - Parameter refusingExternalEntities: A document whose DTD declares an external entity
+    ///   is refused, naming it: the entity is never loaded, so its text would vanish from the
+    ///   document without a word. Off only for the node's own files read elsewhere.
     /// - Throws: ``XMLError`` with the line and column of the first problem.
-    public init(bytes: UnsafeRawBufferPointer, name: String = "body") throws {
-        self.pointer = try XMLDocument.parse(bytes, name: name)
+    public init(bytes: UnsafeRawBufferPointer, name: String = "body", refusingExternalEntities: Bool = true) throws {
+        self.pointer = try XMLDocument.parse(bytes, name: name, refusingExternalEntities: refusingExternalEntities)
+    }
+
+    /// The first external entity (general or parameter) the document's own DTD declares.
+    private static func externalEntity(in document: xmlDocPtr) -> (name: String, systemID: String)? {
+        guard let subset = document.pointee.intSubset else { return nil }
+        var node = subset.pointee.children
+        while let current = node {
+            if current.pointee.type == XML_ENTITY_DECL {
+                let entity = UnsafeMutableRawPointer(current).assumingMemoryBound(to: xmlEntity.self)
+                switch entity.pointee.etype {
+                case XML_EXTERNAL_GENERAL_PARSED_ENTITY, XML_EXTERNAL_GENERAL_UNPARSED_ENTITY, XML_EXTERNAL_PARAMETER_ENTITY:
+                    let name = entity.pointee.name.map { String(cString: $0) } ?? "?"
+                    let system = entity.pointee.SystemID.map { "SYSTEM \"\(String(cString: $0))\"" }
+                        ?? entity.pointee.ExternalID.map { "PUBLIC \"\(String(cString: $0))\"" } ?? "external"
+                    return ((entity.pointee.etype == XML_EXTERNAL_PARAMETER_ENTITY ? "%" : "") + name, system)
+                default:
+                    break
+                }
+            }
+            node = current.pointee.next
+        }
+        return nil
     }
 
     /// Parses XML text.
     public init(_ text: String, name: String = "body") throws {
         var text = text
-        self.pointer = try text.withUTF8 { try XMLDocument.parse(UnsafeRawBufferPointer($0), name: name) }
+        self.pointer = try text.withUTF8 { try XMLDocument.parse(UnsafeRawBufferPointer($0), name: name, refusingExternalEntities: true) }
+    }
+
+    private static func parse(_ bytes: UnsafeRawBufferPointer, name: String, refusingExternalEntities: Bool) throws -> xmlDocPtr {
+        let pointer = try parse(bytes, name: name)
+        if refusingExternalEntities, let declared = externalEntity(in: pointer) {
+            xmlFreeDoc(pointer)
+            throw XMLError("\(name) declares the external entity '\(declared.name)' (\(declared.systemID)); external entities are never loaded, so the document is refused rather than read without its text")
+        }
+        return pointer
     }
 
     private static func parse(_ bytes: UnsafeRawBufferPointer, name: String) throws -> xmlDocPtr {

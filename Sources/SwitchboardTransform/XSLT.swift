@@ -40,7 +40,8 @@ public final class XSLTStylesheet: @unchecked Sendable {
         // confusing ways; refuse them plainly.
         let document: XMLDocument
         do {
-            document = try data.withUnsafeBytes { try XMLDocument(bytes: $0, name: path) }
+            // Only its root attribute is read; libxslt parses the stylesheet itself.
+            document = try data.withUnsafeBytes { try XMLDocument(bytes: $0, name: path, refusingExternalEntities: false) }
         } catch let error as XMLError {
             throw XSLTError("\(error)")
         }
