@@ -104,6 +104,14 @@ static inline void switchboard_xslt_collect_generic(switchboard_text *text) {
     }
 }
 
+/* Fails a transform from inside a document() load with the reason, where libxslt would go on
+   with an empty node-set: the reason joins the transform's messages and the transform stops. */
+static inline void switchboard_xslt_fail(xsltTransformContextPtr context, const char *reason) {
+    if (context == NULL) return;
+    xsltTransformError(context, NULL, NULL, "%s\n", reason);
+    context->state = XSLT_STATE_STOPPED;
+}
+
 static inline void switchboard_text_free(switchboard_text *text) {
     free(text->data);
     text->data = NULL;

@@ -610,7 +610,10 @@ final class RouteCompiler {
             return SetBodyStep(value: value, contentType: fields["content-type"]?.scalar)
 
         case "xslt":
-            return buildXSLT(fields, scope: scope, at: step.location)
+            var stepLogger = logger
+            stepLogger[metadataKey: "route"] = "\(scope.routeID)"
+            stepLogger[metadataKey: "step"] = "\(info.path)"
+            return buildXSLT(fields, scope: scope, at: step.location)?.logging(to: stepLogger)
 
         case "map":
             return buildMap(fields, scope: scope, at: step.location)
@@ -747,7 +750,7 @@ final class RouteCompiler {
     /// `xslt: FILE` or `xslt: { file, params: { name: template }, allow: FOLDER }`: the
     /// stylesheet is compiled here, once, and may read only inside the mappings folder
     /// (or the `allow` folder under it).
-    private func buildXSLT(_ fields: [String: ConfigNode], scope: RouteScope, at location: SourceLocation) -> (any Processor)? {
+    private func buildXSLT(_ fields: [String: ConfigNode], scope: RouteScope, at location: SourceLocation) -> XSLTStep? {
         guard let fileNode = fields["file"], let file = fileNode.scalar else { return nil }
         guard let path = mappingsPath(file, at: fileNode.contentLocation, what: "stylesheet") else { return nil }
         var root = URL(fileURLWithPath: mappingsDirectory).standardizedFileURL.path

@@ -82,13 +82,20 @@ public final class XSLTStylesheet: @unchecked Sendable {
     /// - Returns: The serialized result, as `xsl:output` asks.
     /// - Throws: ``XMLError`` for input that is not XML; ``XSLTError`` when the transform
     ///   fails, with libxslt's messages (an `xsl:message terminate="yes"` text among them).
-    public func transform(_ input: UnsafeRawBufferPointer, name: String = "body", parameters: [(String, String)] = []) throws -> [UInt8] {
+    public func transform(
+        _ input: UnsafeRawBufferPointer, name: String = "body", parameters: [(String, String)] = [], baseURI: String? = nil,
+        onMessage: (String) -> Void = { _ in }
+    ) throws -> [UInt8] {
         let document = try XMLDocument(bytes: input, name: name)
-        return try transform(document, parameters: parameters)
+        if let baseURI { document.setBaseURI(baseURI) }
+        return try transform(document, parameters: parameters, onMessage: onMessage)
     }
 
     /// Transforms a parsed document.
-    public func transform(_ document: XMLDocument, parameters: [(String, String)] = []) throws -> [UInt8] {
+    ///
+    /// - Parameter onMessage: Gets the text of the `xsl:message`s that did not stop a
+    ///   transform that succeeded (those of a failed one are in its error).
+    public func transform(_ document: XMLDocument, parameters: [(String, String)] = [], onMessage: (String) -> Void = { _ in }) throws -> [UInt8] {
         guard let context = xsltNewTransformContext(pointer, document.pointer) else {
             throw XSLTError("out of memory creating a transform context")
         }
@@ -117,6 +124,9 @@ public final class XSLTStylesheet: @unchecked Sendable {
         let result = xsltApplyStylesheetUser(pointer, document.pointer, nil, nil, nil, context)
         defer { if let result { xmlFreeDoc(result) } }
         let text = messages.data.map { String(cString: $0).trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+        if let failure = XSLTLibrary.documentFailures.withLock({ $0.removeValue(forKey: UInt(bitPattern: context)) }) {
+            throw XSLTError("\(path): \(failure)")
+        }
         guard let result, context.pointee.state == XSLT_STATE_OK else {
             if context.pointee.state == XSLT_STATE_STOPPED {
                 throw XSLTError(text.isEmpty ? "\(path): the stylesheet stopped the transform" : "\(path): the stylesheet stopped the transform: \(text)")
@@ -129,6 +139,7 @@ public final class XSLTStylesheet: @unchecked Sendable {
             throw XSLTError("\(path): the result could not be serialized")
         }
         defer { if let output { switchboard_xml_free(output) } }
+        if !text.isEmpty { onMessage(text) }
         guard let output, length > 0 else { return [] }
         return Array(UnsafeBufferPointer(start: output, count: Int(length)))
     }
@@ -146,6 +157,13 @@ public struct XSLTError: Error, Sendable, CustomStringConvertible {
 }
 
 extension XMLDocument {
+    /// Sets the document's URI: relative `document()` calls on its nodes resolve against it.
+    func setBaseURI(_ uri: String) {
+        let absolute = URL(fileURLWithPath: uri).standardizedFileURL.path
+        if let old = pointer.pointee.URL { switchboard_xml_free(UnsafeMutableRawPointer(mutating: old)) }
+        pointer.pointee.URL = UnsafePointer(absolute.withXMLChars { xmlStrdup($0) })
+    }
+
     /// An attribute of the root element.
     func rootAttribute(_ name: String) -> String? {
         guard let root = xmlDocGetRootElement(pointer), let value = name.withXMLChars({ xmlGetProp(root, $0) }) else { return nil }
@@ -229,6 +247,10 @@ enum XSLTLibrary {
 
     /// Written and read only while `compileLock` is held.
     nonisolated(unsafe) static var currentCompileRoot: String?
+
+    /// Why a transform's `document()` call failed, by transform context (address), until the
+    /// transform reads it.
+    static let documentFailures = Mutex<[UInt: String]>([:])
 }
 
 /// Loads stylesheets (`xsl:include`, `xsl:import`) and `document()` files: local paths
@@ -242,11 +264,21 @@ private func confinedLoad(
 ) -> xmlDocPtr? {
     guard let uri else { return nil }
     let text = String(cString: uri)
+    // A document() call that cannot be served fails the transform with the reason, where
+    // libxslt would go on with an empty node-set.
+    func refuse(_ reason: String) -> xmlDocPtr? {
+        guard type == XSLT_LOAD_DOCUMENT, let context else { return nil }
+        let transform = context.assumingMemoryBound(to: xsltTransformContext.self)
+        let message = "document('\(text)'): \(reason)"
+        XSLTLibrary.documentFailures.withLock { $0[UInt(bitPattern: transform)] = message }
+        switchboard_xslt_fail(transform, message)
+        return nil
+    }
     let path: String
     if text.hasPrefix("file://") {
         path = URL(string: text)?.path ?? String(text.dropFirst(7))
     } else if text.contains("://") {
-        return nil // No network, no other schemes.
+        return refuse("only files inside the stylesheet's allowed folders are read, not the network or other schemes")
     } else {
         path = text
     }
@@ -255,14 +287,16 @@ private func confinedLoad(
     if type == XSLT_LOAD_START {
         root = nil // The stylesheet the caller named.
     } else {
-        guard let allowed = XSLTLibrary.rootForLoad(context: context, type: type) else { return nil }
+        guard let allowed = XSLTLibrary.rootForLoad(context: context, type: type) else { return refuse("no folder is allowed for this stylesheet") }
         root = URL(fileURLWithPath: allowed).resolvingSymlinksInPath().path
     }
     if let root, !(absolute == root || absolute.hasPrefix(root.hasSuffix("/") ? root : root + "/")) {
-        return nil
+        return refuse("\(absolute) is outside the folder this stylesheet may read (\(root))")
     }
     if type == XSLT_LOAD_DOCUMENT {
-        return DocumentCache.copy(of: absolute, options: options)
+        guard FileManager.default.isReadableFile(atPath: absolute) else { return refuse("cannot read \(absolute)") }
+        guard let copy = DocumentCache.copy(of: absolute, options: options) else { return refuse("\(absolute) is not well-formed XML") }
+        return copy
     }
     return readAndParse(absolute, dict: dict, options: options)
 }

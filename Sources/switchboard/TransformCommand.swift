@@ -111,9 +111,15 @@ struct TransformCommand: AsyncParsableCommand {
     }
 }
 
+/// Transforms one input; its path is the document's base URI (as xsltproc has it), and
+/// `xsl:message`s that do not stop the transform are printed to standard error.
 private func transform(_ stylesheet: XSLTStylesheet, _ file: String, _ pairs: [(String, String)]) throws -> [UInt8] {
     let data = try readInput(file)
-    return try data.withUnsafeBytes { try stylesheet.transform($0, name: file, parameters: pairs) }
+    return try data.withUnsafeBytes { bytes in
+        try stylesheet.transform(bytes, name: file, parameters: pairs, baseURI: file == "-" ? nil : file) { text in
+            printError("\(file): warning: xsl:message: \(text)")
+        }
+    }
 }
 
 /// Hands out 0, 1, 2, … to the workers.

@@ -306,6 +306,22 @@ struct CLITests {
         #expect(two.stderr.contains("XSLT 2.0 is not supported"))
     }
 
+    @Test func transformPrintsMessagesToStandardErrorAndResolvesAgainstTheInput() throws {
+        let folder = try Self.temporaryFolder()
+        try "<v>beside</v>".write(toFile: folder + "/near.xml", atomically: true, encoding: .utf8)
+        try "<a/>".write(toFile: folder + "/in.xml", atomically: true, encoding: .utf8)
+        try """
+        <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+          <xsl:output method="text"/>
+          <xsl:template match="/"><xsl:message>careful</xsl:message><xsl:value-of select="document('near.xml', /)"/></xsl:template>
+        </xsl:stylesheet>
+        """.write(toFile: folder + "/t.xsl", atomically: true, encoding: .utf8)
+        let output = try Self.run(["transform", "--xslt", folder + "/t.xsl", folder + "/in.xml"])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stdout == "beside")
+        #expect(output.stderr == "\(folder)/in.xml: warning: xsl:message: careful\n")
+    }
+
     @Test func validatePrintsSchemaWarningsAndStillValidates() throws {
         let folder = try Self.temporaryFolder()
         let imported = #"<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:b"><xs:element name="b"/></xs:schema>"#

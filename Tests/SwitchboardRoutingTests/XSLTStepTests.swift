@@ -32,7 +32,55 @@ import Testing
         try """
         <xsl:stylesheet version="2.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"><xsl:template match="/"/></xsl:stylesheet>
         """.write(toFile: folder + "/two.xsl", atomically: true, encoding: .utf8)
+        try """
+        <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+          <xsl:template match="/"><xsl:message>no region on this order</xsl:message><done/></xsl:template>
+        </xsl:stylesheet>
+        """.write(toFile: folder + "/warn.xsl", atomically: true, encoding: .utf8)
+        for (name, uri) in [("leak.xsl", "/etc/passwd"), ("absent.xsl", "orders/nowhere.xml")] {
+            try """
+            <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+              <xsl:template match="/"><n><xsl:value-of select="count(document('\(uri)'))"/></n></xsl:template>
+            </xsl:stylesheet>
+            """.write(toFile: folder + "/" + name, atomically: true, encoding: .utf8)
+        }
         return folder
+    }
+
+    @Test func aMessageThatDoesNotStopTheTransformIsLoggedAsAWarning() async throws {
+        let harness = try Harness("""
+        routes:
+          - id: warn
+            from: direct:warn
+            steps:
+              - xslt: warn.xsl
+        """, mappings: try Self.mappings())
+        #expect(try await harness.send("warn", "<order/>").bodyString.contains("<done/>"))
+        let logged = harness.logs.lines.withLock { $0 }
+        #expect(logged.contains { $0.0 == .warning && $0.1 == "xsl:message: no region on this order" }, "\(logged)")
+    }
+
+    @Test func aDocumentTheStylesheetMayNotReadFailsTheStepWithTheReason() async throws {
+        let harness = try Harness("""
+        routes:
+          - id: leak
+            from: direct:leak
+            steps:
+              - xslt: leak.xsl
+          - id: absent
+            from: direct:absent
+            steps:
+              - xslt: absent.xsl
+        """, mappings: try Self.mappings())
+        for (route, reason) in [("leak", "document('/etc/passwd'): /etc/passwd is outside the folder this stylesheet may read"),
+                                ("absent", "orders/nowhere.xml'): cannot read")] {
+            await #expect {
+                try await harness.send(route, "<a/>")
+            } throws: { error in
+                guard let failure = error as? StepFailure else { return false }
+                return failure.status == 422 && failure.reason.contains(reason)
+            }
+        }
     }
 
     @Test func transformsTheBodyWithTemplatedParameters() async throws {

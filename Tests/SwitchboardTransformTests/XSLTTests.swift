@@ -123,19 +123,32 @@ import Testing
             <xsl:value-of select="document('codes.xml')/codes/code"/>
             <xsl:text>|</xsl:text>
             <xsl:value-of select="document('\(outside)')/codes/code"/>
-            <xsl:text>|</xsl:text>
-            <xsl:value-of select="document('/etc/passwd')"/>
           </xsl:template>
         </xsl:stylesheet>
         """.write(toFile: folder + "/read.xsl", atomically: true, encoding: .utf8)
         let stylesheet = try XSLTStylesheet(path: folder + "/read.xsl")
         #expect(stylesheet.mediaType == "text/plain")
-        let result = String(decoding: try Array("<a/>".utf8).withUnsafeBytes { try stylesheet.transform($0) }, as: UTF8.self)
-        #expect(result == "EU||")
+        // A file outside the tree fails the transform with the reason (not an empty node-set).
+        #expect {
+            try Array("<a/>".utf8).withUnsafeBytes { try stylesheet.transform($0) }
+        } throws: { error in
+            "\(error)".contains("document('\(outside)'): \(outside) is outside the folder this stylesheet may read (\(folder))")
+        }
         // Widening the allowed tree lets the outside file in.
         let widened = try XSLTStylesheet(path: folder + "/read.xsl", allowedRoot: "/tmp")
         let more = String(decoding: try Array("<a/>".utf8).withUnsafeBytes { try widened.transform($0) }, as: UTF8.self)
-        #expect(more == "EU|LEAKED|")
+        #expect(more == "EU|LEAKED")
+        try """
+        <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+          <xsl:template match="/"><xsl:value-of select="document('/etc/passwd')"/></xsl:template>
+        </xsl:stylesheet>
+        """.write(toFile: folder + "/passwd.xsl", atomically: true, encoding: .utf8)
+        let passwd = try XSLTStylesheet(path: folder + "/passwd.xsl", allowedRoot: "/tmp")
+        #expect {
+            try Array("<a/>".utf8).withUnsafeBytes { try passwd.transform($0) }
+        } throws: { error in
+            "\(error)".contains("/etc/passwd is outside the folder this stylesheet may read")
+        }
         // The network is refused outright: the transform fails.
         try """
         <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
@@ -211,6 +224,46 @@ import Testing
         } catch {
             // Refused: fine.
         }
+    }
+
+    @Test func documentResolvesARelativeURIAgainstTheNodesBaseURI() throws {
+        let folder = try Self.folder()
+        try FileManager.default.createDirectory(atPath: folder + "/sub", withIntermediateDirectories: true)
+        try "<data><ref href='lookup.xml'/></data>".write(toFile: folder + "/sub/data.xml", atomically: true, encoding: .utf8)
+        try "<lookup><v>found</v></lookup>".write(toFile: folder + "/sub/lookup.xml", atomically: true, encoding: .utf8)
+        try "<lookup><v>beside the input</v></lookup>".write(toFile: folder + "/lookup.xml", atomically: true, encoding: .utf8)
+        try """
+        <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+          <xsl:output method="text"/>
+          <xsl:template match="/">
+            <xsl:variable name="data" select="document('sub/data.xml')"/>
+            <xsl:value-of select="document($data/data/ref/@href, $data)/lookup/v"/>|<xsl:value-of select="document('lookup.xml', /)/lookup/v"/>
+          </xsl:template>
+        </xsl:stylesheet>
+        """.write(toFile: folder + "/resolve.xsl", atomically: true, encoding: .utf8)
+        let stylesheet = try XSLTStylesheet(path: folder + "/resolve.xsl")
+        // The second resolves against the input's own URI, given as xsltproc has it.
+        let output = try Array("<a/>".utf8).withUnsafeBytes { try stylesheet.transform($0, baseURI: folder + "/input.xml") }
+        #expect(String(decoding: output, as: UTF8.self) == "found|beside the input")
+        // Without a base URI the input's nodes have none: the call fails instead of going on empty.
+        #expect {
+            try Array("<a/>".utf8).withUnsafeBytes { try stylesheet.transform($0) }
+        } throws: { error in
+            "\(error)".contains("document('lookup.xml')")
+        }
+    }
+
+    @Test func messagesThatDoNotStopTheTransformAreHandedOver() throws {
+        let folder = try Self.folder()
+        try """
+        <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+          <xsl:template match="/"><xsl:message>first</xsl:message><out/></xsl:template>
+        </xsl:stylesheet>
+        """.write(toFile: folder + "/talk.xsl", atomically: true, encoding: .utf8)
+        let stylesheet = try XSLTStylesheet(path: folder + "/talk.xsl")
+        var messages: [String] = []
+        _ = try Array("<a/>".utf8).withUnsafeBytes { try stylesheet.transform($0) { messages.append($0) } }
+        #expect(messages == ["first"])
     }
 
     @Test func documentFilesAreParsedOnceAndKept() throws {

@@ -1,13 +1,23 @@
+import Logging
 import NIOCore
 import SwitchboardCore
 import SwitchboardTransform
 
 /// `xslt`: replaces an XML body with the stylesheet's result. Parameters are templates
-/// rendered per message and passed as strings.
+/// rendered per message and passed as strings. `xsl:message`s that do not stop the transform
+/// go to the log at warning level.
 struct XSLTStep: Processor {
     let stylesheet: XSLTStylesheet
     let file: String
     let parameters: [(String, Template)]
+    var logger = Logger(label: "switchboard.xslt")
+
+    /// The step with its messages going to `logger` (which names the route and step).
+    func logging(to logger: Logger) -> XSLTStep {
+        var step = self
+        step.logger = logger
+        return step
+    }
 
     func process(_ exchange: Exchange) async throws -> StepResult {
         var exchange = exchange
@@ -15,7 +25,11 @@ struct XSLTStep: Processor {
         let output: [UInt8]
         do {
             output = try exchange.message.body.withUnsafeReadableBytes { bytes in
-                try stylesheet.transform(bytes, name: "the body", parameters: values)
+                try stylesheet.transform(bytes, name: "the body", parameters: values) { text in
+                    logger.warning("xsl:message: \(text)", metadata: [
+                        "stylesheet": "\(file)", "message-id": "\(exchange.message.id)",
+                    ])
+                }
             }
         } catch let error as XMLError {
             throw ProcessingError("\(error)", status: 400)
