@@ -181,19 +181,21 @@ enum XMLLibrary {
         _ = once
     }
 
-    /// The folder a schema being compiled may read (see ``compilingSchema(root:_:)``).
-    nonisolated(unsafe) static var schemaRoot: String?
-    nonisolated(unsafe) static var schemaThread: pthread_t?
-    private static let schemaLock = Mutex<Void>(())
+    /// The folder the node's own files being read may load from (see ``readingInside(root:_:)``).
+    nonisolated(unsafe) static var trustedRoot: String?
+    nonisolated(unsafe) static var trustedThread: pthread_t?
+    private static let trustedLock = Mutex<Void>(())
 
-    /// Runs `body` (a schema compilation) with reads allowed inside `root`; one at a time.
-    static func compilingSchema<T>(root: String, _ body: () -> T) -> T {
-        schemaLock.withLock { _ in
-            schemaRoot = URL(fileURLWithPath: root).standardizedFileURL.resolvingSymlinksInPath().path
-            schemaThread = pthread_self()
+    /// Runs `body`, which reads the node's own files (a schema or stylesheet being compiled,
+    /// a file a stylesheet's `document()` loads), with external entities and DTDs loaded from
+    /// inside `root` on this thread; one at a time. Messages never get here.
+    static func readingInside<T>(root: String, _ body: () -> T) -> T {
+        trustedLock.withLock { _ in
+            trustedRoot = URL(fileURLWithPath: root).standardizedFileURL.resolvingSymlinksInPath().path
+            trustedThread = pthread_self()
             defer {
-                schemaRoot = nil
-                schemaThread = nil
+                trustedRoot = nil
+                trustedThread = nil
             }
             return body()
         }
@@ -224,11 +226,11 @@ enum XMLLibrary {
 }
 
 /// The process-wide external entity loader: refuses everything, except local files inside
-/// ``XMLLibrary/schemaRoot`` while a schema is being compiled.
+/// ``XMLLibrary/trustedRoot`` while the node reads its own files there.
 private let confinedEntityLoader: xmlExternalEntityLoader = { url, _, context in
-    // Only on the thread compiling the schema: a message parsed elsewhere at the same
-    // moment still gets nothing.
-    guard let url, let root = XMLLibrary.schemaRoot, let thread = XMLLibrary.schemaThread, pthread_equal(thread, pthread_self()) != 0 else {
+    // Only on the thread reading them: a message parsed elsewhere at the same moment still
+    // gets nothing.
+    guard let url, let root = XMLLibrary.trustedRoot, let thread = XMLLibrary.trustedThread, pthread_equal(thread, pthread_self()) != 0 else {
         return nil
     }
     let text = String(cString: url)

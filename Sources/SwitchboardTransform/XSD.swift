@@ -31,7 +31,7 @@ public final class XSDSchema: @unchecked Sendable {
         let root = allowedRoot ?? (absolute as NSString).deletingLastPathComponent
         guard FileManager.default.fileExists(atPath: absolute) else { throw XSDError("cannot read schema \(path)") }
         let collector = ViolationCollector()
-        let schema: xmlSchemaPtr? = XMLLibrary.compilingSchema(root: root) {
+        let schema: xmlSchemaPtr? = XMLLibrary.readingInside(root: root) {
             guard let parser = xmlSchemaNewParserCtxt(absolute) else { return nil }
             defer { xmlSchemaFreeParserCtxt(parser) }
             xmlSchemaSetParserStructuredErrors(parser, collectViolation, Unmanaged.passUnretained(collector).toOpaque())

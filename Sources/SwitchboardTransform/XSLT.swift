@@ -210,7 +210,10 @@ enum XSLTLibrary {
             defer { switchboard_text_free(&messages) }
             switchboard_xslt_collect_generic(&messages)
             defer { switchboard_xslt_collect_generic(nil) }
-            let compiled = body()
+            // Stylesheets are the node's own files: their DTDs and parameter entities load,
+            // from inside the allowed folders.
+            // (The stylesheet crosses the lock as its address: a pointer is not Sendable.)
+            let compiled = xsltStylesheetPtr(bitPattern: XMLLibrary.readingInside(root: root) { UInt(bitPattern: body()) })
             let text = messages.data.map { String(cString: $0).trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
             return (compiled, text)
         }
@@ -293,9 +296,9 @@ private func confinedLoad(
     if let root, !(absolute == root || absolute.hasPrefix(root.hasSuffix("/") ? root : root + "/")) {
         return refuse("\(absolute) is outside the folder this stylesheet may read (\(root))")
     }
-    if type == XSLT_LOAD_DOCUMENT {
+    if type == XSLT_LOAD_DOCUMENT, let root {
         guard FileManager.default.isReadableFile(atPath: absolute) else { return refuse("cannot read \(absolute)") }
-        guard let copy = DocumentCache.copy(of: absolute, options: options) else { return refuse("\(absolute) is not well-formed XML") }
+        guard let copy = DocumentCache.copy(of: absolute, root: root, options: options) else { return refuse("\(absolute) is not well-formed XML") }
         return copy
     }
     return readAndParse(absolute, dict: dict, options: options)
@@ -315,12 +318,13 @@ private func readAndParse(_ path: String, dict: xmlDictPtr?, options: Int32) -> 
 private enum DocumentCache {
     private static let kept = Mutex<[String: UInt]>([:])
 
-    static func copy(of path: String, options: Int32) -> xmlDocPtr? {
+    static func copy(of path: String, root: String, options: Int32) -> xmlDocPtr? {
         let key = "\(pthread_self())|\(path)"
         if let address = kept.withLock({ $0[key] }), let master = xmlDocPtr(bitPattern: address) {
             return xmlCopyDoc(master, 1)
         }
-        guard let master = readAndParse(path, dict: nil, options: options) else { return nil }
+        // A file of the stylesheet's folders: its entities and DTD load from inside them.
+        guard let master = XMLLibrary.readingInside(root: root, { readAndParse(path, dict: nil, options: options) }) else { return nil }
         kept.withLock { $0[key] = UInt(bitPattern: master) }
         return xmlCopyDoc(master, 1)
     }
@@ -337,7 +341,12 @@ private func parseLoaded(_ bytes: UnsafeRawBufferPointer, dict: xmlDictPtr?, opt
         parser.pointee.dict = dict
         _ = xmlDictReference(dict)
     }
-    _ = xmlCtxtUseOptions(parser, options | XMLLibrary.safeParseOptions)
+    // The node's own files: their DTDs load too (through the confined entity loader), and
+    // relative system ids resolve against the file's own path.
+    _ = xmlCtxtUseOptions(parser, options | XMLLibrary.safeParseOptions | Int32(XML_PARSE_DTDLOAD.rawValue))
+    if let input = parser.pointee.input, input.pointee.filename == nil {
+        input.pointee.filename = UnsafePointer(url.withCString { strdup($0) })
+    }
     _ = xmlParseDocument(parser)
     guard let document: xmlDocPtr = parser.pointee.myDoc else { return nil }
     parser.pointee.myDoc = nil
