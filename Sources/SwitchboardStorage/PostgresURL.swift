@@ -1,4 +1,5 @@
 import Foundation
+import NIOSSL
 import PostgresNIO
 import SwitchboardCore
 
@@ -59,6 +60,20 @@ extension PostgresClient.Configuration {
         case .disable: .disable
         case .prefer: .prefer(.makeClientConfiguration())
         case .require: .require(.makeClientConfiguration())
+        }
+        self.init(host: url.host, port: url.port, username: url.user, password: url.password, database: url.database, tls: tls)
+    }
+}
+
+extension PostgresConnection.Configuration {
+    /// A single connection's configuration for a parsed URL.
+    ///
+    /// - Throws: when TLS is asked for and no TLS context can be made.
+    public init(_ url: PostgresURL) throws {
+        let tls: PostgresConnection.Configuration.TLS = switch url.tls {
+        case .disable: .disable
+        case .prefer: .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        case .require: .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
         }
         self.init(host: url.host, port: url.port, username: url.user, password: url.password, database: url.database, tls: tls)
     }

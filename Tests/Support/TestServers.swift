@@ -184,6 +184,17 @@ public enum PostgresTestServer {
         public let description: String
     }
 
+    /// Runs one statement on that server as its superuser.
+    public static func psql(_ statement: String) throws {
+        guard let base = url else { throw Unavailable(description: "SWITCHBOARD_TEST_POSTGRES is not set") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+        process.arguments = [base, "-q", "-c", statement]
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw Unavailable(description: "psql failed on: \(statement)") }
+    }
+
     /// Creates a database of its own on that server and returns its URL.
     public static func freshDatabase(prefix: String) throws -> String {
         guard let base = url else { throw Unavailable(description: "SWITCHBOARD_TEST_POSTGRES is not set") }
@@ -199,5 +210,50 @@ public enum PostgresTestServer {
         components.path = "/" + name
         guard let result = components.string else { throw Unavailable(description: "bad URL \(base)") }
         return result
+    }
+}
+
+/// A TCP forwarder on a loopback port (a Python process), for a server that goes away and
+/// comes back.
+public final class TCPForwarder: @unchecked Sendable {
+    private let process = Process()
+
+    /// Forwards connections to `from` to `to`, both on 127.0.0.1, once it listens.
+    public init(from: Int, to: Int) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", """
+        import socket, threading, sys
+        def pipe(a, b):
+            try:
+                while True:
+                    data = a.recv(65536)
+                    if not data: break
+                    b.sendall(data)
+            except OSError: pass
+            finally:
+                for s in (a, b):
+                    try: s.shutdown(socket.SHUT_RDWR)
+                    except OSError: pass
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", \(from)))
+        listener.listen(64)
+        print("ready", flush=True)
+        while True:
+            client, _ = listener.accept()
+            server = socket.create_connection(("127.0.0.1", \(to)))
+            threading.Thread(target=pipe, args=(client, server), daemon=True).start()
+            threading.Thread(target=pipe, args=(server, client), daemon=True).start()
+        """]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        // Listening once it says so.
+        _ = output.fileHandleForReading.availableData
+    }
+
+    public func stop() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
     }
 }

@@ -137,10 +137,78 @@ struct DatabaseAdapterTests {
             _ = try await Self.send(engine, "q", "")
         } throws: { error in
             guard let failure = error as? StepFailure else { return false }
-            return failure.kind == "timeout" && failure.reason.contains("postgres://app:***@127.0.0.1") && !failure.reason.contains("hunter2")
-                && failure.reason.contains("did not answer within 1s")
+            return failure.kind == "connection" && failure.reason.contains("postgres://app:***@127.0.0.1") && !failure.reason.contains("hunter2")
+                && failure.reason.contains("cannot connect") && failure.reason.lowercased().contains("connection refused")
         }
         await adapter.shutdown()
+    }
+
+    @Test(.enabled(if: postgres != nil, "needs SWITCHBOARD_TEST_POSTGRES; make test starts PostgreSQL"))
+    func aRefusedPasswordFailsWithPostgreSQLsOwnReason() async throws {
+        // make test's server asks this role, and only this one, for its password.
+        try PostgresTestServer.psql("DO $$ BEGIN CREATE ROLE sb_password LOGIN PASSWORD 'right'; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+        let base = try #require(Self.postgres)
+        var components = try #require(URLComponents(string: base))
+        components.user = "sb_password"
+        components.password = "wrong-secret"
+        var spec = DatasourceSpec(name: "db", url: try #require(components.string))
+        spec.connectTimeout = .seconds(2)
+        let adapter = DatabaseAdapter(datasources: [spec], logger: Self.logger)
+        let engine = try RouteLoader(catalog: AdapterCatalog([adapter]), logger: Self.logger, environment: [:]).load(sources: [("""
+        routes:
+          - id: q
+            from: direct:q
+            steps: [ { to: { uri: "sql:db", statement: "SELECT 1" } } ]
+        """, "routes.yaml")])
+        for _ in 0..<2 {
+            await #expect {
+                _ = try await Self.send(engine, "q", "")
+            } throws: { error in
+                guard let failure = error as? StepFailure else { return false }
+                return failure.kind == "connection" && failure.reason.contains(#"password authentication failed for user "sb_password""#)
+                    && !failure.reason.contains("wrong-secret")
+            }
+        }
+        await adapter.shutdown()
+    }
+
+    @Test(.enabled(if: postgres != nil, "needs SWITCHBOARD_TEST_POSTGRES; make test starts PostgreSQL"))
+    func aDatabaseIsUsedAgainAsSoonAsItAnswers() async throws {
+        // The datasource reaches PostgreSQL through a forwarder that is down, long enough for
+        // the pool's circuit breaker (15 s of failed connects), then comes up.
+        let base = try #require(Self.postgres)
+        let target = try #require(URLComponents(string: base))
+        let port = freePort()
+        var components = target
+        components.port = port
+        var spec = DatasourceSpec(name: "db", url: try #require(components.string))
+        spec.connectTimeout = .seconds(1)
+        let adapter = DatabaseAdapter(datasources: [spec], logger: Self.logger)
+        let engine = try RouteLoader(catalog: AdapterCatalog([adapter]), logger: Self.logger, environment: [:]).load(sources: [("""
+        routes:
+          - id: q
+            from: direct:q
+            steps: [ { to: { uri: "sql:db", statement: "SELECT 1 AS one" } } ]
+        """, "routes.yaml")])
+        let down = ContinuousClock.now
+        var failures = 0
+        while ContinuousClock.now - down < .seconds(17) {
+            do {
+                _ = try await Self.send(engine, "q", "")
+            } catch {
+                failures += 1
+                #expect("\(error)".contains("cannot connect: connection refused"), "\(error)")
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(failures > 0)
+        let targetPort = try #require(target.port)
+        let forwarder = try TCPForwarder(from: port, to: targetPort)
+        // The first call after it is back is served.
+        let reply = try await Self.send(engine, "q", "")
+        #expect(reply.bodyString == #"[{"one":1}]"#)
+        await adapter.shutdown()
+        forwarder.stop()
     }
 
     @Test(.enabled(if: postgres != nil, "needs SWITCHBOARD_TEST_POSTGRES; make test starts PostgreSQL"))
