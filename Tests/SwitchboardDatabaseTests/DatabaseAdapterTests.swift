@@ -29,6 +29,18 @@ struct DatabaseAdapterTests {
         return (engine, adapter)
     }
 
+    /// One route `q` running `statement` on a datasource `db` made from `spec`.
+    static func singleStatement(_ spec: DatasourceSpec, _ statement: String) throws -> (RouteEngine, DatabaseAdapter) {
+        let adapter = DatabaseAdapter(datasources: [spec], logger: logger)
+        let engine = try RouteLoader(catalog: AdapterCatalog([adapter]), logger: logger, environment: [:]).load(sources: [("""
+        routes:
+          - id: q
+            from: direct:q
+            steps: [ { to: { uri: "sql:db", statement: "\(statement)" } } ]
+        """, "routes.yaml")])
+        return (engine, adapter)
+    }
+
     static func send(_ engine: RouteEngine, _ route: String, _ body: String, headers: Headers = Headers()) async throws -> Message {
         try await engine.process(routeID: route, Exchange(message: Message(headers: headers, body: ByteBuffer(string: body)), pattern: .inOut)).message
     }
@@ -126,13 +138,7 @@ struct DatabaseAdapterTests {
         var spec = DatasourceSpec(name: "db", url: "postgres://app:hunter2@127.0.0.1:\(freePort())/db?sslmode=disable")
         spec.connectTimeout = .milliseconds(500)
         spec.queryTimeout = .milliseconds(500)
-        let adapter = DatabaseAdapter(datasources: [spec], logger: Self.logger)
-        let engine = try RouteLoader(catalog: AdapterCatalog([adapter]), logger: Self.logger, environment: [:]).load(sources: [("""
-        routes:
-          - id: q
-            from: direct:q
-            steps: [ { to: { uri: "sql:db", statement: "SELECT 1" } } ]
-        """, "routes.yaml")])
+        let (engine, adapter) = try Self.singleStatement(spec, "SELECT 1")
         await #expect {
             _ = try await Self.send(engine, "q", "")
         } throws: { error in
@@ -153,13 +159,7 @@ struct DatabaseAdapterTests {
         components.password = "wrong-secret"
         var spec = DatasourceSpec(name: "db", url: try #require(components.string))
         spec.connectTimeout = .seconds(2)
-        let adapter = DatabaseAdapter(datasources: [spec], logger: Self.logger)
-        let engine = try RouteLoader(catalog: AdapterCatalog([adapter]), logger: Self.logger, environment: [:]).load(sources: [("""
-        routes:
-          - id: q
-            from: direct:q
-            steps: [ { to: { uri: "sql:db", statement: "SELECT 1" } } ]
-        """, "routes.yaml")])
+        let (engine, adapter) = try Self.singleStatement(spec, "SELECT 1")
         for _ in 0..<2 {
             await #expect {
                 _ = try await Self.send(engine, "q", "")
@@ -183,13 +183,7 @@ struct DatabaseAdapterTests {
         components.port = port
         var spec = DatasourceSpec(name: "db", url: try #require(components.string))
         spec.connectTimeout = .seconds(1)
-        let adapter = DatabaseAdapter(datasources: [spec], logger: Self.logger)
-        let engine = try RouteLoader(catalog: AdapterCatalog([adapter]), logger: Self.logger, environment: [:]).load(sources: [("""
-        routes:
-          - id: q
-            from: direct:q
-            steps: [ { to: { uri: "sql:db", statement: "SELECT 1 AS one" } } ]
-        """, "routes.yaml")])
+        let (engine, adapter) = try Self.singleStatement(spec, "SELECT 1 AS one")
         let down = ContinuousClock.now
         var failures = 0
         while ContinuousClock.now - down < .seconds(17) {
@@ -215,13 +209,7 @@ struct DatabaseAdapterTests {
     func aStatementPastTheQueryTimeoutIsCancelledByTheServer() async throws {
         var spec = DatasourceSpec(name: "db", url: try PostgresTestServer.freshDatabase(prefix: "sqltimeout"))
         spec.queryTimeout = .milliseconds(300)
-        let adapter = DatabaseAdapter(datasources: [spec], logger: Self.logger)
-        let engine = try RouteLoader(catalog: AdapterCatalog([adapter]), logger: Self.logger, environment: [:]).load(sources: [("""
-        routes:
-          - id: q
-            from: direct:q
-            steps: [ { to: { uri: "sql:db", statement: "SELECT pg_sleep(:${header.X-Seconds})" } } ]
-        """, "routes.yaml")])
+        let (engine, adapter) = try Self.singleStatement(spec, "SELECT pg_sleep(:${header.X-Seconds})")
         var quick = Headers()
         quick["X-Seconds"] = "0"
         #expect(try await engine.process(routeID: "q", Exchange(message: Message(headers: quick), pattern: .inOut)).message.headers["sql.rows"] == "1")
