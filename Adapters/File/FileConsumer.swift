@@ -81,7 +81,10 @@ public struct FileConsumer: Consumer {
             }
         }
         let registry = settings.idempotent ? try self.registry.open() : nil
-        await apart { [self] in recoverInProgress() }
+        await apart { [self] in
+            recoverInProgress()
+            if let registry { recoverProcessing(registry) }
+        }
         var previous: [String: Signature] = [:]
         while !Task.isCancelled {
             var current: [String: Signature] = [:]
@@ -184,6 +187,40 @@ public struct FileConsumer: Consumer {
         }
     }
 
+    /// Settles what a stop left `processing` in the registry with its file neither dropped
+    /// nor in progress: a file found moved aside (by a node that stopped between the move and
+    /// its note, before the move came last) is recorded as failed, and given a note if it
+    /// has none. Files still to be taken are left: they are processed again.
+    func recoverProcessing(_ registry: FileRegistry) {
+        let consumer = settings.drop.identity
+        let records: [(key: String, path: String)]
+        do {
+            records = try registry.processing(consumer: consumer)
+        } catch {
+            logger.error("cannot read the record of files taken", metadata: ["folder": "\(consumer)", "error": "\(error)"])
+            return
+        }
+        let prefix = settings.folder.hasSuffix("/") ? settings.folder : settings.folder + "/"
+        for record in records where record.path.hasPrefix(prefix) {
+            let relative = String(record.path.dropFirst(prefix.count))
+            let inProgress = prefix + FileConsumer.inProgressFolder + "/" + relative
+            let aside = prefix + ".error/" + relative
+            guard (try? settings.drop.exists(record.path)) != true, (try? settings.drop.exists(inProgress)) != true,
+                  (try? settings.drop.exists(aside)) == true
+            else { continue }
+            let reason = "the node stopped while moving this file aside; the route's error was not kept"
+            if (try? settings.drop.exists(aside + ".error.txt")) != true {
+                try? settings.drop.write(Array(Self.note(for: record.path, messageID: "unknown", reason: reason).utf8), to: aside + ".error.txt")
+            }
+            do {
+                try registry.finished(consumer: consumer, key: record.key, state: .failed, error: reason)
+                logger.notice("a file left processing by a stop was found moved aside; recorded as failed", metadata: ["file": "\(aside)"])
+            } catch {
+                logger.error("cannot record a failed file", metadata: ["file": "\(aside)", "error": "\(error)"])
+            }
+        }
+    }
+
     // MARK: Processing one file
 
     /// Folder work that logs its own failures, apart from the async threads for a remote
@@ -277,11 +314,14 @@ public struct FileConsumer: Consumer {
                 return
             }
             let reason = "\(error)"
-            await apart { [self] in moveAside(working, taken, reason: reason) }
-            do {
-                try registry?.finished(consumer: consumer, key: key, state: .failed, error: "\(error)")
-            } catch {
-                logger.error("cannot record a failed file", metadata: ["file": "\(candidate.path)", "error": "\(error)"])
+            await apart { [self] in
+                moveAside(working, taken, reason: reason) {
+                    do {
+                        try registry?.finished(consumer: consumer, key: key, state: .failed, error: reason)
+                    } catch {
+                        logger.error("cannot record a failed file", metadata: ["file": "\(candidate.path)", "error": "\(error)"])
+                    }
+                }
             }
             return
         }
@@ -333,28 +373,45 @@ public struct FileConsumer: Consumer {
         relocate(working, message, template: settings.move, fallback: ".done/", what: "move")
     }
 
-    /// Moves a file whose route failed aside, with `NAME.error.txt` beside it.
-    func moveAside(_ working: String, _ message: Message, reason: String) {
-        guard let target = relocate(working, message, template: settings.moveFailed, fallback: ".error/", what: "moveFailed") else { return }
-        let note = """
-            file: \(message.headers["CamelFileAbsolutePath"] ?? working)
-            failed: \(ISO8601DateFormatter().string(from: Date()))
-            message: \(message.id)
-            error: \(reason)
-
-            """
+    /// Moves a file whose route failed aside, with `NAME.error.txt` beside it: the note is
+    /// written first, then `record` runs (the registry says failed), then the file moves. A
+    /// stop between them leaves the file in progress, taken again at start (and, if the
+    /// registry already said failed, moved aside then): never a moved file without its note.
+    func moveAside(_ working: String, _ message: Message, reason: String, record: () -> Void = {}) {
+        guard let target = destination(working, message, template: settings.moveFailed, fallback: ".error/", what: "moveFailed") else { return }
         do {
-            try settings.drop.write(Array(note.utf8), to: target + ".error.txt")
+            try settings.drop.write(Array(Self.note(for: message.headers["CamelFileAbsolutePath"] ?? working, messageID: "\(message.id)", reason: reason).utf8),
+                                    to: target + ".error.txt")
         } catch {
             logger.error("cannot write the error note of a failed file", metadata: ["file": "\(target)", "error": "\(error)"])
         }
+        record()
+        guard move(working, to: target) else { return }
         logger.warning("file failed and was moved aside", metadata: ["file": "\(target)", "error": "\(reason)"])
     }
 
-    /// Moves `working` to the place a template names (relative to the folder), never
-    /// overwriting; a name that would leave the folder falls back to `fallback` + the file name.
+    /// The text of `NAME.error.txt`.
+    static func note(for file: String, messageID: String, reason: String) -> String {
+        """
+        file: \(file)
+        failed: \(ISO8601DateFormatter().string(from: Date()))
+        message: \(messageID)
+        error: \(reason)
+
+        """
+    }
+
+    /// Moves `working` to the place a template names (see ``destination(_:_:template:fallback:what:)``).
     @discardableResult
     func relocate(_ working: String, _ message: Message, template: (any MessageTemplate)?, fallback: String, what: String) -> String? {
+        guard let target = destination(working, message, template: template, fallback: fallback, what: what) else { return nil }
+        return move(working, to: target) ? target : nil
+    }
+
+    /// Where `working` goes: the place a template names (relative to the folder), or
+    /// `fallback` + the file name when the name would leave the folder; a free name there
+    /// (nothing is overwritten), its folder made.
+    func destination(_ working: String, _ message: Message, template: (any MessageTemplate)?, fallback: String, what: String) -> String? {
         let relative = message.headers["CamelFileName"] ?? (working as NSString).lastPathComponent
         var target: String
         do {
@@ -366,11 +423,20 @@ public struct FileConsumer: Consumer {
         do {
             target = try settings.drop.unique(target)
             try settings.drop.makeParent(of: target)
-            try settings.drop.rename(working, to: target)
             return target
         } catch {
             logger.error("cannot archive a file", metadata: ["file": "\(working)", "error": "\(error)"])
             return nil
+        }
+    }
+
+    private func move(_ working: String, to target: String) -> Bool {
+        do {
+            try settings.drop.rename(working, to: target)
+            return true
+        } catch {
+            logger.error("cannot archive a file", metadata: ["file": "\(working)", "error": "\(error)"])
+            return false
         }
     }
 

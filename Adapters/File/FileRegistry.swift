@@ -53,6 +53,14 @@ final class FileRegistry: Sendable {
         }
     }
 
+    /// The files of `consumer` still `processing`: key and the path they were taken from.
+    func processing(consumer: String) throws -> [(key: String, path: String)] {
+        try queue.read { db in
+            try Row.fetchAll(db, sql: "SELECT key, path FROM taken_files WHERE consumer = ? AND state = 'processing'", arguments: [consumer])
+                .map { (key: $0["key"], path: $0["path"]) }
+        }
+    }
+
     func finished(consumer: String, key: String, state: State, error: String? = nil) throws {
         try queue.write { db in
             try db.execute(

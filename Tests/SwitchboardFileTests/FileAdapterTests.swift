@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import SwitchboardCore
-import SwitchboardFile
+@testable import SwitchboardFile
 import SwitchboardRouting
 import Testing
 
@@ -322,6 +322,43 @@ import Testing
                 "\(error)".contains("leads out of") && "\(error)".contains("through a symbolic link")
             }
             #expect(folders.files(elsewhere).isEmpty, "written through the link: \(folders.files(elsewhere))")
+        }
+    }
+
+    @Test func aFailedFilesNoteIsWrittenBeforeTheFileMovesAndTheRegistrySaysSoBetween() throws {
+        let folders = try Folders()
+        let adapter = FileAdapter(dataDirectory: folders.data, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+        let resolved = try AdapterCatalog([adapter]).resolve("file:\(folders.inbox)", role: .consumer)
+        let consumer = try #require(try adapter.makeConsumer(resolved.endpoint) as? FileConsumer)
+        let working = folders.inbox + "/.inprogress/bad.txt"
+        try folders.write("bad", to: working)
+        var message = Message(body: ByteBuffer(string: "bad"))
+        message.headers["CamelFileName"] = "bad.txt"
+        message.headers["CamelFileAbsolutePath"] = folders.inbox + "/bad.txt"
+        var seen: (note: Bool, moved: Bool)?
+        consumer.moveAside(working, message, reason: "it broke") {
+            seen = (FileManager.default.fileExists(atPath: folders.inbox + "/.error/bad.txt.error.txt"),
+                    FileManager.default.fileExists(atPath: folders.inbox + "/.error/bad.txt"))
+        }
+        // When the registry is told, the note is there and the file not yet moved: a stop
+        // then leaves the file in progress, never moved without its note.
+        #expect(seen?.note == true)
+        #expect(seen?.moved == false)
+        #expect(folders.files(folders.inbox) == [".error/bad.txt", ".error/bad.txt.error.txt"])
+        #expect(folders.read(folders.inbox + "/.error/bad.txt.error.txt")?.contains("error: it broke") == true)
+    }
+
+    @Test func aFileLeftProcessingButMovedAsideIsRecordedAsFailedAtStart() async throws {
+        let folders = try Folders()
+        // What a node stopped between the move and its note left: the file moved aside
+        // without a note, its record still processing.
+        let registry = try FileRegistry(path: folders.data + "/file-consumers.db")
+        try registry.taken(consumer: folders.inbox, key: "k1", path: folders.inbox + "/late.txt")
+        try folders.write("late", to: folders.inbox + "/.error/late.txt")
+        let engine = try Self.engine(Self.route(folders), folders: folders)
+        try await Self.running(engine) {
+            #expect(await Self.eventually { (try? registry.state(consumer: folders.inbox, key: "k1")) == .failed })
+            #expect(folders.read(folders.inbox + "/.error/late.txt.error.txt")?.contains("the node stopped while moving this file aside") == true)
         }
     }
 }
