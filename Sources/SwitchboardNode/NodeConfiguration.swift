@@ -489,7 +489,13 @@ public struct NodeConfiguration: Sendable {
                             guard let text = scalar(pair.value, key) else { continue }
                             switch pair.key {
                             case "url": url = text
-                            case "init": spec.initFile = resolve(text)
+                            case "init":
+                                let path = resolve(text)
+                                if FileManager.default.fileExists(atPath: path) {
+                                    spec.initFile = path
+                                } else {
+                                    log.error(pair.value.contentLocation, "'\(key)': the init file \(path) does not exist")
+                                }
                             case "max-connections":
                                 if let count = Int(text), count > 0 { spec.maxConnections = count } else {
                                     log.error(pair.value.contentLocation, "'\(key)' expects a positive integer, found '\(text)'")

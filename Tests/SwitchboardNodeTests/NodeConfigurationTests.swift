@@ -99,6 +99,19 @@ struct NodeConfigurationTests {
         }
     }
 
+    @Test func aDatasourceInitFileThatDoesNotExistIsAConfigErrorNamingItsPath() throws {
+        let file = try write("""
+        datasources:
+          orders: { url: "sqlite:orders.db", init: sql/missing.sql }
+        """)
+        let folder = (file as NSString).deletingLastPathComponent
+        #expect {
+            try NodeConfiguration.load(file: file, environment: [:])
+        } throws: { error in
+            "\(error)".contains("switchboard.yaml:2:44: error: 'datasources.orders.init': the init file \(folder)/sql/missing.sql does not exist")
+        }
+    }
+
     @Test func auditKeysAreReadAndTheirMistakesLocated() throws {
         let file = try write("""
         data: state
