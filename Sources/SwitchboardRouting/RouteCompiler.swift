@@ -368,13 +368,22 @@ final class RouteCompiler {
         let sqlOptions = EndpointURI.scheme(of: text).flatMap { catalog.adapter(for: $0) }.map {
             Set(type(of: $0).spec.options(for: role).filter { $0.type == .sql }.map(\.name))
         } ?? []
+        // Options the adapter refuses as unknown: a placeholder in one is a misspelled option,
+        // which resolving reports with "did you mean".
+        let unknownRefused = EndpointURI.scheme(of: text).flatMap { catalog.adapter(for: $0) }.map { adapter -> (String) -> Bool in
+            let spec = type(of: adapter).spec
+            let known = Set(spec.options(for: role).map(\.name))
+            let keeps = role == .producer && spec.producerKeepsUnknownQuery
+            return { !keeps && !known.contains($0) }
+        } ?? { _ in false }
         var searchFrom = text.startIndex
         while let placeholder = text.range(of: "${", range: searchFrom..<text.endIndex) {
             searchFrom = placeholder.upperBound
             // Placeholders may stand only in the value of an option that is a template.
             let before = text[..<placeholder.lowerBound]
             let parameter = before.lastIndex(where: { $0 == "?" || $0 == "&" }).map { before[before.index(after: $0)...] }
-            if let parameter, let equals = parameter.firstIndex(of: "="), templateOptions.contains(String(parameter[..<equals])) { continue }
+            if let parameter, let equals = parameter.firstIndex(of: "="),
+               templateOptions.contains(String(parameter[..<equals])) || unknownRefused(String(parameter[..<equals])) { continue }
             let offset = text.distance(from: text.startIndex, to: placeholder.lowerBound)
             let allowed = templateOptions.isEmpty ? "" : " (only in the option\(templateOptions.count == 1 ? "" : "s") \(templateOptions.sorted().joined(separator: ", ")))"
             log.error(uriNode.contentLocation.advanced(by: offset), "endpoint URIs are fixed when routes load, so '${…}' placeholders cannot be used in '\(what)'\(allowed); route with 'choice' to fixed endpoints instead")

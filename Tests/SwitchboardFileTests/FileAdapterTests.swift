@@ -266,6 +266,20 @@ import Testing
         }
     }
 
+    @Test func aMisspelledOptionHoldingAPlaceholderIsReportedAsUnknown() throws {
+        let folders = try Folders()
+        #expect {
+            try Self.engine("""
+            routes:
+              - id: a
+                from: direct:a
+                steps: [ { to: "file:\(folders.outbox)?fileNmae=${file:name}" } ]
+            """, folders: folders)
+        } throws: { error in
+            "\(error)".contains("unknown option 'fileNmae' for 'file:' producers; did you mean 'fileName'?") && !"\(error)".contains("placeholders")
+        }
+    }
+
     @Test func aFixedFileNameThatLeavesTheFolderIsALoadError() throws {
         let folders = try Folders()
         #expect {
