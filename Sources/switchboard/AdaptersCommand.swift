@@ -8,8 +8,8 @@ struct Adapters: ParsableCommand {
         commandName: "adapters",
         abstract: "List the protocol adapters this node has, with their URI syntax and options.",
         discussion: """
-        Options go in the endpoint URI's query (http:/orders?method=POST) or, in a
-        'to' step, beside 'uri' in a mapping. Secret options are never printed,
+        Options go in the endpoint URI's query (http:/orders?method=POST) or, in a \
+        'to' step, beside 'uri' in a mapping. Secret options are never printed, \
         logged or traced.
 
         Examples:

@@ -9,10 +9,10 @@ struct Check: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Validate the node config and route files offline; exit 0 when all is well, 1 otherwise.",
         discussion: """
-        Runs the same checks as 'run' without starting anything: YAML syntax, step
-        kinds and options, endpoint URIs and their options, predicates, regular
-        expressions, XPath and JSONPath, template variables, duplicate route ids,
-        duplicate HTTP method+path. Every problem is printed as file:line:column:
+        Runs the same checks as 'run' without starting anything: YAML syntax, step \
+        kinds and options, endpoint URIs and their options, predicates, regular \
+        expressions, XPath and JSONPath, template variables, duplicate route ids, \
+        duplicate HTTP method+path. Every problem is printed as file:line:column: \
         error: what was expected.
 
         Examples:

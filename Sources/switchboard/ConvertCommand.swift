@@ -9,19 +9,22 @@ struct ConvertCommand: ParsableCommand {
         abstract: "Convert a fixed-width file to JSON with a layout, or JSON back to fixed-width.",
         discussion: """
         --to json prints one JSON document, nested as the layout's structure says. With
-        --split PATH (a group or record path such as batches.entries) every value at that
-        path is printed as one JSON line as soon as it is read, and left out of the rest:
-        memory stays flat whatever the file's size. --to fixed-width reads a JSON document in
+        --split PATH (a group or record path such as batches.entries) every value at that \
+        path is printed as one JSON line as soon as it is read, and left out of the rest: \
+        memory stays flat whatever the file's size. --to fixed-width reads a JSON document in \
         the same shape and writes the records back (a parsed file comes back byte for byte).
 
-        Exit 0 on success; 1 when the input breaks the layout or its rules (the message names
-        the line, record, field and columns, or the rule); 2 when the layout itself is bad.
+        Exit 0 on success; 1 when the input breaks the layout or its rules (the message names \
+        the line, record, field and columns, or the rule); 2 when the layout itself is bad. \
         On a terminal, large inputs show a progress bar on standard error.
 
         Examples:
-          switchboard convert --layout Mappings/layouts/nacha-ach.yaml --to json payroll.ach
-          switchboard convert --layout Mappings/layouts/nacha-ach.yaml --to json --split batches.entries big.ach > entries.jsonl
-          switchboard convert --layout Mappings/layouts/nacha-ach.yaml --from json --to fixed-width payroll.json
+          switchboard convert --layout Mappings/layouts/nacha-ach.yaml \\
+              --to json payroll.ach
+          switchboard convert --layout Mappings/layouts/nacha-ach.yaml \\
+              --to json --split batches.entries big.ach > entries.jsonl
+          switchboard convert --layout Mappings/layouts/nacha-ach.yaml \\
+              --from json --to fixed-width payroll.json
         """
     )
 

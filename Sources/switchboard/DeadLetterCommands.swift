@@ -13,12 +13,12 @@ struct DeadLettersCommand: AsyncParsableCommand {
         commandName: "dead-letters",
         abstract: "List the messages in the dead letter store: route, failed step, error, attempts, times.",
         discussion: """
-        A message lands here when its route has 'on-error: { dead-letter: true }' (or the
-        node's on-error says so) and it failed after its retries, and for every failed
-        message accepted by an asynchronous source (http:/…?mode=async). Each keeps the
+        A message lands here when its route has 'on-error: { dead-letter: true }' (or the \
+        node's on-error says so) and it failed after its retries, and for every failed \
+        message accepted by an asynchronous source (http:/…?mode=async). Each keeps the \
         message as the route received it; 'switchboard replay ID' sends it again.
 
-        Asks the running node's admin API; when no node answers, reads the SQLite state
+        Asks the running node's admin API; when no node answers, reads the SQLite state \
         store on disk (DATA/state.db, or --store PATH). Secret headers show as ***.
 
         Examples:
@@ -133,10 +133,10 @@ struct ReplayCommand: AsyncParsableCommand {
         commandName: "replay",
         abstract: "Send dead letters through their route again; each is removed once its replay succeeds.",
         discussion: """
-        A replay is a new message (new id, same correlation id) carrying the header
-        'replay.of' with the dead letter's id, so 'switchboard trace' shows both and
-        'switchboard trace --header replay.of=ID' finds the replay. A replay that fails
-        again stays in the store with its attempts, error and replay count updated; it is
+        A replay is a new message (new id, same correlation id) carrying the header \
+        'replay.of' with the dead letter's id, so 'switchboard trace' shows both and \
+        'switchboard trace --header replay.of=ID' finds the replay. A replay that fails \
+        again stays in the store with its attempts, error and replay count updated; it is \
         not stored twice. Needs the running node.
 
         Exit status: 0 when every replay succeeded, 1 when one failed or none was found.

@@ -7,14 +7,15 @@ struct EvalCommand: AsyncParsableCommand {
         commandName: "eval",
         abstract: "Try a JSONPath or XPath expression on a file and print the result as JSON.",
         discussion: """
-        JSONPath (RFC 9535) prints the nodelist as a JSON array. XPath 1.0 prints a
-        node-set as an array of serialized nodes, or the number, string or boolean. A bad
-        expression exits 2 with the error and its column; input that is not JSON or XML
+        JSONPath (RFC 9535) prints the nodelist as a JSON array. XPath 1.0 prints a \
+        node-set as an array of serialized nodes, or the number, string or boolean. A bad \
+        expression exits 2 with the error and its column; input that is not JSON or XML \
         exits 1.
 
         Examples:
           switchboard eval --jsonpath '$.items[?@.price > 10].name' order.json
-          switchboard eval --xpath '/inv:Invoice/cbc:ID' --ns inv=urn:oasis:names:specification:ubl:schema:xsd:Invoice-2 --ns cbc=urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2 invoice.xml
+          switchboard eval --xpath '/o:order/o:total' --ns o=urn:example:orders \\
+              order.xml
           echo '{"a":[1,2,3]}' | switchboard eval --jsonpath '$.a[-1]' -
         """
     )

@@ -8,12 +8,12 @@ struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Start the node: load routes, listen, poll, route messages until SIGTERM or SIGINT.",
         discussion: """
-        The node loads every *.yaml file in the routes folder (every problem in
-        every file is reported, with file:line:column, and the node does not start).
-        It then serves HTTP routes on http.listen and the admin API (GET /health) on
+        The node loads every *.yaml file in the routes folder (every problem in \
+        every file is reported, with file:line:column, and the node does not start). \
+        It then serves HTTP routes on http.listen and the admin API (GET /health) on \
         admin.listen.
 
-        On SIGTERM or SIGINT it stops accepting, lets in-flight exchanges finish (up
+        On SIGTERM or SIGINT it stops accepting, lets in-flight exchanges finish (up \
         to shutdown-timeout, 30s by default) and exits 0.
 
         Examples:

@@ -5,8 +5,8 @@ struct Schema: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print the JSON Schema (draft 2020-12) of route files.",
         discussion: """
-        Generated from the same step specs the loader checks against, so it is
-        always current. Point your editor's YAML language server at it for
+        Generated from the same step specs the loader checks against, so it is \
+        always current. Point your editor's YAML language server at it for \
         completion and checking.
 
         Examples:

@@ -30,8 +30,8 @@ struct RoutesCommand: AsyncParsableCommand {
         commandName: "routes",
         abstract: "List the running node's routes with their source, message counts, failures and p95.",
         discussion: """
-        Counts are since the node started; p95 is over the last five minutes (or the
-        route's SLA window). SLA shows '-' for routes without one, else ok or the
+        Counts are since the node started; p95 is over the last five minutes (or the \
+        route's SLA window). SLA shows '-' for routes without one, else ok or the \
         breached objectives.
 
         Examples:
@@ -72,10 +72,10 @@ struct SLACommand: AsyncParsableCommand {
         commandName: "sla",
         abstract: "Show every route's SLA objectives: target, current value, window and state.",
         discussion: """
-        Objectives come from 'sla:' in route files (p95: 150ms, errors: 1%,
-        throughput: 10/s, max-age: 15m, window: 5m). State is ok, 'breached since
-        TIME', or 'no data' when the window holds nothing to measure. Breaches and
-        recoveries are logged, stored in the audit trail, counted in /metrics and
+        Objectives come from 'sla:' in route files (p95: 150ms, errors: 1%, \
+        throughput: 10/s, max-age: 15m, window: 5m). State is ok, 'breached since \
+        TIME', or 'no data' when the window holds nothing to measure. Breaches and \
+        recoveries are logged, stored in the audit trail, counted in /metrics and \
         sent to 'sla.alert' when set.
 
         Examples:
@@ -123,15 +123,16 @@ struct SendCommand: AsyncParsableCommand {
         commandName: "send",
         abstract: "Send a message into a route of the running node and print the reply.",
         discussion: """
-        The file's bytes are the body (standard input with '-'); --header adds
-        headers. The reply body goes to standard output, the message id (for
-        'switchboard trace') to standard error. Exits 1 when a step fails, with the
+        The file's bytes are the body (standard input with '-'); --header adds \
+        headers. The reply body goes to standard output, the message id (for \
+        'switchboard trace') to standard error. Exits 1 when a step fails, with the \
         error naming route and step.
 
         Examples:
           switchboard send orders --file order.json --header X-Region=EU
-          switchboard send invoices --file ../shared/data/xml/ubl/UBL-Invoice-2.1-Example.xml
-          echo '{"id":1}' | switchboard send orders --file - --header Content-Type=application/json
+          switchboard send invoices --file UBL-Invoice-2.1-Example.xml
+          echo '{"id":1}' | switchboard send orders --file - \\
+              --header Content-Type=application/json
         """
     )
 
@@ -175,8 +176,8 @@ struct ServicesCommand: AsyncParsableCommand {
         commandName: "services",
         abstract: "List the running node's services: instances, health, breaker state, in flight, calls, failures, latency.",
         discussion: """
-        Services come from 'services:' in the node config and route files, and from
-        instances registered at run time (PUT /admin/services/NAME/instances/ID with a
+        Services come from 'services:' in the node config and route files, and from \
+        instances registered at run time (PUT /admin/services/NAME/instances/ID with a \
         TTL renewed by heartbeat; those show when their registration lapses).
 
         Examples:

@@ -17,12 +17,12 @@ struct Switchboard: AsyncParsableCommand {
         commandName: "switchboard",
         abstract: "A protocol-mediation ESB node: YAML routes, protocol adapters, and a trace of every message.",
         discussion: """
-        Routes live in YAML files (Camel's shape: routes with id, from and steps).
-        The node loads every *.yaml file in its routes folder, listens and polls
+        Routes live in YAML files (Camel's shape: routes with id, from and steps). \
+        The node loads every *.yaml file in its routes folder, listens and polls \
         through adapters, and passes each message through the route's steps.
 
-        Without --config the node runs on embedded defaults: routes from ./Routes,
-        mappings from ./Mappings, data under ./var, HTTP on 127.0.0.1:8080, admin
+        Without --config the node runs on embedded defaults: routes from ./Routes, \
+        mappings from ./Mappings, data under ./var, HTTP on 127.0.0.1:8080, admin \
         API on 127.0.0.1:8081.
 
         Examples:

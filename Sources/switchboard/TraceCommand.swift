@@ -11,17 +11,17 @@ struct TraceCommand: AsyncParsableCommand {
         commandName: "trace",
         abstract: "Show where a message went, what changed it, how long each step took and why it failed.",
         discussion: """
-        With a message id (the X-Message-ID every HTTP answer carries) it prints
-        that message's timeline as a tree: the route, each step with its offset from
-        the start, duration, outcome and body sizes, the branch a choice took and
-        why, the endpoint a 'to' reached and its reply, what each step changed, the
-        error of a failed step, routes called on the way, and split children
+        With a message id (the X-Message-ID every HTTP answer carries) it prints \
+        that message's timeline as a tree: the route, each step with its offset from \
+        the start, duration, outcome and body sizes, the branch a choice took and \
+        why, the endpoint a 'to' reached and its reply, what each step changed, the \
+        error of a failed step, routes called on the way, and split children \
         (collapsed to counts; --expand shows them).
 
         Without an id it prints the messages the filters match, newest first.
 
-        It asks the running node (admin API, from --config or the embedded
-        defaults); when no node answers, it reads the audit store on disk
+        It asks the running node (admin API, from --config or the embedded \
+        defaults); when no node answers, it reads the audit store on disk \
         (DATA/audit.db, or --store PATH).
 
         Examples:

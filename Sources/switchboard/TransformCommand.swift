@@ -8,18 +8,19 @@ struct TransformCommand: AsyncParsableCommand {
         commandName: "transform",
         abstract: "Run an XSLT 1.0 stylesheet over XML files offline, as a route's xslt step would.",
         discussion: """
-        With one input the result goes to standard output ('-' reads standard input). With
-        several inputs or a folder, --out DIR receives one result per input, named after
-        it with the extension the stylesheet's output method implies (.xml, .html,
+        With one input the result goes to standard output ('-' reads standard input). With \
+        several inputs or a folder, --out DIR receives one result per input, named after \
+        it with the extension the stylesheet's output method implies (.xml, .html, \
         .txt); every core is used. The output is byte for byte what xsltproc writes.
 
-        The stylesheet may read only files in its own folder tree (xsl:include,
-        xsl:import, document()); --allow widens that to another folder. It cannot write
-        files or reach the network. xsl:message terminate="yes" ends the run with the
+        The stylesheet may read only files in its own folder tree (xsl:include, \
+        xsl:import, document()); --allow widens that to another folder. It cannot write \
+        files or reach the network. xsl:message terminate="yes" ends the run with the \
         message and exit 1.
 
         Examples:
-          switchboard transform --xslt Mappings/ubl-to-canonical.xsl invoice.xml
+          switchboard transform --xslt Mappings/ubl/invoice-to-canonical.xsl \\
+              invoice.xml
           switchboard transform --xslt render.xsl --param lang=en --out html/ invoices/
           cat invoice.xml | switchboard transform --xslt check.xsl -
         """

@@ -7,17 +7,19 @@ struct ValidateCommand: AsyncParsableCommand {
         commandName: "validate",
         abstract: "Validate an XML file against an XML Schema, or JSON against a JSON Schema, as a route's validate step would.",
         discussion: """
-        Exit 0 when the input is valid; 1 with every problem when it is not (XSD: line and
-        message; JSON Schema: instance path, keyword and message), or when the input is not
-        well-formed XML or JSON; 2 when the schema itself cannot be used.
-        Files the schema includes, imports or references ($ref) are read from its own folder
-        tree (--allow widens that); nothing is fetched from the network.
+        Exit 0 when the input is valid; 1 with every problem when it is not (XSD: line and \
+        message; JSON Schema: instance path, keyword and message), or when the input is not \
+        well-formed XML or JSON; 2 when the schema itself cannot be used. \
+        Files the schema includes, imports or references ($ref) are read from its own folder \
+        tree (--allow widens that); nothing is fetched from the network. \
         JSON Schemas are draft 2020-12 (draft-07 spellings are understood too).
 
         Examples:
           switchboard validate --xsd Mappings/canonical/invoice.xsd invoice.xml
-          switchboard validate --xsd schemas/maindoc/UBL-Invoice-2.1.xsd --allow schemas invoice.xml
-          switchboard validate --json-schema Mappings/canonical/invoice.schema.json invoice.json
+          switchboard validate --xsd schemas/maindoc/UBL-Invoice-2.1.xsd \\
+              --allow schemas invoice.xml
+          switchboard validate --json-schema Mappings/canonical/invoice.schema.json \\
+              invoice.json
           cat invoice.json | switchboard validate --json-schema invoice.schema.json -
         """
     )

@@ -115,6 +115,33 @@ struct CLITests {
         #expect(latin1.stderr.contains("routes/none.yaml:3:21: error: the file is not UTF-8: byte 0xE9 cannot be read as UTF-8"), "\(latin1.stderr)")
     }
 
+    @Test func helpTextsAreWrappedOnceAndTheirExamplesStayWhole() throws {
+        for command in ["", "run", "check", "trace", "send", "replay", "routes", "services", "sla", "dead-letters",
+                        "transform", "convert", "validate", "eval", "schema", "adapters"] {
+            let output = try Self.run(command.isEmpty ? ["--help"] : [command, "--help"])
+            #expect(output.status == 0, "\(command)")
+            let text = output.stdout.components(separatedBy: "\nUSAGE:")[0]
+            let lines = text.components(separatedBy: "\n")
+            for (index, line) in lines.enumerated() where !line.hasPrefix(" ") && !line.isEmpty {
+                // A line wrapped twice leaves a short line (an orphan word) inside a paragraph.
+                let next = index + 1 < lines.count ? lines[index + 1] : ""
+                if !next.isEmpty, !next.hasPrefix(" "), !line.hasSuffix(":") {
+                    #expect(line.count > 55, "\(command): a short line inside a paragraph: '\(line)'")
+                }
+                #expect(line.count <= 80, "\(command): '\(line)'")
+            }
+            // Examples keep their indentation: none is broken onto a line of its own.
+            if let examples = text.components(separatedBy: "Examples:\n").dropFirst().first {
+                for line in examples.components(separatedBy: "\n") where !line.isEmpty {
+                    #expect(line.hasPrefix("  "), "\(command): an example broken across lines: '\(line)'")
+                }
+            }
+        }
+        // The transform example names the stylesheet that ships.
+        #expect(FileManager.default.fileExists(atPath: Self.repository + "/Mappings/ubl/invoice-to-canonical.xsl"))
+        #expect(try Self.run(["transform", "--help"]).stdout.contains("Mappings/ubl/invoice-to-canonical.xsl"))
+    }
+
     @Test func schemaIsJSONSchemaCoveringEveryStep() throws {
         let output = try Self.run(["schema"])
         #expect(output.status == 0)
