@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/attaswift/BigInt.git", from: "6.0.1"),
     ],
     targets: [
         // System libraries, wrapped once each in SwitchboardTransform.
@@ -55,7 +56,7 @@ let package = Package(
         // XML (libxml2) and JSON: safe parsing, XPath, JSONPath.
         .target(
             name: "SwitchboardTransform",
-            dependencies: ["SwitchboardCore", "CLibXML2"],
+            dependencies: ["SwitchboardCore", "CLibXML2", .product(name: "BigInt", package: "BigInt")],
             swiftSettings: swiftSettings
         ),
         // YAML as the node reads it from files: composed, with alias expansion bounded.

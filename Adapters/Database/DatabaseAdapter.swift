@@ -166,7 +166,7 @@ struct CompiledSQL: Sendable {
         switch value {
         case .null: .null
         case .bool(let flag): .bool(flag)
-        case .number(let number): .number(JSONValue.format(number))
+        case .number(let number): .number(number.text)
         case .string(let text): .text(text)
         case .array, .object: .text(value.serialized())
         }

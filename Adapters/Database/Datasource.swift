@@ -189,8 +189,11 @@ final class SQLiteDatasource: SQLDatasource {
         case .text(let text): return text.databaseValue
         case .bool(let flag): return (flag ? 1 : 0).databaseValue
         case .number(let text):
-            if let integer = Int64(text) { return integer.databaseValue }
-            if let double = Double(text) { return double.databaseValue }
+            // An INTEGER or a REAL only when it holds the value exactly; else the digits as
+            // written (a column of numeric affinity may still turn them into a REAL).
+            guard let number = JSONNumber(text: text) else { return text.databaseValue }
+            if let integer = number.int64 { return integer.databaseValue }
+            if number.isExactDouble { return number.double.databaseValue }
             return text.databaseValue
         }
     }
@@ -198,8 +201,8 @@ final class SQLiteDatasource: SQLDatasource {
     static func json(_ value: DatabaseValue) -> JSONValue {
         switch value.storage {
         case .null: .null
-        case .int64(let number): .number(Double(number))
-        case .double(let number): .number(number)
+        case .int64(let number): .number(JSONNumber(Int(number)))
+        case .double(let number): JSONNumber(number).map(JSONValue.number) ?? .null
         case .string(let text): .string(text)
         case .blob(let data): .string(data.base64EncodedString())
         }

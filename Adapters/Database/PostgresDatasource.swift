@@ -234,11 +234,12 @@ final class PostgresDatasource: SQLDatasource {
         guard cell.bytes != nil else { return .null }
         switch cell.dataType {
         case .int2, .int4, .int8:
-            return (try? cell.decode(Int.self)).map { .number(Double($0)) } ?? .null
+            return (try? cell.decode(Int.self)).map { .number(JSONNumber($0)) } ?? .null
         case .float4, .float8:
-            return (try? cell.decode(Double.self)).map { .number($0) } ?? .null
+            return (try? cell.decode(Double.self)).flatMap(JSONNumber.init).map(JSONValue.number) ?? .null
         case .numeric:
-            if let decimal = try? cell.decode(Decimal.self), let number = Double("\(decimal)") { return .number(number) }
+            // The decimal's own digits (Foundation's Decimal holds 38), never through a Double.
+            if let decimal = try? cell.decode(Decimal.self), let number = JSONNumber(loose: "\(decimal)") { return .number(number) }
             return .null
         case .bool:
             return (try? cell.decode(Bool.self)).map { .bool($0) } ?? .null

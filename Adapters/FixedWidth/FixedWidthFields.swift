@@ -102,7 +102,8 @@ struct FixedWidthFields {
         var value = 0.0
         for digit in significant { value = value * 10 + Double(digit - 0x30) }
         if decimals > 0 { value /= pow(10, Double(decimals)) }
-        return .number(negative ? -value : value)
+        // Up to 15 significant digits a Double holds the decimal exactly: its shortest text is it.
+        return JSONNumber(negative ? -value : value).map(JSONValue.number) ?? .null
     }
 
     // MARK: Formatting
@@ -170,10 +171,12 @@ struct FixedWidthFields {
             negative = text.hasPrefix("-")
             digits = String(text.drop { $0 == "-" })
         case .number(let number):
-            let scaled = (number * pow(10, Double(decimals))).rounded()
-            guard scaled.isFinite, abs(scaled) < 9_007_199_254_740_992 else { throw failure("\(number) is too large") }
-            negative = scaled < 0
-            digits = String(Int64(abs(scaled)))
+            // Exactly: a value with more decimals than the field has is refused, not rounded.
+            guard let scaled = number.scaledDigits(places: decimals) else {
+                throw failure("\(number) cannot be written exactly with \(decimals) decimal\(decimals == 1 ? "" : "s")")
+            }
+            negative = scaled.negative
+            digits = scaled.digits
         default:
             throw failure("expected a number, found \(member.serialized())")
         }

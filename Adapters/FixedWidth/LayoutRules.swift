@@ -315,7 +315,7 @@ struct RuleState {
     static func integer(_ value: JSONValue?) -> Int64? {
         switch value {
         case .number(let number)?:
-            return Int64(exactly: number.rounded())
+            return number.int64
         case .string(var text)?:
             return text.withUTF8 { bytes -> Int64? in
                 var result: Int64 = 0

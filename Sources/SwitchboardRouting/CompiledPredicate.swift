@@ -43,12 +43,12 @@ enum PredicateTest: Sendable, CustomStringConvertible {
     case notEquals(String)
     case oneOf([String])
     case matches(Pattern)
-    case compare(NumericComparison, Double)
+    case compare(NumericComparison, JSONNumber)
 
     enum NumericComparison: String, Sendable {
         case gt, gte, lt, lte
 
-        func holds(_ lhs: Double, _ rhs: Double) -> Bool {
+        func holds(_ lhs: JSONNumber, _ rhs: JSONNumber) -> Bool {
             switch self {
             case .gt: lhs > rhs
             case .gte: lhs >= rhs
@@ -67,7 +67,8 @@ enum PredicateTest: Sendable, CustomStringConvertible {
         case .oneOf(let candidates): return candidates.contains(value)
         case .matches(let pattern): return pattern.matches(value)
         case .compare(let comparison, let bound):
-            guard let number = Double(value.trimmingASCIIWhitespace()) else { return false }
+            // Exactly, as decimals: 9007199254740993 is more than 9007199254740992.
+            guard let number = JSONNumber(loose: String(value.trimmingASCIIWhitespace())) else { return false }
             return comparison.holds(number, bound)
         }
     }
@@ -80,7 +81,7 @@ enum PredicateTest: Sendable, CustomStringConvertible {
         case .notEquals(let value): "not-equals '\(value)'"
         case .oneOf(let values): "in [\(values.joined(separator: ", "))]"
         case .matches(let pattern): "matches /\(pattern.text)/"
-        case .compare(let comparison, let bound): "\(comparison.rawValue) \(JSONValue.format(bound))"
+        case .compare(let comparison, let bound): "\(comparison.rawValue) \(bound)"
         }
     }
 }

@@ -1218,7 +1218,7 @@ final class RouteCompiler {
                 return nil
             }
         default:
-            guard let number = Double(text), let comparison = PredicateTest.NumericComparison(rawValue: testEntry.key) else {
+            guard let number = JSONNumber(loose: text), let comparison = PredicateTest.NumericComparison(rawValue: testEntry.key) else {
                 log.error(value.contentLocation, "'\(testEntry.key)' expects a number, found \(value.kindDescription)")
                 return nil
             }

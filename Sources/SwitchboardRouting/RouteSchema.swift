@@ -214,7 +214,7 @@ public enum RouteSchema {
             ("type", .string("object")),
             ("properties", .object(predicateProperties())),
             ("additionalProperties", .bool(false)),
-            ("minProperties", .number(1)),
+            ("minProperties", .number(JSONNumber(1))),
         ])
     }
 }

@@ -290,13 +290,13 @@ struct JSONPathFunctionCall: Sendable {
         case .length:
             guard let value = valueArgument(0, current: current, root: root) else { return .value(nil) }
             switch value {
-            case .string(let string): return .value(.number(Double(string.unicodeScalars.count)))
-            case .array(let items): return .value(.number(Double(items.count)))
-            case .object(let members): return .value(.number(Double(Set(members.map(\.key)).count)))
+            case .string(let string): return .value(.number(JSONNumber(string.unicodeScalars.count)))
+            case .array(let items): return .value(.number(JSONNumber(items.count)))
+            case .object(let members): return .value(.number(JSONNumber(Set(members.map(\.key)).count)))
             default: return .value(nil)
             }
         case .count:
-            return .value(.number(Double(nodesArgument(0, current: current, root: root).count)))
+            return .value(.number(JSONNumber(nodesArgument(0, current: current, root: root).count)))
         case .value:
             let nodes = nodesArgument(0, current: current, root: root)
             return .value(nodes.count == 1 ? nodes[0] : nil)

@@ -351,7 +351,7 @@ struct JSONPathParser {
         return nil
     }
 
-    private mutating func parseNumber() throws -> Double {
+    private mutating func parseNumber() throws -> JSONNumber {
         let start = index
         _ = consume("-")
         guard JSONPathParser.isDigit(peek()) else { throw error("expected digits") }
@@ -373,7 +373,7 @@ struct JSONPathParser {
             while JSONPathParser.isDigit(peek()) { index += 1 }
         }
         let text = String(String.UnicodeScalarView(chars[start..<index]))
-        guard let value = Double(text) else { throw JSONPathError(message: "invalid number", offset: start) }
+        guard let value = JSONNumber(text: text) else { throw JSONPathError(message: "invalid number (an exponent has at most nine digits)", offset: start) }
         return value
     }
 

@@ -157,8 +157,8 @@ struct SchemaTypes: OptionSet {
         }
     }
 
-    static func isInteger(_ number: Double) -> Bool {
-        number.isFinite && number == number.rounded()
+    static func isInteger(_ number: JSONNumber) -> Bool {
+        number.isInteger
     }
 
     var description: String {
@@ -207,11 +207,11 @@ enum SchemaCheck {
     case type(SchemaTypes)
     case enumeration([JSONValue])
     case constant(JSONValue)
-    case multipleOf(Double)
-    case maximum(Double)
-    case exclusiveMaximum(Double)
-    case minimum(Double)
-    case exclusiveMinimum(Double)
+    case multipleOf(JSONNumber)
+    case maximum(JSONNumber)
+    case exclusiveMaximum(JSONNumber)
+    case minimum(JSONNumber)
+    case exclusiveMinimum(JSONNumber)
     case maxLength(Int)
     case minLength(Int)
     case pattern(SchemaPattern)
@@ -325,17 +325,17 @@ final class SchemaCompiler {
             return try compile(value, base: base, pointer: pointer + suffix, display: display + suffix)
         }
         func here(_ keyword: String) -> String { display + "/" + SchemaCompiler.escape(keyword) }
-        func number(_ keyword: String) throws -> Double? {
+        func number(_ keyword: String) throws -> JSONNumber? {
             guard let value = json[keyword] else { return nil }
             guard case .number(let number) = value else { throw error(here(keyword), "'\(keyword)' must be a number") }
             return number
         }
         func count(_ keyword: String) throws -> Int? {
             guard let value = json[keyword] else { return nil }
-            guard case .number(let number) = value, SchemaTypes.isInteger(number), number >= 0, number < 1e15 else {
+            guard case .number(let number) = value, let count = number.int64, count >= 0, count < 1_000_000_000_000_000 else {
                 throw error(here(keyword), "'\(keyword)' must be a non-negative integer")
             }
-            return Int(number)
+            return Int(count)
         }
         func list(_ keyword: String) throws -> [SchemaNode]? {
             guard let value = json[keyword] else { return nil }
@@ -671,27 +671,25 @@ final class SchemaRun {
             }
         case .multipleOf(let divisor):
             guard case .number(let number) = value else { return true }
-            let quotient = number / divisor
-            let multiple = quotient.isFinite && abs(quotient - quotient.rounded()) <= 1e-9 * max(1, abs(quotient))
-            guard multiple else {
-                fail(node, name, "\(JSONValue.format(number)) is not a multiple of \(JSONValue.format(divisor))")
+            guard number.isMultiple(of: divisor) else {
+                fail(node, name, "\(number) is not a multiple of \(divisor)")
                 return false
             }
         case .maximum(let limit):
             guard case .number(let number) = value, number > limit else { return true }
-            fail(node, name, "\(JSONValue.format(number)) is greater than the maximum \(JSONValue.format(limit))")
+            fail(node, name, "\(number) is greater than the maximum \(limit)")
             return false
         case .exclusiveMaximum(let limit):
             guard case .number(let number) = value, number >= limit else { return true }
-            fail(node, name, "\(JSONValue.format(number)) is not less than \(JSONValue.format(limit))")
+            fail(node, name, "\(number) is not less than \(limit)")
             return false
         case .minimum(let limit):
             guard case .number(let number) = value, number < limit else { return true }
-            fail(node, name, "\(JSONValue.format(number)) is less than the minimum \(JSONValue.format(limit))")
+            fail(node, name, "\(number) is less than the minimum \(limit)")
             return false
         case .exclusiveMinimum(let limit):
             guard case .number(let number) = value, number <= limit else { return true }
-            fail(node, name, "\(JSONValue.format(number)) is not greater than \(JSONValue.format(limit))")
+            fail(node, name, "\(number) is not greater than \(limit)")
             return false
         case .maxLength(let limit):
             guard case .string(let string) = value else { return true }
@@ -969,7 +967,7 @@ final class SchemaRun {
             switch item {
             case .null: key = [0]
             case .bool(let flag): key = [flag ? 1 : 2]
-            case .number(let number): key = [3] + Array(String(number == 0 ? 0 : number).utf8)
+            case .number(let number): key = [3] + Array(number.canonical.utf8)
             case .string(let string): key = [4] + Array(string.utf8)
             case .array, .object:
                 if let earlier = composite.first(where: { items[$0] == item }) { return (earlier, index) }

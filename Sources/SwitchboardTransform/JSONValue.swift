@@ -5,7 +5,8 @@ import SwitchboardCore
 public enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
-    case number(Double)
+    /// Kept as written (see ``JSONNumber``).
+    case number(JSONNumber)
     case string(String)
     case array([JSONValue])
     case object([(key: String, value: JSONValue)])
@@ -102,7 +103,7 @@ public enum JSONValue: Sendable, Equatable {
         switch self {
         case .null: output += "null".utf8
         case .bool(let value): output += (value ? "true" : "false").utf8
-        case .number(let value): output += JSONValue.format(value).utf8
+        case .number(let value): output += value.text.utf8
         case .string(let value): JSONValue.writeString(value, into: &output)
         case .array(let items):
             output.append(UInt8(ascii: "["))
@@ -262,7 +263,7 @@ private struct JSONParser {
         }
     }
 
-    mutating func parseNumber() throws -> Double {
+    mutating func parseNumber() throws -> JSONNumber {
         let start = index
         if bytes[index] == UInt8(ascii: "-") { index += 1 }
         func digits() -> Int {
@@ -281,11 +282,13 @@ private struct JSONParser {
         if index < bytes.count, bytes[index] | 0x20 == UInt8(ascii: "e") {
             index += 1
             if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
-            guard digits() > 0 else { throw error("expected digits in exponent") }
+            while index < bytes.count, bytes[index] == UInt8(ascii: "0"), index + 1 < bytes.count,
+                  (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index + 1]) { index += 1 }
+            let exponentDigits = digits()
+            guard exponentDigits > 0 else { throw error("expected digits in exponent") }
+            guard exponentDigits <= 9 else { throw JSONError(message: "number exponent out of range (at most nine digits)", offset: start) }
         }
-        let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
-        guard let value = Double(text) else { throw error("invalid number") }
-        return value
+        return JSONNumber(checked: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self))
     }
 
     mutating func parseString() throws -> String {

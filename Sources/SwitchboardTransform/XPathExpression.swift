@@ -112,7 +112,8 @@ public final class XPathExpression: @unchecked Sendable {
             case XPATH_BOOLEAN:
                 return .bool(object.pointee.boolval != 0)
             case XPATH_NUMBER:
-                return .number(object.pointee.floatval)
+                // NaN and the infinities have no JSON form.
+                return JSONNumber(object.pointee.floatval).map(JSONValue.number) ?? .null
             default:
                 guard let text = xmlXPathCastToString(object) else { return .string("") }
                 defer { switchboard_xml_free(text) }

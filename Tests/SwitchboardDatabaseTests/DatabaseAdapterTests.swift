@@ -121,6 +121,35 @@ struct DatabaseAdapterTests {
         }
     }
 
+    @Test func numbersBeyondADoubleAreBoundAndReadExactly() async throws {
+        for (kind, url) in try Self.datasources() {
+            // PostgreSQL keeps NUMERIC exactly; SQLite has no such type, and stores what an
+            // INTEGER or REAL cannot hold exactly as the digits (in a TEXT column here).
+            let columns = kind == "postgres" ? "big NUMERIC(30,0), amount NUMERIC(30,2)" : "big TEXT, amount TEXT"
+            let (engine, adapter) = try Self.engine(url, """
+            routes:
+              - id: setup
+                from: direct:setup
+                steps: [ { to: { uri: "sql:db", statement: "CREATE TABLE exact (\(columns))" } } ]
+              - id: insert
+                from: direct:insert
+                steps: [ { to: { uri: "sql:db", statement: "INSERT INTO exact (big, amount) VALUES (:big, :amount)" } } ]
+              - id: read
+                from: direct:read
+                steps: [ { to: { uri: "sql:db", statement: "SELECT big, amount FROM exact" } } ]
+            """)
+            _ = try await Self.send(engine, "setup", "")
+            _ = try await Self.send(engine, "insert", #"{"big":12345678901234567890,"amount":12345678901234567890.12}"#)
+            let rows = try await Self.send(engine, "read", "").bodyString
+            if kind == "postgres" {
+                #expect(rows == #"[{"big":12345678901234567890,"amount":12345678901234567890.12}]"#, "\(kind): \(rows)")
+            } else {
+                #expect(rows == #"[{"big":"12345678901234567890","amount":"12345678901234567890.12"}]"#, "\(kind): \(rows)")
+            }
+            await adapter.shutdown()
+        }
+    }
+
     @Test func aMissingParameterNamesItself() async throws {
         for (_, url) in try Self.datasources() {
             let (engine, adapter) = try Self.engine(url, Self.schema)

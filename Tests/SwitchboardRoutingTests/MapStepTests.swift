@@ -42,7 +42,7 @@ import Testing
         #expect(reply.contentType == "application/json")
         #expect(reply.bodyString == """
         {"invoiceNumber":"12115118","issued":"09.01.2015","currency":"eur","seller":{"name":"DE KOKSMAAT","vat":"NL8200"},\
-        "buyer":{"vat":"unknown"},"reference":"INV-12115118/2015","total":101.1,"channel":"edi","source":"switchboard","version":2,\
+        "buyer":{"vat":"unknown"},"reference":"INV-12115118/2015","total":101.10,"channel":"edi","source":"switchboard","version":2,\
         "lines":[{"sku":"1","quantity":2,"text":"PATAT"},{"sku":"2","quantity":1,"text":"KAAS"}]}
         """)
     }

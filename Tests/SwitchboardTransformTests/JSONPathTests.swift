@@ -49,4 +49,12 @@ struct JSONPathTests {
     func invalidQueriesAreRefused(_ path: String) {
         #expect(throws: JSONPathError.self) { try JSONPath(path) }
     }
+
+    @Test func filtersCompareNumbersExactly() throws {
+        let document = try JSONValue(parsing: #"[{"id":9007199254740992},{"id":9007199254740993},{"id":12.30}]"#)
+        let above = try JSONPath("$[?@.id > 9007199254740992].id").select(document)
+        #expect(above.map(\.text) == ["9007199254740993"])
+        let equal = try JSONPath("$[?@.id == 12.3].id").select(document)
+        #expect(equal.map(\.text) == ["12.30"])
+    }
 }

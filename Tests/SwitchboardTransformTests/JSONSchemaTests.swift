@@ -61,6 +61,18 @@ struct JSONSchemaTests {
         #expect(Set(violations.map(\.instancePath)) == ["/a", "/b", "/c/sku", "/d", "/e", "/f"], "\(violations)")
     }
 
+    @Test func numericKeywordsCompareExactly() throws {
+        let schema = try Self.schema(#"{"type": "array", "items": {"type": "number", "maximum": 9007199254740992, "multipleOf": 0.01}, "uniqueItems": true}"#)
+        #expect(schema.isValid(try Self.json("[9007199254740992, 12.30, 1e-2]")))
+        #expect(!schema.isValid(try Self.json("[9007199254740993]")), "one past 2^53 is past the maximum")
+        #expect(!schema.isValid(try Self.json("[12.305]")), "not a multiple of 0.01")
+        #expect(!schema.isValid(try Self.json("[12.3, 12.30]")), "12.3 and 12.30 are the same number")
+        let integer = try Self.schema(#"{"type": "integer"}"#)
+        #expect(integer.isValid(try Self.json("12345678901234567890")))
+        #expect(integer.isValid(try Self.json("1.0e3")))
+        #expect(!integer.isValid(try Self.json("1.5")))
+    }
+
     @Test func recursiveSchemasFollowTheInstanceAndCyclesEndWithAnError() throws {
         let tree = try Self.schema("""
         {"type": "object", "properties": {"value": {"type": "number"}, "children": {"type": "array", "items": {"$ref": "#"}}}}

@@ -34,7 +34,7 @@ indirect enum MapExpression: Sendable {
             let value = try inner.evaluate(root, item: item, message: message)
             if case .number = value { return value }
             if case .null = value { return .null }
-            guard let number = Double(value.text.trimmingCharacters(in: .whitespaces)) else {
+            guard let number = JSONNumber(loose: value.text.trimmingCharacters(in: .whitespaces)) else {
                 throw ProcessingError("map: '\(value.text)' is not a number")
             }
             return .number(number)
