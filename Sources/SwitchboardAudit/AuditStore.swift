@@ -147,8 +147,16 @@ public struct Trace: Sendable, Equatable, Codable {
     public var traceID: String? { events.first { $0.traceID != nil }?.traceID }
     /// The route the message entered by.
     public var routeID: String? { (events.first { $0.isRoute && $0.entry } ?? events.first)?.routeID }
-    /// `ok`, `failed`, or `in-flight` while the entry route has not ended.
+    /// Whether the source was refused its acknowledgement although the route completed
+    /// (its events were not stored in time): in whatever order the events were stored.
+    public var notAcknowledged: Bool {
+        events.contains { $0.isRoute && $0.entry && $0.detail == ExchangeEvent.notAcknowledged }
+    }
+
+    /// `ok`, `failed` (also when the source was not acknowledged), or `in-flight` while the
+    /// entry route has not ended.
     public var status: String {
+        if notAcknowledged { return "failed" }
         guard let row = outcomeRow else {
             return events.contains { $0.phase == "failed" } ? "failed" : (events.contains { $0.isRoute } ? "in-flight" : "ok")
         }
@@ -239,6 +247,24 @@ public func parseTimeBound(_ text: String, name: String, now: Int64 = wallClockM
 }
 
 /// A trace query parameter is wrong.
+extension TraceQuery {
+    /// The traces a listing shows: a message that was not acknowledged has a second end row
+    /// (failed) beside its route's (completed), so rows found by status are checked against
+    /// the whole trace.
+    func keep(_ traces: [Trace]) -> [Trace] {
+        guard messageID == nil, let status else { return traces }
+        return traces.filter { $0.status == status.rawValue }
+    }
+}
+
+extension Array where Element == String {
+    /// The ids once each, in their first place.
+    func uniqued() -> [String] {
+        var seen = Set<String>()
+        return filter { seen.insert($0).inserted }
+    }
+}
+
 public struct TraceQueryError: Error, CustomStringConvertible {
     public var description: String
 

@@ -160,10 +160,10 @@ public final class PostgresAuditStore: AuditStore {
             }
         }
         var traces: [Trace] = []
-        for id in ids {
+        for id in ids.uniqued() {
             if let trace = try await trace(messageID: id, depth: 0) { traces.append(trace) }
         }
-        return traces
+        return query.keep(traces)
     }
 
     private func trace(messageID: String, depth: Int) async throws -> Trace? {

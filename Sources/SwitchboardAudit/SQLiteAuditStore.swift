@@ -318,7 +318,7 @@ public final class SQLiteAuditStore: BlockingAuditStore {
                 arguments.append(query.limit)
                 ids = try String.fetchAll(db, sql: sql, arguments: StatementArguments(arguments))
             }
-            return try ids.compactMap { try self.trace(db, messageID: $0, depth: 0) }
+            return query.keep(try ids.uniqued().compactMap { try self.trace(db, messageID: $0, depth: 0) })
         }
     }
 

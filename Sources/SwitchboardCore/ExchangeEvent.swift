@@ -69,6 +69,11 @@ public struct StepInfo: Sendable, Hashable {
 
 /// One transition of an exchange: it entered or left a route or a step.
 public struct ExchangeEvent: Sendable {
+    /// The ``detail`` of an entry route's second end: its events were not stored in time, so
+    /// its source was not acknowledged (the caller was answered 503, a file stays) although
+    /// the route itself completed.
+    public static let notAcknowledged = "not acknowledged"
+
     public enum Phase: String, Sendable {
         case started
         case completed

@@ -204,7 +204,12 @@ public final class RouteEngine: Service, Sendable {
                 try? await observers.settle(exchange.message.id)
                 throw error
             }
-            try await observers.settle(exchange.message.id)
+            do {
+                try await observers.settle(exchange.message.id)
+            } catch {
+                refused(exchange, result, route: route, started: start, because: error)
+                throw error
+            }
             if logger.logLevel <= .info {
                 logger.info("exchange completed", metadata: [
                     "route": "\(route.id)",
@@ -229,6 +234,22 @@ public final class RouteEngine: Service, Sendable {
             logger.error("exchange failed", metadata: metadata)
             throw error
         }
+    }
+
+    /// Records that a completed exchange's source was refused its acknowledgement (its events
+    /// were not stored in time), so its trace says so whenever the events are stored, before
+    /// or after this. Not awaited: recording waits for room in the observers' buffers, which
+    /// is what ran out, and the caller is answered now.
+    private func refused(_ exchange: Exchange, _ result: Exchange, route: CompiledRoute, started: ContinuousClock.Instant, because error: any Error) {
+        let status = (error as? ProcessingError)?.status ?? 500
+        let event = ExchangeEvent(
+            phase: .failed, message: result.message, input: exchange.message, routeID: route.id, step: nil,
+            duration: ContinuousClock.now - started,
+            error: "the source was answered \(status) and not acknowledged: \(error)",
+            detail: ExchangeEvent.notAcknowledged
+        )
+        let observers = self.observers
+        Task { await observers.record(event) }
     }
 
     /// Runs the entry route within the observers' scope for the exchange, if one gave one.

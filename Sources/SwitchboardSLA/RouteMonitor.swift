@@ -156,8 +156,9 @@ public final class RouteMonitor: ExchangeObserver {
             handles.duration.recordNanoseconds(duration.nanoseconds)
             return true
         }
-        // Only the route a consumer delivered to counts as the exchange.
-        guard event.callDepth == 0 else { return true }
+        // Only the route a consumer delivered to counts as the exchange, once: a refused
+        // acknowledgement after the route completed is in the audit trail and the log.
+        guard event.callDepth == 0, event.detail != ExchangeEvent.notAcknowledged else { return true }
         routes.withLock { table in
             // Changed where it lies: a copy taken out of the table would share the window's
             // arrays with it, and the first change would copy them whole.

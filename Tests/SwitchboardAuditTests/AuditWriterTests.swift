@@ -100,6 +100,11 @@ final class CountingSQLiteStore: BlockingAuditStore {
         attempts.withLock { $0.failures = failures }
     }
 
+    /// The next writes succeed.
+    func heal() {
+        attempts.withLock { $0.failures = 0 }
+    }
+
     /// Where each write was tried: the thread's name, or `loop` on an event loop.
     var writers: [String] { attempts.withLock { $0.threads } }
 
@@ -254,6 +259,51 @@ final class CountingSQLiteStore: BlockingAuditStore {
         #expect(await trail.flush(timeout: .seconds(10)))
         #expect(store.committed.map(\.phase) == ["started", "completed", "completed"])
         trail.stop()
+    }
+
+    @Test func aSourceRefusedForWantOfStoredEventsIsShownRefusedInItsTrace() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sb-refused-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        // A full disk: every write fails until it is healed.
+        let store = try CountingSQLiteStore(path: folder + "/audit.db", failures: .max)
+        let trail = AuditTrail(store: store, commitTimeout: .milliseconds(300), retention: .init(age: nil, maxBytes: nil), logger: Self.logger)
+        let writer = Task { try await trail.run() }
+        defer { writer.cancel() }
+        let engine = try RouteLoader(catalog: AdapterCatalog([]), observers: [trail], logger: Self.logger, environment: [:])
+            .load(sources: [(Self.quickRoute, "routes.yaml")])
+        await #expect {
+            try await engine.process(routeID: "quick", Exchange(message: Message(body: ByteBuffer(string: "go")), pattern: .inOut))
+        } throws: { error in
+            (error as? ProcessingError)?.status == 503
+        }
+        // Space comes back: the route's events are stored, and with them the refusal.
+        store.heal()
+        var traces: [Trace] = []
+        for _ in 0..<250 {
+            _ = await trail.flush(timeout: .seconds(10))
+            traces = try await store.traces(TraceQuery(routeID: "quick"))
+            if traces.first?.notAcknowledged == true { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(traces.count == 1, "listed once though it has two end rows")
+        let trace = try #require(traces.first)
+        #expect(trace.status == "failed")
+        #expect(trace.events.contains { $0.error?.contains("the source was answered 503 and not acknowledged") == true }, "\(trace.events)")
+        let text = TraceRenderer().render(trace)
+        #expect(text.contains("not acknowledged") && text.contains("503"), "\(text)")
+        #expect(try await store.traces(TraceQuery(routeID: "quick", status: .failed)).count == 1)
+        #expect(try await store.traces(TraceQuery(routeID: "quick", status: .ok)).isEmpty)
+        trail.stop()
+    }
+
+    @Test func aTraceIsRefusedWhateverTheOrderItsEventsWereStoredIn() {
+        let completed = AuditRecord(messageID: "m", correlationID: "m", routeID: "r", entry: true, phase: "completed", startedAt: 1, bodySize: 0)
+        var refused = AuditRecord(messageID: "m", correlationID: "m", routeID: "r", entry: true, phase: "failed", startedAt: 2, bodySize: 0)
+        refused.detail = ExchangeEvent.notAcknowledged
+        refused.error = "the source was answered 503 and not acknowledged"
+        #expect(Trace(messageID: "m", events: [completed, refused]).status == "failed")
+        #expect(Trace(messageID: "m", events: [refused, completed]).status == "failed")
+        #expect(Trace(messageID: "m", events: [completed]).status == "ok")
     }
 
     @Test func writesAreGroupCommitted() async throws {
