@@ -147,7 +147,8 @@ final class AdminServer: Sendable {
         } catch let failure as StepFailure {
             var response = Self.json(
                 HTTPResponse.Status(code: failure.status),
-                "{\"error\":\(jsonQuoted(failure.description)),\"status\":\(failure.status),\"route\":\(jsonQuoted(failure.step.routeID)),\"step\":\(jsonQuoted(failure.step.path)),\"messageId\":\"\(exchange.id)\"}"
+                "{\"error\":\(jsonQuoted(failure.description)),\"status\":\(failure.status),\"route\":\(jsonQuoted(failure.step.routeID)),\"step\":\(jsonQuoted(failure.step.path)),\"messageId\":\"\(exchange.id)\""
+                    + (failure.deadLetter.map { ",\"deadLetter\":\"\($0)\"" } ?? "") + "}"
             )
             if let name = Self.messageIDField { response.headers[name] = exchange.id.description }
             return response

@@ -49,10 +49,21 @@ public struct ErrorPolicy: Sendable {
 
     public var retry: RetryPolicy?
     public var deadLetter: DeadLetter = .none
+    /// The kinds of failure that go to the dead letter channel (`dead-letter: { on: […] }`);
+    /// nil: every kind, but a `validation` failure of a request-reply exchange, whose caller
+    /// already has its answer (400).
+    public var deadLetterOn: Set<String>?
 
-    public init(retry: RetryPolicy? = nil, deadLetter: DeadLetter = .none) {
+    public init(retry: RetryPolicy? = nil, deadLetter: DeadLetter = .none, deadLetterOn: Set<String>? = nil) {
         self.retry = retry
         self.deadLetter = deadLetter
+        self.deadLetterOn = deadLetterOn
+    }
+
+    /// Whether a failure of `kind` goes to the dead letter channel under `on`.
+    static func deadLetters(_ kind: String, pattern: ExchangePattern, on: Set<String>?) -> Bool {
+        if let on { return on.contains(kind) }
+        return !(pattern == .inOut && kind == ErrorKind.validation)
     }
 
     static let keys = ["retry", "dead-letter"]
@@ -74,8 +85,33 @@ public struct ErrorPolicy: Sendable {
             case "retry":
                 policy.retry = parseRetry(entry.value, key: "\(key).retry", log: &log)
             case "dead-letter":
-                guard let text = entry.value.scalar, !entry.value.isNull else {
-                    log.error(entry.value.location, "'\(key).dead-letter' expects true, false or an endpoint URI, found \(entry.value.kindDescription)")
+                var target = entry.value
+                if let fields = entry.value.mapping {
+                    // { to: true | URI, on: [kinds] }
+                    guard let to = entry.value["to"] else {
+                        log.error(entry.value.location, "'\(key).dead-letter' as a mapping needs 'to': true (the node's dead letter store) or an endpoint URI")
+                        continue
+                    }
+                    target = to
+                    for field in fields where field.key != "to" {
+                        guard field.key == "on" else {
+                            log.error(field.keyNode.location, unknownKeyMessage(field.key, what: "\(key).dead-letter key", known: ["to", "on"]))
+                            continue
+                        }
+                        let items = field.value.sequence ?? [field.value]
+                        var kinds = Set<String>()
+                        for item in items {
+                            guard let kind = item.scalar, ErrorKind.all.contains(kind) else {
+                                log.error(item.contentLocation, "'\(key).dead-letter.on' lists kinds of failure: \(ErrorKind.all.joined(separator: ", ")), found \(item.kindDescription)")
+                                continue
+                            }
+                            kinds.insert(kind)
+                        }
+                        policy.deadLetterOn = kinds
+                    }
+                }
+                guard let text = target.scalar, !target.isNull else {
+                    log.error(target.location, "'\(key).dead-letter' expects true, false, an endpoint URI, or { to, on }, found \(target.kindDescription)")
                     continue
                 }
                 switch parseBool(text) {
@@ -83,9 +119,9 @@ public struct ErrorPolicy: Sendable {
                 case false?: policy.deadLetter = .none
                 case nil:
                     if EndpointURI.scheme(of: text) != nil {
-                        policy.deadLetter = .endpoint(text, entry.value.contentLocation)
+                        policy.deadLetter = .endpoint(text, target.contentLocation)
                     } else {
-                        log.error(entry.value.contentLocation, "'\(key).dead-letter' expects true (the node's dead letter store), false, or an endpoint URI such as file:var/dead, found '\(text)'")
+                        log.error(target.contentLocation, "'\(key).dead-letter' expects true (the node's dead letter store), false, or an endpoint URI such as file:var/dead, found '\(text)'")
                     }
                 }
             default:

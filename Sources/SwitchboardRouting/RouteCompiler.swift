@@ -209,6 +209,7 @@ final class RouteCompiler {
             sla: sla,
             slaAlert: alert,
             deadLetter: deadLetter,
+            deadLetterOn: errorPolicy?.deadLetterOn,
             storesBeforeRouting: consumer.storesBeforeRouting
         )
     }

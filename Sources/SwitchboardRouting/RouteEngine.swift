@@ -18,14 +18,18 @@ public final class CompiledRoute: Sendable {
     let observers: ObserverSet
     /// Where messages go that failed for good (`on-error.dead-letter`); nil: back to the source.
     let deadLetter: DeadLetterTarget?
+    /// Which kinds of failure go there (see ``ErrorPolicy/deadLetterOn``).
+    let deadLetterOn: Set<String>?
     /// The consumer acknowledges once a message is stored (`mode=async`), before it is routed.
     public let storesBeforeRouting: Bool
 
     init(
         id: String, source: Endpoint, location: SourceLocation, consumer: (any Consumer)?, pipeline: Pipeline, observers: ObserverSet,
-        sla: SLAPolicy? = nil, slaAlert: SLAAlertTarget? = nil, deadLetter: DeadLetterTarget? = nil, storesBeforeRouting: Bool = false
+        sla: SLAPolicy? = nil, slaAlert: SLAAlertTarget? = nil, deadLetter: DeadLetterTarget? = nil, deadLetterOn: Set<String>? = nil,
+        storesBeforeRouting: Bool = false
     ) {
         self.deadLetter = deadLetter
+        self.deadLetterOn = deadLetterOn
         self.storesBeforeRouting = storesBeforeRouting
         self.id = id
         self.source = source
@@ -194,7 +198,8 @@ public final class RouteEngine: Service, Sendable {
             do {
                 result = try await execute(route, exchange)
             } catch var failure as StepFailure {
-                if let target = deadLetterTarget(for: route, deadLetters) {
+                if let target = deadLetterTarget(for: route, deadLetters),
+                   ErrorPolicy.deadLetters(failure.kind, pattern: exchange.pattern, on: route.deadLetterOn) {
                     failure.deadLetter = await handOver(exchange.message, failure, route: route, to: target)
                 }
                 // The route's own failure is what the caller needs to hear about.

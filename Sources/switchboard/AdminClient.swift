@@ -40,6 +40,9 @@ struct AdminClient {
     struct Failed: Error, CustomStringConvertible {
         let status: Int
         let message: String
+        /// The message the error was about, and the dead letter it became, when the node says.
+        var messageID: String?
+        var deadLetter: String?
         var description: String { message }
     }
 
@@ -67,8 +70,12 @@ struct AdminClient {
         let answerHeaders = response.headers.map { ($0.name, $0.value) }
         guard (200..<300).contains(Int(response.status.code)) else {
             let text = String(buffer: bytes)
-            let message = (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["error"] as? String ?? text
-            throw Failed(status: Int(response.status.code), message: "the node answered \(response.status.code): \(message)")
+            let fields = (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:]
+            let message = fields["error"] as? String ?? text
+            throw Failed(
+                status: Int(response.status.code), message: "the node answered \(response.status.code): \(message)",
+                messageID: fields["messageId"] as? String, deadLetter: fields["deadLetter"] as? String
+            )
         }
         return (bytes, answerHeaders)
     }

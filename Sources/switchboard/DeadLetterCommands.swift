@@ -21,10 +21,15 @@ struct DeadLettersCommand: AsyncParsableCommand {
         Asks the running node's admin API; when no node answers, reads the SQLite state \
         store on disk (DATA/state.db, or --store PATH). Secret headers show as ***.
 
+        --discard ID removes one dead letter without replaying it; --discard-all removes \
+        every one (of --route R only, with it). Each removal is printed.
+
         Examples:
           switchboard dead-letters
           switchboard dead-letters --route orders --json
           switchboard dead-letters --show 01936f3e-7c1a-7b2e-9f00-1a2b3c4d5e6f
+          switchboard dead-letters --discard 01936f3e-7c1a-7b2e-9f00-1a2b3c4d5e6f
+          switchboard dead-letters --discard-all --route orders
         """
     )
 
@@ -42,11 +47,26 @@ struct DeadLettersCommand: AsyncParsableCommand {
     @Flag(help: "Print JSON: {\"deadLetters\": [...]}, or one object with --show.")
     var json = false
 
+    @Option(help: ArgumentHelp("Remove this dead letter without replaying it.", valueName: "id"))
+    var discard: String?
+
+    @Flag(help: "Remove every dead letter (of --route only, when given) without replaying them.")
+    var discardAll = false
+
     @Option(help: ArgumentHelp("Read this state store file instead of asking the node.", valueName: "path"))
     var store: String?
 
+    func validate() throws {
+        if discard != nil, discardAll { throw ValidationError("give --discard ID or --discard-all, not both") }
+        if discard.map({ MessageID($0) == nil }) == true { throw ValidationError("--discard takes a dead letter's id, such as 01936f3e-7c1a-7b2e-9f00-1a2b3c4d5e6f") }
+    }
+
     func run() async throws {
         let configuration = try node.loadOrExit()
+        if discard != nil || discardAll {
+            try await remove(configuration)
+            return
+        }
         let body = try await fetch(configuration)
         if json {
             print(body)
@@ -111,6 +131,47 @@ struct DeadLettersCommand: AsyncParsableCommand {
         }
         let letters = try await stateStore.list(routeID: route, limit: limit)
         return "{\"deadLetters\":[" + letters.map { $0.json(mask: mask) }.joined(separator: ",") + "]}"
+    }
+
+    /// Removes `--discard`'s letter, or every one `--discard-all` names, through the node or
+    /// in the state store file.
+    private func remove(_ configuration: NodeConfiguration) async throws {
+        var ids = discard.map { [$0] } ?? []
+        if discardAll {
+            let listing = try await fetch(configuration)
+            let object = (try? JSONSerialization.jsonObject(with: Data(listing.utf8))) as? [String: Any] ?? [:]
+            ids = (object["deadLetters"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+        }
+        var removed = 0
+        for id in ids {
+            if try await removeOne(id, configuration) {
+                print("discarded \(id)")
+                removed += 1
+            } else {
+                printError("error: no dead letter with id \(id)")
+            }
+        }
+        if discardAll { print("\(removed) dead letter\(removed == 1 ? "" : "s") discarded") }
+        if removed < ids.count || (discard != nil && removed == 0) { throw ExitCode.failure }
+    }
+
+    private func removeOne(_ id: String, _ configuration: NodeConfiguration) async throws -> Bool {
+        if store == nil {
+            do {
+                _ = try await AdminClient(configuration).request(.DELETE, "/admin/dead-letters/\(id)")
+                return true
+            } catch let failure as AdminClient.Failed where failure.status == 404 {
+                return false
+            } catch is AdminClient.Unreachable {
+                // Offline: the store file below.
+            }
+        }
+        let location = store ?? configuration.stateStore
+        if PostgresURL.isPostgres(location) {
+            throw ValidationError("for a PostgreSQL state store, ask the running node (drop --store)")
+        }
+        guard let messageID = MessageID(id) else { return false }
+        return try await SQLiteStateStore(path: location, create: false).remove(messageID)
     }
 
     private func printLetter(_ letter: [String: Any]) {

@@ -164,6 +164,12 @@ struct SendCommand: AsyncParsableCommand {
                 printError("message \(id)")
             }
             FileHandle.standardOutput.write(Data(buffer: body))
+        } catch let failure as AdminClient.Failed {
+            printError("error: \(failure)")
+            // What to trace, and what to replay.
+            if let id = failure.messageID { printError("message \(id)") }
+            if let letter = failure.deadLetter { printError("dead letter \(letter) (switchboard replay \(letter))") }
+            throw ExitCode.failure
         } catch {
             printError("error: \(error)")
             throw ExitCode.failure

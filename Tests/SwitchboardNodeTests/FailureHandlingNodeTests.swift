@@ -126,6 +126,45 @@ struct FailureHandlingNodeTests {
         }
     }
 
+    @Test func sendNamesTheMessageAndItsDeadLetterAndLettersCanBeDiscarded() async throws {
+        let backend = SwitchableBackend()
+        try await Self.serving([backend]) { ports in
+            let folder = try CLITests.temporaryFolder()
+            let config = try Self.writeNode(folder, routes: """
+            routes:
+              - id: orders
+                from: http:/orders?method=POST
+                on-error: { dead-letter: true }
+                steps:
+                  - to: "http://127.0.0.1:\(ports[0])/store"
+            """)
+            try "order".write(toFile: folder + "/order.txt", atomically: true, encoding: .utf8)
+            let node = try await NodeProcess(config: config)
+            let adminConfig = "--config=\(config)"
+            var letters: [String] = []
+            for _ in 0..<3 {
+                let sent = try CLITests.run(["send", "orders", "--file", folder + "/order.txt", adminConfig])
+                #expect(sent.status == 1)
+                let lines = sent.stderr.components(separatedBy: "\n")
+                #expect(lines.contains { $0.hasPrefix("message ") }, "\(sent.stderr)")
+                let letter = try #require(lines.first { $0.hasPrefix("dead letter ") }, "\(sent.stderr)")
+                letters.append(String(letter.dropFirst("dead letter ".count).prefix(36)))
+            }
+            let one = try CLITests.run(["dead-letters", "--discard", letters[0], adminConfig])
+            #expect(one.status == 0, "\(one.stderr)")
+            #expect(one.stdout == "discarded \(letters[0])\n")
+            let again = try CLITests.run(["dead-letters", "--discard", letters[0], adminConfig])
+            #expect(again.status == 1)
+            #expect(again.stderr.contains("no dead letter with id \(letters[0])"))
+            try await node.stop()
+            // Offline, from the state store file: the rest of the route's letters.
+            let rest = try CLITests.run(["dead-letters", "--discard-all", "--route", "orders", adminConfig])
+            #expect(rest.status == 0, "\(rest.stderr)")
+            #expect(rest.stdout.contains("discarded \(letters[1])") && rest.stdout.contains("2 dead letters discarded"), "\(rest.stdout)")
+            #expect(try CLITests.run(["dead-letters", adminConfig]).stdout.contains("no dead letters"))
+        }
+    }
+
     @Test func acceptedAsyncMessagesSurviveASIGKILLAndReachAnIdempotentRouteOnce() async throws {
         let backend = SwitchableBackend()
         try await Self.serving([backend]) { ports in

@@ -132,6 +132,32 @@ struct FailureHandlingTests {
         }
     }
 
+    @Test func aCallerThatWasAnswered400IsNotDeadLetteredUnlessTheRouteAsks() async throws {
+        func failure(_ harness: Harness, _ pattern: ExchangePattern) async -> StepFailure? {
+            do {
+                _ = try await harness.engine.process(routeID: "orders", Exchange(message: Message(body: ByteBuffer(string: "bad")), pattern: pattern))
+            } catch let failure as StepFailure {
+                return failure
+            } catch {}
+            return nil
+        }
+        let store = try Self.store()
+        let byDefault = try Harness(Self.route("test:backend?fail=true&failKind=validation", onError: "{ dead-letter: true }"), state: NodeState(store))
+        // A request-reply caller has its answer (400): nothing to keep.
+        let answered = await failure(byDefault, .inOut)
+        #expect(answered?.kind == "validation")
+        #expect(answered?.deadLetter == nil)
+        // A message nobody waits for (a file, an async request) is kept.
+        #expect(await failure(byDefault, .inOnly)?.deadLetter != nil)
+        // The route chooses the kinds.
+        let asked = try Harness(Self.route("test:backend?fail=true&failKind=validation", onError: "{ dead-letter: { to: true, on: [validation, 5xx] } }"), state: NodeState(store))
+        #expect(await failure(asked, .inOut)?.deadLetter != nil)
+        let narrow = try Harness(Self.route("test:backend?fail=true&failKind=validation", onError: "{ dead-letter: { to: true, on: [connection] } }"), state: NodeState(store))
+        #expect(await failure(narrow, .inOnly)?.deadLetter == nil)
+        let errors = loadErrors(Self.route("test:backend", onError: "{ dead-letter: { to: true, on: [validaton] } }"))
+        #expect(errors.contains { $0.contains("'on-error.dead-letter.on' lists kinds of failure: connection, timeout, 5xx, validation, step") }, "\(errors)")
+    }
+
     @Test func aMessageThatFailsForGoodGoesToTheDeadLetterStoreAsReceived() async throws {
         let store = try Self.store()
         let harness = try Harness(
