@@ -341,11 +341,11 @@ public struct FileConsumer: Consumer {
     func makeMessage(_ candidate: Candidate, content: [UInt8]) -> Message {
         let name = (candidate.relative as NSString).lastPathComponent
         var headers = Headers()
-        headers["CamelFileName"] = candidate.relative
-        headers["CamelFileNameOnly"] = name
-        headers["CamelFileAbsolutePath"] = candidate.path
-        headers["CamelFileLength"] = String(candidate.signature.size)
-        headers["CamelFileLastModified"] = String(candidate.signature.modifiedNanos / 1_000_000)
+        headers[FileHeader.name] = candidate.relative
+        headers[FileHeader.onlyName] = name
+        headers[FileHeader.path] = candidate.path
+        headers[FileHeader.length] = String(candidate.signature.size)
+        headers[FileHeader.lastModified] = String(candidate.signature.modifiedNanos / 1_000_000)
         switch (name as NSString).pathExtension.lowercased() {
         case "xml": headers["Content-Type"] = "application/xml"
         case "json": headers["Content-Type"] = "application/json"
@@ -380,7 +380,7 @@ public struct FileConsumer: Consumer {
     func moveAside(_ working: String, _ message: Message, reason: String, record: () -> Void = {}) {
         guard let target = destination(working, message, template: settings.moveFailed, fallback: ".error/", what: "moveFailed") else { return }
         do {
-            try settings.drop.write(Array(Self.note(for: message.headers["CamelFileAbsolutePath"] ?? working, messageID: "\(message.id)", reason: reason).utf8),
+            try settings.drop.write(Array(Self.note(for: message.headers[FileHeader.path] ?? working, messageID: "\(message.id)", reason: reason).utf8),
                                     to: target + ".error.txt")
         } catch {
             logger.error("cannot write the error note of a failed file", metadata: ["file": "\(target)", "error": "\(error)"])
@@ -412,7 +412,7 @@ public struct FileConsumer: Consumer {
     /// `fallback` + the file name when the name would leave the folder; a free name there
     /// (nothing is overwritten), its folder made.
     func destination(_ working: String, _ message: Message, template: (any MessageTemplate)?, fallback: String, what: String) -> String? {
-        let relative = message.headers["CamelFileName"] ?? (working as NSString).lastPathComponent
+        let relative = message.headers[FileHeader.name] ?? (working as NSString).lastPathComponent
         var target: String
         do {
             target = try FilePaths.resolve(try template?.render(message) ?? fallback + relative, in: settings.folder)

@@ -21,7 +21,7 @@ struct FileProducer: Producer {
         if let fileName {
             name = try fileName.render(message)
         } else {
-            name = message.headers["CamelFileName"] ?? message.id.description
+            name = message.headers[FileHeader.name] ?? message.headers[FileHeader.camelName] ?? message.id.description
         }
         var path: String
         do {
@@ -48,7 +48,7 @@ struct FileProducer: Producer {
             try writeAtomically(message.body, to: path, replace: fileExist != .fail)
         }
         var reply = exchange
-        reply.message.headers["CamelFileNameProduced"] = path
+        reply.message.headers[FileHeader.produced] = path
         return reply
     }
 
@@ -69,6 +69,6 @@ struct FileProducer: Producer {
     }
 
     func describeReply(_ reply: Exchange) -> String? {
-        reply.message.headers["CamelFileNameProduced"].map { "wrote \($0)" }
+        reply.message.headers[FileHeader.produced].map { "wrote \($0)" }
     }
 }

@@ -20,7 +20,7 @@ public struct RemoteFileProducer: Producer {
 
     public func send(_ exchange: Exchange) async throws -> Exchange {
         let message = exchange.message
-        let name = try fileName?.render(message) ?? message.headers["CamelFileName"] ?? message.id.description
+        let name = try fileName?.render(message) ?? message.headers[FileHeader.name] ?? message.headers[FileHeader.camelName] ?? message.id.description
         var path: String
         do {
             path = try FilePaths.resolve(name, in: folder.root)
@@ -30,7 +30,7 @@ public struct RemoteFileProducer: Producer {
         let body = Array(message.body.readableBytesView)
         let produced = try await folder.blocking { [self, path] in try upload(body, to: path) }
         var reply = exchange
-        reply.message.headers["CamelFileNameProduced"] = produced
+        reply.message.headers[FileHeader.produced] = produced
         return reply
     }
 
@@ -61,7 +61,7 @@ public struct RemoteFileProducer: Producer {
     }
 
     public func describeReply(_ reply: Exchange) -> String? {
-        reply.message.headers["CamelFileNameProduced"].map { "uploaded \($0)" }
+        reply.message.headers[FileHeader.produced].map { "uploaded \($0)" }
     }
 }
 

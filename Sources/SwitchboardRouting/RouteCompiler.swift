@@ -339,7 +339,8 @@ final class RouteCompiler {
         _ node: ConfigNode,
         role: EndpointRole,
         what: String,
-        namespaces: XPathNamespaces = XPathNamespaces()
+        namespaces: XPathNamespaces = XPathNamespaces(),
+        stepKeys: Set<String> = []
     ) -> (endpoint: Endpoint, adapter: any Adapter)? {
         var uriNode = node
         var options: [(name: String, value: String)] = []
@@ -350,7 +351,8 @@ final class RouteCompiler {
                 return nil
             }
             uriNode = uri
-            for entry in entries where entry.key != "uri" {
+            // Keys the step itself reads (a `to`'s `headers`) are not endpoint options.
+            for entry in entries where entry.key != "uri" && !stepKeys.contains(entry.key) {
                 guard let value = entry.value.scalar else {
                     log.error(entry.value.location, "endpoint option '\(entry.key)' must be a single value, found \(entry.value.kindDescription)")
                     continue
@@ -743,13 +745,19 @@ final class RouteCompiler {
 
     private func producer(for step: StepNode, info: inout StepInfo) -> (any Producer)? {
         let node = step.options ?? step.fields["uri"]
-        guard let node, let (endpoint, adapter) = resolveEndpoint(node, role: .producer, what: step.spec.name) else { return nil }
+        guard let node, let (endpoint, adapter) = resolveEndpoint(node, role: .producer, what: step.spec.name, stepKeys: ["headers"]) else { return nil }
         info.endpoint = endpoint.description
+        var filter: HeaderFilter?
+        if let headers = node.mapping == nil ? nil : node["headers"] {
+            guard let parsed = HeaderFilter.parse(headers, key: "\(step.spec.name).headers", log: &log) else { return nil }
+            filter = parsed
+        }
         do {
             let producer = try adapter.makeProducer(endpoint)
             if endpoint.scheme == DirectAdapter.scheme {
                 directCalls.append((endpoint.path, step.fields["uri"]?.contentLocation ?? step.location))
             }
+            if let filter { return FilteredProducer(producer: producer, filter: filter) }
             return producer
         } catch {
             log.error(step.fields["uri"]?.contentLocation ?? step.location, "\(error)")

@@ -196,7 +196,7 @@ public struct StepSpec: Sendable {
         StepSpec(
             "to",
             summary: "Sends the message to an endpoint and continues with the reply.",
-            fields: [Field("uri", .uri, required: true, "Endpoint URI. Other keys of the mapping are endpoint options.")],
+            fields: [Field("uri", .uri, required: true, "Endpoint URI. Other keys of the mapping are endpoint options, but 'headers': { include: [names], exclude: [names] } (with * for any characters) chooses the headers sent; the node's own dotted ones never are.")],
             scalarField: "uri",
             endpointOptions: true,
             example: "- to: \"http://127.0.0.1:9001/orders?connectTimeout=2s\""

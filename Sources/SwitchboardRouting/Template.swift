@@ -22,15 +22,15 @@ struct Template: MessageTemplate {
     }
 
     /// `${file:…}`, as in Camel: parts of the name a file consumer gave the message
-    /// (`CamelFileName`, relative to the consumer's folder).
+    /// (`file.name`, relative to the consumer's folder).
     enum FileField: String, CaseIterable, Sendable {
         case name, onlyname, ext, size
         case nameNoExtension = "name.noext"
         case onlynameNoExtension = "onlyname.noext"
 
         func value(in message: Message) -> String {
-            let name = message.headers["CamelFileName"] ?? ""
-            let only = message.headers["CamelFileNameOnly"] ?? String(name.split(separator: "/").last ?? "")
+            let name = message.headers[FileHeader.name] ?? ""
+            let only = message.headers[FileHeader.onlyName] ?? String(name.split(separator: "/").last ?? "")
             func withoutExtension(_ text: String) -> String {
                 guard let dot = text.lastIndex(of: "."), dot != text.startIndex, !text[dot...].contains("/") else { return text }
                 return String(text[..<dot])
@@ -41,7 +41,7 @@ struct Template: MessageTemplate {
             case .nameNoExtension: return withoutExtension(name)
             case .onlynameNoExtension: return withoutExtension(only)
             case .ext: return only.lastIndex(of: ".").map { String(only[only.index(after: $0)...]) } ?? ""
-            case .size: return message.headers["CamelFileLength"] ?? ""
+            case .size: return message.headers[FileHeader.length] ?? ""
             }
         }
     }

@@ -218,7 +218,14 @@ import Testing
             return try await engine.process(routeID: route, Exchange(message: message, pattern: .inOnly))
         }
         let reply = try await send("override", "x.txt", "one")
-        #expect(reply.message.headers["CamelFileNameProduced"] == folders.outbox + "/x.txt")
+        #expect(reply.message.headers[FileHeader.produced] == folders.outbox + "/x.txt")
+        // The adapter's own headers are dotted: never sent on the wire by an HTTP call after it.
+        #expect(reply.message.headers.filter { $0.name != "name" }.allSatisfy { $0.name.contains(".") }, "\(reply.message.headers)")
+        let consumer = try #require(try FileAdapter(dataDirectory: folders.data, logger: Logger(label: "t") { _ in SwiftLogNoOpLogHandler() })
+            .makeConsumer(try AdapterCatalog([FileAdapter(dataDirectory: folders.data)]).resolve("file:\(folders.inbox)", role: .consumer).endpoint) as? FileConsumer)
+        let taken = consumer.makeMessage(.init(relative: "a/b.xml", path: folders.inbox + "/a/b.xml", signature: .init(size: 3, modifiedNanos: 0)), content: [])
+        #expect(taken.headers.filter { !$0.name.contains(".") }.map(\.name) == ["Content-Type"], "\(taken.headers)")
+        #expect(taken.headers[FileHeader.name] == "a/b.xml" && taken.headers[FileHeader.onlyName] == "b.xml")
         _ = try await send("override", "x.txt", "two")
         #expect(folders.read(folders.outbox + "/x.txt") == "two")
         await #expect {
@@ -347,8 +354,8 @@ import Testing
         let working = folders.inbox + "/.inprogress/bad.txt"
         try folders.write("bad", to: working)
         var message = Message(body: ByteBuffer(string: "bad"))
-        message.headers["CamelFileName"] = "bad.txt"
-        message.headers["CamelFileAbsolutePath"] = folders.inbox + "/bad.txt"
+        message.headers[FileHeader.name] = "bad.txt"
+        message.headers[FileHeader.path] = folders.inbox + "/bad.txt"
         var seen: (note: Bool, moved: Bool)?
         consumer.moveAside(working, message, reason: "it broke") {
             seen = (FileManager.default.fileExists(atPath: folders.inbox + "/.error/bad.txt.error.txt"),

@@ -61,6 +61,36 @@ struct HTTPAdapterTests {
         }
     }
 
+    @Test func aToStepSendsOnlyTheHeadersItsFilterLetsThroughAndNeverTheNodesOwn() async throws {
+        try await Backend.run { backend in
+            try await SwitchboardUnderTest.run("""
+            routes:
+              - id: out
+                from: http:/out?method=POST
+                steps:
+                  - set-header: { name: file.path, value: /var/switchboard/inbox/secret.xml }
+                  - set-header: { name: CamelFileNameProduced, value: /var/out/x }
+                  - to: { uri: "{backend}/echo/excluded", headers: { exclude: ["X-Secret*", "Camel*"] } }
+              - id: only
+                from: http:/only?method=POST
+                steps:
+                  - to: { uri: "{backend}/echo/included", headers: { include: [X-Keep] } }
+            """, backendPort: backend) { node in
+                let headers = [("X-Keep", "yes"), ("X-Secret-Token", "hunter2"), ("X-Other", "o")]
+                let excluded = try await node.request(.POST, "/out", body: "x", headers: headers)
+                let sent = try #require(excluded.body.json?["headers"])
+                #expect(sent["x-keep"] == .string("yes"))
+                #expect(sent["x-other"] == .string("o"))
+                #expect(sent["x-secret-token"] == nil, "excluded")
+                #expect(sent["camelfilenameproduced"] == nil, "excluded")
+                #expect(sent["file.path"] == nil, "the node's own header never goes on the wire")
+                let only = try #require(try await node.request(.POST, "/only", body: "x", headers: headers).body.json?["headers"])
+                #expect(only["x-keep"] == .string("yes"))
+                #expect(only["x-other"] == nil && only["x-secret-token"] == nil)
+            }
+        }
+    }
+
     @Test func routesByXPathOnTheXMLBody() async throws {
         let invoice = try String(contentsOfFile: "/work/shared/data/xml/ubl/UBL-Invoice-2.1-Example.xml", encoding: .utf8)
         try await Backend.run { backend in
