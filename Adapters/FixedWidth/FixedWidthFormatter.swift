@@ -12,11 +12,12 @@ public struct FixedWidthFormatter {
         self.layout = layout
     }
 
-    /// The file's bytes. Without `format`, the layout's line ending (LF when it says auto), a
+    /// The file's bytes. Without `format`, the one the document's `$text` member names (what
+    /// `convert --to json` wrote), else the layout's line ending (LF when it says auto), a
     /// line ending after the last record, and filler records up to the layout's block size.
     public static func format(_ document: JSONValue, layout: FixedWidthLayout, format: FixedWidthTextFormat? = nil) throws -> [UInt8] {
         var formatter = FixedWidthFormatter(layout: layout)
-        return try formatter.write(document, format: format)
+        return try formatter.write(document, format: format ?? FixedWidthTextFormat(json: document))
     }
 
     mutating func write(_ document: JSONValue, format: FixedWidthTextFormat?) throws -> [UInt8] {

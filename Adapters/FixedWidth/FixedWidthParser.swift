@@ -212,26 +212,112 @@ public struct FixedWidthParser {
         let members: [(key: JSONKey, value: FixedWidthValue)]
         if layout.structure.isEmpty {
             var records: [FixedWidthValue] = []
-            while let next = try peek() {
-                do {
-                    try consume(next)
-                } catch let error as FixedWidthError where badRecord != nil {
-                    try badRecord?(error, next.bytes)
-                    continue
-                }
+            while let next = try nextAccepted() {
                 let value = FixedWidthValue.record(next, tagged: true)
                 if splitsRecords, let onPart { try onPart(value) } else { records.append(value) }
             }
             members = [(layout.plan.recordsKey, .array(records))]
         } else {
             members = try parseItems(layout.plan.roots)
-            if let extra = try peek() {
-                throw FixedWidthError(line: extra.line, record: extra.name, message: "a \(extra.name) record after the end of the file's structure")
-            }
+        }
+        return (FixedWidthValue.object(members).json, try finish())
+    }
+
+    /// The next record, checked; one that fails goes to `badRecord` (when set) and is skipped.
+    private mutating func nextAccepted() throws -> FixedWidthRecord? {
+        while let next = try peek() {
+            if try accepted(next) { return next }
+        }
+        return nil
+    }
+
+    /// Consumes and checks `record`: false when it failed and went to `badRecord`.
+    private mutating func accepted(_ record: FixedWidthRecord) throws -> Bool {
+        do {
+            try consume(record)
+            return true
+        } catch let error as FixedWidthError where badRecord != nil {
+            try badRecord?(error, record.bytes)
+            return false
+        }
+    }
+
+    /// Once the records are read: nothing may follow the structure, the file-wide rules
+    /// must hold; returns how the text was laid out.
+    private mutating func finish() throws -> FixedWidthTextFormat {
+        if !layout.structure.isEmpty, let extra = try peek() {
+            throw FixedWidthError(line: extra.line, record: extra.name, message: "a \(extra.name) record after the end of the file's structure")
         }
         if layout.checkRules { try rules.finish(fillers: fillers) }
-        let format = FixedWidthTextFormat(lineEnding: reader.ending ?? .lf, finalLineEnding: reader.lastHadEnding, fillerRecords: fillers)
-        return (FixedWidthValue.object(members).json, format)
+        return FixedWidthTextFormat(lineEnding: reader.ending ?? .lf, finalLineEnding: reader.lastHadEnding, fillerRecords: fillers)
+    }
+
+    /// Reads every record and writes the document to `output` as it goes (the nested form
+    /// in constant memory), ending it with a `$text` member saying how the text was laid out.
+    /// Writes what `parse()` would return, pretty-printed, byte for byte, before that member.
+    public mutating func stream(into output: StreamedJSON) throws -> FixedWidthTextFormat {
+        output.beginObject()
+        if layout.structure.isEmpty {
+            output.key(layout.plan.recordsKey)
+            output.beginArray()
+            while let next = try nextAccepted() {
+                try output.value(FixedWidthValue.record(next, tagged: true).json)
+            }
+            try output.end()
+        } else {
+            try streamItems(layout.plan.roots, into: output)
+        }
+        let format = try finish()
+        output.key(FixedWidthTextFormat.member)
+        try output.value(format.json)
+        try output.end()
+        try output.flush()
+        return format
+    }
+
+    private mutating func streamItems(_ items: [StructureNode], into output: StreamedJSON) throws {
+        for item in items {
+            var found = 0
+            while let next = try peek(), item.starts[next.layout.nameID] {
+                if item.isRecord {
+                    guard try accepted(next) else { continue }
+                }
+                if found == 0 {
+                    output.key(item.key)
+                    if item.repeats { output.beginArray() }
+                }
+                if item.isRecord {
+                    try output.value(FixedWidthValue.record(next, tagged: false).json)
+                } else {
+                    rules.enter(item.scopeRules)
+                    output.beginObject()
+                    try streamItems(item.children, into: output)
+                    try output.end()
+                }
+                found += 1
+                if !item.repeats { break }
+            }
+            if found == 0 {
+                guard item.optional else { throw try missing(item) }
+                if item.repeats {
+                    output.key(item.key)
+                    output.beginArray()
+                    try output.end()
+                }
+                continue
+            }
+            if item.repeats { try output.end() }
+        }
+    }
+
+    /// The error for a required item that is not where it should be.
+    private mutating func missing(_ item: StructureNode) throws -> FixedWidthError {
+        let found = try peek()
+        return FixedWidthError(
+            line: found?.line ?? reader.line,
+            record: found?.name,
+            message: "expected \(item.firstNames.joined(separator: " or ")), found \(found.map { "a \($0.name) record" } ?? "the end of the file")"
+        )
     }
 
     // MARK: Records
@@ -307,12 +393,7 @@ public struct FixedWidthParser {
             while let next = try peek(), item.starts[next.layout.nameID] {
                 let value: FixedWidthValue
                 if item.isRecord {
-                    do {
-                        try consume(next)
-                    } catch let error as FixedWidthError where badRecord != nil {
-                        try badRecord?(error, next.bytes)
-                        continue
-                    }
+                    guard try accepted(next) else { continue }
                     value = .record(next, tagged: false)
                 } else {
                     rules.enter(item.scopeRules)
@@ -329,14 +410,7 @@ public struct FixedWidthParser {
                 if !item.repeats { break }
             }
             if found == 0 {
-                guard item.optional else {
-                    let found = try peek()
-                    throw FixedWidthError(
-                        line: found?.line ?? reader.line,
-                        record: found?.name,
-                        message: "expected \(item.firstNames.joined(separator: " or ")), found \(found.map { "a \($0.name) record" } ?? "the end of the file")"
-                    )
-                }
+                guard item.optional else { throw try missing(item) }
                 if item.repeats { members.append((item.key, .array([]))) }
                 continue
             }

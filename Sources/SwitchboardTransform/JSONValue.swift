@@ -54,8 +54,14 @@ public enum JSONValue: Sendable, Equatable {
 
     /// JSON text indented by two spaces per level, one member or item per line.
     public func prettySerialized() -> String {
+        prettySerialized(indent: 0)
+    }
+
+    /// The same, for a value that stands `indent` levels deep in a larger document (its
+    /// first line is not indented; the lines after it are).
+    public func prettySerialized(indent: Int) -> String {
         var output = ""
-        writePretty(to: &output, indent: 0)
+        writePretty(to: &output, indent: indent)
         return output
     }
 

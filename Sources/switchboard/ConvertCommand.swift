@@ -8,15 +8,20 @@ struct ConvertCommand: ParsableCommand {
         commandName: "convert",
         abstract: "Convert a fixed-width file to JSON with a layout, or JSON back to fixed-width.",
         discussion: """
-        --to json prints one JSON document, nested as the layout's structure says. With
-        --split PATH (a group or record path such as batches.entries) every value at that \
-        path is printed as one JSON line as soon as it is read, and left out of the rest: \
-        memory stays flat whatever the file's size. --to fixed-width reads a JSON document in \
-        the same shape and writes the records back (a parsed file comes back byte for byte).
+        --to json prints one JSON document, nested as the layout's structure says, ending \
+        with a "$text" member that records the line ending, the final line ending and the \
+        filler records. With --split PATH (a group or record path such as batches.entries) \
+        every value at that path is printed as one JSON line instead. Both are written as \
+        the file is read: memory stays flat whatever the file's size. --to fixed-width reads \
+        a JSON document in the nested shape and writes the records back; with its "$text" \
+        member a parsed file comes back byte for byte.
 
         Exit 0 on success; 1 when the input breaks the layout or its rules (the message names \
         the line, record, field and columns, or the rule); 2 when the layout itself is bad. \
-        On a terminal, large inputs show a progress bar on standard error.
+        Output is written as it is made, so on exit 1 it stops where the error was found (a \
+        rule settled at the end, such as the file's totals, fails after the last record is \
+        written): use the output only after exit 0. On a terminal, large inputs show a \
+        progress bar on standard error.
 
         Examples:
           switchboard convert --layout Mappings/layouts/nacha-ach.yaml \\
@@ -114,9 +119,14 @@ struct ConvertCommand: ParsableCommand {
         var parser = FixedWidthParser(layout: layout, reading: handle, progress: progress.map { bar in { bar.update($0) } }, splitAt: wanted) { part in
             output.writeJSONLine(part)
         }
-        let (document, _) = try parser.parse()
+        if split == nil {
+            // The nested form, written as it is read.
+            _ = try parser.stream(into: output.streamed)
+            output.write([0x0A])
+        } else {
+            _ = try parser.parse()
+        }
         progress?.finish()
-        if split == nil { output.write(Array((document.prettySerialized() + "\n").utf8)) }
     }
 }
 
@@ -145,6 +155,11 @@ final class OutputFile {
         value.write(into: &buffer)
         buffer.append(0x0A)
         if buffer.count >= 1 << 20 { flush() }
+    }
+
+    /// A streamed JSON document writing here.
+    var streamed: StreamedJSON {
+        StreamedJSON { [self] bytes in write(bytes) }
     }
 
     func flush() {

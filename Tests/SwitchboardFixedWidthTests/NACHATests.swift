@@ -41,6 +41,25 @@ struct NACHATests {
         }
     }
 
+    @Test(arguments: NACHATests.files("valid"))
+    func theStreamedNestedFormIsThePrettyDocumentAndCarriesTheTextFormat(_ name: String) throws {
+        let layout = try Self.layout()
+        let original = try Self.bytes("\(Self.data)/valid/\(name)")
+        let (document, format) = try FixedWidthParser.parse(original, layout: layout)
+        var streamed: [UInt8] = []
+        var parser = FixedWidthParser(layout: layout, bytes: original)
+        let streamedFormat = try parser.stream(into: StreamedJSON { streamed += $0 })
+        #expect(streamedFormat == format)
+        // The document as parse() gives it, pretty-printed, then the text format as its last member.
+        var expected = document.prettySerialized()
+        expected.removeLast(2)
+        expected += ",\n  \"$text\": " + format.json.prettySerialized(indent: 1) + "\n}"
+        #expect(String(decoding: streamed, as: UTF8.self) == expected, "\(name)")
+        // Written back with the format it carries: the same bytes.
+        let again = try JSONValue(parsing: String(decoding: streamed, as: UTF8.self))
+        #expect(try FixedWidthFormatter.format(again, layout: layout) == original, "\(name)")
+    }
+
     @Test func validFilesCountTheirRecords() throws {
         #expect(Self.files("valid").count >= 16)
     }

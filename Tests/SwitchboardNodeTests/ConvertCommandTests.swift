@@ -63,6 +63,19 @@ struct ConvertCommandTests {
         #expect(try Self.lines(in: folder + "/large.jsonl") == 100_000)
         // The file is over 15 MB; the process grows by far less than that.
         #expect(big.peakKiB - small.peakKiB < 8 * 1024, "peak \(small.peakKiB) KiB for one entry, \(big.peakKiB) KiB for 100,000")
+
+        // The nested form too is written as it is read.
+        let smallNested = try await Self.measured(["convert", "--layout", Self.layout, "--to", "json", "--out", folder + "/small.json", "\(Self.ach)/valid/ppd-debit.ach"])
+        let bigNested = try await Self.measured(["convert", "--layout", Self.layout, "--to", "json", "--out", folder + "/large.json", large])
+        #expect(smallNested.status == 0 && bigNested.status == 0)
+        let nestedSize = try #require(try FileManager.default.attributesOfItem(atPath: folder + "/large.json")[.size] as? Int)
+        // The document is several times the input, far more than the memory allowed.
+        #expect(nestedSize > 3 * size, "\(nestedSize) bytes of JSON")
+        #expect(bigNested.peakKiB - smallNested.peakKiB < 8 * 1024, "peak \(smallNested.peakKiB) KiB for one entry, \(bigNested.peakKiB) KiB for 100,000")
+        let handle = try #require(FileHandle(forReadingAtPath: folder + "/large.json"))
+        try handle.seek(toOffset: UInt64(nestedSize - 200))
+        let tail = String(decoding: try #require(try handle.readToEnd()), as: UTF8.self)
+        #expect(tail.hasSuffix("\"$text\": {\n    \"lineEnding\": \"lf\",\n    \"finalLineEnding\": true,\n    \"fillerRecords\": 8\n  }\n}\n"), "\(tail)")
     }
 
     @Test func convertRoundTripsAndNamesTheFaultyLine() throws {
@@ -80,8 +93,23 @@ struct ConvertCommandTests {
         #expect(back.status == 0, "\(back.stderr)")
         let written = try Data(contentsOf: URL(fileURLWithPath: folder + "/file.ach"))
         let expected = try Data(contentsOf: URL(fileURLWithPath: original))
-        // Written with a final line ending, as the layout's default says; the records are the same.
-        #expect(written.prefix(expected.count) == expected)
+        // The document carries how the text was laid out ($text): the same bytes come back.
+        #expect(written == expected)
+        // Every valid file, with or without a final newline, comes back byte for byte.
+        let valid = CLITests.repository + "/Tests/Fixtures/ach/valid"
+        for name in try FileManager.default.contentsOfDirectory(atPath: valid).filter({ $0.hasSuffix(".ach") }) {
+            let there = try CLITests.run(["convert", "--layout", Self.layout, "--to", "json", "--out", folder + "/\(name).json", valid + "/" + name])
+            let back = try CLITests.run(["convert", "--layout", Self.layout, "--from", "json", "--to", "fixed-width", "--out", folder + "/\(name).back", folder + "/\(name).json"])
+            #expect(there.status == 0 && back.status == 0, "\(name): \(there.stderr)\(back.stderr)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: folder + "/\(name).back")) == Data(contentsOf: URL(fileURLWithPath: valid + "/" + name)), "\(name)")
+        }
+        // CRLF line ends, kept.
+        let crlf = folder + "/crlf.ach"
+        let lines = try String(contentsOfFile: valid + "/ppd-debit.ach", encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        try lines.joined(separator: "\r\n").write(toFile: crlf, atomically: true, encoding: .utf8)
+        #expect(try CLITests.run(["convert", "--layout", Self.layout, "--to", "json", "--out", folder + "/crlf.json", crlf]).status == 0)
+        #expect(try CLITests.run(["convert", "--layout", Self.layout, "--from", "json", "--to", "fixed-width", "--out", folder + "/crlf.back", folder + "/crlf.json"]).status == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: folder + "/crlf.back")) == Data(contentsOf: URL(fileURLWithPath: crlf)))
 
         let bad = try CLITests.run(["convert", "--layout", Self.layout, "--to", "json", "\(Self.ach)/invalid/noc-bad-change-code.ach"])
         #expect(bad.status == 1)
