@@ -467,48 +467,6 @@ struct JSONPathParser {
     }
 }
 
-/// An I-Regexp (RFC 9485) translated to a Swift regular expression.
-struct IRegexp: @unchecked Sendable {
-    // Regex is immutable once built; matching does not mutate it.
-    private let regex: Regex<AnyRegexOutput>
-
-    init(_ pattern: String) throws {
-        var translated = ""
-        var inClass = false
-        var iterator = pattern.unicodeScalars.makeIterator()
-        while let c = iterator.next() {
-            switch c {
-            case "\\":
-                guard let escaped = iterator.next() else { throw JSONPathError(message: "dangling backslash", offset: 0) }
-                guard "()*+-.?[\\]^{|}nrtpP".unicodeScalars.contains(escaped) else {
-                    throw JSONPathError(message: "unsupported escape in I-Regexp", offset: 0)
-                }
-                translated.unicodeScalars.append(c)
-                translated.unicodeScalars.append(escaped)
-            case "[" where !inClass:
-                inClass = true
-                translated += "["
-            case "]" where inClass:
-                inClass = false
-                translated += "]"
-            case "." where !inClass:
-                translated += "[^\\n\\r]"
-            default:
-                translated.unicodeScalars.append(c)
-            }
-        }
-        self.regex = try Regex(translated).matchingSemantics(.unicodeScalar)
-    }
-
-    func matchesWhole(_ subject: String) -> Bool {
-        (try? regex.wholeMatch(in: subject)) != nil
-    }
-
-    func matchesPart(_ subject: String) -> Bool {
-        (try? regex.firstMatch(in: subject)) != nil
-    }
-}
-
 extension JSONPathType: CustomStringConvertible {
     var description: String {
         switch self {

@@ -45,6 +45,33 @@ struct JSONPathTests {
         #expect(try select("$.store[?count(@[*]) > 3]").count == 1)
     }
 
+    /// RFC 9535 §2.4.6/7: a pattern that is not a valid I-Regexp (RFC 9485) makes
+    /// `match` and `search` false, even where another regex dialect would accept it.
+    @Test func matchAndSearchAcceptOnlyIRegexp() throws {
+        let words = try JSONValue(parsing: #"["a", "ab", "a^b", "x$", "a&b", "b-", "Zürich", "12", "(a)"]"#)
+        func matching(_ function: String, _ pattern: String) throws -> [String] {
+            let literal = pattern.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'")
+            return try JSONPath("$[?\(function)(@, '\(literal)')]").select(words).compactMap { if case .string(let s) = $0 { s } else { nil } }
+        }
+        // Valid I-Regexp, with characters that are special in other dialects taken literally
+        // (`^` and `$` stay anchors, as the compliance suite expects).
+        #expect(try matching("match", "^a.*$") == ["a", "ab", "a^b", "a&b"])
+        #expect(try matching("match", "a[&]b") == ["a&b"])
+        #expect(try matching("match", "[a-c-]+") == ["a", "ab", "b-"])
+        #expect(try matching("match", "\\p{Lu}\\p{Ll}+") == ["Zürich"])
+        #expect(try matching("match", "[0-9]{2}") == ["12"])
+        #expect(try matching("match", "\\(a\\)") == ["(a)"])
+        #expect(try matching("match", "(a|b)b?") == ["a", "ab"])
+        // Not I-Regexp: no match at all, never an error.
+        for pattern in ["(?:a)", "(?i)a", "\\d+", "a{2}?", "a+?", "(a)\\1", "\\w", "[a-]b]", "\\p{IsBasicLatin}", "a{", "[]", "a]", "(a", String(repeating: "(", count: 200) + "a" + String(repeating: ")", count: 200)] {
+            #expect(try matching("match", pattern) == [], "\(pattern)")
+            #expect(try matching("search", pattern) == [], "\(pattern)")
+        }
+        // The same holds for a pattern that comes from the document.
+        let pairs = try JSONValue(parsing: #"[{"s": "a", "p": "(?:a)"}, {"s": "a", "p": "a"}]"#)
+        #expect(try JSONPath("$[?match(@.s, @.p)].p").select(pairs) == [.string("a")])
+    }
+
     @Test(arguments: ["store", "$.", "$[", "$.store[?@.price <]", "$[01]", "$[?length(@)]", "$[?@.a == @.b[*]]", "$[?foo(@)]", "$ "])
     func invalidQueriesAreRefused(_ path: String) {
         #expect(throws: JSONPathError.self) { try JSONPath(path) }
