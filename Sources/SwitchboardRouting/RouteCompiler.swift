@@ -847,6 +847,10 @@ final class RouteCompiler {
                 : "'validate' takes one schema: 'xsd' or 'json-schema', not both")
             return nil
         }
+        if kind == "xsd", let resources = fields["resources"] {
+            log.error(resources.location, "'resources' maps URIs for a 'json-schema'; an 'xsd' reads its includes and imports from the mappings folder")
+            return nil
+        }
         guard let path = mappingsPath(file, at: node.contentLocation, what: "schema") else { return nil }
         guard FileManager.default.fileExists(atPath: path) else {
             log.error(node.contentLocation, "schema '\(file)' does not exist in the mappings folder (\(mappingsDirectory))")
@@ -865,13 +869,45 @@ final class RouteCompiler {
                 }
                 return ValidateStep.xsd(schema, file: file)
             }
-            let schema = try jsonSchemas[path] ?? JSONSchema(path: path, allowedRoot: root)
-            jsonSchemas[path] = schema
+            guard let resources = schemaResources(fields["resources"]) else { return nil }
+            let key = ([path] + resources.keys.sorted().map { "\($0)=\(resources[$0] ?? "")" }).joined(separator: "\n")
+            let schema = try jsonSchemas[key] ?? JSONSchema(path: path, allowedRoot: root, resources: resources)
+            jsonSchemas[key] = schema
             return ValidateStep.jsonSchema(schema, file: file)
         } catch {
             log.error(node.contentLocation, "\(error)")
             return nil
         }
+    }
+
+    /// A JSON Schema's `resources:`: remote URI prefixes and the folders in the mappings
+    /// folder that stand for them. Nil (with the error logged) when one is wrong.
+    private func schemaResources(_ node: ConfigNode?) -> [String: String]? {
+        guard let node else { return [:] }
+        guard let entries = node.mapping else {
+            log.error(node.location, "'resources' maps URI prefixes to folders in the mappings folder, e.g. { \"http://example.com/schemas/\": schemas/ }")
+            return nil
+        }
+        var resources: [String: String] = [:]
+        for entry in entries {
+            guard let url = URL(string: entry.key), url.scheme != nil, !entry.key.contains("#") else {
+                log.error(entry.keyNode.location, "'\(entry.key)' is not an absolute URI prefix (like http://example.com/schemas/)")
+                return nil
+            }
+            guard let folder = entry.value.scalar,
+                  let path = mappingsPath(folder, at: entry.value.contentLocation, what: "resource folder")
+            else {
+                if entry.value.scalar == nil { log.error(entry.value.location, "the folder for '\(entry.key)' must be a path in the mappings folder") }
+                return nil
+            }
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue else {
+                log.error(entry.value.contentLocation, "resource folder '\(folder)' for '\(entry.key)' is not a folder in the mappings folder (\(mappingsDirectory))")
+                return nil
+            }
+            resources[entry.key] = path
+        }
+        return resources
     }
 
     /// `map: { fields: {…} }` or `map: { file: F }`.

@@ -165,6 +165,7 @@ public struct StepSpec: Sendable {
             fields: [
                 Field("xsd", .string, "XML Schema path relative to the mappings folder; its includes and imports are read from the mappings folder."),
                 Field("json-schema", .string, "JSON Schema (draft 2020-12) path relative to the mappings folder; files its $refs name are read from the mappings folder."),
+                Field("resources", .mapping, "For 'json-schema': remote URI prefixes its $refs use and the mappings-folder folders that hold those files, e.g. { \"http://example.com/schemas/\": schemas/ }. Nothing is fetched from the network; the 2020-12 meta-schemas are built in."),
             ],
             example: "- validate: { xsd: ubl/maindoc/UBL-Invoice-2.1.xsd }"
         ),

@@ -3,7 +3,7 @@ import Foundation
 // Compiles schema JSON into nodes and resolves references between them.
 
 final class SchemaCompiler {
-    let allowedRoot: String?
+    let sources: SchemaSources
     /// Schema resources by base URI (without fragment).
     var resources: [String: JSONValue] = [:]
     /// Compiled subschemas by `BASE#/json/pointer`, and anchors by `BASE#name`.
@@ -11,18 +11,22 @@ final class SchemaCompiler {
     var byAnchor: [String: SchemaNode] = [:]
     var pending: [(SchemaReference, location: String)] = []
     var all: [SchemaNode] = []
+    /// Resource numbers by base URI, and the vocabularies each resource uses.
+    var resourceNumbers: [String: Int] = [:]
+    var vocabularies: [String: SchemaVocabularies] = [:]
+    /// Nodes with a `$dynamicAnchor`, by anchor name and resource number.
+    var dynamicAnchors: [String: [Int: SchemaNode]] = [:]
+    var dynamicReferences: [SchemaReference] = []
 
-    init(allowedRoot: String?) {
-        self.allowedRoot = allowedRoot
+    init(sources: SchemaSources) {
+        self.sources = sources
     }
 
-    /// Keywords whose value is one subschema, a list of them, or a map of them.
-    static let singleSchema: Set<String> = [
-        "not", "if", "then", "else", "contains", "additionalProperties", "propertyNames",
-        "unevaluatedProperties", "unevaluatedItems", "additionalItems",
-    ]
-    static let schemaList: Set<String> = ["allOf", "anyOf", "oneOf", "prefixItems"]
-    static let schemaMap: Set<String> = ["$defs", "definitions", "properties", "patternProperties", "dependentSchemas"]
+    func resourceNumber(_ base: String) -> Int {
+        if let number = resourceNumbers[base] { return number }
+        resourceNumbers[base] = resourceNumbers.count
+        return resourceNumbers.count - 1
+    }
 
     func error(_ display: String, _ message: String) -> JSONSchemaError {
         JSONSchemaError("at \(display): \(message)")
@@ -53,7 +57,7 @@ final class SchemaCompiler {
         if let existing = byPointer[key] { return existing }
         switch json {
         case .bool(let value):
-            let node = SchemaNode(boolean: value, location: display)
+            let node = SchemaNode(boolean: value, location: display, resource: resourceNumber(base))
             byPointer[key] = node
             all.append(node)
             return node
@@ -65,9 +69,8 @@ final class SchemaCompiler {
     }
 
     private func compileObject(_ members: [(key: String, value: JSONValue)], json: JSONValue, base: String, pointer: String, display: String) throws -> SchemaNode {
-        let node = SchemaNode(boolean: nil, location: display)
-        all.append(node)
-        byPointer[base + "#" + pointer] = node
+        let outerKey = base + "#" + pointer
+        let inherited = vocabularies[base] ?? .all
         var base = base
         var pointer = pointer
         if case .string(let id)? = json["$id"] {
@@ -77,10 +80,24 @@ final class SchemaCompiler {
             base = SchemaCompiler.stripFragment(resolved)
             pointer = ""
             resources[base] = json
-            byPointer[base + "#"] = node
         }
-        for anchorKeyword in ["$anchor", "$dynamicAnchor"] {
-            if case .string(let anchor)? = json[anchorKeyword] { byAnchor[base + "#" + anchor] = node }
+        let node = SchemaNode(boolean: nil, location: display, resource: resourceNumber(base))
+        all.append(node)
+        byPointer[outerKey] = node
+        byPointer[base + "#" + pointer] = node
+        if case .string(let metaSchema)? = json["$schema"] {
+            vocabularies[base] = try vocabularies(of: metaSchema, at: display + "/$schema")
+        } else if vocabularies[base] == nil {
+            vocabularies[base] = inherited
+        }
+        let active = vocabularies[base] ?? .all
+        // Keywords of a vocabulary the meta-schema does not use are not read at all.
+        let json: JSONValue = active == .all ? json : .object(members.filter { active.reads($0.key) })
+        if case .string(let anchor)? = json["$anchor"] { byAnchor[base + "#" + anchor] = node }
+        if case .string(let anchor)? = json["$dynamicAnchor"] {
+            byAnchor[base + "#" + anchor] = node
+            node.dynamicAnchor = anchor
+            dynamicAnchors[anchor, default: [:]][node.resource] = node
         }
 
         func sub(_ value: JSONValue, _ path: [String]) throws -> SchemaNode {
@@ -133,8 +150,9 @@ final class SchemaCompiler {
             guard let target = SchemaCompiler.resolve(reference, against: base) else {
                 throw error(here(refKeyword), "'\(reference)' cannot be resolved against \(base)")
             }
-            let ref = SchemaReference(uri: target)
+            let ref = SchemaReference(uri: target, isDynamic: refKeyword == "$dynamicRef")
             pending.append((ref, here(refKeyword)))
+            if ref.isDynamic { dynamicReferences.append(ref) }
             add(refKeyword, .reference(ref))
         }
 
@@ -265,6 +283,28 @@ final class SchemaCompiler {
         while let (reference, location) = pending.popLast() {
             reference.target = try resolve(reference.uri, at: location)
         }
+        // A `$dynamicRef` is dynamic only when its static target has the anchor it names
+        // as a `$dynamicAnchor`; then any resource in the dynamic scope may supply it.
+        for reference in dynamicReferences {
+            let resource = SchemaCompiler.stripFragment(reference.uri)
+            let name = String(reference.uri.dropFirst(resource.count + 1))
+            guard !name.isEmpty, !name.hasPrefix("/"), let target = reference.target, target.dynamicAnchor == name else { continue }
+            reference.dynamicName = name
+            reference.dynamicTargets = (dynamicAnchors[name] ?? [:]).mapValues { Unmanaged.passUnretained($0) }
+        }
+    }
+
+    /// The vocabularies of the meta-schema a resource's `$schema` names.
+    private func vocabularies(of metaSchema: String, at location: String) throws -> SchemaVocabularies {
+        let uri = SchemaCompiler.stripFragment(metaSchema)
+        if SchemaVocabularies.standardDialects.contains(uri) { return .all }
+        do throws(SchemaSourceError) {
+            let json: JSONValue
+            if let known = resources[uri] { json = known } else { json = try sources.document(uri).json }
+            return try SchemaVocabularies(declaredBy: json, named: uri)
+        } catch {
+            throw self.error(location, "meta-schema: \(error.message)")
+        }
     }
 
     private func resolve(_ uri: String, at location: String) throws -> SchemaNode {
@@ -311,25 +351,16 @@ final class SchemaCompiler {
         return try compile(json, base: base, pointer: pointer, display: display)
     }
 
-    /// Compiles another schema file that a reference names, if it lies inside the allowed folder.
+    /// Compiles another schema document that a reference names: a bundled meta-schema, a
+    /// file in a folder mapped to its URI prefix, or a file inside the allowed folder.
     private func load(_ resource: String, at location: String) throws {
-        guard let url = URL(string: resource), url.isFileURL else {
-            throw error(location, "cannot resolve '\(resource)': it is not part of this schema, and schemas are never fetched from the network")
-        }
-        let path = url.standardizedFileURL.path
-        guard let allowedRoot, path.hasPrefix(allowedRoot.hasSuffix("/") ? allowedRoot : allowedRoot + "/") else {
-            throw error(location, "'\(path)' is outside the folder schemas may be read from (\(allowedRoot ?? "none"))")
-        }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw error(location, "cannot read referenced schema \(path)")
-        }
-        let json: JSONValue
+        let document: (json: JSONValue, name: String)
         do {
-            json = try data.withUnsafeBytes { try JSONValue(bytes: $0) }
+            document = try sources.document(resource)
         } catch {
-            throw self.error(location, "referenced schema \(path) is not valid JSON: \(error)")
+            throw self.error(location, error.message)
         }
-        resources[resource] = json
-        _ = try compile(json, base: resource, pointer: "", display: (path as NSString).lastPathComponent + "#")
+        resources[resource] = document.json
+        _ = try compile(document.json, base: resource, pointer: "", display: document.name + "#")
     }
 }

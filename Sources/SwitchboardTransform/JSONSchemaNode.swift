@@ -11,10 +11,15 @@ final class SchemaNode {
     var keywords: [SchemaKeyword] = []
     /// Whether the node itself needs to know what its other keywords evaluated.
     var needsAnnotations = false
+    /// The schema resource (`$id` scope) the node belongs to, numbered by the compiler.
+    let resource: Int
+    /// The node's `$dynamicAnchor`, if it has one.
+    var dynamicAnchor: String?
 
-    init(boolean: Bool?, location: String) {
+    init(boolean: Bool?, location: String, resource: Int) {
         self.boolean = boolean
         self.location = location
+        self.resource = resource
     }
 }
 
@@ -89,9 +94,15 @@ struct SchemaPattern {
 final class SchemaReference {
     let uri: String
     unowned(unsafe) var target: SchemaNode?
+    /// For a `$dynamicRef` whose static target has the `$dynamicAnchor` it names: that name,
+    /// and the node with that anchor in each resource, to be chosen from the dynamic scope.
+    var dynamicName: String?
+    var dynamicTargets: [Int: Unmanaged<SchemaNode>] = [:]
+    let isDynamic: Bool
 
-    init(uri: String) {
+    init(uri: String, isDynamic: Bool) {
         self.uri = uri
+        self.isDynamic = isDynamic
     }
 }
 

@@ -28,10 +28,15 @@ final class SchemaRun {
     var violations: [JSONSchema.Violation] = []
     var path: [String] = []
     var referenceChain = 0
+    /// The dynamic scope: the resources entered, outermost first (kept only when a
+    /// `$dynamicRef` needs it).
+    let tracksDynamicScope: Bool
+    var scope: [Int] = []
 
-    init(limit: Int, quiet: Bool) {
+    init(limit: Int, quiet: Bool, tracksDynamicScope: Bool) {
         self.limit = limit
         self.quiet = quiet ? 1 : 0
+        self.tracksDynamicScope = tracksDynamicScope
     }
 
     func fail(_ node: SchemaNode, _ keyword: String, _ message: @autoclosure () -> String, child: String? = nil) {
@@ -67,6 +72,10 @@ final class SchemaRun {
             }
             return boolean
         }
+        // Entering another resource widens the dynamic scope until this node is done.
+        let entered = tracksDynamicScope && scope.last != node.resource
+        if entered { scope.append(node.resource) }
+        defer { if entered { scope.removeLast() } }
         var own: SchemaAnnotations? = out != nil || node.needsAnnotations ? SchemaAnnotations() : nil
         var valid = true
         for keyword in node.keywords {
@@ -79,8 +88,10 @@ final class SchemaRun {
         return valid
     }
 
+    /// The keywords that look at the value alone, apart from `apply` so that the frames of
+    /// the recursion through subschemas stay small (deep values recurse deeply).
     // swiftlint:disable:next cyclomatic_complexity function_body_length
-    private func apply(_ keyword: SchemaKeyword, _ node: SchemaNode, _ value: JSONValue, _ annotations: inout SchemaAnnotations?) -> Bool {
+    private func check(_ keyword: SchemaKeyword, _ node: SchemaNode, _ value: JSONValue) -> Bool {
         let name = keyword.name
         switch keyword.check {
         case .type(let types):
@@ -150,24 +161,6 @@ final class SchemaRun {
             guard case .array(let items) = value, let (first, second) = SchemaRun.duplicate(in: items) else { return true }
             fail(node, name, "items \(first) and \(second) are equal")
             return false
-        case .contains(let schema, let minimum, let maximum):
-            guard case .array(let items) = value else { return true }
-            var matched: [Int] = []
-            silently {
-                for (index, item) in items.enumerated() {
-                    var none: SchemaAnnotations?
-                    if evaluate(schema, item, &none) { matched.append(index) }
-                }
-            }
-            if matched.count < minimum {
-                fail(node, minimum == 1 && maximum == nil ? name : "minContains", "\(matched.count) item\(matched.count == 1 ? "" : "s") match 'contains', at least \(minimum) must")
-                return false
-            }
-            if let maximum, matched.count > maximum {
-                fail(node, "maxContains", "\(matched.count) items match 'contains', at most \(maximum) may")
-                return false
-            }
-            annotations?.contained.formUnion(matched)
         case .maxProperties(let limit):
             guard case .object = value else { return true }
             let count = SchemaRun.propertyCount(value)
@@ -199,6 +192,38 @@ final class SchemaRun {
                 }
             }
             return valid
+        default:
+            break
+        }
+        return true
+    }
+
+    // swiftlint:disable:next cyclomatic_complexity function_body_length
+    private func apply(_ keyword: SchemaKeyword, _ node: SchemaNode, _ value: JSONValue, _ annotations: inout SchemaAnnotations?) -> Bool {
+        let name = keyword.name
+        switch keyword.check {
+        case .contains(let schema, let minimum, let maximum):
+            guard case .array(let items) = value else { return true }
+            var matched: [Int] = []
+            silently {
+                for (index, item) in items.enumerated() {
+                    var none: SchemaAnnotations?
+                    if evaluate(schema, item, &none) { matched.append(index) }
+                }
+            }
+            if matched.count < minimum {
+                fail(node, minimum == 1 && maximum == nil ? name : "minContains", "\(matched.count) item\(matched.count == 1 ? "" : "s") match 'contains', at least \(minimum) must")
+                return false
+            }
+            if let maximum, matched.count > maximum {
+                fail(node, "maxContains", "\(matched.count) items match 'contains', at most \(maximum) may")
+                return false
+            }
+            annotations?.contained.formUnion(matched)
+        case .type, .enumeration, .constant, .multipleOf, .maximum, .exclusiveMaximum, .minimum, .exclusiveMinimum,
+             .maxLength, .minLength, .pattern, .maxItems, .minItems, .uniqueItems, .maxProperties, .minProperties,
+             .required, .dependentRequired:
+            return check(keyword, node, value)
         case .allOf(let schemas):
             var valid = true
             for schema in schemas where !evaluate(schema, value, &annotations) {
@@ -327,7 +352,7 @@ final class SchemaRun {
             }
             return valid
         case .reference(let reference):
-            guard let target = reference.target else { return false }
+            guard let target = reference.dynamicName == nil ? reference.target : dynamicTarget(reference) else { return false }
             guard referenceChain < SchemaRun.maximumReferenceChain else {
                 fail(node, name, "references lead in a circle here without reaching deeper into the value")
                 return false
@@ -368,6 +393,16 @@ final class SchemaRun {
             return valid
         }
         return true
+    }
+
+    /// A `$dynamicRef`'s target: the node with its `$dynamicAnchor` in the outermost
+    /// resource of the dynamic scope that has one, else its static target.
+    private func dynamicTarget(_ reference: SchemaReference) -> SchemaNode? {
+        guard tracksDynamicScope else { return reference.target }
+        for resource in scope {
+            if let node = reference.dynamicTargets[resource] { return node.takeUnretainedValue() }
+        }
+        return reference.target
     }
 
     private func evaluateChild(_ schema: SchemaNode, _ value: JSONValue, _ token: String) -> Bool {

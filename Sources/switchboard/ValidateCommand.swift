@@ -12,7 +12,8 @@ struct ValidateCommand: AsyncParsableCommand {
         well-formed XML or JSON; 2 when the schema itself cannot be used. \
         Files the schema includes, imports or references ($ref) are read from its own folder \
         tree (--allow widens that); nothing is fetched from the network. \
-        JSON Schemas are draft 2020-12 (draft-07 spellings are understood too).
+        JSON Schemas are draft 2020-12 (draft-07 spellings are understood too); the 2020-12 \
+        meta-schemas are built in, and --resource serves a remote URI prefix from a folder.
 
         Examples:
           switchboard validate --xsd Mappings/canonical/invoice.xsd invoice.xml
@@ -21,6 +22,8 @@ struct ValidateCommand: AsyncParsableCommand {
           switchboard validate --json-schema Mappings/canonical/invoice.schema.json \\
               invoice.json
           cat invoice.json | switchboard validate --json-schema invoice.schema.json -
+          switchboard validate --json-schema Mappings/payment.json \\
+              --resource https://schemas.partner.example/=Mappings/partner payment.json
         """
     )
 
@@ -33,6 +36,9 @@ struct ValidateCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Folder tree the schema's includes, imports and references may come from, instead of its own folder.", valueName: "dir"))
     var allow: String?
 
+    @Option(name: .customLong("resource"), help: ArgumentHelp("A remote URI prefix a JSON Schema's $refs use, and the folder holding those files (repeatable).", valueName: "uri=dir"))
+    var resources: [String] = []
+
     @Argument(help: ArgumentHelp("The XML or JSON file; '-' reads standard input.", valueName: "input"))
     var input: String
 
@@ -40,11 +46,32 @@ struct ValidateCommand: AsyncParsableCommand {
         guard (xsd == nil) != (jsonSchema == nil) else {
             throw ValidationError("give one schema: --xsd FILE or --json-schema FILE")
         }
+        guard resources.isEmpty || jsonSchema != nil else {
+            throw ValidationError("--resource maps URIs for --json-schema; an XML Schema reads its imports from --allow")
+        }
+        _ = try resourceFolders()
+    }
+
+    /// `--resource URI=DIR` options as URI prefix → folder.
+    func resourceFolders() throws -> [String: String] {
+        var folders: [String: String] = [:]
+        for resource in resources {
+            guard let equals = resource.firstIndex(of: "="), let url = URL(string: String(resource[..<equals])), url.scheme != nil else {
+                throw ValidationError("--resource \(resource): give URI=DIR, such as https://schemas.partner.example/=Mappings/partner")
+            }
+            let folder = String(resource[resource.index(after: equals)...])
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
+                throw ValidationError("--resource \(resource): '\(folder)' is not a folder")
+            }
+            folders[String(resource[..<equals])] = folder
+        }
+        return folders
     }
 
     func run() async throws {
         if let jsonSchema {
-            try check(against: jsonSchema, compile: { try JSONSchema(path: $0, allowedRoot: allow) }) { schema, data in
+            try check(against: jsonSchema, compile: { try JSONSchema(path: $0, allowedRoot: allow, resources: try resourceFolders()) }) { schema, data in
                 do {
                     return try data.withUnsafeBytes { try schema.validate($0, limit: 1000) }
                         .map { "\(input): \($0) (schema \($0.schemaPath))" }

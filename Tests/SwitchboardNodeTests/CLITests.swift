@@ -413,6 +413,24 @@ struct CLITests {
         #expect(both.status != 0 && both.stderr.contains("give one schema"), "\(both.stderr)")
     }
 
+    @Test func validateServesRemoteSchemaURIsFromFolders() throws {
+        let folder = try Self.temporaryFolder()
+        try FileManager.default.createDirectory(atPath: folder + "/partner/common", withIntermediateDirectories: true)
+        try ##"{"$id": "https://schemas.partner.example/common/id.json", "type": "string", "minLength": 3}"##.write(toFile: folder + "/partner/common/id.json", atomically: true, encoding: .utf8)
+        try ##"{"properties": {"id": {"$ref": "https://schemas.partner.example/common/id.json"}}}"##.write(toFile: folder + "/order.json", atomically: true, encoding: .utf8)
+        try ##"{"id": "ab"}"##.write(toFile: folder + "/short.json", atomically: true, encoding: .utf8)
+        let mapped = try Self.run(["validate", "--json-schema", folder + "/order.json", "--resource", "https://schemas.partner.example/=" + folder + "/partner", folder + "/short.json"])
+        #expect(mapped.status == 1 && mapped.stderr.contains("short.json: /id: minLength"), "\(mapped.stderr)")
+        let unmapped = try Self.run(["validate", "--json-schema", folder + "/order.json", folder + "/short.json"])
+        #expect(unmapped.status == 2 && unmapped.stderr.contains("cannot resolve 'https://schemas.partner.example/common/id.json'"), "\(unmapped.stderr)")
+        let malformed = try Self.run(["validate", "--json-schema", folder + "/order.json", "--resource", folder + "/partner", folder + "/short.json"])
+        #expect(malformed.status != 0 && malformed.stderr.contains("give URI=DIR"), "\(malformed.stderr)")
+        // The meta-schema is built in: a schema can be checked against it without the network.
+        try ##"{"$ref": "https://json-schema.org/draft/2020-12/schema"}"##.write(toFile: folder + "/meta.json", atomically: true, encoding: .utf8)
+        let metaChecked = try Self.run(["validate", "--json-schema", folder + "/meta.json", folder + "/order.json"])
+        #expect(metaChecked.status == 0, "\(metaChecked.stderr)")
+    }
+
     @Test func evalPrintsJSONAndExitsTwoForABadExpression() throws {
         let folder = try Self.temporaryFolder()
         try #"{"items":[{"name":"a","price":5},{"name":"b","price":15}]}"#.write(toFile: folder + "/order.json", atomically: true, encoding: .utf8)

@@ -230,6 +230,46 @@ extension ValidateStepTests {
         #expect(errors.contains { $0.hasPrefix("routes.yaml:7:9: error: 'validate' takes one schema") }, "\(errors)")
         #expect(errors.contains { $0.hasPrefix("routes.yaml:8:9: error: 'validate' needs a schema") }, "\(errors)")
     }
+
+    @Test func aJSONSchemaReadsRemoteIDsFromMappedFolders() async throws {
+        let mappings = FileManager.default.temporaryDirectory.appendingPathComponent("sb-json-schema-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: mappings + "/partner/common", withIntermediateDirectories: true)
+        try ##"{"$id": "https://schemas.partner.example/common/iban.json", "type": "string", "pattern": "^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$"}"##
+            .write(toFile: mappings + "/partner/common/iban.json", atomically: true, encoding: .utf8)
+        try ##"{"$schema": "https://json-schema.org/draft/2020-12/schema", "properties": {"iban": {"$ref": "https://schemas.partner.example/common/iban.json"}}}"##
+            .write(toFile: mappings + "/payment.json", atomically: true, encoding: .utf8)
+        let harness = try Harness("""
+        routes:
+          - id: payments
+            from: direct:payments
+            steps:
+              - validate: { json-schema: payment.json, resources: { "https://schemas.partner.example/": partner/ } }
+              - set-body: accepted
+        """, mappings: mappings)
+        #expect(try await harness.send("payments", #"{"iban": "DE89370400440532013000"}"#).bodyString == "accepted")
+        await #expect {
+            try await harness.send("payments", #"{"iban": "not an iban"}"#)
+        } throws: { error in
+            (error as? StepFailure)?.status == 400 && "\(error)".contains("/iban: pattern")
+        }
+
+        let errors = loadErrors("""
+        routes:
+          - id: a
+            from: direct:a
+            steps:
+              - validate: { json-schema: payment.json }
+              - validate: { json-schema: payment.json, resources: { "https://schemas.partner.example/": ../elsewhere } }
+              - validate: { json-schema: payment.json, resources: { "https://schemas.partner.example/": missing/ } }
+              - validate: { json-schema: payment.json, resources: { "partner": partner/ } }
+              - validate: { xsd: a.xsd, resources: { "https://schemas.partner.example/": partner/ } }
+        """, mappings: mappings)
+        #expect(errors.contains { $0.hasPrefix("routes.yaml:5:34: error: ") && $0.contains("cannot resolve 'https://schemas.partner.example/common/iban.json'") }, "\(errors)")
+        #expect(errors.contains { $0.hasPrefix("routes.yaml:6:") && $0.contains("resource folder '../elsewhere' is outside the mappings folder") }, "\(errors)")
+        #expect(errors.contains { $0.hasPrefix("routes.yaml:7:") && $0.contains("resource folder 'missing/' for 'https://schemas.partner.example/' is not a folder") }, "\(errors)")
+        #expect(errors.contains { $0.hasPrefix("routes.yaml:8:") && $0.contains("'partner' is not an absolute URI prefix") }, "\(errors)")
+        #expect(errors.contains { $0.hasPrefix("routes.yaml:9:") && $0.contains("'resources' maps URIs for a 'json-schema'") }, "\(errors)")
+    }
 }
 
 @Suite struct XMLJSONStepTests {

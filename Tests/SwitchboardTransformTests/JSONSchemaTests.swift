@@ -144,7 +144,7 @@ struct JSONSchemaTests {
         #expect(throws: Never.self) { try JSONSchema(path: folder + "/common/escape.json", allowedRoot: folder) }
 
         #expect {
-            try Self.schema(##"{"$ref": "https://json-schema.org/draft/2020-12/schema"}"##)
+            try Self.schema(##"{"$ref": "https://example.com/schemas/order.json"}"##)
         } throws: { error in
             "\(error)".contains("never fetched from the network")
         }
@@ -157,6 +157,72 @@ struct JSONSchemaTests {
             try Self.schema(##"{"$ref": "#/$defs/missing"}"##)
         } throws: { error in
             "\(error)".contains("'urn:switchboard:schema#/$defs/missing' points at nothing")
+        }
+    }
+
+    @Test func theBundledMetaSchemaValidatesSchemasOffline() throws {
+        let meta = try Self.schema(##"{"$ref": "https://json-schema.org/draft/2020-12/schema"}"##)
+        #expect(meta.isValid(try Self.json(##"{"type": "object", "properties": {"a": {"minLength": 1}}}"##)))
+        #expect(meta.validate(try Self.json(##"{"minLength": -1}"##)).map(\.keyword) == ["minimum"])
+        // Deep inside: reached through the applicator's `$dynamicRef: "#meta"`, which only the
+        // dynamic scope resolves to the whole meta-schema.
+        let deep = meta.validate(try Self.json(##"{"properties": {"a": {"items": {"minLength": -1}}}}"##))
+        #expect(deep.map(\.instancePath) == ["/properties/a/items/minLength"], "\(deep)")
+        #expect(!meta.isValid(try Self.json(##"{"properties": {"a": {"type": "text"}}}"##)))
+        // `$schema` naming it is the standard dialect.
+        #expect(try Self.schema(##"{"$schema": "https://json-schema.org/draft/2020-12/schema", "minimum": 3}"##).isValid(try Self.json("2")) == false)
+    }
+
+    @Test func remoteURIsMapToFilesInsideTheirFolder() throws {
+        let folder = try Self.folder()
+        try FileManager.default.createDirectory(atPath: folder + "/remote/types", withIntermediateDirectories: true)
+        try ##"{"$id": "http://example.com/types/money.json", "type": "string", "pattern": "^[0-9]+\\.[0-9]{2}$"}"##.write(toFile: folder + "/remote/types/money.json", atomically: true, encoding: .utf8)
+        try ##"{"properties": {"total": {"$ref": "http://example.com/types/money.json"}}}"##.write(toFile: folder + "/order.json", atomically: true, encoding: .utf8)
+        let resources = ["http://example.com/": folder + "/remote"]
+        let order = try JSONSchema(path: folder + "/order.json", resources: resources)
+        #expect(order.isValid(try Self.json(##"{"total": "12.30"}"##)))
+        #expect(order.validate(try Self.json(##"{"total": "12.3"}"##)).first?.schemaPath == "http://example.com/types/money.json#/pattern")
+        // Without the mapping the URI is refused, naming it; a mapped URI cannot leave its folder.
+        #expect {
+            try JSONSchema(path: folder + "/order.json")
+        } throws: { error in
+            "\(error)".contains("cannot resolve 'http://example.com/types/money.json'") && "\(error)".contains("never fetched from the network")
+        }
+        try "{}".write(toFile: folder + "/secret.json", atomically: true, encoding: .utf8)
+        #expect {
+            try JSONSchema(Self.json(##"{"$ref": "http://example.com/../secret.json"}"##), resources: resources)
+        } throws: { error in
+            "\(error)".contains("outside")
+        }
+        #expect {
+            try JSONSchema(Self.json(##"{"$ref": "http://example.com/types/%2e%2e/%2e%2e/secret.json"}"##), resources: resources)
+        } throws: { error in
+            "\(error)".contains("outside \(folder)/remote")
+        }
+        #expect {
+            try JSONSchema(Self.json(##"{"$ref": "http://example.com/types/absent.json"}"##), resources: resources)
+        } throws: { error in
+            "\(error)".contains("cannot read referenced schema \(folder)/remote/types/absent.json")
+        }
+    }
+
+    @Test func aMetaSchemasVocabulariesDecideWhichKeywordsCount() throws {
+        let folder = try Self.folder()
+        try ##"{"$id": "http://example.com/meta/structure-only", "$vocabulary": {"https://json-schema.org/draft/2020-12/vocab/core": true, "https://json-schema.org/draft/2020-12/vocab/applicator": true}}"##.write(toFile: folder + "/structure-only", atomically: true, encoding: .utf8)
+        try ##"{"$id": "http://example.com/meta/strange", "$vocabulary": {"https://json-schema.org/draft/2020-12/vocab/core": true, "http://example.com/vocab/strange": true}}"##.write(toFile: folder + "/strange", atomically: true, encoding: .utf8)
+        let resources = ["http://example.com/meta/": folder]
+        let schema = try JSONSchema(Self.json(##"{"$schema": "http://example.com/meta/structure-only", "properties": {"n": {"minimum": 10}, "x": false}}"##), resources: resources)
+        #expect(schema.isValid(try Self.json(##"{"n": 1}"##)))  // `minimum` is not in use
+        #expect(!schema.isValid(try Self.json(##"{"x": 1}"##)))  // `properties` is
+        #expect {
+            try JSONSchema(Self.json(##"{"$schema": "http://example.com/meta/strange", "type": "string"}"##), resources: resources)
+        } throws: { error in
+            "\(error)".contains("requires the vocabulary http://example.com/vocab/strange, which is not implemented")
+        }
+        #expect {
+            try JSONSchema(Self.json(##"{"$schema": "http://example.com/elsewhere/meta", "type": "string"}"##), resources: resources)
+        } throws: { error in
+            "\(error)".contains("#/$schema") && "\(error)".contains("cannot resolve 'http://example.com/elsewhere/meta'")
         }
     }
 
