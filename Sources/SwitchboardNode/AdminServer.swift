@@ -18,6 +18,10 @@ import Metrics
 final class AdminServer: Sendable {
     let listen: NodeConfiguration.Listen
     let token: String?
+    /// Connections served at once (further ones wait in the kernel's accept queue) and the
+    /// idle time after which one is closed.
+    let maxConnections: Int
+    let idleTimeout: Duration
     let engine: RouteEngine
     let audit: AuditTrail?
     let monitor: RouteMonitor
@@ -34,13 +38,15 @@ final class AdminServer: Sendable {
     let boundPort = AsyncValue<Int?>()
 
     init(
-        listen: NodeConfiguration.Listen, token: String?, engine: RouteEngine, audit: AuditTrail?,
+        listen: NodeConfiguration.Listen, token: String?, maxConnections: Int = 64, idleTimeout: Duration = .seconds(30), engine: RouteEngine, audit: AuditTrail?,
         monitor: RouteMonitor, metrics: PrometheusCollectorRegistry, series: SeriesRegistry, logger: Logger, services: ServiceRegistry? = nil, mask: [String] = AuditPolicy.defaultMask
     ) {
         self.mask = mask
         self.services = services
         self.listen = listen
         self.token = token
+        self.maxConnections = maxConnections
+        self.idleTimeout = idleTimeout
         self.engine = engine
         self.audit = audit
         self.monitor = monitor
@@ -327,7 +333,11 @@ final class AdminServer: Sendable {
         serverLogger.logLevel = max(logger.logLevel, .notice)
         let application = Application(
             router: router,
-            configuration: ApplicationConfiguration(address: .hostname(listen.host, port: listen.port), serverName: nil),
+            server: .http1(configuration: .init(idleTimeout: TimeAmount(idleTimeout))),
+            configuration: ApplicationConfiguration(
+                address: .hostname(listen.host, port: listen.port), serverName: nil,
+                availableConnectionsDelegate: .maximum(maxConnections, logger: serverLogger)
+            ),
             onServerRunning: { [boundPort, logger, listen, token] channel in
                 let port = channel.localAddress?.port ?? listen.port
                 boundPort.set(port)

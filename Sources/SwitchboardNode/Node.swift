@@ -96,7 +96,8 @@ public final class SwitchboardNode: Sendable {
             throw error
         }
         admin = AdminServer(
-            listen: configuration.adminListen, token: configuration.adminToken, engine: engine,
+            listen: configuration.adminListen, token: configuration.adminToken,
+            maxConnections: configuration.adminMaxConnections, idleTimeout: configuration.adminIdleTimeout, engine: engine,
             audit: audit, monitor: monitor, metrics: metrics, series: series, logger: logger,
             services: catalog.adapters.lazy.compactMap { ($0 as? ServiceAdapter)?.registry }.first,
             mask: AuditPolicy.defaultMask + configuration.audit.mask + AdapterRegistry.secretOptionNames

@@ -61,6 +61,10 @@ public struct NodeConfiguration: Sendable {
     /// nil: the adapter's default.
     public var httpLimits = HTTPLimits()
     public var adminListen = Listen(host: "127.0.0.1", port: 8081)
+    /// Connections the admin API serves at once (more wait in the kernel's queue), and how
+    /// long one may stay idle.
+    public var adminMaxConnections = 64
+    public var adminIdleTimeout: Duration = .seconds(30)
     /// Bearer token the admin API requires; from `admin.token` or `SWITCHBOARD_ADMIN_TOKEN`
     /// (one of blanks only is no token).
     public var adminToken: String?
@@ -189,6 +193,8 @@ public struct NodeConfiguration: Sendable {
         ("xml.max-depth", "Deepest element nesting in XML documents (default 256, at most 2048)."),
         ("admin.listen", "Address of the admin API (default 127.0.0.1:8081)."),
         ("admin.token", "Bearer token the admin API requires (or SWITCHBOARD_ADMIN_TOKEN)."),
+        ("admin.max-connections", "Connections the admin API serves at once; more wait to be accepted (default 64)."),
+        ("admin.idle-timeout", "Time an admin connection may stay without a request or reply before it is closed (default 30s)."),
         ("routes", "Folder of route files (default Routes)."),
         ("mappings", "Folder of stylesheets, schemas and layouts (default Mappings)."),
         ("data", "Folder for the node's state: audit store, idempotency records (default var)."),
@@ -347,6 +353,10 @@ public struct NodeConfiguration: Sendable {
                                 log.warning(value.contentLocation, "'admin.token' is blank, which is no token")
                             }
                         }
+                    case "max-connections":
+                        if let count = positiveInteger(value, "admin.max-connections") { configuration.adminMaxConnections = count }
+                    case "idle-timeout":
+                        if let duration = positiveDuration(value, "admin.idle-timeout", example: "30s") { configuration.adminIdleTimeout = duration }
                     default:
                         unknown("admin.\(key)", keyNode)
                     }

@@ -32,6 +32,7 @@ struct AdminAPITests {
     /// Runs a node on `routes` with an admin token, hands its ports to `body`, then stops it.
     static func withNode(
         auditStore: String? = nil,
+        adjust: (inout NodeConfiguration) -> Void = { _ in },
         _ body: @Sendable (_ http: Int, _ admin: Int, _ node: SwitchboardNode) async throws -> Void
     ) async throws {
         let folder = try NodeTests.routesFolder(routes)
@@ -42,6 +43,7 @@ struct AdminAPITests {
         configuration.dataDirectory = folder + "/var"
         configuration.adminToken = "t"
         configuration.audit.store = auditStore
+        adjust(&configuration)
         let node = try await SwitchboardNode(configuration: configuration, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await node.run(gracefulShutdownSignals: []) }
@@ -54,6 +56,45 @@ struct AdminAPITests {
     }
 
     static let auth = [("Authorization", "Bearer t")]
+
+    /// The admin listener serves a bounded number of connections at once and closes idle
+    /// ones: a client holding every slot delays the next caller only until its connections
+    /// go idle past the timeout, and never makes the node hold more.
+    @Test func theAdminListenerBoundsItsConnections() async throws {
+        try await Self.withNode(adjust: {
+            $0.adminMaxConnections = 4
+            $0.adminIdleTimeout = .seconds(1)
+        }) { _, admin, _ in
+            let holders = try (0..<4).map { _ in try RawConnection(port: admin) }
+            // Each holder is accepted (a request on it is answered), then left idle.
+            for holder in holders {
+                holder.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                let reply = await holder.read(until: { $0.contains("\r\n\r\n") && $0.hasSuffix("}") })
+                #expect(reply.text.hasPrefix("HTTP/1.1 200"), "\(reply.text)")
+            }
+            let next = try RawConnection(port: admin)
+            next.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            let answered = Task { [next] in
+                let reply = await next.read(until: { $0.contains("\r\n\r\n") && $0.hasSuffix("}") })
+                return (reply.text, ContinuousClock.now)
+            }
+            let closedAt = await withTaskGroup(of: ContinuousClock.Instant.self) { group in
+                for holder in holders {
+                    group.addTask {
+                        let end = await holder.read()
+                        #expect(end.closed, "an idle admin connection stays open")
+                        return ContinuousClock.now
+                    }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            let (text, at) = await answered.value
+            #expect(text.hasPrefix("HTTP/1.1 200"), "\(text)")
+            // The fifth caller was served only once a slot was free.
+            let firstClose = try #require(closedAt.min())
+            #expect(at >= firstClose)
+        }
+    }
 
     @Test func metricsParseAsPrometheusText() async throws {
         try await Self.withNode { http, admin, _ in

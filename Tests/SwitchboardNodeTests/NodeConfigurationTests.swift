@@ -99,6 +99,36 @@ struct NodeConfigurationTests {
         }
     }
 
+    @Test func adminListenerLimitsAreRead() throws {
+        let defaults = NodeConfiguration(environment: [:])
+        #expect(defaults.adminMaxConnections == 64 && defaults.adminIdleTimeout == .seconds(30))
+        let file = try write("""
+        admin:
+          max-connections: 8
+          idle-timeout: 5s
+        """)
+        let configuration = try NodeConfiguration.load(file: file, environment: [:])
+        #expect(configuration.adminMaxConnections == 8 && configuration.adminIdleTimeout == .seconds(5))
+        let bad = try write("""
+        admin:
+          max-connections: 0
+          idle-timeout: soon
+        """)
+        let problems = problemsLoading(bad)
+        #expect(problems.contains("2:20: error: 'admin.max-connections' expects a positive integer, found '0'"), "\(problems)")
+        #expect(problems.contains("3:17: error: 'admin.idle-timeout' expects a duration above zero such as 30s, found 'soon'"), "\(problems)")
+    }
+
+    /// The diagnostics loading `file` fails with, one per line ("" when it loads).
+    func problemsLoading(_ file: String) -> String {
+        do {
+            _ = try NodeConfiguration.load(file: file, environment: [:])
+            return ""
+        } catch {
+            return ((error as? ConfigurationError)?.diagnostics ?? []).map(\.description).joined(separator: "\n")
+        }
+    }
+
     @Test func aDatasourceInitFileThatDoesNotExistIsAConfigErrorNamingItsPath() throws {
         let file = try write("""
         datasources:
