@@ -76,6 +76,7 @@ bench: bench-deps
 	bench/fixed-width
 	bench/listener-attacks
 	bench/many-routes
+	bench/json-schema
 
 clean:
 	rm -rf .build var
