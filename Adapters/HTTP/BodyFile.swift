@@ -8,10 +8,18 @@ import NIOPosix
 /// file with no name (unlinked once made: nothing is left behind, whatever happens to the
 /// process).
 ///
-/// Used from its connection's event loop only; the file work runs on NIO's thread pool, one
-/// operation after another (each starts when the one before has finished), so the loop never
-/// waits on the disk and the descriptor is closed only once nothing uses it.
+/// Used from its connection's event loop only; the file work runs on a thread pool of its
+/// own, one operation after another (each starts when the one before has finished), so the
+/// loop never waits on the disk and the descriptor is closed only once nothing uses it.
 final class BodyFile {
+    /// The listener's own threads for body files: NIO's shared pool also runs SQLite commits
+    /// and other blocking work, and bodies waiting behind those would fill the body budget.
+    static let pool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        return pool
+    }()
+
     private let descriptor: Int32
     private let loop: any EventLoop
     /// The last operation queued.
@@ -28,7 +36,7 @@ final class BodyFile {
 
     /// Makes an unnamed file in `directory`.
     static func make(in directory: String, on loop: any EventLoop) -> EventLoopFuture<BodyFile> {
-        NIOThreadPool.singleton.runIfActive(eventLoop: loop) { () throws -> Int32 in
+        BodyFile.pool.runIfActive(eventLoop: loop) { () throws -> Int32 in
             var template = Array(((directory.hasSuffix("/") ? directory : directory + "/") + "switchboard-body-XXXXXX").utf8CString)
             let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
             guard descriptor >= 0 else {
@@ -48,7 +56,7 @@ final class BodyFile {
         size += buffer.readableBytes
         let descriptor = self.descriptor
         tail = tail.flatMap { [loop] in
-            NIOThreadPool.singleton.runIfActive(eventLoop: loop) {
+            BodyFile.pool.runIfActive(eventLoop: loop) {
                 try buffer.withUnsafeReadableBytes { bytes in
                     var written = 0
                     while written < bytes.count {
@@ -70,7 +78,7 @@ final class BodyFile {
         let size = self.size
         let descriptor = self.descriptor
         let read = tail.flatMap { [loop] in
-            NIOThreadPool.singleton.runIfActive(eventLoop: loop) { () throws -> ByteBuffer in
+            BodyFile.pool.runIfActive(eventLoop: loop) { () throws -> ByteBuffer in
                 var buffer = allocator.buffer(capacity: size)
                 try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { target in
                     var done = 0
@@ -97,7 +105,7 @@ final class BodyFile {
         closed = true
         let descriptor = self.descriptor
         tail.whenComplete { _ in
-            NIOThreadPool.singleton.submit { _ in _ = Glibc.close(descriptor) }
+            BodyFile.pool.submit { _ in _ = Glibc.close(descriptor) }
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import MetricsTestKit
 import NIOCore
+import NIOPosix
 @testable import SwitchboardHTTP
 import Testing
 
@@ -270,7 +271,8 @@ struct HTTPListenerLimitsTests {
         }
     }
 
-    @Test func bodiesPastTheFileThresholdWaitInAFileAndArriveWhole() async throws {
+    /// A listener whose bodies past 16 KiB go to files under `directory`, with 1 MiB of body memory.
+    static func withSpoolingNode(_ body: @escaping @Sendable (SwitchboardUnderTest, String) async throws -> Void) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-bodies-\(UUID())").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -278,25 +280,37 @@ struct HTTPListenerLimitsTests {
             $0.maxBufferedBodies = 1 << 20
             $0.bodyFileThreshold = 16 * 1024
             $0.bodyFileDirectory = directory
-        }) { node in
+        }) { node in try await body(node, directory) }
+    }
+
+    /// Twenty unfinished bodies of 200 KB, half sent (2 MB, twice the memory budget, held at
+    /// once), then finished one after another: each must come back whole. `whileHeld` runs
+    /// while they are held.
+    static func sendHeldBodies(to node: SwitchboardUnderTest, whileHeld: () async throws -> Void = {}) async throws {
+        let size = 200_000
+        var connections: [RawConnection] = []
+        for index in 0..<20 {
+            let connection = try RawConnection(port: node.port)
+            let letter = String(UnicodeScalar(UInt8(ascii: "a") + UInt8(index)))
+            connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(size)\r\n\r\n" + String(repeating: letter, count: size / 2))
+            connections.append(connection)
+        }
+        try await whileHeld()
+        for (index, connection) in connections.enumerated() {
+            let letter = String(UnicodeScalar(UInt8(ascii: "a") + UInt8(index)))
+            connection.send(String(repeating: letter, count: size / 2))
+            let reply = HTTPListenerTests.replies(in: await connection.read(until: HTTPListenerTests.hasReplies(1)).text).first
+            #expect(reply?.status == "HTTP/1.1 200 OK", "body \(index)")
+            #expect(reply?.body == "got " + String(repeating: letter, count: size), "body \(index)")
+        }
+    }
+
+    @Test func bodiesPastTheFileThresholdWaitInAFileAndArriveWhole() async throws {
+        try await Self.withSpoolingNode { node, directory in
             let budget = node.adapter.listener.bodyBudget
-            // Twenty unfinished bodies of 100 KB: 2 MB, twice the memory budget, held at once.
-            let size = 200_000
-            var connections: [RawConnection] = []
-            for index in 0..<20 {
-                let connection = try RawConnection(port: node.port)
-                let letter = String(UnicodeScalar(UInt8(ascii: "a") + UInt8(index)))
-                connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(size)\r\n\r\n" + String(repeating: letter, count: size / 2))
-                connections.append(connection)
-            }
-            try await Task.sleep(for: .milliseconds(500))
-            #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty, "body files have no names")
-            for (index, connection) in connections.enumerated() {
-                let letter = String(UnicodeScalar(UInt8(ascii: "a") + UInt8(index)))
-                connection.send(String(repeating: letter, count: size / 2))
-                let reply = HTTPListenerTests.replies(in: await connection.read(until: HTTPListenerTests.hasReplies(1)).text).first
-                #expect(reply?.status == "HTTP/1.1 200 OK", "body \(index)")
-                #expect(reply?.body == "got " + String(repeating: letter, count: size), "body \(index)")
+            try await Self.sendHeldBodies(to: node) {
+                try await Task.sleep(for: .milliseconds(500))
+                #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty, "body files have no names")
             }
             #expect(node.adapter.listener.counters.total(.bodyBuffersFull) == 0)
             // Chunked, in a file too.
@@ -306,6 +320,20 @@ struct HTTPListenerLimitsTests {
             let reply = HTTPListenerTests.replies(in: await chunked.read(until: HTTPListenerTests.hasReplies(1)).text).first
             #expect(reply?.body == "got " + chunk + chunk)
             #expect(budget.inUse == 0)
+        }
+    }
+
+    /// Body files have threads of their own: blocking work that holds every thread of NIO's
+    /// shared pool (SQLite commits use it) does not leave bodies waiting in memory.
+    @Test func bodyFilesDoNotWaitForTheSharedThreadPool() async throws {
+        try await Self.withSpoolingNode { node, _ in
+            let gate = DispatchSemaphore(value: 0)
+            let blockers = (0..<System.coreCount).map { _ in
+                NIOThreadPool.singleton.runIfActive(eventLoop: MultiThreadedEventLoopGroup.singleton.any()) { gate.wait() }
+            }
+            defer { for _ in blockers { gate.signal() } }
+            try await Self.sendHeldBodies(to: node) { try await Task.sleep(for: .milliseconds(300)) }
+            #expect(node.adapter.listener.counters.total(.bodyBuffersFull) == 0)
         }
     }
 }
