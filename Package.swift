@@ -298,12 +298,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchboardTransformTests",
-            dependencies: ["SwitchboardTransform"],
+            dependencies: ["SwitchboardTransform", "SwitchboardTestServers"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "SwitchboardRoutingTests",
-            dependencies: ["SwitchboardRouting", "SwitchboardState"],
+            dependencies: ["SwitchboardRouting", "SwitchboardState", "SwitchboardTestServers"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -367,7 +367,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchboardFixedWidthTests",
-            dependencies: ["SwitchboardFixedWidth", "SwitchboardTransform"],
+            dependencies: ["SwitchboardFixedWidth", "SwitchboardTransform", "SwitchboardTestServers"],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -1,11 +1,12 @@
 import Foundation
 import SwitchboardFixedWidth
 import SwitchboardTransform
+import SwitchboardTestServers
 import Testing
 
 /// The shipped NACHA layout against the shared ACH files.
 struct NACHATests {
-    static let data = "/work/shared/data/ach"
+    static let data = Fixtures.path("ach")
     static let layoutPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
         + "/Mappings/layouts/nacha-ach.yaml"
 

@@ -7,6 +7,7 @@ import SwitchboardHTTP
 import SwitchboardRouting
 import SwitchboardTransform
 import Synchronization
+import SwitchboardTestServers
 import Testing
 
 @Suite(.serialized)
@@ -92,7 +93,7 @@ struct HTTPAdapterTests {
     }
 
     @Test func routesByXPathOnTheXMLBody() async throws {
-        let invoice = try String(contentsOfFile: "/work/shared/data/xml/ubl/UBL-Invoice-2.1-Example.xml", encoding: .utf8)
+        let invoice = try String(contentsOfFile: Fixtures.path("xml/ubl/UBL-Invoice-2.1-Example.xml"), encoding: .utf8)
         try await Backend.run { backend in
             try await SwitchboardUnderTest.run("""
             routes:

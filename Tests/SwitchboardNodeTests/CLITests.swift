@@ -6,6 +6,7 @@ import NIOCore
 import SwitchboardCore
 import SwitchboardTransform
 import Synchronization
+import SwitchboardTestServers
 import Testing
 
 #if canImport(Glibc)
@@ -306,8 +307,10 @@ struct CLITests {
         }
     }
 
-    @Test func transformWritesWhatXsltprocWritesAndOneFilePerInput() throws {
-        let data = "/work/shared/data"
+    /// The GPL render-billing-3 set and the EUPL EN 16931 examples stay out of the repository.
+    @Test(.enabled(if: Fixtures.hasShared, "needs ../shared/data (GPL and EUPL files)"))
+    func transformWritesWhatXsltprocWritesAndOneFilePerInput() throws {
+        let data = try #require(Fixtures.shared)
         let render = "\(data)/xslt/sfti-render-billing-3/render-billing-3.xsl"
         let invoice = "\(data)/xml/en16931/ubl-tc434-example1.xml"
         let single = try Self.run(["transform", "--xslt", render, invoice])
@@ -324,13 +327,21 @@ struct CLITests {
         #expect(written.count == inputs.count)
         #expect(written.contains("ubl-tc434-example1.html"))
         #expect(try String(contentsOfFile: out + "/ubl-tc434-example1.html", encoding: .utf8) == expected)
-
-        let stopped = try Self.run(["transform", "--xslt", "\(data)/xslt/ubl-oasis/UBL-DefaultDTQ-2.1.xsl", "\(data)/xml/ubl/order-test-bad2.xml"])
-        #expect(stopped.status == 1)
-        #expect(stopped.stderr.contains("Value supplied 'LA' is unacceptable"), "\(stopped.stderr)")
         let two = try Self.run(["transform", "--xslt", "\(data)/xslt/en16931/EN16931-UBL-validation.xslt", invoice])
         #expect(two.status == 2)
         #expect(two.stderr.contains("XSLT 2.0 is not supported"))
+    }
+
+    @Test func transformExitsOneWhenTheStylesheetStopsAndTwoForXSLT2() throws {
+        let stopped = try Self.run(["transform", "--xslt", Fixtures.path("xslt/ubl-oasis/UBL-DefaultDTQ-2.1.xsl"), Fixtures.path("xml/ubl/order-test-bad2.xml")])
+        #expect(stopped.status == 1)
+        #expect(stopped.stderr.contains("Value supplied 'LA' is unacceptable"), "\(stopped.stderr)")
+        let folder = try Self.temporaryFolder()
+        try ##"<xsl:stylesheet version="2.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"><xsl:template match="/"/></xsl:stylesheet>"##
+            .write(toFile: folder + "/two.xsl", atomically: true, encoding: .utf8)
+        let two = try Self.run(["transform", "--xslt", folder + "/two.xsl", Fixtures.path("xml/ubl/order-test-good.xml")])
+        #expect(two.status == 2)
+        #expect(two.stderr.contains("XSLT 2.0 is not supported"), "\(two.stderr)")
     }
 
     @Test func transformPrintsMessagesToStandardErrorAndResolvesAgainstTheInput() throws {
@@ -370,7 +381,7 @@ struct CLITests {
     }
 
     @Test func validateExitsZeroOneOrTwo() throws {
-        let data = "/work/shared/data"
+        let data = Fixtures.root
         let schema = "\(data)/xsd/ubl-2.1/maindoc/UBL-Invoice-2.1.xsd"
         let valid = try Self.run(["validate", "--xsd", schema, "--allow", "\(data)/xsd/ubl-2.1", "\(data)/xml/ubl/UBL-Invoice-2.1-Example.xml"])
         #expect(valid.status == 0, "\(valid.stderr)")
@@ -441,7 +452,7 @@ struct CLITests {
         #expect(bad.status == 2)
         #expect(bad.stderr.contains("invalid JSONPath at column 19"), "\(bad.stderr)")
 
-        let invoice = "/work/shared/data/xml/ubl/UBL-Invoice-2.1-Example.xml"
+        let invoice = Fixtures.path("xml/ubl/UBL-Invoice-2.1-Example.xml")
         let cac = "cac=urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
         let count = try Self.run(["eval", "--xpath", "count(//cac:InvoiceLine)", "--ns", cac, invoice])
         #expect(count.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "5", "\(count.stdout) \(count.stderr)")

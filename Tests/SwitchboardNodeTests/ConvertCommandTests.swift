@@ -1,12 +1,13 @@
 import Foundation
 import SwitchboardTransform
+import SwitchboardTestServers
 import Testing
 
 /// `switchboard convert` on the shared ACH files, as a process.
 @Suite(.serialized)
 struct ConvertCommandTests {
     static let layout = CLITests.repository + "/Mappings/layouts/nacha-ach.yaml"
-    static let ach = "/work/shared/data/ach"
+    static let ach = Fixtures.path("ach")
 
     /// Runs the binary under /usr/bin/time; returns the exit status and the peak memory in KiB.
     /// Waits for the process without holding one of the few cooperative threads (other

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import SwitchboardCore
 import SwitchboardRouting
+import SwitchboardTestServers
 import Testing
 
 struct StepTests {
@@ -274,7 +275,7 @@ struct StepTests {
                     - set-header: { name: X-Line, value: "${xpath:/cac:InvoiceLine/cbc:ID}" }
                     - to: test:lines
         """)
-        let invoice = try String(contentsOfFile: "/work/shared/data/xml/ubl/UBL-Invoice-2.1-Example.xml", encoding: .utf8)
+        let invoice = try String(contentsOfFile: Fixtures.path("xml/ubl/UBL-Invoice-2.1-Example.xml"), encoding: .utf8)
         let original = MessageID()
         let message = Message(id: original, body: ByteBuffer(string: invoice))
         let reply = try await harness.engine.process(routeID: "r", Exchange(message: message, pattern: .inOnly)).message

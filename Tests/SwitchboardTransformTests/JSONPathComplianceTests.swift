@@ -1,5 +1,6 @@
 import Foundation
 import SwitchboardTransform
+import SwitchboardTestServers
 import Testing
 
 /// Runs the JSONPath Compliance Test Suite (RFC 9535) from the shared test data.
@@ -15,7 +16,7 @@ struct JSONPathComplianceTests {
         var testDescription: String { name }
     }
 
-    static let suitePath = "/work/shared/data/jsonpath-cts/cts.json"
+    static let suitePath = Fixtures.path("jsonpath-cts/cts.json")
 
     static func cases() throws -> [Case] {
         let root = try JSONValue(parsing: try String(contentsOfFile: suitePath, encoding: .utf8))

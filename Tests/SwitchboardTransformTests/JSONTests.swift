@@ -1,5 +1,6 @@
 import Foundation
 import SwitchboardTransform
+import SwitchboardTestServers
 import Testing
 
 struct JSONTests {
@@ -39,7 +40,7 @@ struct JSONTests {
     }
 
     @Test func repeatedKeysResolveToTheLastValue() throws {
-        let value = try JSONValue(parsing: try String(contentsOfFile: "/work/shared/data/attacks/json/y_object_duplicated_key.json", encoding: .utf8))
+        let value = try JSONValue(parsing: try String(contentsOfFile: Fixtures.path("attacks/json/y_object_duplicated_key.json"), encoding: .utf8))
         #expect(value["a"] == .string("c"))
     }
 
@@ -49,7 +50,7 @@ struct JSONTests {
         "n_structure_UTF8_BOM_no_data.json", "n_structure_open_array_object.json",
     ])
     func malformedJSONIsRefused(_ name: String) throws {
-        let data = try Data(contentsOf: URL(fileURLWithPath: "/work/shared/data/attacks/json/\(name)"))
+        let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("attacks/json/\(name)")))
         #expect(throws: JSONError.self) {
             try data.withUnsafeBytes { try JSONValue(bytes: $0) }
         }

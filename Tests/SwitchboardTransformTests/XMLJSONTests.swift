@@ -1,12 +1,20 @@
 import Foundation
 import SwitchboardTransform
+import SwitchboardTestServers
 import Testing
 
 @Suite struct XMLJSONTests {
+    /// Every XML example in the fixtures, and those of the shared data kept out of the
+    /// repository for their licence (EN 16931, bank samples) when it is there.
     static let examples: [String] = {
-        let root = "/work/shared/data/xml"
-        let files = FileManager.default.enumerator(atPath: root)?.compactMap { $0 as? String } ?? []
-        return files.filter { $0.lowercased().hasSuffix(".xml") }.sorted().map { root + "/" + $0 }
+        func xmlFiles(_ root: String) -> [String] {
+            let files = FileManager.default.enumerator(atPath: root)?.compactMap { $0 as? String } ?? []
+            return files.filter { $0.lowercased().hasSuffix(".xml") }.sorted().map { root + "/" + $0 }
+        }
+        let own = xmlFiles(Fixtures.path("xml"))
+        let ownNames = Set(own.map { ($0 as NSString).lastPathComponent })
+        let shared = Fixtures.shared.map { xmlFiles($0 + "/xml") } ?? []
+        return own + shared.filter { !ownNames.contains(($0 as NSString).lastPathComponent) }
     }()
 
     static func document(_ text: String) throws -> XMLDocument { try XMLDocument(text) }

@@ -1,9 +1,10 @@
 import Foundation
 import SwitchboardTransform
+import SwitchboardTestServers
 import Testing
 
 struct XMLTests {
-    static let data = "/work/shared/data"
+    static let data = Fixtures.root
 
     static func file(_ path: String) throws -> String {
         try String(contentsOfFile: "\(data)/\(path)", encoding: .utf8)
