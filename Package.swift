@@ -147,7 +147,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // Adapters: one target per folder under Adapters/.
+        // Format modules: parsing and writing a data format, used by steps, commands and adapters.
         .target(
             name: "SwitchboardFixedWidth",
             dependencies: [
@@ -156,10 +156,11 @@ let package = Package(
                 "SwitchboardYAML",
                 .product(name: "Yams", package: "Yams"),
             ],
-            path: "Adapters/FixedWidth",
+            path: "Sources/SwitchboardFixedWidth",
             exclude: ["README.md"],
             swiftSettings: swiftSettings
         ),
+        // Adapters: one target per folder under Adapters/.
         .systemLibrary(
             name: "CCurl",
             path: "Sources/CCurl"
