@@ -160,6 +160,17 @@ let package = Package(
             exclude: ["README.md"],
             swiftSettings: swiftSettings
         ),
+        // Adapter kits: machinery several adapters share.
+        .target(
+            name: "SwitchboardDropFolder",
+            dependencies: [
+                "SwitchboardCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Adapters: one target per folder under Adapters/.
         .systemLibrary(
             name: "CCurl",
@@ -169,7 +180,7 @@ let package = Package(
             name: "SwitchboardFTP",
             dependencies: [
                 "SwitchboardCore",
-                "SwitchboardFile",
+                "SwitchboardDropFolder",
                 "CCurl",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -186,7 +197,7 @@ let package = Package(
             name: "SwitchboardSFTP",
             dependencies: [
                 "SwitchboardCore",
-                "SwitchboardFile",
+                "SwitchboardDropFolder",
                 "CLibSSH2",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -199,7 +210,7 @@ let package = Package(
             name: "SwitchboardFile",
             dependencies: [
                 "SwitchboardCore",
-                .product(name: "GRDB", package: "GRDB.swift"),
+                "SwitchboardDropFolder",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -378,12 +389,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchboardFTPTests",
-            dependencies: ["SwitchboardFTP", "SwitchboardFile", "SwitchboardRouting", "SwitchboardTestServers", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["SwitchboardFTP", "SwitchboardDropFolder", "SwitchboardRouting", "SwitchboardTestServers", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "SwitchboardSFTPTests",
-            dependencies: ["SwitchboardSFTP", "SwitchboardFile", "SwitchboardRouting", "SwitchboardTestServers", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["SwitchboardSFTP", "SwitchboardDropFolder", "SwitchboardFile", "SwitchboardRouting", "SwitchboardTestServers", .product(name: "Logging", package: "swift-log")],
             exclude: [],
             swiftSettings: swiftSettings
         ),
@@ -391,6 +402,7 @@ let package = Package(
             name: "SwitchboardFileTests",
             dependencies: [
                 "SwitchboardFile",
+                "SwitchboardDropFolder",
                 "SwitchboardRouting",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

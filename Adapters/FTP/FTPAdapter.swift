@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import SwitchboardCore
-import SwitchboardFile
+import SwitchboardDropFolder
 
 /// FTP and explicit FTPS drops (libcurl, passive mode): the file consumer's rules on a remote
 /// folder, and uploads to a temporary name renamed into place.
@@ -12,7 +12,7 @@ public struct FTPAdapter: Adapter {
         summary: "FTP and explicit FTPS drops (passive): poll a remote folder for complete files (archived after success, moved aside after failure, each taken once), or upload atomically.",
         consumerSyntax: "ftp[s]://USER[:PASSWORD]@HOST[:PORT]/FOLDER[?include=*.ach&delay=5s]",
         producerSyntax: "ftp[s]://USER[:PASSWORD]@HOST[:PORT]/FOLDER[?fileName=${file:name}]",
-        options: FileAdapter.consumerOptions + [
+        options: DropFolderOptions.consumer + [
             OptionSpec("password", .string, secret: true, doc: "Password (or in the URI: ftp://user:password@host)."),
             OptionSpec("caFile", .string, doc: "ftps: certificates to trust besides the system's (a private CA, or the server's own certificate)."),
             OptionSpec("connectTimeout", .duration, default: "10s", doc: "Time allowed to connect and for each server response."),

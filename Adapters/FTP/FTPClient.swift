@@ -1,6 +1,6 @@
 import CCurl
 import Foundation
-import SwitchboardFile
+import SwitchboardDropFolder
 
 /// A problem talking to an FTP server.
 public struct FTPError: Error, Sendable, CustomStringConvertible {

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import SwitchboardCore
+import SwitchboardDropFolder
 
 /// `to: file:FOLDER?fileName=…`: writes the body to a temporary name in the target folder,
 /// flushes it, and renames it into place, so readers never see half a file.

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import SwitchboardCore
-import SwitchboardFile
+import SwitchboardDropFolder
 
 /// SFTP drops (libssh2): the file consumer's rules on a remote folder, and uploads to a
 /// temporary name renamed into place. The host key is always checked: pinned by fingerprint
@@ -22,7 +22,7 @@ public struct SFTPAdapter: Adapter {
         summary: "SFTP drops: poll a remote folder for complete files (archived after success, moved aside after failure, each taken once), or upload atomically. Host keys are always checked.",
         consumerSyntax: "sftp://USER@HOST[:PORT]/FOLDER?privateKey=FILE&hostKey=SHA256:…[&include=*.ach&delay=5s]",
         producerSyntax: "sftp://USER@HOST[:PORT]/FOLDER?privateKey=FILE&knownHosts=FILE[&fileName=${file:name}]",
-        options: FileAdapter.consumerOptions + connectionOptions + RemoteFileProducer.options
+        options: DropFolderOptions.consumer + connectionOptions + RemoteFileProducer.options
     )
 
     let folders: RemoteFolders

@@ -1,6 +1,6 @@
 import CLibSSH2
 import Foundation
-import SwitchboardFile
+import SwitchboardDropFolder
 import Synchronization
 
 /// How the server's host key is checked. There is no "accept any key".

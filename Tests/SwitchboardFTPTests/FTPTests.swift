@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import SwitchboardCore
-import SwitchboardFile
+import SwitchboardDropFolder
 import SwitchboardFTP
 import SwitchboardRouting
 import SwitchboardTestServers

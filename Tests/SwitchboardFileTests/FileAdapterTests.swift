@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import SwitchboardCore
+@testable import SwitchboardDropFolder
 @testable import SwitchboardFile
 import SwitchboardRouting
 import Testing

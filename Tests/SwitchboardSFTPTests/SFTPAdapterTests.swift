@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import SwitchboardCore
+import SwitchboardDropFolder
 import SwitchboardFile
 import SwitchboardRouting
 import SwitchboardSFTP

@@ -87,19 +87,23 @@ extension DropFolder {
 }
 
 /// A folder on this machine's file system.
-struct LocalFolder: DropFolder {
-    let root: String
-    var identity: String { root }
+package struct LocalFolder: DropFolder {
+    package let root: String
 
-    func localPath(_ path: String) -> String? { path }
+    package init(root: String) {
+        self.root = root
+    }
+    package var identity: String { root }
 
-    func prepare() throws {
+    package func localPath(_ path: String) -> String? { path }
+
+    package func prepare() throws {
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
     }
 
     /// Symbolic links are followed only when what they name is inside the folder; a link out
     /// of it is listed with its refusal.
-    func list(_ folder: String) throws -> [DropEntry] {
+    package func list(_ folder: String) throws -> [DropEntry] {
         try FileManager.default.contentsOfDirectory(atPath: folder).compactMap { name in
             let path = folder + "/" + name
             var info = stat()
@@ -120,29 +124,29 @@ struct LocalFolder: DropFolder {
         }
     }
 
-    func exists(_ path: String) throws -> Bool {
+    package func exists(_ path: String) throws -> Bool {
         FileManager.default.fileExists(atPath: path)
     }
 
     /// Reads a file; a symbolic link only when what it names (at the time of reading) is
     /// inside the folder.
-    func read(_ path: String) throws -> [UInt8] {
+    package func read(_ path: String) throws -> [UInt8] {
         try FilePaths.readInside(path, root: root)
     }
 
-    func write(_ bytes: [UInt8], to path: String) throws {
+    package func write(_ bytes: [UInt8], to path: String) throws {
         try bytes.withUnsafeBytes { try FilePaths.write($0, to: path) }
     }
 
-    func rename(_ from: String, to: String) throws {
+    package func rename(_ from: String, to: String) throws {
         try FilePaths.rename(from, to: to)
     }
 
-    func makeDirectories(_ path: String) throws {
+    package func makeDirectories(_ path: String) throws {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
 
-    func remove(_ path: String) throws {
+    package func remove(_ path: String) throws {
         guard unlink(path) == 0 else {
             throw FileAdapterError("cannot delete \(path): \(String(cString: strerror(errno)))")
         }

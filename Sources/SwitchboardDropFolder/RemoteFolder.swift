@@ -135,7 +135,7 @@ public final class RemoteFolders: Sendable {
     }
 
     public func consumer(_ endpoint: Endpoint, folder: RemoteFolder, logger: Logger) -> FileConsumer {
-        FileConsumer(settings: FileAdapter.consumerSettings(endpoint, drop: track(folder)), registry: registry, logger: logger)
+        FileConsumer(settings: DropFolderOptions.consumerSettings(endpoint, drop: track(folder)), registry: registry, logger: logger)
     }
 
     public func producer(_ endpoint: Endpoint, folder: RemoteFolder) throws -> RemoteFileProducer {

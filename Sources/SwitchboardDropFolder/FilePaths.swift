@@ -40,21 +40,21 @@ public enum FilePaths {
     }
 
     /// `path` with every symbolic link resolved, or nil when it cannot be (a dangling link).
-    static func realPath(_ path: String) -> String? {
+    package static func realPath(_ path: String) -> String? {
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }
         return String(cString: resolved)
     }
 
     /// Whether `path` is `folder` or inside it (both resolved).
-    static func isInside(_ path: String, _ folder: String) -> Bool {
+    package static func isInside(_ path: String, _ folder: String) -> Bool {
         path == folder || path.hasPrefix(folder.hasSuffix("/") ? folder : folder + "/")
     }
 
     /// Reads a whole file without following a symbolic link out of `root`: the file is
     /// opened without following a link; a link is resolved and read only if what it names is
     /// inside `root`.
-    static func readInside(_ path: String, root: String) throws -> [UInt8] {
+    package static func readInside(_ path: String, root: String) throws -> [UInt8] {
         var descriptor = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         if descriptor < 0, errno == ELOOP {
             guard let target = realPath(path), isInside(target, realPath(root) ?? root) else {
@@ -77,7 +77,7 @@ public enum FilePaths {
 
     /// Refuses a path whose folder, once symbolic links are resolved, is not inside `folder`
     /// (a link in an output folder pointing out of it).
-    static func checkInside(_ path: String, folder: String) throws {
+    package static func checkInside(_ path: String, folder: String) throws {
         let parent = (path as NSString).deletingLastPathComponent
         guard let resolved = realPath(parent) else { return }
         guard isInside(resolved, realPath(folder) ?? folder) else {
@@ -85,11 +85,11 @@ public enum FilePaths {
         }
     }
 
-    static func printable(_ name: String) -> String {
+    package static func printable(_ name: String) -> String {
         String(String.UnicodeScalarView(name.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : $0 }))
     }
 
-    static func timestamp(_ date: Date = Date()) -> String {
+    package static func timestamp(_ date: Date = Date()) -> String {
         var seconds = time_t(date.timeIntervalSince1970)
         var parts = tm()
         gmtime_r(&seconds, &parts)
@@ -99,12 +99,12 @@ public enum FilePaths {
     }
 
     /// Creates the folders on the way to `path`.
-    static func makeParent(of path: String) throws {
+    package static func makeParent(of path: String) throws {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
     }
 
     /// Writes `bytes` to `path` and flushes them to disk.
-    static func write(_ bytes: UnsafeRawBufferPointer, to path: String, append: Bool = false, exclusive: Bool = false) throws {
+    package static func write(_ bytes: UnsafeRawBufferPointer, to path: String, append: Bool = false, exclusive: Bool = false) throws {
         var flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW
         flags |= append ? O_APPEND : O_TRUNC
         if exclusive { flags |= O_EXCL }
@@ -124,14 +124,14 @@ public enum FilePaths {
     }
 
     /// Renames, failing with the reason.
-    static func rename(_ from: String, to: String) throws {
+    package static func rename(_ from: String, to: String) throws {
         guard Glibc.rename(from, to) == 0 else {
             throw FileAdapterError("cannot move \(from) to \(to): \(String(cString: strerror(errno)))")
         }
     }
 
     /// Flushes a folder's entries (a rename into it) to disk.
-    static func syncFolder(_ folder: String) {
+    package static func syncFolder(_ folder: String) {
         let descriptor = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard descriptor >= 0 else { return }
         fsync(descriptor)
@@ -152,7 +152,7 @@ public struct FileAdapterError: Error, CustomStringConvertible {
 
 extension FilePaths {
     /// The SHA-256 of a file's content as hex, read in chunks (constant memory).
-    static func sha256(ofFile path: String) throws -> String {
+    package static func sha256(ofFile path: String) throws -> String {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: path])
         }
