@@ -65,6 +65,8 @@ struct ModuleBorderTests {
         for file in files {
             guard let text = try? String(contentsOfFile: folder + "/" + file, encoding: .utf8) else { continue }
             for line in text.split(separator: "\n") {
+                let trimmed = line.drop { $0 == " " }
+                guard trimmed.hasPrefix("import ") || trimmed.hasPrefix("@") else { continue }
                 if let match = line.firstMatch(of: /^\s*(?:@[A-Za-z_]+(?:\([^)]*\))?\s+)*import\s+(?:(?:struct|class|enum|protocol|func|var|typealias)\s+)?([A-Za-z_]+)/) {
                     let module = String(match.1)
                     if layers[module] != nil { modules.insert(module) }

@@ -1,7 +1,6 @@
 import Foundation
 import MetricsTestKit
 import NIOCore
-import NIOPosix
 @testable import SwitchboardHTTP
 import Testing
 
@@ -320,20 +319,6 @@ struct HTTPListenerLimitsTests {
             let reply = HTTPListenerTests.replies(in: await chunked.read(until: HTTPListenerTests.hasReplies(1)).text).first
             #expect(reply?.body == "got " + chunk + chunk)
             #expect(budget.inUse == 0)
-        }
-    }
-
-    /// Body files have threads of their own: blocking work that holds every thread of NIO's
-    /// shared pool (SQLite commits use it) does not leave bodies waiting in memory.
-    @Test func bodyFilesDoNotWaitForTheSharedThreadPool() async throws {
-        try await Self.withSpoolingNode { node, _ in
-            let gate = DispatchSemaphore(value: 0)
-            let blockers = (0..<System.coreCount).map { _ in
-                NIOThreadPool.singleton.runIfActive(eventLoop: MultiThreadedEventLoopGroup.singleton.any()) { gate.wait() }
-            }
-            defer { for _ in blockers { gate.signal() } }
-            try await Self.sendHeldBodies(to: node) { try await Task.sleep(for: .milliseconds(300)) }
-            #expect(node.adapter.listener.counters.total(.bodyBuffersFull) == 0)
         }
     }
 }
