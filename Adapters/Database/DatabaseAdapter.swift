@@ -13,15 +13,15 @@ public final class DatabaseAdapter: Adapter {
         consumerSyntax: "sql:NAME?query=SELECT …&onConsume=UPDATE … WHERE id = :id&delay=5s&maxRows=500",
         producerSyntax: "sql:NAME?statement=INSERT … VALUES (:id, :${json:$.amount})",
         options: [
-            OptionSpec("statement", .sql, roles: [.producer],
+            OptionSpec("statement", .formatted(SQLStatement.format), roles: [.producer],
                        doc: "The statement. :name binds the JSON body's field (else the header) of that name; :${…} binds a template's value. A JSON array body runs it once per element in one transaction."),
             OptionSpec("resultField", .string, roles: [.producer],
                        doc: "For queries: put the rows into this field of the JSON body (enrichment) instead of replacing the body with them."),
-            OptionSpec("query", .sql, roles: [.consumer],
+            OptionSpec("query", .formatted(SQLStatement.format), roles: [.consumer],
                        doc: "The polling query; on PostgreSQL it runs with FOR UPDATE SKIP LOCKED (unless it says FOR UPDATE itself), so two nodes never take the same row."),
-            OptionSpec("onConsume", .sql, roles: [.consumer],
+            OptionSpec("onConsume", .formatted(SQLStatement.format), roles: [.consumer],
                        doc: "Runs for each row after its route succeeded, in the poll's transaction; :name binds the row's column of that name."),
-            OptionSpec("onConsumeFailed", .sql, roles: [.consumer],
+            OptionSpec("onConsumeFailed", .formatted(SQLStatement.format), roles: [.consumer],
                        doc: "Runs for each row whose route failed (without it the row stays and is polled again)."),
             OptionSpec("delay", .duration, default: "5s", roles: [.consumer], doc: "Time between polls."),
             OptionSpec("maxRows", .int, default: "500", roles: [.consumer], doc: "Most rows one poll takes (added as LIMIT unless the query has one)."),
@@ -70,7 +70,7 @@ public final class DatabaseAdapter: Adapter {
         let statement = try SQLStatement(text)
         var templates: [any MessageTemplate] = []
         for index in statement.templateTexts.indices {
-            guard let template = endpoint.templates[SQLStatement.templateKey(option, index)] else {
+            guard let template = endpoint.templates[OptionSpec.templateKey(option, index)] else {
                 throw EndpointError("'\(option)': the parameter \(statement.templateTexts[index]) was not compiled")
             }
             templates.append(template)

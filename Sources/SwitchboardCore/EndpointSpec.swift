@@ -45,6 +45,19 @@ public enum EndpointRole: String, Sendable, CaseIterable {
     case producer
 }
 
+/// An option type an adapter defines: how a value is checked when routes load, and which
+/// `${…}` templates inside it the compiler compiles (an SQL statement's parameters).
+public protocol OptionFormat: Sendable {
+    /// Its name in docs and errors ("SQL statement").
+    var name: String { get }
+
+    /// The texts of the templates `value` holds, in order; each is compiled at load and
+    /// stored in ``Endpoint/templates`` under ``OptionSpec/templateKey(_:_:)``.
+    ///
+    /// - Throws: ``EndpointError`` saying what is wrong with the value.
+    func templates(in value: String) throws -> [String]
+}
+
 /// One endpoint option.
 public struct OptionSpec: Sendable {
     public enum ValueType: Sendable, Equatable {
@@ -60,9 +73,8 @@ public struct OptionSpec: Sendable {
         /// A value with `${…}` placeholders, compiled at load and rendered per message by
         /// the adapter (``Endpoint/templates``), such as a file name from a header.
         case template
-        /// An SQL statement (``SQLStatement``) whose `:${…}` parameters are templates, each
-        /// compiled at load (``Endpoint/templates`` under ``SQLStatement/templateKey(_:_:)``).
-        case sql
+        /// A value of an adapter's own format, with templates inside it (``OptionFormat``).
+        case formatted(any OptionFormat)
 
         public var name: String {
             switch self {
@@ -73,7 +85,24 @@ public struct OptionSpec: Sendable {
             case .size: "size"
             case .choice(let words): words.joined(separator: "|")
             case .template: "template"
-            case .sql: "SQL statement"
+            case .formatted(let format): format.name
+            }
+        }
+
+        public static func == (a: ValueType, b: ValueType) -> Bool {
+            switch (a, b) {
+            case (.string, .string), (.int, .int), (.bool, .bool), (.duration, .duration), (.size, .size), (.template, .template): true
+            case (.choice(let x), .choice(let y)): x == y
+            case (.formatted(let x), .formatted(let y)): x.name == y.name
+            default: false
+            }
+        }
+
+        /// Whether the value (or templates inside it) is compiled as `${…}` templates.
+        public var holdsTemplates: Bool {
+            switch self {
+            case .template, .formatted: true
+            default: false
             }
         }
     }
@@ -103,6 +132,12 @@ public struct OptionSpec: Sendable {
         self.roles = roles
     }
 
+    /// Where the `index`th template inside a formatted option's value is kept in
+    /// ``Endpoint/templates``.
+    public static func templateKey(_ option: String, _ index: Int) -> String {
+        "\(option)#\(index)"
+    }
+
     /// Converts a written value to this option's type.
     ///
     /// - Throws: An ``EndpointError`` saying what was expected.
@@ -110,9 +145,9 @@ public struct OptionSpec: Sendable {
         switch type {
         case .string, .template:
             return .string(text)
-        case .sql:
+        case .formatted(let format):
             do {
-                _ = try SQLStatement(text)
+                _ = try format.templates(in: text)
             } catch let error as EndpointError {
                 throw EndpointError("option '\(name)': \(error.message)")
             }

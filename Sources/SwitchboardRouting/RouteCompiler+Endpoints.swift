@@ -38,11 +38,16 @@ extension RouteCompiler {
             return nil
         }
         let templateOptions = EndpointURI.scheme(of: text).flatMap { catalog.adapter(for: $0) }.map {
-            Set(type(of: $0).spec.options(for: role).filter { $0.type == .template || $0.type == .sql }.map(\.name))
+            Set(type(of: $0).spec.options(for: role).filter { $0.type.holdsTemplates }.map(\.name))
         } ?? []
-        let sqlOptions = EndpointURI.scheme(of: text).flatMap { catalog.adapter(for: $0) }.map {
-            Set(type(of: $0).spec.options(for: role).filter { $0.type == .sql }.map(\.name))
-        } ?? []
+        // Options of an adapter's own format: the format says which parts are templates.
+        let formats = EndpointURI.scheme(of: text).flatMap { catalog.adapter(for: $0) }.map { adapter -> [String: any OptionFormat] in
+            var formats: [String: any OptionFormat] = [:]
+            for option in type(of: adapter).spec.options(for: role) {
+                if case .formatted(let format) = option.type { formats[option.name] = format }
+            }
+            return formats
+        } ?? [:]
         // Options the adapter refuses as unknown: a placeholder in one is a misspelled option,
         // which resolving reports with "did you mean".
         let unknownRefused = EndpointURI.scheme(of: text).flatMap { catalog.adapter(for: $0) }.map { adapter -> (String) -> Bool in
@@ -70,13 +75,12 @@ extension RouteCompiler {
             for name in templateOptions.sorted() {
                 guard let value = resolved.endpoint.options.string(name) else { continue }
                 let location = optionLocations[name] ?? uriNode.contentLocation.advanced(by: text.range(of: name + "=").map { text.distance(from: text.startIndex, to: $0.upperBound) } ?? 0)
-                if sqlOptions.contains(name) {
-                    // Each `:${…}` parameter is a template of its own; the rest is SQL.
+                if let format = formats[name] {
+                    // Each template the format finds is compiled on its own; the rest is the format's.
                     do {
-                        let statement = try SQLStatement(value)
-                        for (index, template) in statement.templateTexts.enumerated() {
+                        for (index, template) in try format.templates(in: value).enumerated() {
                             if let compiled = Template.compile(template, at: location, namespaces: namespaces, environment: environment, log: &log) {
-                                resolved.endpoint.templates[SQLStatement.templateKey(name, index)] = compiled
+                                resolved.endpoint.templates[OptionSpec.templateKey(name, index)] = compiled
                             } else {
                                 failed = true
                             }

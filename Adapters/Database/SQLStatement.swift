@@ -1,3 +1,5 @@
+import SwitchboardCore
+
 /// An SQL statement with named parameters, taken apart once when a route loads.
 ///
 /// `:name` binds a value by name (a field of a JSON body, else a header); `:${…}` binds a
@@ -105,9 +107,17 @@ public struct SQLStatement: Sendable, Equatable {
         }
         return text
     }
+}
 
-    /// The endpoint template key of template parameter `index` of option `option`.
-    public static func templateKey(_ option: String, _ index: Int) -> String {
-        "\(option)#\(index)"
+extension SQLStatement {
+    /// The option type of SQL statements: checked at load, each `:${…}` parameter a template.
+    struct Format: OptionFormat {
+        var name: String { "SQL statement" }
+
+        func templates(in value: String) throws -> [String] {
+            try SQLStatement(value).templateTexts
+        }
     }
+
+    static let format = Format()
 }
