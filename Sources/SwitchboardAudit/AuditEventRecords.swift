@@ -1,3 +1,7 @@
+// This source file is part of the Switchboard project.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+// SPDX-License-Identifier: Apache-2.0
+
 /// The form a message's row takes in the events files: its events and the row's columns
 /// together, so the file alone holds everything, and SQLite is an index built from it.
 ///

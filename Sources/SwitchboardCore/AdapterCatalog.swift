@@ -1,3 +1,7 @@
+// This source file is part of the Switchboard project.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+// SPDX-License-Identifier: Apache-2.0
+
 /// The adapters a node has, looked up by URI scheme. The node builds it; the route compiler
 /// uses it to resolve every `from` and `to` at load.
 public struct AdapterCatalog: Sendable {

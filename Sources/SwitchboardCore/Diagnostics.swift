@@ -1,3 +1,7 @@
+// This source file is part of the Switchboard project.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+// SPDX-License-Identifier: Apache-2.0
+
 /// A place in a configuration file; lines and columns count from 1.
 public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
     public var file: String

@@ -1,3 +1,7 @@
+// This source file is part of the Switchboard project.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+// SPDX-License-Identifier: Apache-2.0
+
 /// An endpoint URI split into parts, with its options checked and typed against the
 /// adapter's ``EndpointSpec``. Made once at route load.
 public struct Endpoint: Sendable {

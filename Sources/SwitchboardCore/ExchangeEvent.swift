@@ -1,3 +1,7 @@
+// This source file is part of the Switchboard project.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+// SPDX-License-Identifier: Apache-2.0
+
 /// Where a step sits: its route, its position, what it is and where it was written.
 ///
 /// Every event of every step carries one, so it is one reference to shared, unchanging

@@ -1,3 +1,7 @@
+// This source file is part of the Switchboard project.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+// SPDX-License-Identifier: Apache-2.0
+
 /// The headers file consumers and producers set (folders, SFTP, FTP): dotted, so they are the
 /// node's own and never sent on the wire (an HTTP call does not carry a local path).
 public enum FileHeader {

@@ -1,3 +1,7 @@
+// This source file is part of the Switchboard project.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+// SPDX-License-Identifier: Apache-2.0
+
 /// Message headers: ordered name/value pairs whose names compare without regard to ASCII case.
 ///
 /// A name may appear more than once (as HTTP allows); `subscript(_:)` reads the first value

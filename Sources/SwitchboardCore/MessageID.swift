@@ -1,3 +1,7 @@
+// This source file is part of the Switchboard project.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+// SPDX-License-Identifier: Apache-2.0
+
 import Synchronization
 
 /// A message identifier: a UUID version 7 (RFC 9562), so identifiers sort by creation time.

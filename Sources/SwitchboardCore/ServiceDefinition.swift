@@ -1,3 +1,7 @@
+// This source file is part of the Switchboard project.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+// SPDX-License-Identifier: Apache-2.0
+
 /// A service as configured (`services:` in route files or the node config): its instances
 /// and how calls are spread over them, checked and cut off.
 public struct ServiceDefinition: Sendable {

@@ -1,3 +1,7 @@
+// This source file is part of the Switchboard project.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+// SPDX-License-Identifier: Apache-2.0
+
 /// IBM code page 037 (EBCDIC, US and Canada). It holds the same 256 characters as
 /// ISO-8859-1 in another order, so a file is read by mapping each byte to its ISO-8859-1
 /// byte (and then read as ISO-8859-1) and written by the reverse mapping.

@@ -1,3 +1,7 @@
+// This source file is part of the Switchboard project.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+// SPDX-License-Identifier: Apache-2.0
+
 /// The admin API's OpenAPI document, served at `/admin/openapi.yaml`. The node tests check
 /// that every path in it is served and every path served is in it.
 enum AdminOpenAPI {

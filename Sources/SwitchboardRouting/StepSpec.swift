@@ -1,3 +1,7 @@
+// This source file is part of the Switchboard project.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+// SPDX-License-Identifier: Apache-2.0
+
 /// What a route file may say: every step kind, its fields, and the predicate keys. One
 /// description drives checking, `switchboard schema` and the README's step table.
 public struct StepSpec: Sendable {

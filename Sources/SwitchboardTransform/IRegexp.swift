@@ -1,3 +1,7 @@
+// This source file is part of the Switchboard project.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+// SPDX-License-Identifier: Apache-2.0
+
 import Foundation
 
 /// An I-Regexp (RFC 9485), the pattern language of JSONPath's `match` and `search`

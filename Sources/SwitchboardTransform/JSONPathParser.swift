@@ -1,3 +1,7 @@
+// This source file is part of the Switchboard project.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+// SPDX-License-Identifier: Apache-2.0
+
 /// A recursive-descent parser for RFC 9535 JSONPath queries.
 struct JSONPathParser {
     private let chars: [Unicode.Scalar]

@@ -1,3 +1,7 @@
+// This source file is part of the Switchboard project.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+// SPDX-License-Identifier: Apache-2.0
+
 import SwitchboardCore
 
 /// `idempotent: { key, ttl, scope }`: the steps after it in its list run once per key.
