@@ -26,7 +26,11 @@ struct DatabaseAdapterTests {
     }
 
     static func engine(_ url: String, _ yaml: String, observer: (any ExchangeObserver)? = nil) throws -> (RouteEngine, DatabaseAdapter) {
-        let adapter = DatabaseAdapter(datasources: [DatasourceSpec(name: "db", url: url)], logger: logger)
+        // A generous connect timeout: a full test run keeps both cores and PostgreSQL busy,
+        // and these tests are about what is stored, not how fast a connection comes.
+        var spec = DatasourceSpec(name: "db", url: url)
+        spec.connectTimeout = .seconds(30)
+        let adapter = DatabaseAdapter(datasources: [spec], logger: logger)
         let engine = try RouteLoader(
             catalog: AdapterCatalog([adapter]), observers: observer.map { [$0] } ?? [], logger: logger, environment: [:]
         ).load(sources: [(yaml, "routes.yaml")])
