@@ -55,7 +55,10 @@ check: deps
 # ephemeral range (a port in it can be held by an outgoing connection's end, which the probe
 # does not see and PostgreSQL then fails to bind) (Tests/servers/postgres),
 # stopped when the tests end; the HTTP tests start a Hummingbird backend in-process and nginx
-# on a free loopback port themselves.
+# on a free loopback port themselves. Test data whose licence keeps it out of the repository
+# is read from SWITCHBOARD_TEST_SHARED_DATA when set (by default ../shared/data, if there);
+# the few tests that need it are skipped otherwise.
+SHARED_DATA ?= $(wildcard $(CURDIR)/../shared/data)
 test: test-deps
 	$(SWIFT) build --build-tests
 	@set -e; \
@@ -65,7 +68,7 @@ test: test-deps
 	trap "Tests/servers/postgres stop $$servers/postgres; rm -rf $$servers" EXIT; \
 	url=$$(Tests/servers/postgres start $$servers/postgres $$port); \
 	echo "PostgreSQL for the tests: $$url"; \
-	SWITCHBOARD_TEST_POSTGRES=$$url $(SWIFT) test
+	SWITCHBOARD_TEST_POSTGRES=$$url SWITCHBOARD_TEST_SHARED_DATA=$(SHARED_DATA) $(SWIFT) test
 
 bench: bench-deps
 	$(SWIFT) build $(RELEASE)

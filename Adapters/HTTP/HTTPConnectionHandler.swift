@@ -1,6 +1,9 @@
 // This source file is part of the Switchboard project.
 // Licensed under the Apache License, Version 2.0 (see LICENSE).
 // SPDX-License-Identifier: Apache-2.0
+//
+// Over 500 lines: one channel handler's per-connection state (head, body, body file,
+// reply, pipelined requests), which every part reads and changes on one event loop.
 
 import Foundation
 import Logging

@@ -120,7 +120,7 @@ public final class SQLiteAuditStore: BlockingAuditStore {
 
     /// Rows an index transaction inserts with one statement when it has that many: SQLite
     /// then runs one statement for them instead of one each (a C loop in this schema took
-    /// 27% less time a row with 16; bench/README, tenth round).
+    /// 27% less time a row with 16; bench/HISTORY.md, tenth round).
     static let rowsPerInsert = 16
 
     static func insertSQL(rows: Int) -> String {

@@ -24,7 +24,7 @@ extension Array: ByteSink where Element == UInt8 {
 /// array's uniqueness (a call into the runtime) and capacity, which an event's forty-odd small
 /// appends paid each time. A standalone loop building the bench route's `to` event took
 /// 1.21-1.63 us with an array and 0.71-0.87 with this (3 runs); in the node, building events
-/// went from 6.2% to 5.3% of the event loops' time (bench/README, eleventh round).
+/// went from 6.2% to 5.3% of the event loops' time (bench/HISTORY.md, eleventh round).
 public struct ByteWriter: ~Copyable, ByteSink {
     @usableFromInline var base: UnsafeMutablePointer<UInt8>
     @usableFromInline var count: Int

@@ -48,7 +48,7 @@ private struct IRegexpTranslator {
 
     mutating func translate() throws -> String {
         try alternatives()
-        if next != nil { throw failure("unexpected '\(next!)'") }
+        if let extra = next { throw failure("unexpected '\(extra)'") }
         return output
     }
 
@@ -66,8 +66,8 @@ private struct IRegexpTranslator {
     mutating func piece() throws -> Bool {
         guard try atom() else { return false }
         switch next {
-        case "*", "+", "?":
-            output.unicodeScalars.append(next!)
+        case let quantifier? where quantifier == "*" || quantifier == "+" || quantifier == "?":
+            output.unicodeScalars.append(quantifier)
             position += 1
         case "{":
             try rangeQuantifier()

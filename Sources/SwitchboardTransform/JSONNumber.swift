@@ -70,7 +70,8 @@ public struct JSONNumber: Sendable, Hashable, Comparable, CustomStringConvertibl
     }
 
     public init(_ value: Int) {
-        self.init(text: String(value))!
+        // An integer's decimal text is always a JSON number.
+        self.init(checked: String(value))
     }
 
     public init(integerLiteral value: Int) {

@@ -4,9 +4,10 @@
 
 import Foundation
 
-/// Where tests find their data: `Tests/Fixtures` in this repository, and the shared
-/// acceptance data beside it (`../shared/data`) for the few files whose licence keeps them
-/// out of the repository; tests that need those are skipped when it is absent.
+/// Where tests find their data: `Tests/Fixtures` in this repository, and, for the few
+/// files whose licence keeps them out of it, the folder `SWITCHBOARD_TEST_SHARED_DATA` names
+/// (`make test` sets it when the shared acceptance data is there); tests that need those
+/// are skipped without it.
 public enum Fixtures {
     /// The repository's root folder.
     public static let repository = URL(fileURLWithPath: #filePath)
@@ -20,11 +21,11 @@ public enum Fixtures {
         root + "/" + relative
     }
 
-    /// `../shared/data` beside the repository, when it exists.
+    /// The folder `SWITCHBOARD_TEST_SHARED_DATA` names, when it is set and exists.
     public static let shared: String? = {
-        let folder = URL(fileURLWithPath: repository + "/../shared/data").standardizedFileURL.path
+        guard let given = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_SHARED_DATA"], !given.isEmpty else { return nil }
         var isFolder: ObjCBool = false
-        return FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder) && isFolder.boolValue ? folder : nil
+        return FileManager.default.fileExists(atPath: given, isDirectory: &isFolder) && isFolder.boolValue ? given : nil
     }()
 
     /// Whether the shared data is there (for `.enabled(if:)`).
@@ -32,6 +33,6 @@ public enum Fixtures {
 
     /// A file or folder under the shared data; only call it from tests enabled by `hasShared`.
     public static func shared(_ relative: String) -> String {
-        (shared ?? "/nonexistent/shared/data") + "/" + relative
+        (shared ?? "") + "/" + relative
     }
 }

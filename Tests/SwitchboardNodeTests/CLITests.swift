@@ -312,7 +312,7 @@ struct CLITests {
     }
 
     /// The GPL render-billing-3 set and the EUPL EN 16931 examples stay out of the repository.
-    @Test(.enabled(if: Fixtures.hasShared, "needs ../shared/data (GPL and EUPL files)"))
+    @Test(.enabled(if: Fixtures.hasShared, "needs SWITCHBOARD_TEST_SHARED_DATA (GPL and EUPL files)"))
     func transformWritesWhatXsltprocWritesAndOneFilePerInput() throws {
         let data = try #require(Fixtures.shared)
         let render = "\(data)/xslt/sfti-render-billing-3/render-billing-3.xsl"

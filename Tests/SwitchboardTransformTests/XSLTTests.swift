@@ -39,7 +39,7 @@ import Testing
         return folder
     }
 
-    @Test(.enabled(if: Fixtures.hasShared, "needs ../shared/data (GPL and EUPL files)"))
+    @Test(.enabled(if: Fixtures.hasShared, "needs SWITCHBOARD_TEST_SHARED_DATA (GPL and EUPL files)"))
     func renderingMatchesTheRecordedXsltprocOutput() throws {
         let stylesheet = try XSLTStylesheet(path: Self.render)
         #expect(stylesheet.outputMethod == "html")
@@ -51,7 +51,7 @@ import Testing
 
     @Test(
         .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/xsltproc"), "needs xsltproc (make test installs it)"),
-        .enabled(if: Fixtures.hasShared, "needs ../shared/data (the GPL render-billing-3 set)"),
+        .enabled(if: Fixtures.hasShared, "needs SWITCHBOARD_TEST_SHARED_DATA (the GPL render-billing-3 set)"),
         arguments: ["UBL-Invoice-2.1-Example.xml", "UBL-CreditNote-2.1-Example.xml", "UBL-Invoice-2.1-Example-Trivial.xml"]
     )
     func outputIsByteIdenticalToXsltproc(_ name: String) throws {
@@ -79,7 +79,7 @@ import Testing
         }
     }
 
-    @Test(.enabled(if: Fixtures.hasShared, "needs ../shared/data (the EUPL EN 16931 stylesheet)"))
+    @Test(.enabled(if: Fixtures.hasShared, "needs SWITCHBOARD_TEST_SHARED_DATA (the EUPL EN 16931 stylesheet)"))
     func xslt2IsRefusedClearly() {
         #expect {
             try XSLTStylesheet(path: Fixtures.shared("xslt/en16931/EN16931-UBL-validation.xslt"))
