@@ -65,3 +65,32 @@ struct UnavailableStateStore: IdempotencyStore {
 
     func release(scope: String, key: String, messageID: MessageID) async throws {}
 }
+
+extension IdempotentStep: StepKind {
+    static let spec = StepSpec(
+        "idempotent",
+        summary: "Idempotent consumer: the steps after it run once per key; a message whose key was seen within the ttl ends the route here, traced as a duplicate. A key is given up when the message fails, so a retry or replay goes through.",
+        fields: [
+            Field("key", .template, required: true, "The key; a template such as ${header.X-Order-ID} or ${json:$.id}."),
+            Field("ttl", .duration, default: "24h", "How long a key is remembered."),
+            Field("scope", .string, "Name the keys are kept under (default: the route id); routes sharing a scope share keys."),
+        ],
+        scalarField: "key",
+        example: "- idempotent: { key: \"${header.X-Order-ID}\", ttl: 24h }"
+    )
+
+    static func compile(_ step: StepNode, compiler: RouteCompiler, scope: RouteCompiler.RouteScope, info: inout StepInfo) -> (any Processor)? {
+        let fields = step.fields
+        guard let key = compiler.template(fields["key"], scope: scope) else { return nil }
+        let ttl = fields["ttl"]?.scalar.flatMap { parseDuration($0) } ?? .seconds(86_400)
+        let keyScope = fields["scope"]?.scalar ?? scope.routeID
+        if let store = compiler.state.idempotency {
+            return PendingIdempotentStep(key: key, ttl: ttl, scope: keyScope, store: store)
+        }
+        if compiler.state.checkOnly {
+            return PendingIdempotentStep(key: key, ttl: ttl, scope: keyScope, store: UnavailableStateStore())
+        }
+        compiler.log.error(step.location, "'idempotent' keeps its keys in the node's state store, and this node has none")
+        return nil
+    }
+}

@@ -2,6 +2,7 @@
 // Licensed under the Apache License, Version 2.0 (see LICENSE).
 // SPDX-License-Identifier: Apache-2.0
 
+import Foundation
 import Logging
 import NIOCore
 import SwitchboardCore
@@ -46,80 +47,69 @@ struct XSLTStep: Processor {
     }
 }
 
-/// `validate: { xsd: FILE }` or `validate: { json-schema: FILE }`: lets a body through only
-/// if it validates; otherwise the step fails with status 400 and the first problems (XSD:
-/// with their lines; JSON Schema: with their instance paths and keywords).
-struct ValidateStep: Processor {
-    let file: String
-    /// The body's problems (none: valid); throws when the body does not parse.
-    let problems: @Sendable (ByteBuffer) throws -> [String]
+extension XSLTStep: StepKind {
+    static let spec = StepSpec(
+        "xslt",
+        summary: "Transforms an XML body with an XSLT 1.0 stylesheet (libxslt + EXSLT), compiled once at load; the result's content type follows xsl:output.",
+        fields: [
+            Field("file", .string, required: true, "Stylesheet path relative to the mappings folder."),
+            Field("params", .templateMap, "xsl:param values as { name: template }, passed as strings."),
+            Field("allow", .string, "Folder under the mappings folder the stylesheet may read (default: the mappings folder)."),
+        ],
+        scalarField: "file",
+        example: "- xslt: { file: ubl-to-canonical.xsl, params: { received: \"${date:yyyy-MM-dd}\" } }"
+    )
 
-    static func xsd(_ schema: XSDSchema, file: String) -> ValidateStep {
-        ValidateStep(file: file) { body in
-            do {
-                return try body.withUnsafeReadableBytes { try schema.validate($0, name: "the body") }.map(\.description)
-            } catch let error as XMLError {
-                throw ProcessingError("\(error)", status: 400)
-            }
-        }
-    }
-
-    static func jsonSchema(_ schema: JSONSchema, file: String) -> ValidateStep {
-        ValidateStep(file: file) { body in
-            do {
-                return try body.withUnsafeReadableBytes { try schema.validate($0) }.map(\.description)
-            } catch let error as JSONError {
-                throw ProcessingError("the body is not JSON: \(error)", status: 400)
-            }
-        }
-    }
-
-    func process(_ exchange: Exchange) async throws -> StepResult {
-        let found = try problems(exchange.message.body)
-        guard found.isEmpty else {
-            let count = found.count
-            throw ProcessingError(
-                "the body is not valid against \(file) (\(count) problem\(count == 1 ? "" : "s")): \(summarizeProblems(found))",
-                status: 400
-            )
-        }
-        return .next(exchange, detail: "valid against \(file)")
+    static func compile(_ step: StepNode, compiler: RouteCompiler, scope: RouteCompiler.RouteScope, info: inout StepInfo) -> (any Processor)? {
+        let fields = step.fields
+        var stepLogger = compiler.logger
+        stepLogger[metadataKey: "route"] = "\(scope.routeID)"
+        stepLogger[metadataKey: "step"] = "\(info.path)"
+        return compiler.buildXSLT(fields, scope: scope, at: step.location)?.logging(to: stepLogger)
     }
 }
 
-/// `xml-to-json`: the body as JSON in the convention of ``XMLJSON``.
-struct XMLToJSONStep: Processor {
-    let arrays: Set<String>
-
-    func process(_ exchange: Exchange) async throws -> StepResult {
-        var exchange = exchange
-        let json: JSONValue
-        do {
-            json = try exchange.message.body.withUnsafeReadableBytes { bytes in
-                XMLJSON.json(from: try XMLDocument(bytes: bytes, name: "the body"), arrays: arrays)
+extension RouteCompiler {
+    /// `xslt: FILE` or `xslt: { file, params: { name: template }, allow: FOLDER }`: the
+    /// stylesheet is compiled here, once, and may read only inside the mappings folder
+    /// (or the `allow` folder under it).
+    func buildXSLT(_ fields: [String: ConfigNode], scope: RouteScope, at location: SourceLocation) -> XSLTStep? {
+        guard let fileNode = fields["file"], let file = fileNode.scalar else { return nil }
+        guard let path = mappingsPath(file, at: fileNode.contentLocation, what: "stylesheet") else { return nil }
+        var root = URL(fileURLWithPath: mappingsDirectory).standardizedFileURL.path
+        if let allowNode = fields["allow"], let allow = allowNode.scalar {
+            guard let widened = mappingsPath(allow, at: allowNode.contentLocation, what: "'allow' folder", mustExist: false) else { return nil }
+            root = widened
+        }
+        var parameters: [(String, Template)] = []
+        if let paramsNode = fields["params"] {
+            guard let pairs = paramsNode.mapping else {
+                log.error(paramsNode.location, "'params' maps parameter names to values, as in { lang: en, sent: \"${date:yyyy-MM-dd}\" }")
+                return nil
             }
-        } catch {
-            throw ProcessingError("\(error)", status: 400)
+            for pair in pairs {
+                guard let value = template(pair.value, scope: scope) else {
+                    log.error(pair.value.location, "parameter '\(pair.key)' needs a single value")
+                    continue
+                }
+                parameters.append((pair.key, value))
+            }
         }
-        exchange.message.body = ByteBuffer(string: json.serialized())
-        exchange.message.contentType = "application/json"
-        return .next(exchange)
-    }
-}
-
-/// `json-to-xml`: the reverse of `xml-to-json`.
-struct JSONToXMLStep: Processor {
-    func process(_ exchange: Exchange) async throws -> StepResult {
-        var exchange = exchange
-        let xml: [UInt8]
+        let key = path + "\u{0}" + root
+        if let compiled = stylesheets[key] {
+            return XSLTStep(stylesheet: compiled, file: file, parameters: parameters)
+        }
+        guard FileManager.default.fileExists(atPath: path) else {
+            log.error(fileNode.contentLocation, "stylesheet '\(file)' does not exist in the mappings folder (\(mappingsDirectory))")
+            return nil
+        }
         do {
-            let json = try exchange.message.body.withUnsafeReadableBytes { try JSONValue(bytes: $0) }
-            xml = try XMLJSON.xml(from: json)
+            let compiled = try XSLTStylesheet(path: path, allowedRoot: root)
+            stylesheets[key] = compiled
+            return XSLTStep(stylesheet: compiled, file: file, parameters: parameters)
         } catch {
-            throw ProcessingError("the body cannot become XML: \(error)", status: 400)
+            log.error(fileNode.contentLocation, "\(error)")
+            return nil
         }
-        exchange.message.body = ByteBuffer(bytes: xml)
-        exchange.message.contentType = "application/xml"
-        return .next(exchange)
     }
 }

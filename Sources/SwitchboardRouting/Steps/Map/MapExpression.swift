@@ -135,22 +135,3 @@ extension JSONValue {
         return .object(members)
     }
 }
-
-/// `map`: builds a new JSON body from the old one, field by field.
-struct MapStep: Processor {
-    let targets: [MapTarget]
-
-    func process(_ exchange: Exchange) async throws -> StepResult {
-        var exchange = exchange
-        let root: JSONValue
-        do {
-            root = try exchange.message.body.withUnsafeReadableBytes { try JSONValue(bytes: $0) }
-        } catch {
-            throw ProcessingError("map: the body is not JSON: \(error)", status: 400)
-        }
-        let result = try MapTarget.build(targets, root: root, item: nil, message: exchange.message)
-        exchange.message.body = ByteBuffer(string: result.serialized())
-        exchange.message.contentType = "application/json"
-        return .next(exchange)
-    }
-}

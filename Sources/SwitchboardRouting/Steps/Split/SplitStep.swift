@@ -4,52 +4,9 @@
 
 import NIOCore
 import SwitchboardCore
-import Synchronization
 import SwitchboardFixedWidth
 import SwitchboardTransform
-
-/// `multicast`: sends a copy of the message down every branch (each step of its `steps` is
-/// one branch), in parallel by default, and combines the replies. Each copy is a child
-/// message: new id, this message as parent.
-struct MulticastStep: Processor {
-    let branches: [Pipeline]
-    let parallel: Bool
-    let aggregation: Aggregation
-    let timeout: Duration?
-
-    func process(_ exchange: Exchange) async throws -> StepResult {
-        let results: [Exchange]
-        if let timeout {
-            results = try await withDeadline(timeout) { try await self.runBranches(exchange) }
-        } else {
-            results = try await runBranches(exchange)
-        }
-        return .next(aggregation.combine(original: exchange, results: results), detail: "\(results.count) replies")
-    }
-
-    private func runBranches(_ exchange: Exchange) async throws -> [Exchange] {
-        let copies = branches.map { _ in
-            Exchange(message: exchange.message.makeChild(body: exchange.message.body), pattern: exchange.pattern)
-        }
-        guard parallel else {
-            var results: [Exchange] = []
-            for (branch, copy) in zip(branches, copies) {
-                results.append(try await branch.run(copy).exchange)
-            }
-            return results
-        }
-        return try await withThrowingTaskGroup(of: (Int, Exchange).self) { group in
-            for (index, (branch, copy)) in zip(branches, copies).enumerated() {
-                group.addTask { (index, try await branch.run(copy).exchange) }
-            }
-            var results = [Exchange?](repeating: nil, count: branches.count)
-            for try await (index, result) in group {
-                results[index] = result
-            }
-            return results.compactMap { $0 }
-        }
-    }
-}
+import Synchronization
 
 /// `split`: the splitter. Cuts the body into parts (XPath nodes, JSONPath values or lines),
 /// runs the split's steps on each part as a child message (new id, this message as parent,
@@ -209,10 +166,96 @@ struct SplitStep: Processor {
     }
 }
 
-/// Runs `body`, failing with a timeout error if it takes longer than `limit`.
-func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    guard let value = try await firstWithin(limit, body) else {
-        throw ProcessingError("timed out after \(formatDuration(limit))", status: 504, kind: ErrorKind.timeout)
+extension SplitStep: StepKind {
+    static let spec = StepSpec(
+        "split",
+        summary: "Splitter: runs its steps on each part of the body as a child message, then goes on.",
+        fields: [
+            Field("xpath", .xpath, "Split an XML body into the nodes this selects."),
+            Field("jsonpath", .jsonpath, "Split a JSON body into the values this selects."),
+            Field("lines", .boolean, "Split the body into lines."),
+            Field("fixed-width", .string, "Split a fixed-width file, read with this layout from the mappings folder, into the JSON values at 'path'."),
+            Field("path", .string, "With 'fixed-width': the structure path whose values become the parts, such as batches.entries."),
+            Field("steps", .steps, required: true, "Steps run on each part."),
+            Field("aggregate", .choice(Aggregation.allCases.map(\.rawValue)), default: "original", "What the route continues with: the original message, or the parts' results combined."),
+            Field("parallel", .boolean, default: "false", "Process up to 16 parts at the same time."),
+            Field("rejects", .uri, "Send each part whose steps fail (after retries) here, with X-Dead-Letter-* headers, and go on with the others; default: the first failure fails the split."),
+        ],
+        oneOf: ["xpath", "jsonpath", "lines", "fixed-width"],
+        example: """
+        - split:
+            xpath: "/orders/order"
+            steps: [ { to: "http://127.0.0.1:9001/order" } ]
+        """
+    )
+
+    static func compile(_ step: StepNode, compiler: RouteCompiler, scope: RouteCompiler.RouteScope, info: inout StepInfo) -> (any Processor)? {
+        let fields = step.fields
+        var source: SplitStep.Source?
+        if let node = fields["xpath"] {
+            source = compiler.xpath(node, scope: scope).map { .xpath($0) }
+        } else if let node = fields["jsonpath"] {
+            source = compiler.jsonpath(node).map { .jsonpath($0) }
+        } else if let node = fields["lines"] {
+            if parseBool(node.scalar) == true {
+                source = .lines
+            } else {
+                compiler.log.error(node.contentLocation, "'lines' must be true to split by lines")
+            }
+        } else if let node = fields["fixed-width"] {
+            source = compiler.fixedWidthSource(node, path: fields["path"], at: step.location)
+        }
+        let pipeline = fields["steps"].flatMap { compiler.compileSteps($0, scope: scope, pathPrefix: info.path + ".") }
+        var rejects: (any Producer, String)?
+        if let node = fields["rejects"] {
+            guard let (endpoint, adapter) = compiler.resolveEndpoint(node, role: .producer, what: "rejects") else { return nil }
+            do {
+                rejects = (try adapter.makeProducer(endpoint), endpoint.description)
+                if endpoint.scheme == DirectAdapter.scheme { compiler.directCalls.append((endpoint.path, node.contentLocation)) }
+            } catch {
+                compiler.log.error(node.contentLocation, "\(error)")
+                return nil
+            }
+        }
+        guard let source, let pipeline else { return nil }
+        return SplitStep(
+            source: source,
+            pipeline: pipeline,
+            aggregation: fields["aggregate"]?.scalar.flatMap(Aggregation.init(rawValue:)) ?? .original,
+            parallel: parseBool(fields["parallel"]?.scalar) ?? false,
+            rejects: rejects,
+            info: info
+        )
     }
-    return value
+}
+
+extension RouteCompiler {
+    /// `split: { fixed-width: LAYOUT, path: batches.entries }`: the layout compiled once.
+    func fixedWidthSource(_ node: ConfigNode, path pathNode: ConfigNode?, at location: SourceLocation) -> SplitStep.Source? {
+        guard let file = node.scalar, let path = mappingsPath(file, at: node.contentLocation, what: "layout") else { return nil }
+        let layout: FixedWidthLayout
+        if let compiled = layouts[path] {
+            layout = compiled
+        } else {
+            do {
+                layout = try FixedWidthLayout(path: path)
+                layouts[path] = layout
+            } catch let error as ConfigurationError {
+                for diagnostic in error.diagnostics { log.error(diagnostic.location, diagnostic.message) }
+                return nil
+            } catch {
+                log.error(node.contentLocation, "\(error)")
+                return nil
+            }
+        }
+        guard let pathNode, let split = pathNode.scalar else {
+            log.error(location, "'split' with 'fixed-width' needs 'path': one of \(layout.structurePaths.joined(separator: ", "))")
+            return nil
+        }
+        guard layout.structurePaths.contains(split) else {
+            log.error(pathNode.contentLocation, "'\(split)' is not a path of the layout's structure; paths: \(layout.structurePaths.joined(separator: ", "))")
+            return nil
+        }
+        return .fixedWidth(layout, path: split.split(separator: ".").map(String.init))
+    }
 }
