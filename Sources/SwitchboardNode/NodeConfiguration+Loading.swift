@@ -39,7 +39,7 @@ extension NodeConfiguration {
         ("shutdown-timeout", "Time in-flight exchanges get to finish after SIGTERM (default 30s)."),
         ("state.store", "Dead letters, idempotency keys and accepted async messages: SQLite file or postgres:// URL (default DATA/state.db)."),
         ("datasources", "Named databases for sql: endpoints: { NAME: URL } or { NAME: { url, max-connections, connect-timeout, query-timeout, init } }; URL is sqlite:PATH or postgres://user:pass@host:port/db. Without it: main, sqlite:DATA/switchboard.db, init MAPPINGS/sql/main.sql."),
-        ("services", "Services for service: endpoints: { NAME: { instances, balance, health, failover, breaker } } (see the README)."),
+        ("services", "Services for service: endpoints: { NAME: { instances, balance, health, failover, breaker } } (see docs/guide/services.md)."),
         ("on-error", "Failure handling for routes without their own: { retry: { attempts, backoff, factor, max-backoff, jitter, on }, dead-letter }."),
         ("audit.enabled", "Store every exchange event in the audit trail (default true)."),
         ("audit.store", "SQLite file or postgres://user:pass@host:port/db URL (default DATA/audit.db)."),

@@ -110,7 +110,7 @@ public struct StepSpec: Sendable {
         Field("from", .uri, required: true, "Source endpoint URI, or a mapping with 'uri' and endpoint options."),
         Field("steps", .steps, "The steps, in order."),
         Field("description", .string, "What the route is for."),
-        Field("namespaces", .string, "XML namespace prefixes for XPath in this route: { prefix: uri }."),
+        Field("namespaces", .mapping, "XML namespace prefixes for XPath in this route: { prefix: uri }."),
         Field("sla", .sla, "Service level: { p95: 150ms, errors: 1%, throughput: 10/s, max-age: 15m, window: 5m, alert: route:alerts }."),
         Field("on-error", .onError, "Failure handling: { retry: { attempts: 3, backoff: 200ms, factor: 2, max-backoff: 30s, jitter: true, on: [connection, timeout, 5xx] }, dead-letter: true }; default: the node's on-error."),
     ]

@@ -19,14 +19,22 @@ struct Adapters: ParsableCommand {
         Examples:
           switchboard adapters
           switchboard adapters --json
+          switchboard adapters --markdown > adapters.md
         """
     )
 
     @Flag(help: "Print JSON instead of text.")
     var json = false
 
+    @Flag(help: "Print the README's Markdown tables of schemes and options.")
+    var markdown = false
+
     func run() throws {
-        let specs = AdapterRegistry.specs + [directSpec]
+        let specs = Reference.endpointSpecs
+        if markdown {
+            print(Reference.adaptersMarkdown(), terminator: "")
+            return
+        }
         if json {
             print(JSONValue.array(specs.map(jsonValue)).prettySerialized())
             return
@@ -46,17 +54,6 @@ struct Adapters: ParsableCommand {
             }
             print("")
         }
-    }
-
-    /// `direct:` is built into the route engine rather than the adapter catalog.
-    private var directSpec: EndpointSpec {
-        EndpointSpec(
-            schemes: ["direct"],
-            summary: "Calls between routes in the node: a route 'from: direct:NAME' runs when another sends 'to: direct:NAME'.",
-            consumerSyntax: "direct:NAME",
-            producerSyntax: "direct:NAME",
-            options: []
-        )
     }
 
     private func jsonValue(_ spec: EndpointSpec) -> JSONValue {

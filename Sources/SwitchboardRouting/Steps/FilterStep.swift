@@ -33,7 +33,7 @@ struct FilterStep: Processor {
 extension FilterStep: StepKind {
     static let spec = StepSpec(
         "filter",
-        summary: "Message filter: runs its steps only for messages that match; the route goes on after it for all.",
+        summary: "Message filter: runs its steps only for messages that match; the route goes on after it for all (Camel's semantics; drop a message with choice and stop).",
         fields: [Field("steps", .steps, required: true, "Steps for matching messages.")],
         inlinePredicate: true,
         example: """

@@ -54,7 +54,7 @@ struct MulticastStep: Processor {
 extension MulticastStep: StepKind {
     static let spec = StepSpec(
         "multicast",
-        summary: "Sends a copy down every branch (each step is one branch) and combines the replies.",
+        summary: "Sends a copy down every branch (each step is one branch), in parallel by default, and combines the replies.",
         fields: [
             Field("steps", .steps, required: true, "One step per branch, such as several 'to' steps."),
             Field("parallel", .boolean, default: "true", "Run the branches at the same time."),

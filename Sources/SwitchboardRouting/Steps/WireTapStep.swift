@@ -45,7 +45,7 @@ struct WireTapStep: Processor {
 extension WireTapStep: StepKind {
     static let spec = StepSpec(
         "wire-tap",
-        summary: "Sends a copy of the message to an endpoint without waiting for it.",
+        summary: "Sends a copy of the message to an endpoint without waiting for it; the copy is a child message (its own id, this message as parent).",
         fields: [Field("uri", .uri, required: true, "Endpoint URI. Other keys of the mapping are endpoint options.")],
         scalarField: "uri",
         endpointOptions: true,

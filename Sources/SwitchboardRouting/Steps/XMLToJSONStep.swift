@@ -30,7 +30,7 @@ struct XMLToJSONStep: Processor {
 extension XMLToJSONStep: StepKind {
     static let spec = StepSpec(
         "xml-to-json",
-        summary: "Converts an XML body to JSON: attributes as @name, child elements by qualified name, repeats as arrays, mixed text as #text (see the README).",
+        summary: "Converts an XML body to JSON: attributes as @name, child elements by qualified name, repeats as arrays, mixed text as #text (see docs/guide/transformations.md).",
         fields: [
             Field("arrays", .stringList, "Element paths from the root (Invoice/cac:InvoiceLine) that are always arrays."),
         ],

@@ -169,7 +169,7 @@ struct SplitStep: Processor {
 extension SplitStep: StepKind {
     static let spec = StepSpec(
         "split",
-        summary: "Splitter: runs its steps on each part of the body as a child message, then goes on.",
+        summary: "Splitter: cuts the body into parts (XPath nodes, JSONPath values, lines, or the values at a fixed-width structure path as JSON), runs its steps on each part as a child message with headers split.index and split.size, then goes on with the original message or the parts' results combined.",
         fields: [
             Field("xpath", .xpath, "Split an XML body into the nodes this selects."),
             Field("jsonpath", .jsonpath, "Split a JSON body into the values this selects."),
