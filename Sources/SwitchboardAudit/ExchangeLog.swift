@@ -103,7 +103,7 @@ final class ExchangeLog: ExchangeScope, @unchecked Sendable {
 
     /// The route is done with the exchange: what the log still holds (the route's end never
     /// came to it) goes to the trail.
-    override func end() {
+    func end() {
         trail.close(self)
     }
 }

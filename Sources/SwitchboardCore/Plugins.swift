@@ -94,11 +94,6 @@ public protocol Predicate: Sendable {
 public protocol ExchangeObserver: Sendable {
     func record(_ event: ExchangeEvent) async
 
-    /// Records `event` if that needs no waiting, and says whether it did; when it returns
-    /// false the engine calls ``record(_:)``. Every event of every exchange goes through
-    /// here: the synchronous call spares the async call's frame and executor checks.
-    func recordWithoutWaiting(_ event: ExchangeEvent) -> Bool
-
     /// Whether the observer is told when a step starts (a step's end carries its start time
     /// and duration). When no observer wants them the engine does not build those events.
     var wantsStepStarts: Bool { get }
@@ -110,38 +105,47 @@ public protocol ExchangeObserver: Sendable {
     /// - Throws: When the events cannot be stored in time; the exchange then fails and its
     ///   source is not acknowledged.
     func settle(_ messageID: MessageID) async throws
-
-    /// A scope of the observer's own for a message a consumer delivers to its entry route,
-    /// or nil (the default). The engine makes it ``ExchangeScope/current`` while the route
-    /// runs, and ends it when the route is done, before ``settle(_:)``: the audit trail
-    /// gathers the exchange's events there instead of looking the exchange up for each.
-    /// The engine takes the first observer's scope that is not nil.
-    func scope(for messageID: MessageID) -> ExchangeScope?
-}
-
-/// What an observer keeps for one exchange while its entry route runs (see
-/// ``ExchangeObserver/scope(for:)``). Tasks the route starts see it too: an observer
-/// checks that an event is of the scope's own exchange before using it.
-///
-/// `@unchecked Sendable`: it holds nothing itself; a subclass guards its own state.
-open class ExchangeScope: @unchecked Sendable {
-    /// The scope of the exchange the current task runs, if its observer gave one.
-    @TaskLocal public static var current: ExchangeScope?
-
-    public init() {}
-
-    /// Called once the route is done with the exchange, whether it completed or failed.
-    open func end() {}
 }
 
 extension ExchangeObserver {
     public func settle(_ messageID: MessageID) async throws {}
 
-    public func scope(for messageID: MessageID) -> ExchangeScope? { nil }
-
-    public func recordWithoutWaiting(_ event: ExchangeEvent) -> Bool { false }
-
     public var wantsStepStarts: Bool { true }
+}
+
+/// The fast paths of the package's own observers (the audit trail, the SLA monitor): not
+/// part of the public observer API. The engine sees whether an observer has them once, when
+/// its observer set is made.
+package protocol InlineExchangeObserver: ExchangeObserver {
+    /// Records `event` if that needs no waiting, and says whether it did; when it returns
+    /// false the engine calls ``ExchangeObserver/record(_:)``. Every event of every
+    /// exchange goes through here: the synchronous call spares the async call's frame and
+    /// executor checks.
+    func recordWithoutWaiting(_ event: ExchangeEvent) -> Bool
+
+    /// A scope of the observer's own for a message a consumer delivers to its entry route,
+    /// or nil (the default). The engine makes it ``ExchangeScopes/current`` while the route
+    /// runs, and ends it when the route is done, before ``ExchangeObserver/settle(_:)``: the
+    /// audit trail gathers the exchange's events there instead of looking the exchange up
+    /// for each. The engine takes the first observer's scope that is not nil.
+    func scope(for messageID: MessageID) -> (any ExchangeScope)?
+}
+
+extension InlineExchangeObserver {
+    package func scope(for messageID: MessageID) -> (any ExchangeScope)? { nil }
+}
+
+/// What an observer keeps for one exchange while its entry route runs (see
+/// ``InlineExchangeObserver/scope(for:)``). Tasks the route starts see it too: an observer
+/// checks that an event is of the scope's own exchange before using it.
+package protocol ExchangeScope: AnyObject, Sendable {
+    /// Called once the route is done with the exchange, whether it completed or failed.
+    func end()
+}
+
+package enum ExchangeScopes {
+    /// The scope of the exchange the current task runs, if its observer gave one.
+    @TaskLocal package static var current: (any ExchangeScope)?
 }
 
 /// What a step hands back to the route engine.

@@ -7,12 +7,23 @@ import SwitchboardCore
 /// The observers of a node, called in order for every event.
 public struct ObserverSet: Sendable {
     public let observers: [any ExchangeObserver]
+    /// The same observers, each with its fast paths when it has them (seen once, here).
+    private let entries: [Entry]
+
+    private enum Entry: Sendable {
+        case plain(any ExchangeObserver)
+        case inline(any InlineExchangeObserver)
+    }
 
     /// Whether any observer wants step starts.
     let stepStarts: Bool
 
     public init(_ observers: [any ExchangeObserver] = []) {
         self.observers = observers
+        entries = observers.map { observer in
+            if let inline = observer as? any InlineExchangeObserver { return .inline(inline) }
+            return .plain(observer)
+        }
         stepStarts = observers.contains { $0.wantsStepStarts }
     }
 
@@ -20,10 +31,15 @@ public struct ObserverSet: Sendable {
 
     @inline(__always)
     func record(_ event: @autoclosure () -> ExchangeEvent) async {
-        guard !observers.isEmpty else { return }
+        guard !entries.isEmpty else { return }
         let event = event()
-        for observer in observers where !observer.recordWithoutWaiting(event) {
-            await observer.record(event)
+        for entry in entries {
+            switch entry {
+            case .inline(let observer):
+                if !observer.recordWithoutWaiting(event) { await observer.record(event) }
+            case .plain(let observer):
+                await observer.record(event)
+            }
         }
     }
 
@@ -32,14 +48,19 @@ public struct ObserverSet: Sendable {
     func recordStepStart(_ event: @autoclosure () -> ExchangeEvent) async {
         guard stepStarts else { return }
         let event = event()
-        for observer in observers where observer.wantsStepStarts && !observer.recordWithoutWaiting(event) {
-            await observer.record(event)
+        for entry in entries {
+            switch entry {
+            case .inline(let observer):
+                if observer.wantsStepStarts, !observer.recordWithoutWaiting(event) { await observer.record(event) }
+            case .plain(let observer):
+                if observer.wantsStepStarts { await observer.record(event) }
+            }
         }
     }
 
     /// The first observer's scope for an exchange delivered to its entry route.
-    func scope(for messageID: MessageID) -> ExchangeScope? {
-        for observer in observers {
+    func scope(for messageID: MessageID) -> (any ExchangeScope)? {
+        for case .inline(let observer) in entries {
             if let scope = observer.scope(for: messageID) { return scope }
         }
         return nil

@@ -265,7 +265,7 @@ public final class RouteEngine: Service, Sendable {
     private func execute(_ route: CompiledRoute, _ exchange: Exchange) async throws -> Exchange {
         guard let scope = observers.scope(for: exchange.message.id) else { return try await route.execute(exchange) }
         defer { scope.end() }
-        return try await ExchangeScope.$current.withValue(scope) { try await route.execute(exchange) }
+        return try await ExchangeScopes.$current.withValue(scope) { try await route.execute(exchange) }
     }
 
     public func run() async throws {

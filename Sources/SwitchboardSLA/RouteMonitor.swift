@@ -13,7 +13,7 @@ import Synchronization
 /// An exchange observer: it sees the end of each exchange (the entry route's end event)
 /// and of each step. ``evaluate(at:)`` compares the window with the targets; the node
 /// calls it every second, tests call it with a clock of their own.
-public final class RouteMonitor: ExchangeObserver {
+public final class RouteMonitor: InlineExchangeObserver {
     /// One route to watch.
     public struct RouteInfo: Sendable {
         public var id: String
@@ -152,7 +152,7 @@ public final class RouteMonitor: ExchangeObserver {
     public var wantsStepStarts: Bool { false }
 
     /// Counts the event; never waits.
-    public func recordWithoutWaiting(_ event: ExchangeEvent) -> Bool {
+    package func recordWithoutWaiting(_ event: ExchangeEvent) -> Bool {
         if let step = event.step {
             guard event.phase != .started, let duration = event.duration else { return true }
             let handles = stepHandles(step)

@@ -22,7 +22,7 @@ extension AuditWriterTests {
         let message = Message(headers: ["X-Region": "EU"], body: ByteBuffer(string: "whole"))
         let events = Self.exchangeEvents(message)
         let scope = try #require(trail.scope(for: message.id))
-        ExchangeScope.$current.withValue(scope) {
+        ExchangeScopes.$current.withValue(scope) {
             #expect(trail.recordWithoutWaiting(events.start))
             #expect(trail.recordWithoutWaiting(events.step))
             // Gathered in the log: nothing in the buffer until the route ends.
@@ -56,7 +56,7 @@ extension AuditWriterTests {
         let childStep = Self.exchangeEvents(child).step
         let late = Self.exchangeEvents(message).step
         let scope = try #require(trail.scope(for: message.id))
-        ExchangeScope.$current.withValue(scope) {
+        ExchangeScopes.$current.withValue(scope) {
             #expect(trail.recordWithoutWaiting(events.start))
             // A child's event (a split part's task sees the scope too) is queued on its own.
             #expect(trail.recordWithoutWaiting(childStep))
@@ -81,13 +81,13 @@ extension AuditWriterTests {
         let message = Message(body: ByteBuffer(string: "long"))
         let events = Self.exchangeEvents(message)
         let scope = try #require(trail.scope(for: message.id))
-        ExchangeScope.$current.withValue(scope) { #expect(trail.recordWithoutWaiting(events.start)) }
+        ExchangeScopes.$current.withValue(scope) { #expect(trail.recordWithoutWaiting(events.start)) }
         // The ticker queues what the log holds once it is older than the limit, and takes
         // the log off the list.
         #expect(try await Self.firstStored(message, in: store).first?.events.map(\.phase) == ["started"])
         #expect(trail.runningLogs == 0)
         // Its later events are queued directly, in a row of their own.
-        ExchangeScope.$current.withValue(scope) {
+        ExchangeScopes.$current.withValue(scope) {
             for event in [events.step, events.end] { #expect(trail.recordWithoutWaiting(event)) }
         }
         scope.end()
@@ -120,7 +120,7 @@ extension AuditWriterTests {
         defer { writer.cancel() }
         let message = Message(body: ByteBuffer(string: "running"))
         let scope = try #require(trail.scope(for: message.id))
-        ExchangeScope.$current.withValue(scope) { #expect(trail.recordWithoutWaiting(Self.exchangeEvents(message).start)) }
+        ExchangeScopes.$current.withValue(scope) { #expect(trail.recordWithoutWaiting(Self.exchangeEvents(message).start)) }
         #expect(trail.runningLogs == 1)
         #expect(await trail.flush(timeout: .seconds(10)))
         #expect(store.batches == [1])

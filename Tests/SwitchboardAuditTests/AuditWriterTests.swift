@@ -561,6 +561,6 @@ import Testing
     static func recordInScope(_ trail: AuditTrail, _ message: Message, _ events: [ExchangeEvent]) -> [Bool] {
         let scope = trail.scope(for: message.id)
         defer { scope?.end() }
-        return ExchangeScope.$current.withValue(scope) { events.map { trail.recordWithoutWaiting($0) } }
+        return ExchangeScopes.$current.withValue(scope) { events.map { trail.recordWithoutWaiting($0) } }
     }
 }
