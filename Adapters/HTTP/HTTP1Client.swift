@@ -5,6 +5,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// The HTTP/1.1 client `to: http://…` producers use: keep-alive connections pooled per
@@ -12,9 +13,10 @@ import Synchronization
 /// and a connection taken, where one is idle, from the event loop the caller runs on, so
 /// the request and its reply stay on one thread.
 ///
-/// It speaks plain HTTP only; `https://` endpoints go through AsyncHTTPClient (TLS). The
-/// reasons for a client of our own are in the adapter's README: per proxied request it costs
-/// the node a fraction of AsyncHTTPClient's CPU.
+/// `http://` and `https://` endpoints share it: the same pools, stale-connection handling,
+/// error kinds and header rules; an `https://` pool puts SwiftNIO SSL at the front of each
+/// connection's pipeline. The reasons for a client of our own are in the adapter's README:
+/// per proxied request it costs the node a fraction of AsyncHTTPClient's CPU.
 final class HTTP1Client: Sendable {
     struct Response: Sendable {
         var head: HTTPResponseHead
@@ -47,6 +49,8 @@ final class HTTP1Client: Sendable {
     let settings: Settings
     let group: MultiThreadedEventLoopGroup
     private let pools = Mutex<[HostKey: HostPool]>([:])
+    /// TLS contexts by the CA file they trust ("" for the system's), each made once.
+    private let tlsContexts = Mutex<[String: NIOSSLContext]>([:])
     private let closed = Atomic<Bool>(false)
 
     init(settings: Settings, group: MultiThreadedEventLoopGroup = .singleton) {
@@ -57,6 +61,10 @@ final class HTTP1Client: Sendable {
     struct HostKey: Hashable, Sendable {
         let host: String
         let port: Int
+        /// `https://`: connections speak TLS, verifying the server against the system's
+        /// certificate authorities or those of `caFile`.
+        var tls = false
+        var caFile: String?
     }
 
     /// Sends `request` over a connection of `pool` (a producer finds its pool once, at route
@@ -79,12 +87,32 @@ final class HTTP1Client: Sendable {
         }
     }
 
-    func pool(_ key: HostKey) -> HostPool {
-        pools.withLock { pools in
+    /// The pool for `key`, made at route load.
+    ///
+    /// - Throws: For a TLS key, when the trusted certificates cannot be loaded.
+    func pool(_ key: HostKey) throws -> HostPool {
+        let context = key.tls ? try tlsContext(caFile: key.caFile) : nil
+        return pools.withLock { pools in
             if let pool = pools[key] { return pool }
-            let pool = HostPool(key: key, client: self)
+            let pool = HostPool(key: key, client: self, tls: context)
             pools[key] = pool
             return pool
+        }
+    }
+
+    /// The TLS context trusting `caFile`'s certificates, or the system's; HTTP/1.1 offered
+    /// by ALPN, certificates and host names always verified.
+    private func tlsContext(caFile: String?) throws -> NIOSSLContext {
+        try tlsContexts.withLock { contexts in
+            if let context = contexts[caFile ?? ""] { return context }
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.applicationProtocols = ["http/1.1"]
+            if let caFile {
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile))
+            }
+            let context = try NIOSSLContext(configuration: configuration)
+            contexts[caFile ?? ""] = context
+            return context
         }
     }
 
@@ -289,8 +317,13 @@ final class HTTP1ClientHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // The parser reports a connection that ended inside a reply as an error of its own.
+        // The parser reports a connection that ended inside a reply as an error of its own,
+        // and TLS one that ended without its close_notify.
         if let parser = error as? HTTPParserError, parser == .invalidEOFState, let inFlight = current {
+            fail(HTTP1Client.Failure.closed(beforeAnyReply: inFlight.head == nil), context: context)
+            return
+        }
+        if let tls = error as? NIOSSLError, case .uncleanShutdown = tls, let inFlight = current {
             fail(HTTP1Client.Failure.closed(beforeAnyReply: inFlight.head == nil), context: context)
             return
         }

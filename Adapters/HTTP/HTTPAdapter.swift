@@ -2,7 +2,6 @@
 // Licensed under the Apache License, Version 2.0 (see LICENSE).
 // SPDX-License-Identifier: Apache-2.0
 
-import AsyncHTTPClient
 import CoreMetrics
 import Foundation
 import Logging
@@ -13,8 +12,8 @@ import SwitchboardCore
 import Synchronization
 
 /// HTTP in and out: consumers bind methods and paths on the node's HTTP listener
-/// (HTTP/1.1 on SwiftNIO); producers call plain HTTP services with the adapter's own
-/// HTTP/1.1 client and HTTPS ones with AsyncHTTPClient.
+/// (HTTP/1.1 on SwiftNIO); producers call HTTP and HTTPS services with the adapter's own
+/// HTTP/1.1 client (TLS by SwiftNIO SSL).
 public struct HTTPAdapter: Adapter {
     /// Node-wide HTTP settings (the node config's `http:` section).
     public struct Configuration: Sendable {
@@ -90,6 +89,8 @@ public struct HTTPAdapter: Adapter {
                        doc: "Treat a 5xx reply as a failure of the step (4xx replies always pass through)."),
             OptionSpec("maxResponseSize", .size, default: "64MiB", roles: [.producer],
                        doc: "Largest reply body accepted."),
+            OptionSpec("ca", .string, roles: [.producer],
+                       doc: "https only: a PEM file of the certificate authorities to trust instead of the system's (a private CA); the server's certificate and name are always checked."),
         ],
         producerKeepsUnknownQuery: true
     )
@@ -129,47 +130,48 @@ public struct HTTPAdapter: Adapter {
         guard endpoint.hasAuthority, let host = endpoint.host else {
             throw EndpointError("an HTTP producer needs a host, as in http://127.0.0.1:9000/orders")
         }
-        var url = "\(endpoint.scheme)://\(host.contains(":") ? "[\(host)]" : host)"
-        if let port = endpoint.port { url += ":\(port)" }
-        url += endpoint.path.isEmpty ? "/" : endpoint.path
+        var target = endpoint.path.isEmpty ? "/" : endpoint.path
         if !endpoint.query.isEmpty {
-            url += "?" + endpoint.query.map { "\(queryEscaped($0.name))=\(queryEscaped($0.value))" }.joined(separator: "&")
+            target += "?" + endpoint.query.map { "\(queryEscaped($0.name))=\(queryEscaped($0.value))" }.joined(separator: "&")
+        }
+        guard HTTPWire.isValidTarget(target) else {
+            throw EndpointError("the path and query cannot be sent in a request line (spaces or control characters): \(target)")
         }
         var authorization: String?
         if let user = endpoint.user {
             let credentials = "\(user):\(endpoint.password ?? "")"
             authorization = "Basic " + Data(credentials.utf8).base64EncodedString()
         }
+        let tls = endpoint.scheme == "https"
+        let port = endpoint.port ?? (tls ? 443 : 80)
+        let hostHeader = (host.contains(":") ? "[\(host)]" : host) + (port == (tls ? 443 : 80) ? "" : ":\(port)")
+        let fixedFields: ByteBuffer
+        do {
+            fixedFields = try HTTPRequestBytes.fields([("Host", hostHeader)] + (authorization.map { [("Authorization", $0)] } ?? []))
+        } catch {
+            throw EndpointError("the host or the credentials cannot be sent as HTTP fields: \(hostHeader)")
+        }
+        let caFile = endpoint.options.string("ca")
+        if caFile != nil, !tls {
+            throw EndpointError("'ca' is for https:// endpoints; this one is http://")
+        }
         let connectTimeout = endpoint.options.duration("connectTimeout") ?? configuration.connectTimeout
-        let transport: HTTPProducer.Transport
-        if endpoint.scheme == "https" {
-            transport = .tls(clients.client(connectTimeout: connectTimeout))
-        } else {
-            let port = endpoint.port ?? 80
-            var target = endpoint.path.isEmpty ? "/" : endpoint.path
-            if let query = url.firstIndex(of: "?") { target += url[query...] }
-            let hostHeader = (host.contains(":") ? "[\(host)]" : host) + (port == 80 ? "" : ":\(port)")
-            guard HTTPWire.isValidTarget(target) else {
-                throw EndpointError("the path and query cannot be sent in a request line (spaces or control characters): \(target)")
-            }
-            let fixedFields: ByteBuffer
-            do {
-                fixedFields = try HTTPRequestBytes.fields([("Host", hostHeader)] + (authorization.map { [("Authorization", $0)] } ?? []))
-            } catch {
-                throw EndpointError("the host or the credentials cannot be sent as HTTP fields: \(hostHeader)")
-            }
-            let pool = clients.plainClient(connectTimeout: connectTimeout).pool(HTTP1Client.HostKey(host: host, port: port))
-            transport = .plain(pool, target: target, fixedFields: fixedFields)
+        let pool: HostPool
+        do {
+            pool = try clients.client(connectTimeout: connectTimeout).pool(HTTP1Client.HostKey(host: host, port: port, tls: tls, caFile: caFile))
+        } catch {
+            throw EndpointError("cannot load the certificate authorities of '\(caFile ?? "the system")' for TLS: \(error)")
         }
         return HTTPProducer(
-            url: url,
             display: endpoint.description,
             method: endpoint.options.string("method").map { HTTPMethod(rawValue: $0) },
             timeout: TimeAmount(endpoint.options.duration("timeout") ?? .seconds(30)),
             failOnServerError: endpoint.options.bool("failOnServerError") ?? true,
             maxResponseSize: endpoint.options.size("maxResponseSize") ?? 64 * 1024 * 1024,
-            authorization: authorization,
-            transport: transport
+            hasCredentials: authorization != nil,
+            pool: pool,
+            target: target,
+            fixedFields: fixedFields
         )
     }
 
@@ -191,42 +193,19 @@ public struct HTTPAdapter: Adapter {
     }
 }
 
-/// The HTTP clients of an adapter (plain HTTP and HTTPS), one per connect timeout (a client-wide setting), made at
-/// route load and shared by every producer with that timeout.
+/// The HTTP clients of an adapter, one per connect timeout (a client-wide setting), made at
+/// route load and shared by every producer with that timeout, `http://` and `https://` alike.
 final class ClientPool: Sendable {
     private let configuration: HTTPAdapter.Configuration
-    private let clients = Mutex<[Duration: HTTPClient]>([:])
-    private let plainClients = Mutex<[Duration: HTTP1Client]>([:])
+    private let clients = Mutex<[Duration: HTTP1Client]>([:])
 
     init(configuration: HTTPAdapter.Configuration) {
         self.configuration = configuration
     }
 
-    func client(connectTimeout: Duration) -> HTTPClient {
+    /// The client for producers with this connect timeout.
+    func client(connectTimeout: Duration) -> HTTP1Client {
         clients.withLock { clients in
-            if let client = clients[connectTimeout] { return client }
-            var settings = HTTPClient.Configuration()
-            settings.timeout = .init(connect: TimeAmount(connectTimeout))
-            settings.connectionPool = .init(
-                idleTimeout: TimeAmount(configuration.idleTimeout ?? .seconds(60)),
-                concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.maxConnectionsPerHost
-            )
-            // A failed connection fails the step at once; retrying is the route's decision.
-            settings.connectionPool.retryConnectionEstablishment = false
-            settings.redirectConfiguration = .disallow
-            settings.decompression = .disabled
-            // No client spans: they cost per request even with no tracer installed; the
-            // node carries trace context itself.
-            settings.tracing.tracer = nil
-            let client = HTTPClient(eventLoopGroupProvider: .shared(MultiThreadedEventLoopGroup.singleton), configuration: settings)
-            clients[connectTimeout] = client
-            return client
-        }
-    }
-
-    /// The plain-HTTP client for producers with this connect timeout.
-    func plainClient(connectTimeout: Duration) -> HTTP1Client {
-        plainClients.withLock { clients in
             if let client = clients[connectTimeout] { return client }
             let client = HTTP1Client(settings: .init(
                 connectTimeout: TimeAmount(connectTimeout),
@@ -244,13 +223,6 @@ final class ClientPool: Sendable {
             return Array(clients.values)
         }
         for client in all {
-            try? await client.shutdown()
-        }
-        let plain = plainClients.withLock { clients in
-            defer { clients = [:] }
-            return Array(clients.values)
-        }
-        for client in plain {
             await client.shutdown()
         }
     }

@@ -2,15 +2,16 @@
 // Licensed under the Apache License, Version 2.0 (see LICENSE).
 // SPDX-License-Identifier: Apache-2.0
 
-import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import SwitchboardCore
 
-/// `to: http://host:port/path`: sends the message as an HTTP request over pooled keep-alive
-/// connections and continues with the response.
+/// `to: http[s]://host:port/path`: sends the message as an HTTP request over pooled
+/// keep-alive connections (TLS for `https://`, on the same client) and continues with the
+/// response.
 ///
 /// Method: the endpoint's `method` option, else the message's `http.method` header (so a
 /// proxied request keeps its method), else POST with a body and GET without. Headers: all
@@ -19,24 +20,19 @@ import SwitchboardCore
 /// id and a new span id. The reply keeps the request's
 /// headers, takes the response's, and sets `http.status`.
 struct HTTPProducer: Producer {
-    /// How requests travel: plain HTTP on the node's own HTTP/1.1 client, HTTPS through
-    /// AsyncHTTPClient.
-    enum Transport: Sendable {
-        /// The connections to the backend's host and port, found at route load, the request
-        /// target, and the fields every request carries (`Host`, the URL's credentials),
-        /// written and checked at route load.
-        case plain(HostPool, target: String, fixedFields: ByteBuffer)
-        case tls(HTTPClient)
-    }
-
-    let url: String
     let display: String
     let method: HTTPMethod?
     let timeout: TimeAmount
     let failOnServerError: Bool
     let maxResponseSize: Int
-    let authorization: String?
-    let transport: Transport
+    /// The URL has credentials: they are sent as `Authorization`, in place of the message's.
+    let hasCredentials: Bool
+    /// The connections to the backend's host and port, found at route load.
+    let pool: HostPool
+    /// The request target, and the fields every request carries (`Host`, the URL's
+    /// credentials), written and checked at route load.
+    let target: String
+    let fixedFields: ByteBuffer
 
     func send(_ exchange: Exchange) async throws -> Exchange {
         let message = exchange.message
@@ -53,27 +49,15 @@ struct HTTPProducer: Producer {
         let replyHeaders: HTTPHeaders
         let body: ByteBuffer
         do {
-            switch transport {
-            case .plain(let pool, let target, let fixedFields):
-                // Written as bytes as the fields are found: no header list in between.
-                var request = try HTTPRequestBytes(method: method, target: target, capacity: 64 + message.headers.count * 48)
-                request.add(checked: fixedFields)
-                try forEachField(of: message, withAuthorization: false) { name, value throws(HTTP1Client.Failure) in
-                    try request.add(name, value)
-                }
-                request.finish(body: sendsBody ? message.body : nil)
-                let response = try await pool.client.execute(on: pool, request, timeout: timeout, maxResponseSize: maxResponseSize)
-                (status, replyHeaders, body) = (response.head.status, response.head.headers, response.body)
-            case .tls(let client):
-                var request = HTTPClientRequest(url: url)
-                request.method = method
-                request.headers.reserveCapacity(message.headers.count + 3)
-                forEachField(of: message, withAuthorization: true) { name, value in request.headers.add(name: name, value: value) }
-                if sendsBody { request.body = .bytes(message.body) }
-                let response = try await client.execute(request, timeout: timeout)
-                (status, replyHeaders) = (response.status, response.headers)
-                body = try await response.body.collect(upTo: maxResponseSize)
+            // Written as bytes as the fields are found: no header list in between.
+            var request = try HTTPRequestBytes(method: method, target: target, capacity: 64 + message.headers.count * 48)
+            request.add(checked: fixedFields)
+            try forEachField(of: message) { name, value throws(HTTP1Client.Failure) in
+                try request.add(name, value)
             }
+            request.finish(body: sendsBody ? message.body : nil)
+            let response = try await pool.client.execute(on: pool, request, timeout: timeout, maxResponseSize: maxResponseSize)
+            (status, replyHeaders, body) = (response.head.status, response.head.headers, response.body)
         } catch {
             throw describe(error)
         }
@@ -96,21 +80,15 @@ struct HTTPProducer: Producer {
         return reply
     }
 
-    /// The fields sent for `message` (the transport adds `Host` and the framing): its
-    /// headers that cross the wire, then `Authorization` (from the URL's credentials; with
-    /// `withAuthorization` false the transport adds it), `X-Correlation-ID` and a
+    /// The fields sent for `message` besides the fixed ones (`Host`, the URL's credentials)
+    /// and the framing: its headers that cross the wire, then `X-Correlation-ID` and a
     /// `traceparent` with the message's trace and a span of this call's own, each replacing
     /// any the message had.
-    private func forEachField<E: Error>(
-        of message: Message, withAuthorization: Bool, _ add: (String, String) throws(E) -> Void
-    ) throws(E) {
+    private func forEachField<E: Error>(of message: Message, _ add: (String, String) throws(E) -> Void) throws(E) {
         for header in message.headers where HTTPHeaderRules.forwardsOnRequest(header.name) {
-            if authorization != nil, header.name.equalsIgnoringASCIICase("Authorization") { continue }
+            if hasCredentials, header.name.equalsIgnoringASCIICase("Authorization") { continue }
             if header.name.equalsIgnoringASCIICase(Message.correlationHeader) || header.name.equalsIgnoringASCIICase(TraceContext.header) { continue }
             try add(header.name, header.value)
-        }
-        if withAuthorization, let authorization {
-            try add("Authorization", authorization)
         }
         try add(Message.correlationHeader, message.correlationID)
         try add(TraceContext.header, (message.trace ?? .random()).child().traceparent)
@@ -123,17 +101,15 @@ struct HTTPProducer: Producer {
     /// Turns client errors into one clear sentence naming the URL.
     private func describe(_ error: any Error) -> ProcessingError {
         switch error {
-        case let error as HTTPClientError:
-            switch error {
-            case .connectTimeout:
-                return ProcessingError("cannot connect to \(display): connect timed out", status: 504, kind: ErrorKind.timeout)
-            case .deadlineExceeded, .readTimeout, .writeTimeout:
-                return ProcessingError("no reply from \(display) within \(timeout.prettyDescription)", status: 504, kind: ErrorKind.timeout)
-            case .remoteConnectionClosed:
-                return ProcessingError("\(display) closed the connection before answering", status: 502, kind: ErrorKind.connection)
-            default:
-                return ProcessingError("request to \(display) failed: \(error)", status: 502)
+        case let error as NIOSSLError:
+            if case .handshakeFailed(let reason) = error {
+                return ProcessingError("TLS handshake with \(display) failed: \(reason)", status: 502)
             }
+            return ProcessingError("TLS with \(display) failed: \(error)", status: 502, kind: ErrorKind.connection)
+        case let error as NIOSSLExtraError where error == .failedToValidateHostname:
+            return ProcessingError("TLS handshake with \(display) failed: the server's certificate is not for \(pool.key.host)", status: 502)
+        case let error as NIOSSLExtraError:
+            return ProcessingError("TLS handshake with \(display) failed: \(error)", status: 502)
         case let error as HTTP1Client.Failure:
             switch error {
             case .timeout:

@@ -2,9 +2,11 @@
 // Licensed under the Apache License, Version 2.0 (see LICENSE).
 // SPDX-License-Identifier: Apache-2.0
 
+import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// The connections to one host and port: idle ones ready for a request, a count of open
@@ -26,11 +28,14 @@ final class HostPool: Sendable {
 
     let key: HTTP1Client.HostKey
     let client: HTTP1Client
+    /// For `https://`: each connection starts with a TLS handshake in this context.
+    let tls: NIOSSLContext?
     private let state = Mutex(State())
 
-    init(key: HTTP1Client.HostKey, client: HTTP1Client) {
+    init(key: HTTP1Client.HostKey, client: HTTP1Client, tls: NIOSSLContext?) {
         self.key = key
         self.client = client
+        self.tls = tls
     }
 
     /// An idle connection (preferring one on the caller's event loop), a new one if the
@@ -92,8 +97,14 @@ final class HostPool: Sendable {
             let channel = try await ClientBootstrap(group: loop)
                 .connectTimeout(client.settings.connectTimeout)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
+                .channelInitializer { [key, tls] channel in
                     channel.eventLoop.makeCompletedFuture {
+                        // TLS next to the socket (SNI only for a name: an address is checked
+                        // against the certificate's IP entries).
+                        if let tls {
+                            let name = key.host.isIPAddress ? nil : key.host
+                            try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: name))
+                        }
                         // NIO's decoder reads replies; requests go out as bytes (HTTPWire).
                         try channel.pipeline.syncOperations.addHandlers(
                             HTTPRequestBytesHandler(), ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes))
@@ -175,5 +186,14 @@ final class HostPool: Sendable {
         }
         for waiter in waiters { waiter.continuation.resume(throwing: HTTP1Client.Failure.shutDown) }
         for connection in idle { try? await connection.channel.close() }
+    }
+}
+
+extension String {
+    /// Whether this is an IPv4 or IPv6 address rather than a host name.
+    fileprivate var isIPAddress: Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, self, &v4) == 1 || inet_pton(AF_INET6, self, &v6) == 1
     }
 }

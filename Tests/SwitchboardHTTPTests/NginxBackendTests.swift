@@ -30,12 +30,14 @@ struct NginxBackendTests {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    /// Starts nginx in the foreground on `port` with a JSON-answering location.
-    static func startNginx(port: Int) throws -> (Process, URL) {
+    /// Starts nginx in the foreground on `port` with a JSON-answering location, or with
+    /// `server` (given the folder) as its server block.
+    static func startNginx(port: Int, server: ((URL) -> String)? = nil, prepare: (URL) throws -> Void = { _ in }) throws -> (Process, URL) {
         let binary = ["/usr/sbin/nginx", "/usr/local/sbin/nginx"].first { FileManager.default.isExecutableFile(atPath: $0) }
         let nginx = try #require(binary, "nginx is not installed; `make test` installs it (apt-get install nginx)")
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-nginx-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try prepare(folder)
         let config = """
         daemon off;
         master_process off;
@@ -50,6 +52,7 @@ struct NginxBackendTests {
             fastcgi_temp_path \(folder.path)/fastcgi;
             uwsgi_temp_path \(folder.path)/uwsgi;
             scgi_temp_path \(folder.path)/scgi;
+            \(server?(folder) ?? """
             server {
                 listen 127.0.0.1:\(port);
                 location / {
@@ -58,6 +61,7 @@ struct NginxBackendTests {
                     return 200 '{"server":"nginx","uri":"$request_uri","method":"$request_method","correlation":"$http_x_correlation_id"}';
                 }
             }
+            """)
         }
         """
         let configFile = folder.appendingPathComponent("nginx.conf")
