@@ -43,7 +43,7 @@ struct HTTPSProducerTests {
         ])
     }
 
-    /// nginx over TLS on `port`, closing keep-alive connections idle for a second, answering
+    /// nginx over TLS on `port`, closing keep-alive connections idle for 4 s, answering
     /// with the TLS version, its connection's serial number and the request's number on it.
     static func startTLSNginx(port: Int) throws -> (Process, URL) {
         try NginxBackendTests.startNginx(port: port) { folder in
@@ -52,7 +52,7 @@ struct HTTPSProducerTests {
                 listen 127.0.0.1:\(port) ssl;
                 ssl_certificate \(folder.path)/server.pem;
                 ssl_certificate_key \(folder.path)/server.key;
-                keepalive_timeout 1s;
+                keepalive_timeout 4s;
                 location / {
                     default_type application/json;
                     return 200 '{"server":"nginx","tls":"$ssl_protocol","connection":"$connection","request":"$connection_requests","uri":"$request_uri"}';
@@ -104,8 +104,8 @@ struct HTTPSProducerTests {
             #expect(two["connection"] == one["connection"])
             #expect(two["request"] == .string("2"))
 
-            // nginx closes it after a second idle: the next request goes out on a new one.
-            try await Task.sleep(for: .milliseconds(1_600))
+            // nginx closes it after 4 s idle: the next request goes out on a new one.
+            try await Task.sleep(for: .milliseconds(4_600))
             let third = try await node.request(.POST, "/trusted", body: "{}")
             #expect(third.status == 200, "\(third.body)")
             let three = try #require(third.body.json)
