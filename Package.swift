@@ -48,10 +48,15 @@ let package = Package(
         .target(
             name: "SwitchboardCore",
             dependencies: [
-                "CCrypto",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // SHA-256 on libcrypto, for body hashes, file checksums and host key fingerprints.
+        .target(
+            name: "SwitchboardDigest",
+            dependencies: ["CCrypto", "SwitchboardCore"],
             swiftSettings: swiftSettings
         ),
         // XML (libxml2) and JSON: safe parsing, XPath, JSONPath.
@@ -85,6 +90,7 @@ let package = Package(
         .target(
             name: "SwitchboardAudit",
             dependencies: [
+                "SwitchboardDigest",
                 "SwitchboardCore",
                 "SwitchboardStorage",
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -114,6 +120,7 @@ let package = Package(
         .target(
             name: "SwitchboardState",
             dependencies: [
+                "SwitchboardRouting",
                 "SwitchboardCore",
                 "SwitchboardStorage",
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -128,6 +135,7 @@ let package = Package(
         .target(
             name: "SwitchboardRegistry",
             dependencies: [
+                "SwitchboardRouting",
                 "SwitchboardCore",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -141,6 +149,7 @@ let package = Package(
         .target(
             name: "SwitchboardSLA",
             dependencies: [
+                "SwitchboardRouting",
                 "SwitchboardCore",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
@@ -165,6 +174,7 @@ let package = Package(
         .target(
             name: "SwitchboardDropFolder",
             dependencies: [
+                "SwitchboardDigest",
                 "SwitchboardCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -197,6 +207,7 @@ let package = Package(
         .target(
             name: "SwitchboardSFTP",
             dependencies: [
+                "SwitchboardDigest",
                 "SwitchboardCore",
                 "SwitchboardDropFolder",
                 "CLibSSH2",
@@ -306,7 +317,7 @@ let package = Package(
 
         .testTarget(
             name: "SwitchboardCoreTests",
-            dependencies: ["SwitchboardCore"],
+            dependencies: ["SwitchboardDigest", "SwitchboardCore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -336,12 +347,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchboardStateTests",
-            dependencies: ["SwitchboardState", "SwitchboardTestServers", "SwitchboardCore", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["SwitchboardState", "SwitchboardTestServers", "SwitchboardCore", "SwitchboardRouting", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "SwitchboardAuditTests",
-            dependencies: [
+            dependencies: ["SwitchboardDigest", 
                 "SwitchboardAudit",
                 "SwitchboardHTTP",
                 "SwitchboardRouting",

@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import NIOCore
 import SwitchboardCore
+import SwitchboardDigest
 import SwitchboardDropFolder
 
 /// SFTP drops (libssh2): the file consumer's rules on a remote folder, and uploads to a

@@ -5,6 +5,7 @@
 import Foundation
 import NIOCore
 import SwitchboardCore
+import SwitchboardDigest
 
 /// A message, parent or trace id as the trail holds it until a row is written: the raw
 /// value from the message (formatted once per row, on the writer), or text (records made

@@ -4,6 +4,7 @@
 
 import Foundation
 import SwitchboardCore
+import SwitchboardDigest
 
 // The JSON form of traces: what the admin API answers, what `switchboard trace --json`
 // prints, and what the CLI reads back from a running node. Bodies appear as `bodyText`

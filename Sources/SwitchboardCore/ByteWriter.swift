@@ -117,3 +117,10 @@ public final class WrittenBytes: @unchecked Sendable {
         try body(UnsafeBufferPointer(start: base, count: count))
     }
 }
+
+/// The lower-case hex digit of `nibble` (0–15) as UTF-8: for digests, trace ids and JSON
+/// escapes.
+@inlinable @inline(__always)
+package func lowercaseHexDigit(_ nibble: UInt8) -> UInt8 {
+    nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble
+}

@@ -52,6 +52,11 @@ public struct Message: Sendable {
     /// to stream it (`file:…?streamBody=true`); a fixed-width split reads it from there.
     public static let bodyFileProperty = "body.file"
 
+    /// The property a consumer sets to when what it took in arrived (microseconds since the
+    /// Unix epoch: a file's modification time), for an SLA's `max-age`; without it the
+    /// exchange's start counts.
+    public static let arrivedAtProperty = "arrived-at"
+
     /// The media type of the body, kept in the `Content-Type` header.
     public var contentType: String? {
         get { headers["Content-Type"] }

@@ -3,6 +3,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import CCrypto
+import SwitchboardCore
 
 /// SHA-256 (FIPS 180-4): for body hashes in the audit trail and file checksums.
 ///
@@ -94,11 +95,4 @@ private func putHexDigits(_ bytes: UnsafeBufferPointer<UInt8>, into buffer: Unsa
         buffer[index * 2] = lowercaseHexDigit(byte >> 4)
         buffer[index * 2 + 1] = lowercaseHexDigit(byte & 0xF)
     }
-}
-
-/// The lower-case hex digit of `nibble` (0–15) as UTF-8: for digests, trace ids and JSON
-/// escapes.
-@inlinable @inline(__always)
-func lowercaseHexDigit(_ nibble: UInt8) -> UInt8 {
-    nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble
 }

@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import NIOCore
 import SwitchboardCore
+import SwitchboardDigest
 import Synchronization
 
 /// `from: file:FOLDER?…`: polls a folder and hands each complete file to the route as one
@@ -360,7 +361,7 @@ public struct FileConsumer: Consumer {
         return Message(
             headers: headers,
             body: ByteBuffer(bytes: content),
-            properties: [SLAPolicy.arrivalProperty: String(candidate.signature.modifiedNanos / 1000)]
+            properties: [Message.arrivedAtProperty: String(candidate.signature.modifiedNanos / 1000)]
         )
     }
 

@@ -4,6 +4,7 @@
 
 import Foundation
 import SwitchboardCore
+import SwitchboardDigest
 
 /// File names that come from messages or templates, kept inside their folder.
 public enum FilePaths {

@@ -3,6 +3,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import SwitchboardCore
+import SwitchboardRouting
 import Synchronization
 
 /// Monotonic time for the registry; tests move a ``ManualClock`` by hand.

@@ -5,6 +5,7 @@
 import Logging
 import Metrics
 import SwitchboardCore
+import SwitchboardRouting
 import Synchronization
 
 /// Services and their instances: from config, and registered at run time with a TTL

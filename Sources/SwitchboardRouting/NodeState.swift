@@ -4,6 +4,7 @@
 
 import Foundation
 import NIOCore
+import SwitchboardCore
 
 /// A message that failed for good, kept so it can be looked at and replayed.
 public struct DeadLetter: Sendable {

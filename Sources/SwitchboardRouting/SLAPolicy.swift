@@ -2,6 +2,7 @@
 // Licensed under the Apache License, Version 2.0 (see LICENSE).
 // SPDX-License-Identifier: Apache-2.0
 
+import SwitchboardCore
 /// A route's service level, from `sla:` in its route file.
 ///
 /// ```yaml
@@ -38,9 +39,9 @@ public struct SLAPolicy: Sendable, Equatable {
 
     public var isEmpty: Bool { latency.isEmpty && errorRate == nil && minThroughput == nil && maxAge == nil }
 
-    /// The message property a consumer sets to the arrival time of what it took in
-    /// (microseconds since the Unix epoch), for `max-age`. Without it the exchange's start counts.
-    public static let arrivalProperty = "arrived-at"
+    /// The message property a consumer sets to the arrival time of what it took in, for
+    /// `max-age` (see ``Message/arrivedAtProperty``).
+    public static let arrivalProperty = Message.arrivedAtProperty
 
     /// Parses `1%`, `0.5%` or a fraction such as `0.01`.
     public static func parseRate(_ text: String) -> Double? {

@@ -2,6 +2,7 @@
 // Licensed under the Apache License, Version 2.0 (see LICENSE).
 // SPDX-License-Identifier: Apache-2.0
 
+import SwitchboardCore
 /// A service as configured (`services:` in route files or the node config): its instances
 /// and how calls are spread over them, checked and cut off.
 public struct ServiceDefinition: Sendable {

@@ -5,6 +5,7 @@
 import CoreMetrics
 import Logging
 import SwitchboardCore
+import SwitchboardRouting
 import Synchronization
 
 /// Watches every route: counts and latencies for metrics and `switchboard routes`, and each

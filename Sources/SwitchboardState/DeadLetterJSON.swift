@@ -4,6 +4,7 @@
 
 import Foundation
 import SwitchboardCore
+import SwitchboardRouting
 
 extension DeadLetter {
     /// The dead letter as one JSON object, for the admin API and `switchboard dead-letters`.

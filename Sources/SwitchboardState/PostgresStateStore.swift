@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import PostgresNIO
 import SwitchboardCore
+import SwitchboardRouting
 import SwitchboardStorage
 
 /// The state store on PostgreSQL, for several nodes sharing dead letters and idempotency

@@ -6,6 +6,7 @@ import Foundation
 import GRDB
 import NIOPosix
 import SwitchboardCore
+import SwitchboardRouting
 import SwitchboardStorage
 
 /// A problem opening or using the node's state store.

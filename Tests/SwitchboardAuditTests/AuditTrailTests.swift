@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import SwitchboardAudit
 import SwitchboardCore
+import SwitchboardDigest
 import SwitchboardRouting
 import Synchronization
 import SwitchboardTestServers

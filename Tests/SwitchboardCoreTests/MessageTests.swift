@@ -4,6 +4,7 @@
 
 import NIOCore
 import SwitchboardCore
+import SwitchboardDigest
 import Testing
 
 struct MessageTests {

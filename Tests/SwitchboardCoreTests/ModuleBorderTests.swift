@@ -18,7 +18,7 @@ struct ModuleBorderTests {
     /// Every Swift target's layer; a new target must be placed here.
     static let layers: [String: Layer] = [
         "SwitchboardCore": .foundation, "SwitchboardYAML": .foundation,
-        "SwitchboardTransform": .library, "SwitchboardStorage": .library,
+        "SwitchboardTransform": .library, "SwitchboardStorage": .library, "SwitchboardDigest": .library,
         "SwitchboardFixedWidth": .format,
         "SwitchboardDropFolder": .kit,
         "SwitchboardHTTP": .adapter, "SwitchboardFile": .adapter, "SwitchboardSFTP": .adapter,
@@ -37,7 +37,7 @@ struct ModuleBorderTests {
         case .format: [.foundation, .library]
         case .kit: [.foundation, .library, .format]
         case .adapter: [.foundation, .library, .format, .kit]
-        case .service: [.foundation, .library]
+        case .service: [.foundation, .library, .engine]
         case .engine: [.foundation, .library, .format]
         case .node: [.foundation, .library, .format, .kit, .adapter, .service, .engine, .node]
         }

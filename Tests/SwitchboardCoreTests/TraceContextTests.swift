@@ -3,6 +3,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import SwitchboardCore
+import SwitchboardDigest
 import Testing
 
 @Suite struct TraceContextTests {

@@ -5,6 +5,7 @@
 import Logging
 @testable import SwitchboardRegistry
 import SwitchboardCore
+import SwitchboardRouting
 import Testing
 
 /// Balancing, breakers and TTLs on the registry itself, under a manual clock.

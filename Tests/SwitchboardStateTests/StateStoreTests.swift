@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import NIOCore
 import SwitchboardCore
+import SwitchboardRouting
 import SwitchboardState
 import SwitchboardTestServers
 import Testing
