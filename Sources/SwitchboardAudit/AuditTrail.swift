@@ -95,7 +95,11 @@ public final class AuditTrail: InlineExchangeObserver, Service {
 
     /// The log of the exchange the current task runs, when `event` is its exchange's.
     private func log(of event: borrowing ExchangeEvent) -> ExchangeLog? {
-        guard let log = ExchangeScopes.current as? ExchangeLog, log.trail === self, log.messageID == event.message.id else { return nil }
+        // The scope's exact type is compared rather than cast (`as?` from an existential is a
+        // runtime call, and this runs for every event).
+        guard let scope = ExchangeScopes.current, type(of: scope) == ExchangeLog.self else { return nil }
+        let log = unsafeDowncast(scope as AnyObject, to: ExchangeLog.self)
+        guard log.trail === self, log.messageID == event.message.id else { return nil }
         return log
     }
 
