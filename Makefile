@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # C libraries the node links (XML, XSLT, SFTP, FTP, SQLite, SHA-256, its allocator), from Debian.
 SYSTEM_PACKAGES := libxml2-dev libxslt1-dev libssh2-1-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev libjemalloc-dev
 # Real servers the tests talk to, and the benchmark's tools.
-TEST_PACKAGES := nginx openssh-server postgresql xsltproc time python3-pip openssl docbook-xsl
+TEST_PACKAGES := nginx openssh-server postgresql xsltproc time python3-pip openssl curl docbook-xsl
 BENCH_PACKAGES := nginx wrk time python3-pip
 
 SWIFT ?= swift

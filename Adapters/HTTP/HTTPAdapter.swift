@@ -51,6 +51,10 @@ public struct HTTPAdapter: Adapter {
         /// Where those temporary files are made (unnamed: they vanish when closed, or when the
         /// process ends).
         public var bodyFileDirectory = NSTemporaryDirectory()
+        /// TLS on the listener (`http.tls`): every connection is HTTPS.
+        public var tls: ServerTLS?
+        /// How often the listener looks whether its certificate files changed.
+        public var tlsReloadInterval: Duration = .seconds(10)
 
         public init(
             host: String = "127.0.0.1",
@@ -121,6 +125,9 @@ public struct HTTPAdapter: Adapter {
         )
         guard !endpoint.hasAuthority else {
             throw EndpointError("an HTTP consumer is a path on the node's listener, as in http:/orders; the listen address is set in the node config (http.listen)")
+        }
+        if endpoint.scheme == "https", configuration.tls == nil {
+            throw EndpointError("'from: https:/…' is served over TLS, and the listener has none: set http.tls { cert, key } in the node config")
         }
         listener.register(binding)
         return HTTPConsumer(binding: binding)

@@ -129,8 +129,12 @@ final class HTTPListener: Sendable {
     /// if it stopped without binding.
     let boundPort = AsyncValue<Int?>()
 
+    /// Where the TLS certificate's expiry is reported.
+    let metrics: (any MetricsFactory)?
+
     init(configuration: HTTPAdapter.Configuration, metrics: (any MetricsFactory)? = nil, logger: Logger) {
         self.configuration = configuration
+        self.metrics = metrics
         self.logger = logger
         self.counters = ListenerCounters(metrics: metrics)
         self.maxConnections = configuration.maxConnections ?? ListenerLimits.defaultMaxConnections()
@@ -166,6 +170,9 @@ final class HTTPListener: Sendable {
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
+                    if let tls = self.configuration.tls {
+                        try pipeline.addHandler(tls.makeHandler())
+                    }
                     // The watch sees a head's first bytes (for http.header-timeout) and HTTP/0.9
                     // request lines; NIO's decoder reads requests within the head limits; the
                     // connection handler writes replies as bytes, checks their fields and
@@ -185,7 +192,16 @@ final class HTTPListener: Sendable {
         }
         let port = server.localAddress?.port ?? configuration.port
         boundPort.set(port)
-        logger.notice("HTTP listener ready", metadata: ["address": "\(configuration.host):\(port)", "max-connections": "\(maxConnections)"])
+        logger.notice("HTTP listener ready", metadata: [
+            "address": "\(configuration.host):\(port)", "max-connections": "\(maxConnections)", "tls": "\(configuration.tls != nil)",
+        ])
+        // Certificate rotation: the files are looked at while the listener runs.
+        let watcher = configuration.tls.map { tls in
+            Task { [metrics, logger, interval = configuration.tlsReloadInterval] in
+                await tls.watch(every: interval, listener: "http", metrics: metrics, logger: logger)
+            }
+        }
+        defer { watcher?.cancel() }
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
                 try? await server.closeFuture.get()

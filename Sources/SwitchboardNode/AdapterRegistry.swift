@@ -56,6 +56,7 @@ public enum AdapterRegistry {
         if let maxBufferedBodies = limits.maxBufferedBodies { settings.maxBufferedBodies = maxBufferedBodies }
         if let bodyFileThreshold = limits.bodyFileThreshold { settings.bodyFileThreshold = bodyFileThreshold }
         settings.bodyFileDirectory = configuration.temporaryDirectory
+        settings.tls = configuration.httpTLS
         let http = HTTPAdapter(configuration: settings, metrics: metrics, logger: logger)
         let httpOnly = AdapterCatalog([http])
         let registry = ServiceRegistry(metrics: metrics, logger: logger)

@@ -5,6 +5,8 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
 import SwitchboardAudit
@@ -13,6 +15,7 @@ import SwitchboardRouting
 import SwitchboardSLA
 import SwitchboardState
 import SwitchboardRegistry
+import SwitchboardHTTP
 import Prometheus
 import Metrics
 
@@ -26,6 +29,8 @@ final class AdminServer: Sendable {
     /// idle time after which one is closed.
     let maxConnections: Int
     let idleTimeout: Duration
+    /// `admin.tls`: the API is served over HTTPS.
+    let tls: ServerTLS?
     let engine: RouteEngine
     let audit: AuditTrail?
     let monitor: RouteMonitor
@@ -42,7 +47,8 @@ final class AdminServer: Sendable {
     let boundPort = AsyncValue<Int?>()
 
     init(
-        listen: NodeConfiguration.Listen, token: String?, maxConnections: Int = 64, idleTimeout: Duration = .seconds(30), engine: RouteEngine, audit: AuditTrail?,
+        listen: NodeConfiguration.Listen, token: String?, maxConnections: Int = 64, idleTimeout: Duration = .seconds(30), tls: ServerTLS? = nil,
+        engine: RouteEngine, audit: AuditTrail?,
         monitor: RouteMonitor, metrics: PrometheusCollectorRegistry, series: SeriesRegistry, logger: Logger, services: ServiceRegistry? = nil, mask: [String] = AuditPolicy.defaultMask
     ) {
         self.mask = mask
@@ -51,6 +57,7 @@ final class AdminServer: Sendable {
         self.token = token
         self.maxConnections = maxConnections
         self.idleTimeout = idleTimeout
+        self.tls = tls
         self.engine = engine
         self.audit = audit
         self.monitor = monitor
@@ -335,21 +342,29 @@ final class AdminServer: Sendable {
         }
         var serverLogger = logger
         serverLogger.logLevel = max(logger.logLevel, .notice)
+        let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: TimeAmount(idleTimeout)))
         let application = Application(
             router: router,
-            server: .http1(configuration: .init(idleTimeout: TimeAmount(idleTimeout))),
+            server: try tls.map { try .tls(http1, tlsConfiguration: $0.configuration) } ?? http1,
             configuration: ApplicationConfiguration(
                 address: .hostname(listen.host, port: listen.port), serverName: nil,
                 availableConnectionsDelegate: .maximum(maxConnections, logger: serverLogger)
             ),
-            onServerRunning: { [boundPort, logger, listen, token] channel in
+            onServerRunning: { [boundPort, logger, listen, token, tls] channel in
                 let port = channel.localAddress?.port ?? listen.port
                 boundPort.set(port)
                 let auth = token == nil ? "no token set: loopback only" : "bearer token required"
-                logger.notice("admin API ready", metadata: ["address": "\(listen.host):\(port)", "auth": "\(auth)"])
+                logger.notice("admin API ready", metadata: ["address": "\(listen.host):\(port)", "auth": "\(auth)", "tls": "\(tls != nil)"])
             },
             logger: serverLogger
         )
+        // Certificate rotation: every handshake takes the certificate loaded last.
+        let watcher = tls.map { tls in
+            Task { [metrics, logger] in
+                await tls.watch(every: .seconds(10), listener: "admin", metrics: PrometheusMetricsFactory(registry: metrics), logger: logger)
+            }
+        }
+        defer { watcher?.cancel() }
         do {
             try await application.run()
         } catch {

@@ -101,7 +101,7 @@ public final class SwitchboardNode: Sendable {
         }
         admin = AdminServer(
             listen: configuration.adminListen, token: configuration.adminToken,
-            maxConnections: configuration.adminMaxConnections, idleTimeout: configuration.adminIdleTimeout, engine: engine,
+            maxConnections: configuration.adminMaxConnections, idleTimeout: configuration.adminIdleTimeout, tls: configuration.adminTLS, engine: engine,
             audit: audit, monitor: monitor, metrics: metrics, series: series, logger: logger,
             services: catalog.adapters.lazy.compactMap { ($0 as? ServiceAdapter)?.registry }.first,
             mask: AuditPolicy.defaultMask + configuration.audit.mask + AdapterRegistry.secretOptionNames

@@ -8,6 +8,8 @@ import SwitchboardAudit
 import SwitchboardCore
 import SwitchboardRouting
 import SwitchboardDatabase
+import SwitchboardHTTP
+import NIOSSL
 import SwitchboardStorage
 
 // Reading a node config file: every key checked, every problem reported at its line.
@@ -26,12 +28,22 @@ extension NodeConfiguration {
         ("http.max-header-size", "Most bytes of a request's target, header names and values; more get 431 (default 16KiB)."),
         ("http.max-buffered-bodies", "Most bytes of request bodies held in memory at once across the listener; past it 503 (default 128MiB)."),
         ("http.body-file-threshold", "A request body larger than this is kept in a temporary file under DATA/tmp while it arrives (default 64KiB)."),
+        ("http.tls.cert", "PEM certificate chain the route listener serves TLS with (relative to the config file); with http.tls every route connection is HTTPS."),
+        ("http.tls.key", "PEM private key of that certificate (unencrypted)."),
+        ("http.tls.client-ca", "PEM certificates of the authorities whose client certificates are accepted (mutual TLS)."),
+        ("http.tls.client-auth", "none (default), optional (a client certificate is verified if given) or require (a connection without one is refused)."),
+        ("http.tls.min-version", "Lowest TLS version accepted: 1.2 (default) or 1.3."),
         ("xml.max-size", "Largest XML document any step parses (default 64MiB); larger bodies fail the step with 400."),
         ("xml.max-depth", "Deepest element nesting in XML documents (default 256, at most 2048)."),
         ("admin.listen", "Address of the admin API (default 127.0.0.1:8081)."),
         ("admin.token", "Bearer token the admin API requires (or SWITCHBOARD_ADMIN_TOKEN)."),
         ("admin.max-connections", "Connections the admin API serves at once; more wait to be accepted (default 64)."),
         ("admin.idle-timeout", "Time an admin connection may stay without a request or reply before it is closed (default 30s)."),
+        ("admin.tls.cert", "PEM certificate chain the admin API serves TLS with; keys as for http.tls."),
+        ("admin.tls.key", "PEM private key of the admin API's certificate."),
+        ("admin.tls.client-ca", "PEM certificates of the authorities whose client certificates the admin API accepts."),
+        ("admin.tls.client-auth", "none (default), optional or require, as for http.tls."),
+        ("admin.tls.min-version", "Lowest TLS version the admin API accepts: 1.2 (default) or 1.3."),
         ("routes", "Folder of route files (default Routes)."),
         ("mappings", "Folder of stylesheets, schemas and layouts (default Mappings)."),
         ("data", "Folder for the node's state: audit store, idempotency records (default var)."),
@@ -131,6 +143,70 @@ extension NodeConfiguration {
             }
             return size
         }
+        /// `http.tls` or `admin.tls`: the files read and checked now, problems at their keys.
+        func tls(_ node: ConfigNode, _ prefix: String) -> ServerTLS? {
+            guard let pairs = node.mapping else {
+                log.error(node.location, "'\(prefix)' expects a mapping such as { cert: server.pem, key: server.key }")
+                return nil
+            }
+            var files: [String: (path: String, location: SourceLocation)] = [:]
+            var clientAuth = ServerTLS.ClientAuth.none
+            var minimum = TLSVersion.tlsv12
+            var failed = false
+            for pair in pairs {
+                let key = "\(prefix).\(pair.key)"
+                switch pair.key {
+                case "cert", "key", "client-ca":
+                    guard let text = scalar(pair.value, key), !text.isEmpty else { failed = true; continue }
+                    files[pair.key] = (resolve(text), pair.value.contentLocation)
+                case "client-auth":
+                    guard let text = scalar(pair.value, key) else { failed = true; continue }
+                    guard let parsed = ServerTLS.ClientAuth(rawValue: text) else {
+                        log.error(pair.value.contentLocation, "'\(key)' expects none, optional or require, found '\(text)'")
+                        failed = true
+                        continue
+                    }
+                    clientAuth = parsed
+                case "min-version":
+                    guard let text = scalar(pair.value, key) else { failed = true; continue }
+                    switch text {
+                    case "1.2": minimum = .tlsv12
+                    case "1.3": minimum = .tlsv13
+                    default:
+                        log.error(pair.value.contentLocation, "'\(key)' expects 1.2 or 1.3, found '\(text)'")
+                        failed = true
+                    }
+                default:
+                    unknown(key, pair.keyNode)
+                    failed = true
+                }
+            }
+            for required in ["cert", "key"] where files[required] == nil && pairs.first(where: { $0.key == required }) == nil {
+                log.error(node.location, "'\(prefix)' needs '\(required)': the PEM \(required == "cert" ? "certificate chain" : "private key") file")
+                failed = true
+            }
+            if clientAuth != .none, files["client-ca"] == nil {
+                log.error(node.location, "'\(prefix).client-auth: \(clientAuth.rawValue)' needs '\(prefix).client-ca': the authorities whose client certificates are accepted")
+                failed = true
+            }
+            guard !failed, let cert = files["cert"], let key = files["key"] else { return nil }
+            let settings = ServerTLS.Settings(
+                certificateFile: cert.path, keyFile: key.path, clientCAFile: files["client-ca"]?.path, clientAuth: clientAuth, minimumVersion: minimum
+            )
+            do {
+                let loaded = try ServerTLS(settings)
+                if loaded.notValidAfter.timeIntervalSinceNow < Double(ServerTLS.expiryWarning.components.seconds) {
+                    log.warning(cert.location, "'\(prefix).cert': the certificate in \(cert.path) ends on \(ServerTLS.formatted(loaded.notValidAfter))")
+                }
+                return loaded
+            } catch let error as ServerTLS.LoadError {
+                let at = files.values.first { $0.path == error.file }?.location ?? cert.location
+                log.error(at, "'\(prefix)': \(error)")
+            } catch {
+                log.error(cert.location, "'\(prefix)': \(error)")
+            }
+            return nil
+        }
         for entry in entries {
             switch entry.key {
             case "http":
@@ -170,6 +246,8 @@ extension NodeConfiguration {
                         if let size = positiveSize(value, "http.body-file-threshold", example: "64KiB") { configuration.httpLimits.bodyFileThreshold = size }
                     case "max-connections-per-host":
                         if let count = positiveInteger(value, "http.max-connections-per-host") { configuration.maxConnectionsPerHost = count }
+                    case "tls":
+                        configuration.httpTLS = tls(value, "http.tls")
                     default:
                         unknown("http.\(key)", keyNode)
                     }
@@ -194,6 +272,8 @@ extension NodeConfiguration {
                         if let count = positiveInteger(value, "admin.max-connections") { configuration.adminMaxConnections = count }
                     case "idle-timeout":
                         if let duration = positiveDuration(value, "admin.idle-timeout", example: "30s") { configuration.adminIdleTimeout = duration }
+                    case "tls":
+                        configuration.adminTLS = tls(value, "admin.tls")
                     default:
                         unknown("admin.\(key)", keyNode)
                     }

@@ -8,6 +8,7 @@ import SwitchboardAudit
 import SwitchboardCore
 import SwitchboardRouting
 import SwitchboardDatabase
+import SwitchboardHTTP
 import SwitchboardStorage
 
 /// A node's settings: `switchboard.yaml`, or the embedded defaults when there is none.
@@ -69,6 +70,10 @@ public struct NodeConfiguration: Sendable {
     /// long one may stay idle.
     public var adminMaxConnections = 64
     public var adminIdleTimeout: Duration = .seconds(30)
+    /// TLS on the route listener (`http.tls`) and the admin API (`admin.tls`), loaded and
+    /// checked when the config loads.
+    public var httpTLS: ServerTLS?
+    public var adminTLS: ServerTLS?
     /// Bearer token the admin API requires; from `admin.token` or `SWITCHBOARD_ADMIN_TOKEN`
     /// (one of blanks only is no token).
     public var adminToken: String?
