@@ -101,7 +101,7 @@ struct NodeTLSTests {
             let health = try Curl.run(ca + ["https://localhost:\(admin)/health"])
             #expect(health.status == 0 && health.output.hasPrefix(#"{"status":"ok""#), "\(health.errors)")
             let metrics = try Curl.run(ca + ["https://localhost:\(admin)/metrics"])
-            #expect(metrics.output.contains(#"switchboard_tls_certificate_expiry_seconds{listener="http"}"#), "\(metrics.output.prefix(400))")
+            #expect(metrics.output.contains(#"switchboard_tls_certificate_expiry_seconds{listener="http"}"#), "\(metrics.status) \(metrics.errors) \(metrics.output.prefix(400))")
             #expect(try Curl.run(["http://localhost:\(admin)/health"]).output.isEmpty)
             group.cancelAll()
         }
