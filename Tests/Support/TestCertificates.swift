@@ -18,7 +18,12 @@ public struct TestCertificates: Sendable {
         public let description: String
     }
 
-    public init() throws {
+    /// Makes them on a Dispatch thread (openssl runs as child processes).
+    public static func make() async throws -> TestCertificates {
+        try await offThePool { try TestCertificates() }
+    }
+
+    init() throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-certs-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         try openssl([

@@ -7,6 +7,7 @@ import SwitchboardCore
 import SwitchboardHTTP
 import SwitchboardRouting
 import SwitchboardTransform
+import SwitchboardTestServers
 import Testing
 
 #if canImport(Glibc)
@@ -66,7 +67,7 @@ struct HTTPSProducerTests {
 
     @Test func aRouteCallsNginxOverTLSReusingAndRenewingConnections() async throws {
         let port = try NginxBackendTests.freePort()
-        let (nginx, folder) = try Self.startTLSNginx(port: port)
+        let (nginx, folder) = try await offThePool { try Self.startTLSNginx(port: port) }
         defer {
             kill(nginx.processIdentifier, SIGKILL)
             nginx.waitUntilExit()

@@ -19,7 +19,7 @@ struct ListenerTLSTests {
     """
 
     @Test func servesHTTPSAndRotatesItsCertificate() async throws {
-        let certificates = try TestCertificates()
+        let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
         // The node serves copies, which the test then replaces.
         let live = (certificates.path("live.pem"), certificates.path("live.key"))
@@ -32,15 +32,15 @@ struct ListenerTLSTests {
             $0.tlsReloadInterval = .milliseconds(100)
         }) { node in
             let url = "https://localhost:\(node.port)/hello"
-            let reply = try Curl.run(["--cacert", certificates.path("ca.pem"), "-X", "POST", "-d", "x", "-v", url])
+            let reply = try await Curl.run(["--cacert", certificates.path("ca.pem"), "-X", "POST", "-d", "x", "-v", url])
             #expect(reply.status == 0, "\(reply.errors)")
             #expect(reply.output == "hello over TLS")
             #expect(reply.errors.contains("ALPN: server accepted http/1.1"), "\(reply.errors)")
             #expect(!reply.errors.contains("O=Rotated"))
 
             // Without the CA, curl does not trust it; plain HTTP gets no answer.
-            #expect(try Curl.run(["-X", "POST", "-d", "x", url]).status != 0)
-            #expect(try Curl.run(["-X", "POST", "-d", "x", "http://localhost:\(node.port)/hello"]).output.isEmpty)
+            #expect(try await Curl.run(["-X", "POST", "-d", "x", url]).status != 0)
+            #expect(try await Curl.run(["-X", "POST", "-d", "x", "http://localhost:\(node.port)/hello"]).output.isEmpty)
 
             // A new pair in place of the files: served from the next handshake on.
             try FileManager.default.removeItem(atPath: live.0)
@@ -50,7 +50,7 @@ struct ListenerTLSTests {
             var rotated = false
             for _ in 0..<50 where !rotated {
                 try await Task.sleep(for: .milliseconds(100))
-                let again = try Curl.run(["--cacert", certificates.path("ca.pem"), "-X", "POST", "-d", "x", "-v", url])
+                let again = try await Curl.run(["--cacert", certificates.path("ca.pem"), "-X", "POST", "-d", "x", "-v", url])
                 #expect(again.status == 0, "\(again.errors)")
                 rotated = again.errors.contains("O=Rotated")
             }
@@ -60,13 +60,13 @@ struct ListenerTLSTests {
             // A broken pair leaves the one in use.
             try "not a certificate".write(toFile: live.0, atomically: true, encoding: .utf8)
             try await Task.sleep(for: .milliseconds(400))
-            let kept = try Curl.run(["--cacert", certificates.path("ca.pem"), "-X", "POST", "-d", "x", url])
+            let kept = try await Curl.run(["--cacert", certificates.path("ca.pem"), "-X", "POST", "-d", "x", url])
             #expect(kept.status == 0 && kept.output == "hello over TLS", "\(kept.errors)")
         }
     }
 
     @Test func requiredClientCertificatesAreChecked() async throws {
-        let certificates = try TestCertificates()
+        let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
         let tls = try ServerTLS(.init(
             certificateFile: certificates.path("server.pem"), keyFile: certificates.path("server.key"),
@@ -75,19 +75,19 @@ struct ListenerTLSTests {
         try await SwitchboardUnderTest.run(Self.route, configure: { $0.tls = tls }) { node in
             let url = "https://localhost:\(node.port)/hello"
             let base = ["--cacert", certificates.path("ca.pem"), "-X", "POST", "-d", "x"]
-            let without = try Curl.run(base + [url])
+            let without = try await Curl.run(base + [url])
             #expect(without.status != 0, "a connection without a client certificate was served: \(without.output)")
-            let with = try Curl.run(base + ["--cert", certificates.path("client-a.pem"), "--key", certificates.path("client-a.key"), url])
+            let with = try await Curl.run(base + ["--cert", certificates.path("client-a.pem"), "--key", certificates.path("client-a.key"), url])
             #expect(with.status == 0, "\(with.errors)")
             #expect(with.output == "hello over TLS")
             // A certificate the CA did not sign: the server's own key and certificate are not a client's.
-            let selfMade = try Curl.run(base + ["--cert", certificates.path("ca.pem"), "--key", certificates.path("ca.key"), url])
+            let selfMade = try await Curl.run(base + ["--cert", certificates.path("ca.pem"), "--key", certificates.path("ca.key"), url])
             #expect(selfMade.status != 0)
         }
     }
 
-    @Test func filesThatDoNotFitAreRefusedNamingTheFile() throws {
-        let certificates = try TestCertificates()
+    @Test func filesThatDoNotFitAreRefusedNamingTheFile() async throws {
+        let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
         func error(_ settings: ServerTLS.Settings) -> String {
             do {

@@ -27,8 +27,8 @@ struct NodeTLSTests {
         }
     }
 
-    @Test func problemsAreReportedAtTheirKeys() throws {
-        let certificates = try TestCertificates()
+    @Test func problemsAreReportedAtTheirKeys() async throws {
+        let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
         // Relative paths resolve against the config file's folder.
         let good = try Self.config("""
@@ -74,7 +74,7 @@ struct NodeTLSTests {
     }
 
     @Test func bothListenersServeHTTPS() async throws {
-        let certificates = try TestCertificates()
+        let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
         try FileManager.default.createDirectory(atPath: certificates.path("routes"), withIntermediateDirectories: true)
         try """
@@ -96,13 +96,13 @@ struct NodeTLSTests {
             let http = try #require(await node.httpPort)
             let admin = try #require(await node.adminPort)
             let ca = ["--cacert", certificates.path("ca.pem")]
-            let route = try Curl.run(ca + ["https://localhost:\(http)/hello"])
+            let route = try await Curl.run(ca + ["https://localhost:\(http)/hello"])
             #expect(route.status == 0 && route.output == "hello", "\(route.errors)")
-            let health = try Curl.run(ca + ["https://localhost:\(admin)/health"])
+            let health = try await Curl.run(ca + ["https://localhost:\(admin)/health"])
             #expect(health.status == 0 && health.output.hasPrefix(#"{"status":"ok""#), "\(health.errors)")
-            let metrics = try Curl.run(ca + ["https://localhost:\(admin)/metrics"])
+            let metrics = try await Curl.run(ca + ["https://localhost:\(admin)/metrics"])
             #expect(metrics.output.contains(#"switchboard_tls_certificate_expiry_seconds{listener="http"}"#), "\(metrics.status) \(metrics.errors) \(metrics.output.prefix(400))")
-            #expect(try Curl.run(["http://localhost:\(admin)/health"]).output.isEmpty)
+            #expect(try await Curl.run(["http://localhost:\(admin)/health"]).output.isEmpty)
             group.cancelAll()
         }
     }
