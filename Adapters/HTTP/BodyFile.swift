@@ -42,11 +42,12 @@ final class BodyFile {
     static func make(in directory: String, on loop: any EventLoop) -> EventLoopFuture<BodyFile> {
         BodyFile.pool.runIfActive(eventLoop: loop) { () throws -> Int32 in
             var template = Array(((directory.hasSuffix("/") ? directory : directory + "/") + "switchboard-body-XXXXXX").utf8CString)
-            let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+            // The template is never empty: it ends in XXXXXX and a NUL.
+            let descriptor = template.withUnsafeMutableBufferPointer { $0.baseAddress.map { mkstemp($0) } ?? -1 }
             guard descriptor >= 0 else {
                 throw BodyFileError("cannot make a temporary file for a request body in \(directory): \(String(cString: strerror(errno)))")
             }
-            template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+            template.withUnsafeBufferPointer { if let path = $0.baseAddress { _ = unlink(path) } }
             _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
             return descriptor
         }.map { descriptor in
@@ -62,9 +63,10 @@ final class BodyFile {
         tail = tail.flatMap { [loop] in
             BodyFile.pool.runIfActive(eventLoop: loop) {
                 try buffer.withUnsafeReadableBytes { bytes in
+                    guard let start = bytes.baseAddress else { return }
                     var written = 0
                     while written < bytes.count {
-                        let count = pwrite(descriptor, bytes.baseAddress! + written, bytes.count - written, off_t(offset + written))
+                        let count = pwrite(descriptor, start + written, bytes.count - written, off_t(offset + written))
                         if count < 0, errno == EINTR { continue }
                         guard count > 0 else {
                             throw BodyFileError("cannot write a request body to its temporary file: \(String(cString: strerror(errno)))")
@@ -85,9 +87,13 @@ final class BodyFile {
             BodyFile.pool.runIfActive(eventLoop: loop) { () throws -> ByteBuffer in
                 var buffer = allocator.buffer(capacity: size)
                 try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { target in
+                    guard let start = target.baseAddress else {
+                        guard size == 0 else { throw BodyFileError("no memory to read a request body back into") }
+                        return 0
+                    }
                     var done = 0
                     while done < size {
-                        let count = pread(descriptor, target.baseAddress! + done, size - done, off_t(done))
+                        let count = pread(descriptor, start + done, size - done, off_t(done))
                         if count < 0, errno == EINTR { continue }
                         guard count > 0 else {
                             throw BodyFileError("cannot read a request body back from its temporary file: \(count == 0 ? "it is shorter than written" : String(cString: strerror(errno)))")

@@ -2,8 +2,9 @@
 // Licensed under the Apache License, Version 2.0 (see LICENSE).
 // SPDX-License-Identifier: Apache-2.0
 //
-// Over 500 lines: one channel handler's per-connection state (head, body, body file,
-// reply, pipelined requests), which every part reads and changes on one event loop.
+// Over 500 lines: one channel handler's per-connection state (head, reply, pipelined
+// requests, deadlines), which every part reads and changes on one event loop. Its settings
+// and the reading of bodies (memory and file) are extensions in files of their own.
 
 import Foundation
 import Logging
@@ -49,51 +50,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
     /// encoder sits between this handler and the socket.
     typealias OutboundOut = ByteBuffer
 
-    /// What every connection of one listener shares.
-    struct Settings: Sendable {
-        let router: RequestRouter
-        let idleTimeout: TimeAmount?
-        let headerTimeout: TimeAmount
-        let bodyTimeout: TimeAmount
-        /// The timeouts as the config wrote them, for replies.
-        let headerTimeoutText: String
-        let bodyTimeoutText: String
-        let budget: BodyBudget
-        let bodyFileThreshold: Int
-        let bodyFileDirectory: String
-        let maxHeaderCount: Int
-        let maxHeaderSize: Int
-        let counters: ListenerCounters
-        let logger: Logger
-
-        init(router: RequestRouter, configuration: HTTPAdapter.Configuration, budget: BodyBudget, counters: ListenerCounters, logger: Logger) {
-            self.router = router
-            idleTimeout = configuration.idleTimeout.map { TimeAmount($0) }
-            headerTimeout = TimeAmount(configuration.headerTimeout)
-            bodyTimeout = TimeAmount(configuration.bodyTimeout)
-            headerTimeoutText = formatDuration(configuration.headerTimeout)
-            bodyTimeoutText = formatDuration(configuration.bodyTimeout)
-            self.budget = budget
-            bodyFileThreshold = configuration.bodyFileThreshold
-            bodyFileDirectory = configuration.bodyFileDirectory
-            maxHeaderCount = configuration.maxHeaderCount
-            maxHeaderSize = configuration.maxHeaderSize
-            self.counters = counters
-            self.logger = logger
-        }
-
-        /// NIO's decoder enforces the head limits (its list size counts the target too).
-        var decoderLimits: NIOHTTPDecoderLimitConfiguration {
-            var limits = NIOHTTPDecoderLimitConfiguration()
-            limits.maxHeaderFieldCount = maxHeaderCount
-            limits.maxHeaderFieldSize = maxHeaderSize
-            limits.maxHeaderListSize = maxHeaderSize
-            return limits
-        }
-    }
-
     /// A request whose body is being read.
-    private struct Collecting {
+    struct Collecting {
         var head: HTTPRequestHead
         var binding: HTTPListener.Binding
         var deliver: HTTPListener.DeliveryBox
@@ -113,7 +71,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
         var ended = false
     }
 
-    private enum State {
+    enum State {
         /// Between requests.
         case idle
         /// Reading a request's body (``request``).
@@ -126,22 +84,22 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
         case routing
     }
 
-    private let settings: Settings
+    let settings: Settings
     private let watch: HeadWatch
     /// Runs the connection's routes on its event loop (see ``LoopTaskExecutor``).
     private let executor: LoopTaskExecutor
-    private var state = State.idle
-    private var request: Collecting?
+    var state = State.idle
+    var request: Collecting?
     /// Budget bytes of the request being routed, given back once its reply is written.
     private var routedBytes = 0
-    private var isOpen = true
+    var isOpen = true
     private var date = HTTPDate()
     /// Parts of pipelined requests that arrived while a request was in flight.
     private var pending = CircularBuffer<HTTPServerRequestPart>()
     /// A `read` held back while `pending` is not empty or a body's file is being written.
     private var readHeld = false
     /// A body file is being made or written to.
-    private var fileBusy = false
+    var fileBusy = false
     /// Shutdown (or a pipelined head past its deadline) asked this connection to close after
     /// its current request.
     private var quiescing = false
@@ -269,7 +227,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
     }
 
     /// The head of the request being read or dropped.
-    private var requestHead: HTTPRequestHead? {
+    var requestHead: HTTPRequestHead? {
         if case .discarding(_, let head) = state { return head }
         return request?.head
     }
@@ -310,7 +268,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
     }
 
     /// Reads again if a read was held and nothing holds it any more.
-    private func resumeReading(context: ChannelHandlerContext) {
+    func resumeReading(context: ChannelHandlerContext) {
         guard readHeld, pending.isEmpty, !fileBusy, isOpen else { return }
         readHeld = false
         context.read()
@@ -360,128 +318,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    /// Adds a part of the body being read: to memory within the budget, to its file past the
-    /// threshold.
-    private func collect(_ part: ByteBuffer, context: ChannelHandlerContext) {
-        guard request != nil else { return }
-        let count = part.readableBytes
-        request!.received += count
-        if request!.received > request!.binding.maxBodySize {
-            refuse(RequestRouter.tooLarge(request!.binding, path: request!.path), head: request!.head, context: context)
-            return
-        }
-        guard settings.budget.take(count) else {
-            settings.counters.count(.bodyBuffersFull)
-            refuse(.error(status: 503, "the listener holds as many request bodies as it may (http.max-buffered-bodies); try again later"),
-                   head: request!.head, context: context)
-            return
-        }
-        request!.taken += count
-        if request!.body == nil {
-            request!.body = part
-        } else {
-            var part = part
-            request!.body!.writeBuffer(&part)
-        }
-        if !request!.spilling, request!.received > settings.bodyFileThreshold {
-            request!.spilling = true
-            makeFile(context: context)
-        } else if request!.spilling {
-            writeToFile(context: context)
-        }
-    }
-
-    private func makeFile(context: ChannelHandlerContext) {
-        fileBusy = true
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        BodyFile.make(in: settings.bodyFileDirectory, on: context.eventLoop).whenComplete { result in
-            let (handler, context) = bound.value
-            handler.fileBusy = false
-            switch result {
-            case .success(let file):
-                guard handler.isOpen, handler.request?.spilling == true, handler.request?.file == nil else {
-                    file.close()
-                    return
-                }
-                handler.request!.file = file
-                handler.writeToFile(context: context)
-            case .failure(let error):
-                handler.bodyFileFailed(error, context: context)
-            }
-        }
-    }
-
-    /// Writes what is queued in memory to the body's file, one write at a time; once the body
-    /// has ended and all of it is written, reads it back and routes the request.
-    private func writeToFile(context: ChannelHandlerContext) {
-        guard !fileBusy, let file = request?.file else { return }
-        guard let queued = request!.body, queued.readableBytes > 0 else {
-            if request!.ended { readBack(file, context: context) } else { resumeReading(context: context) }
-            return
-        }
-        let bytes = request!.taken
-        request!.body = nil
-        request!.taken = 0
-        fileBusy = true
-        let bound = NIOLoopBound((self, context, file), eventLoop: context.eventLoop)
-        file.append(queued).whenComplete { [budget = settings.budget] result in
-            budget.giveBack(bytes)
-            let (handler, context, file) = bound.value
-            handler.fileBusy = false
-            guard handler.isOpen, handler.request?.file === file else { return }
-            switch result {
-            case .success: handler.writeToFile(context: context)
-            case .failure(let error): handler.bodyFileFailed(error, context: context)
-            }
-        }
-    }
-
-    /// Reads a whole body back from its file (taking its size from the budget) and routes it.
-    private func readBack(_ file: BodyFile, context: ChannelHandlerContext) {
-        guard let head = request?.head else { return }
-        guard settings.budget.take(file.size) else {
-            settings.counters.count(.bodyBuffersFull)
-            abandonRequest()
-            state = .idle
-            isOpen = false
-            write(.error(status: 503, "the listener holds as many request bodies as it may (http.max-buffered-bodies); try again later"),
-                  head: head, close: true, context: context)
-            return
-        }
-        request!.taken = file.size
-        fileBusy = true
-        let bound = NIOLoopBound((self, context, file), eventLoop: context.eventLoop)
-        file.readAll(allocator: context.channel.allocator).whenComplete { result in
-            let (handler, context, file) = bound.value
-            handler.fileBusy = false
-            file.close()
-            guard handler.isOpen, handler.request?.file === file, var request = handler.request else { return }
-            switch result {
-            case .success(let body):
-                request.body = body
-                request.file = nil
-                handler.request = nil
-                handler.route(request, context: context)
-            case .failure(let error):
-                handler.bodyFileFailed(error, context: context)
-            }
-        }
-    }
-
-    private func bodyFileFailed(_ error: any Error, context: ChannelHandlerContext) {
-        settings.logger.error("a request body could not be kept in its temporary file", metadata: [
-            "directory": "\(settings.bodyFileDirectory)", "error": "\(error)",
-        ])
-        let head = requestHead ?? HTTPRequestHead(version: .http1_1, method: .POST, uri: "/")
-        abandonRequest()
-        state = .idle
-        guard isOpen else { return }
-        isOpen = false
-        write(.error(status: 500, "the request body could not be kept: \(error)"), head: head, close: true, context: context)
-    }
-
     /// Drops the request being read: gives its memory back and closes its file.
-    private func abandonRequest() {
+    func abandonRequest() {
         guard let request else { return }
         settings.budget.giveBack(request.taken)
         request.file?.close()
@@ -559,7 +397,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
     // MARK: Routing and replies
 
     /// Runs the route in a task; the reply is written from the connection's event loop.
-    private func route(_ collected: Collecting, context: ChannelHandlerContext) {
+    func route(_ collected: Collecting, context: ChannelHandlerContext) {
         routedBytes = collected.taken
         let request = CollectedRequest(
             head: collected.head, path: collected.path, query: collected.query, segments: collected.segments,
@@ -593,7 +431,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
 
     /// Answers at once a request that will not be routed (413, 503), saying `Connection: close`,
     /// and reads and drops the rest of its body (see `refusal`).
-    private func refuse(_ reply: HTTPReply, head: HTTPRequestHead, context: ChannelHandlerContext) {
+    func refuse(_ reply: HTTPReply, head: HTTPRequestHead, context: ChannelHandlerContext) {
         abandonRequest()
         refusal = write(reply, head: head, close: true, closeWhenWritten: false, context: context)
         state = .discarding(reply: nil, head: head)
@@ -604,7 +442,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
     /// connection once written; the write's future then comes back (nil for a reply that
     /// keeps the connection). Fields that are not valid HTTP (``HTTPWire``) are not written.
     @discardableResult
-    private func write(
+    func write(
         _ reply: HTTPReply, head request: HTTPRequestHead, close: Bool, closeWhenWritten: Bool = true, context: ChannelHandlerContext
     ) -> EventLoopFuture<Void>? {
         // No body, and no length, on the statuses that cannot have one.

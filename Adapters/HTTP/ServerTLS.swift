@@ -59,13 +59,32 @@ public final class ServerTLS: Sendable {
         let subject: String
         /// The files' modification times when read: a change reloads them.
         let stamp: [Date?]
+
+        /// What a handshake is given: made once per load, not per connection.
+        var override: NIOSSLContextConfigurationOverride {
+            var override = NIOSSLContextConfigurationOverride()
+            override.certificateChain = chain.map { .certificate($0) }
+            override.privateKey = .privateKey(key)
+            return override
+        }
     }
 
     public let settings: Settings
     /// The identity handshakes present, shared with the handshake callback.
     private final class Holder: Sendable {
         let identity: Mutex<Identity>
-        init(_ identity: Identity) { self.identity = Mutex(identity) }
+        /// The identity's handshake override, replaced with it.
+        let override: Mutex<NIOSSLContextConfigurationOverride>
+
+        init(_ identity: Identity) {
+            self.identity = Mutex(identity)
+            self.override = Mutex(identity.override)
+        }
+
+        func replace(with identity: Identity) {
+            self.identity.withLock { $0 = identity }
+            override.withLock { $0 = identity.override }
+        }
     }
 
     private let holder: Holder
@@ -102,11 +121,7 @@ public final class ServerTLS: Sendable {
         // Every handshake presents the identity loaded last.
         let state = holder
         configuration.sslContextCallback = { _, promise in
-            var override = NIOSSLContextConfigurationOverride()
-            let identity = state.identity.withLock { $0 }
-            override.certificateChain = identity.chain.map { .certificate($0) }
-            override.privateKey = .privateKey(identity.key)
-            promise.succeed(override)
+            promise.succeed(state.override.withLock { $0 })
         }
         self.configuration = configuration
         do {
@@ -131,7 +146,7 @@ public final class ServerTLS: Sendable {
         guard stamp != holder.identity.withLock({ $0.stamp }) else { return nil }
         do {
             let identity = try Self.load(settings)
-            holder.identity.withLock { $0 = identity }
+            holder.replace(with: identity)
             return .success(identity.notValidAfter)
         } catch let error as LoadError {
             // Not tried again until the files change again.

@@ -50,12 +50,9 @@ public final class SeriesRegistry: MetricsFactory, Sendable {
         return state.withLock { state in
             if let existing = state.families[label]?.series[labels] as? S { return existing }
             let made = make(labels)
-            if state.families[label] == nil {
-                state.families[label] = Family(type: type)
-                state.order.append(label)
-            }
-            if state.families[label]!.series.updateValue(made, forKey: labels) == nil {
-                state.families[label]!.order.append(labels)
+            if state.families[label] == nil { state.order.append(label) }
+            if state.families[label, default: Family(type: type)].series.updateValue(made, forKey: labels) == nil {
+                state.families[label, default: Family(type: type)].order.append(labels)
             }
             return made
         }
@@ -90,7 +87,7 @@ public final class SeriesRegistry: MetricsFactory, Sendable {
         guard let series = handler as? any Series else { return }
         state.withLock { state in
             guard state.families[series.name]?.series.removeValue(forKey: series.labels) != nil else { return }
-            state.families[series.name]!.order.removeAll { $0 == series.labels }
+            state.families[series.name]?.order.removeAll { $0 == series.labels }
         }
     }
 

@@ -120,8 +120,8 @@ struct TraceCommand: AsyncParsableCommand {
         var query = parameters
         do {
             var traces = try await source.traces(query)
-            if id != nil, traces.isEmpty {
-                printError("error: no trace for message \(id!) (\(source.name))")
+            if let id, traces.isEmpty {
+                printError("error: no trace for message \(id) (\(source.name))")
                 throw ExitCode.failure
             }
             if follow {

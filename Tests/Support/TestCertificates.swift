@@ -5,7 +5,8 @@
 import Foundation
 
 /// Certificates made by `openssl` for a test, in a fresh folder: a CA (`ca.pem`), server
-/// certificates it signed for `localhost` and 127.0.0.1 (`server.pem`/`server.key`, a second
+/// certificates it signed for `localhost` and 127.0.0.1 (`server.pem`/`server.key`; one for the
+/// name `localhost` only, `localhost.pem`/`.key`; a second
 /// `server2.pem`/`server2.key` for rotation, an expired `expired.pem`/`expired.key`), and
 /// two client certificates (`client-a.pem`/`.key` with subject `CN=partner-a,O=Acme`,
 /// `client-b`).
@@ -31,8 +32,10 @@ public struct TestCertificates: Sendable {
             "-subj", "/CN=Switchboard Test CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
         ])
         try write("server.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+        try write("localhost.ext", "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
         try write("client.ext", "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
         try sign("server", subject: "/CN=localhost", extensions: "server.ext")
+        try sign("localhost", subject: "/CN=localhost", extensions: "localhost.ext")
         try sign("server2", subject: "/CN=localhost/O=Rotated", extensions: "server.ext")
         try sign("client-a", subject: "/O=Acme/CN=partner-a", extensions: "client.ext")
         try sign("client-b", subject: "/O=Other/CN=partner-b", extensions: "client.ext")

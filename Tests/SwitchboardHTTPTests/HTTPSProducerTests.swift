@@ -18,41 +18,16 @@ import Glibc
 /// made by openssl here, reached over TLS with the same pooling and errors as `http://`.
 @Suite(.timeLimit(.minutes(2)))
 struct HTTPSProducerTests {
-    /// A CA, and a server certificate it signed for the name `localhost` only.
-    static func makeCertificates(in folder: URL) throws {
-        func openssl(_ arguments: [String]) throws {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-            process.arguments = arguments
-            process.currentDirectoryURL = folder
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            process.waitUntilExit()
-            try #require(process.terminationStatus == 0, "openssl \(arguments.joined(separator: " ")) failed")
-        }
-        try openssl([
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-            "-subj", "/CN=Switchboard Test CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-        ])
-        try openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"])
-        try "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
-            .write(to: folder.appendingPathComponent("server.ext"), atomically: true, encoding: .utf8)
-        try openssl([
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem",
-            "-days", "2", "-extfile", "server.ext",
-        ])
-    }
-
     /// nginx over TLS on `port`, closing keep-alive connections idle for 4 s, answering
     /// with the TLS version, its connection's serial number and the request's number on it.
-    static func startTLSNginx(port: Int) throws -> (Process, URL) {
-        try NginxBackendTests.startNginx(port: port) { folder in
+    /// Its certificate names `localhost` only (TestCertificates' `localhost.pem`).
+    static func startTLSNginx(port: Int, certificates: TestCertificates) throws -> (Process, URL) {
+        try NginxBackendTests.startNginx(port: port) { _ in
             """
             server {
                 listen 127.0.0.1:\(port) ssl;
-                ssl_certificate \(folder.path)/server.pem;
-                ssl_certificate_key \(folder.path)/server.key;
+                ssl_certificate \(certificates.path("localhost.pem"));
+                ssl_certificate_key \(certificates.path("localhost.key"));
                 keepalive_timeout 4s;
                 location / {
                     default_type application/json;
@@ -60,20 +35,20 @@ struct HTTPSProducerTests {
                 }
             }
             """
-        } prepare: { folder in
-            try makeCertificates(in: folder)
         }
     }
 
     @Test func aRouteCallsNginxOverTLSReusingAndRenewingConnections() async throws {
         let port = try NginxBackendTests.freePort()
-        let (nginx, folder) = try await offThePool { try Self.startTLSNginx(port: port) }
+        let certificates = try await TestCertificates.make()
+        let (nginx, folder) = try Self.startTLSNginx(port: port, certificates: certificates)
         defer {
             kill(nginx.processIdentifier, SIGKILL)
             nginx.waitUntilExit()
             try? FileManager.default.removeItem(at: folder)
+            certificates.remove()
         }
-        let ca = folder.appendingPathComponent("ca.pem").path
+        let ca = certificates.path("ca.pem")
         try await SwitchboardUnderTest.run("""
         routes:
           - id: trusted

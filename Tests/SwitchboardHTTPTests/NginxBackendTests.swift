@@ -32,12 +32,11 @@ struct NginxBackendTests {
 
     /// Starts nginx in the foreground on `port` with a JSON-answering location, or with
     /// `server` (given the folder) as its server block.
-    static func startNginx(port: Int, server: ((URL) -> String)? = nil, prepare: (URL) throws -> Void = { _ in }) throws -> (Process, URL) {
+    static func startNginx(port: Int, server: ((URL) -> String)? = nil) throws -> (Process, URL) {
         let binary = ["/usr/sbin/nginx", "/usr/local/sbin/nginx"].first { FileManager.default.isExecutableFile(atPath: $0) }
         let nginx = try #require(binary, "nginx is not installed; `make test` installs it (apt-get install nginx)")
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-nginx-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        try prepare(folder)
         let config = """
         daemon off;
         master_process off;
